@@ -1,0 +1,38 @@
+# reliamq developer commands. `make test` is what CI runs (see .ci/run).
+GO            ?= go
+TEST_TIMEOUT  ?= 20m
+BENCH         ?= .
+BENCHTIME     ?= 1s
+STATICCHECK   ?= $(shell $(GO) env GOPATH)/bin/staticcheck
+
+.PHONY: test test-unit test-race bench lint cover demo fuzz
+
+## test: everything a user means by "the tests": unit tests, tests against the
+## embedded RocketMQ broker with the real client, and tests against the local
+## services (PostgreSQL, MariaDB, Redis, RabbitMQ, NATS). Then the race detector
+## over every package; tests that run the RocketMQ client are built with
+## `//go:build !race` because the client itself has data races.
+test: test-unit test-race
+
+test-unit:
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+test-race:
+	$(GO) test -count=1 -race -short -timeout $(TEST_TIMEOUT) ./...
+
+## bench: every Go benchmark, side by side in one run (see docs/benchmarks.md).
+bench:
+	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -benchtime $(BENCHTIME) -timeout 60m ./...
+
+## lint: gofmt, go vet and staticcheck.
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	@test -x $(STATICCHECK) || $(GO) install honnef.co/go/tools/cmd/staticcheck@latest
+	$(STATICCHECK) ./...
+
+## cover: unit and service tests with a coverage profile (coverage.out, coverage.html).
+cover:
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -coverprofile=coverage.out -coverpkg=./... ./...
+	$(GO) tool cover -func=coverage.out | tail -1
+	$(GO) tool cover -html=coverage.out -o coverage.html

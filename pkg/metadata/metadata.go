@@ -1,0 +1,93 @@
+// Package metadata lists every Watermill metadata key that reliamq reads or
+// writes, in one place, so handlers and operators read the same names whatever
+// the backend.
+//
+// Keys fall in three groups:
+//   - RocketMQ send controls, read by the RocketMQ publisher (Tags, Keys,
+//     DelayLevel, ShardingKey). They never travel as user properties.
+//   - Delivery facts, written by subscribers on each delivered message
+//     (ReconsumeTimes and the RocketMQ* keys).
+//   - Redelivery and dead-letter facts, written by middleware/redelivery and
+//     the fallback relay.
+//
+// All other metadata travels untouched as user properties.
+package metadata
+
+// RocketMQ send controls. The RocketMQ publisher maps these to the broker's
+// system properties; other backends ignore them.
+const (
+	// Tags is the RocketMQ tag of the message (one tag; the broker filters on it).
+	Tags = "rocketmq_tags"
+	// Keys are the RocketMQ message keys, separated by single spaces.
+	Keys = "rocketmq_keys"
+	// DelayLevel is a RocketMQ delay level (1..18) for the send, as a decimal string.
+	// On a subscriber in broker-retry mode it is also read on Nack to choose the
+	// retry delay level.
+	DelayLevel = "rocketmq_delay_level"
+	// ShardingKey selects the queue when the publisher uses hash queue selection,
+	// so messages with the same key keep their order.
+	ShardingKey = "rocketmq_sharding_key"
+)
+
+// Delivery facts. Subscribers set these on delivered messages.
+const (
+	// ReconsumeTimes is how many times the message was redelivered before this
+	// delivery, as a decimal string ("0" on the first delivery). Both the RocketMQ
+	// subscriber (from the broker) and middleware/redelivery set it, so a handler
+	// reads one key on every backend.
+	ReconsumeTimes = "reliamq_reconsume_times"
+	// Broadcast is "true" on messages delivered by a broadcasting subscription;
+	// middleware/redelivery never retries them.
+	Broadcast = "reliamq_broadcast"
+
+	// RocketMQMsgID is the stable message id (the client's UNIQ_KEY), unchanged
+	// across broker redeliveries.
+	RocketMQMsgID = "rocketmq_msg_id"
+	// RocketMQOffsetMsgID is the broker's offset message id of this stored copy.
+	RocketMQOffsetMsgID = "rocketmq_offset_msg_id"
+	// RocketMQTopic is the topic the message was published to (a redelivered
+	// message reports its original topic, not %RETRY%<group>).
+	RocketMQTopic = "rocketmq_topic"
+	// RocketMQQueueID is the queue the message was read from.
+	RocketMQQueueID = "rocketmq_queue_id"
+	// RocketMQQueueOffset is the message's offset in that queue.
+	RocketMQQueueOffset = "rocketmq_queue_offset"
+	// RocketMQBornTimestamp is when the producer created the message (Unix ms).
+	RocketMQBornTimestamp = "rocketmq_born_timestamp"
+	// RocketMQStoreTimestamp is when the broker stored this copy (Unix ms).
+	RocketMQStoreTimestamp = "rocketmq_store_timestamp"
+)
+
+// Redelivery and dead-letter facts, written by middleware/redelivery.
+const (
+	// OriginalUUID is the UUID of the first delivery. The message UUID itself
+	// also stays the same; this key survives tools that re-create messages.
+	OriginalUUID = "reliamq_original_uuid"
+	// FirstFailureTime is when the handler first failed, RFC 3339 with nanoseconds.
+	FirstFailureTime = "reliamq_first_failure_time"
+	// LastError is the text of the handler's last error.
+	LastError = "reliamq_last_error"
+	// OriginalTopic is the topic the message was consumed from (DLQ messages).
+	OriginalTopic = "reliamq_original_topic"
+	// Handler is the name of the handler that failed (DLQ messages).
+	Handler = "reliamq_handler"
+	// ConsumerGroup is the consumer group that failed (DLQ and retry messages).
+	ConsumerGroup = "reliamq_consumer_group"
+	// DeadLetterReason says why the message was dead-lettered: "max_attempts",
+	// "permanent", "dead_letter_verdict" or "panic".
+	DeadLetterReason = "reliamq_dead_letter_reason"
+	// Attempts is how many times the handler ran on the message (DLQ messages).
+	Attempts = "reliamq_attempts"
+	// PanicStack is the stack of a handler panic (DLQ messages).
+	PanicStack = "reliamq_panic_stack"
+)
+
+// Fallback facts, written by the fallback relay on poisoned messages.
+const (
+	// FallbackAttempts is how many relay sends were tried.
+	FallbackAttempts = "reliamq_fallback_attempts"
+	// FallbackFirstError is the error that sent the message to the fallback store.
+	FallbackFirstError = "reliamq_fallback_first_error"
+	// FallbackLastError is the last relay error.
+	FallbackLastError = "reliamq_fallback_last_error"
+)
