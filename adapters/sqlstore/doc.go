@@ -1,0 +1,47 @@
+// Package sqlstore is a durable message queue in one SQL table, for
+// PostgreSQL, MySQL/MariaDB and SQLite, over database/sql.
+//
+// It is the storage under the fallback relay (messages the broker did not take,
+// and outbox writes) and under durable consumer redelivery (messages waiting
+// for their next attempt). Each row holds a message — topic, UUID, payload,
+// metadata — and its delivery state: attempts, next attempt time, first and
+// last error, creation time, and the current lease. A Queue column lets several
+// users share one table.
+//
+// The life of a row: Insert (or InsertTx inside the caller's transaction, for
+// the outbox pattern) creates it; Claim leases due rows to one worker; the
+// worker then Deletes the row (done), Reschedules it (failed: attempts+1, due
+// again later) or Requeues it (not tried). A lease that is never released ends
+// after LeaseTimeout and the row can be claimed again.
+//
+// Why not watermill-sql's subscriber: its model is an append-only log with a
+// consumer-group offset. Rows are never deleted, a message cannot be made due
+// later than its neighbours, and there is no per-row lease, so "claim, then
+// delete or reschedule, and recover from a crashed claimer" cannot be
+// expressed with it. docs/sql-store.md gives the details and the SQL.
+//
+// # Delivery guarantees
+//
+// A write that returned nil is committed; nothing is removed except by Delete.
+// Claims are exclusive while the lease lasts (FOR UPDATE SKIP LOCKED on
+// PostgreSQL and MySQL/MariaDB; SQLite serialises writers). After a lease
+// expires another worker may claim the row while the first still works on
+// it: that is the one source of duplicates, so choose LeaseTimeout longer than
+// a claimed batch takes. Claim returns rows in next-attempt order; there is no
+// ordering guarantee across claimers.
+//
+// # Input validation
+//
+// Table names must match ^[a-zA-Z_][a-zA-Z0-9_]{0,62}$ and are the only names
+// put into SQL text; topics must match ^[a-zA-Z0-9._%|:/-]{1,255}$ and, like
+// every other value, travel as bind parameters. Bad input returns a typed error
+// (ErrInvalidTable, ErrInvalidTopic, ErrInvalidQueue, ErrInvalidMessage,
+// ErrInvalidMetadata) before any SQL runs; database failures match
+// ErrStoreUnavailable.
+//
+// # Time
+//
+// Times come from the configured clock.Clock and are stored as Unix
+// microseconds (BIGINT) in UTC, which compares the same way in every dialect
+// and needs no driver time-zone settings.
+package sqlstore

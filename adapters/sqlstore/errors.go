@@ -1,0 +1,77 @@
+package sqlstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors. Bad input (the Invalid errors) is detected before any SQL is
+// sent and must never be retried; ErrStoreUnavailable marks a failure of the
+// database itself, which may succeed later.
+var (
+	// ErrInvalidConfig is returned by New and NewPublisher for a bad config.
+	ErrInvalidConfig = errors.New("sqlstore: invalid config")
+	// ErrInvalidTable is returned for a table name that does not match
+	// ^[a-zA-Z_][a-zA-Z0-9_]{0,62}$. Table names are the only identifiers that
+	// reach SQL text, so this check is what keeps them safe.
+	ErrInvalidTable = errors.New("sqlstore: invalid table name")
+	// ErrInvalidTopic is returned by writes for an empty topic, a topic longer
+	// than 255 bytes or one with characters outside [a-zA-Z0-9._%|:/-].
+	ErrInvalidTopic = errors.New("sqlstore: invalid topic")
+	// ErrInvalidQueue is returned for a queue name longer than 255 bytes or one
+	// holding invalid UTF-8 or control characters.
+	ErrInvalidQueue = errors.New("sqlstore: invalid queue")
+	// ErrInvalidMessage is returned for a nil message, a UUID longer than 255
+	// bytes or holding invalid UTF-8 or control characters, or no messages at
+	// all where at least one is required.
+	ErrInvalidMessage = errors.New("sqlstore: invalid message")
+	// ErrInvalidMetadata is returned for metadata with invalid UTF-8 or NUL
+	// characters, which JSON (and so the metadata column) cannot carry
+	// unchanged.
+	ErrInvalidMetadata = errors.New("sqlstore: invalid metadata")
+	// ErrStoreUnavailable matches every failure reported by the database or
+	// its driver (connection refused, lock timeout, disk full...). The
+	// operation did not happen, or for a commit whose answer was lost, may
+	// have happened.
+	ErrStoreUnavailable = errors.New("sqlstore: store unavailable")
+	// ErrNotFound is returned by Reschedule and Requeue when no row has the id.
+	ErrNotFound = errors.New("sqlstore: row not found")
+	// ErrClosed is returned by Publisher.Publish after Close.
+	ErrClosed = errors.New("sqlstore: publisher closed")
+)
+
+// StoreError is a database failure during Op. It matches ErrStoreUnavailable
+// with errors.Is and unwraps to the driver's error.
+type StoreError struct {
+	Op    string // "insert", "claim", "delete", "reschedule", ...
+	Table string
+	Err   error
+}
+
+func (e *StoreError) Error() string {
+	return fmt.Sprintf("sqlstore: %s on table %s: %v", e.Op, e.Table, e.Err)
+}
+
+// Unwrap returns the driver's error.
+func (e *StoreError) Unwrap() error { return e.Err }
+
+// Is matches ErrStoreUnavailable.
+func (e *StoreError) Is(target error) bool { return target == ErrStoreUnavailable }
+
+// IsRetryable reports whether err is a store failure that may succeed if the
+// operation is tried again: true for ErrStoreUnavailable, false for bad input,
+// for context cancellation and for nil.
+func IsRetryable(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	return errors.Is(err, ErrStoreUnavailable)
+}
+
+func (s *Store) wrap(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &StoreError{Op: op, Table: s.table, Err: err}
+}

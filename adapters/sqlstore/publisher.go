@@ -1,0 +1,103 @@
+package sqlstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+// PublisherConfig configures a Publisher.
+type PublisherConfig struct {
+	// Store receives the rows. Required.
+	Store *Store
+	// Queue the rows are written to. Default "" (the fallback relay's default
+	// queue).
+	Queue string
+}
+
+// Validate reports every problem of the config, each naming its field.
+func (c PublisherConfig) Validate() error {
+	var errs []error
+	if c.Store == nil {
+		errs = append(errs, errors.New("Store: required"))
+	}
+	if err := ValidateQueue(c.Queue); err != nil {
+		errs = append(errs, fmt.Errorf("Queue: %w", err))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(errs...))
+	}
+	return nil
+}
+
+// Publisher is a message.Publisher that writes messages as rows of a Store
+// instead of sending them; a relay sends them later. It suits the async
+// publisher's leftovers and tests.
+//
+// Delivery guarantees: Publish returns nil only after every message of the
+// call is committed, in one transaction (all or none). Messages keep their
+// UUID, payload and metadata. Publish is safe for concurrent use; Close does
+// not close the Store's database.
+type Publisher struct {
+	store  *Store
+	queue  string
+	closed atomic.Bool
+}
+
+var _ message.Publisher = (*Publisher)(nil)
+
+// NewPublisher returns a Publisher writing to cfg.Store.
+func NewPublisher(cfg PublisherConfig, logger watermill.LoggerAdapter) (*Publisher, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Publisher{store: cfg.Store, queue: cfg.Queue}, nil
+}
+
+// Publish stores msgs for topic. The context of the first message bounds the
+// write. Errors: ErrClosed, the Invalid* errors for bad input, or an error
+// matching ErrStoreUnavailable.
+func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
+	if p.closed.Load() {
+		return ErrClosed
+	}
+	rows, err := Rows(p.queue, topic, msgs)
+	if err != nil {
+		return err
+	}
+	return p.store.Insert(contextOf(msgs), rows...)
+}
+
+// Close makes later Publish calls fail with ErrClosed.
+func (p *Publisher) Close() error {
+	p.closed.Store(true)
+	return nil
+}
+
+// Rows converts msgs for topic into rows of queue, rejecting nil messages and
+// an empty list with ErrInvalidMessage.
+func Rows(queue, topic string, msgs []*message.Message) ([]Message, error) {
+	if len(msgs) == 0 {
+		return nil, fmt.Errorf("%w: no messages", ErrInvalidMessage)
+	}
+	rows := make([]Message, len(msgs))
+	for i, m := range msgs {
+		if m == nil {
+			return nil, fmt.Errorf("%w: message %d is nil", ErrInvalidMessage, i)
+		}
+		rows[i] = FromMessage(queue, topic, m)
+	}
+	return rows, nil
+}
+
+// contextOf returns the context of the first message, or Background.
+func contextOf(msgs []*message.Message) context.Context {
+	if len(msgs) > 0 && msgs[0] != nil {
+		return msgs[0].Context()
+	}
+	return context.Background()
+}

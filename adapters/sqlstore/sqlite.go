@@ -1,0 +1,47 @@
+package sqlstore
+
+import (
+	"database/sql"
+	"fmt"
+	"net/url"
+
+	// The pure-Go SQLite driver, registered as "sqlite".
+	_ "modernc.org/sqlite"
+)
+
+// OpenSQLite opens (creating if needed) the SQLite database file at path for
+// use by a Store with Dialect SQLite.
+//
+// SQLite allows one writer at a time. The handle is limited to one open
+// connection, so writers in this process queue in database/sql instead of
+// failing with SQLITE_BUSY; a busy timeout of 5s covers other processes using
+// the same file; WAL journaling lets readers run during a write; transactions
+// start IMMEDIATE so a claim never has to upgrade a read lock. Consequence of
+// the single connection: do not call Store methods (other than InsertTx with
+// that transaction) while holding a transaction on this handle, or they wait
+// for it forever. path ":memory:" gives a private in-memory database.
+func OpenSQLite(path string) (*sql.DB, error) {
+	if path == "" {
+		return nil, fmt.Errorf("%w: SQLite path: required", ErrInvalidConfig)
+	}
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(5000)")
+	if path != ":memory:" {
+		q.Add("_pragma", "journal_mode(WAL)")
+	}
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Set("_txlock", "immediate")
+	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("%w: open sqlite %s: %w", ErrStoreUnavailable, path, err)
+	}
+	db.SetMaxOpenConns(1)
+	// Keep the one connection: closing it would drop a :memory: database.
+	db.SetMaxIdleConns(1)
+	db.SetConnMaxLifetime(0)
+	if err := db.Ping(); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("%w: open sqlite %s: %w", ErrStoreUnavailable, path, err)
+	}
+	return db, nil
+}

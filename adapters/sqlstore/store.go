@@ -1,0 +1,497 @@
+package sqlstore
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"sort"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+
+	"github.com/reliamq/reliamq/pkg/clock"
+)
+
+// insertChunk is how many rows one INSERT statement carries. 100 rows x 10
+// parameters stays far below every dialect's parameter limit.
+const insertChunk = 100
+
+// idChunk is how many ids one DELETE/UPDATE ... IN (...) statement carries.
+const idChunk = 500
+
+// Store is a durable queue of messages in one SQL table. It is safe for
+// concurrent use, also by several processes on one database.
+//
+// Delivery guarantees: a row written by Insert (or by a committed InsertTx)
+// stays until Delete removes it. Claim hands a due row to one claimer at a time
+// until its lease ends; a claimer that dies without Delete, Reschedule or
+// Requeue only delays the row by LeaseTimeout. A claimer that outlives its lease
+// may work on a row that another claimer has also claimed, so consumers of
+// claimed rows must tolerate duplicates (at-least-once).
+type Store struct {
+	db      *sql.DB
+	dialect Dialect
+	table   string
+	lease   time.Duration
+	clock   clock.Clock
+	owner   string
+	q       queries
+	logger  watermill.LoggerAdapter
+}
+
+// New returns a Store over cfg.DB. With cfg.AutoInitialize it creates the
+// table and index if they do not exist.
+func New(cfg Config, logger watermill.LoggerAdapter) (*Store, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = watermill.NopLogger{}
+	}
+	s := &Store{
+		db:      cfg.DB,
+		dialect: cfg.Dialect,
+		table:   cfg.Table,
+		lease:   cfg.LeaseTimeout,
+		clock:   cfg.Clock,
+		owner:   cfg.Owner,
+		q:       newQueries(cfg.Dialect, cfg.Table),
+		logger:  logger.With(watermill.LogFields{"component": "sqlstore", "table": cfg.Table}),
+	}
+	if cfg.AutoInitialize {
+		if err := s.InitializeSchema(context.Background()); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// DB returns the database the Store writes to.
+func (s *Store) DB() *sql.DB { return s.db }
+
+// Dialect returns the Store's dialect.
+func (s *Store) Dialect() Dialect { return s.dialect }
+
+// Table returns the table name.
+func (s *Store) Table() string { return s.table }
+
+// Owner returns the lease owner used when a ClaimRequest names none.
+func (s *Store) Owner() string { return s.owner }
+
+// LeaseTimeout returns how long a claim lasts.
+func (s *Store) LeaseTimeout() time.Duration { return s.lease }
+
+// InitializeSchema creates the table and its index if they do not exist.
+func (s *Store) InitializeSchema(ctx context.Context) error {
+	stmts, err := SchemaSQL(s.dialect, s.table)
+	if err != nil {
+		return err
+	}
+	for _, stmt := range stmts {
+		if _, err := s.db.ExecContext(ctx, stmt); err != nil {
+			// Two processes creating the same table at once can make one
+			// CREATE ... IF NOT EXISTS fail (PostgreSQL catalog race); what
+			// matters is that the table is there afterwards.
+			if _, probe := s.db.ExecContext(ctx, "SELECT id FROM "+s.q.table+" WHERE 1 = 0"); probe == nil {
+				continue
+			}
+			return s.wrap("initialize schema", err)
+		}
+	}
+	return nil
+}
+
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// Insert stores msgs atomically: all of them or, on error, none. Zero
+// NextAttemptAt and CreatedAt become now. Invalid input is rejected before any
+// SQL runs (ErrInvalidTopic, ErrInvalidQueue, ErrInvalidMessage,
+// ErrInvalidMetadata).
+func (s *Store) Insert(ctx context.Context, msgs ...Message) error {
+	args, err := s.insertArgs(msgs)
+	if err != nil {
+		return err
+	}
+	if len(msgs) <= insertChunk {
+		_, err := s.db.ExecContext(ctx, s.q.insert(len(msgs)), args...)
+		return s.wrap("insert", err)
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return s.wrap("insert", err)
+	}
+	if err := s.execInsert(ctx, tx, len(msgs), args); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return s.wrap("insert", tx.Commit())
+}
+
+// InsertTx stores msgs inside the caller's transaction (outbox writes): the
+// rows exist if and only if tx commits. tx must belong to the Store's database.
+func (s *Store) InsertTx(ctx context.Context, tx *sql.Tx, msgs ...Message) error {
+	if tx == nil {
+		return fmt.Errorf("%w: nil transaction", ErrInvalidMessage)
+	}
+	args, err := s.insertArgs(msgs)
+	if err != nil {
+		return err
+	}
+	return s.execInsert(ctx, tx, len(msgs), args)
+}
+
+func (s *Store) execInsert(ctx context.Context, ex execer, rows int, args []any) error {
+	for start := 0; start < rows; start += insertChunk {
+		n := min(insertChunk, rows-start)
+		if _, err := ex.ExecContext(ctx, s.q.insert(n), args[start*insertParams:(start+n)*insertParams]...); err != nil {
+			return s.wrap("insert", err)
+		}
+	}
+	return nil
+}
+
+func (s *Store) insertArgs(msgs []Message) ([]any, error) {
+	if len(msgs) == 0 {
+		return nil, fmt.Errorf("%w: no messages", ErrInvalidMessage)
+	}
+	now := toMicros(s.clock.Now())
+	args := make([]any, 0, len(msgs)*insertParams)
+	for i := range msgs {
+		m := &msgs[i]
+		if err := m.validate(); err != nil {
+			return nil, err
+		}
+		md, err := encodeMetadata(m.Metadata)
+		if err != nil {
+			return nil, err
+		}
+		next, created := now, now
+		if !m.NextAttemptAt.IsZero() {
+			next = toMicros(m.NextAttemptAt)
+		}
+		if !m.CreatedAt.IsZero() {
+			created = toMicros(m.CreatedAt)
+		}
+		payload := m.Payload
+		if payload == nil {
+			payload = []byte{} // NOT NULL column
+		}
+		args = append(args, m.Queue, m.Topic, m.UUID, payload, md, m.Attempts, next,
+			cleanError(m.FirstError), cleanError(m.LastError), created)
+	}
+	return args, nil
+}
+
+// ClaimRequest asks for due rows of one queue.
+type ClaimRequest struct {
+	// Queue to claim from ("" is a valid queue).
+	Queue string
+	// Owner is written to leased_by; default Store.Owner().
+	Owner string
+	// Limit is the most rows returned; default 100.
+	Limit int
+}
+
+// Claim leases up to req.Limit rows of req.Queue that are due
+// (next_attempt_at <= now) and not leased (or whose lease ended), oldest due
+// first, and returns them. Each row stays invisible to other claims for the
+// Store's LeaseTimeout, or until Delete, Reschedule or Requeue releases it.
+// Concurrent claimers, in this process or others, never receive the same row
+// while its lease lasts.
+func (s *Store) Claim(ctx context.Context, req ClaimRequest) ([]Message, error) {
+	if err := ValidateQueue(req.Queue); err != nil {
+		return nil, err
+	}
+	if req.Owner == "" {
+		req.Owner = s.owner
+	}
+	if len(req.Owner) > 255 {
+		return nil, fmt.Errorf("%w: Owner longer than 255 bytes", ErrInvalidMessage)
+	}
+	if req.Limit <= 0 {
+		req.Limit = 100
+	}
+	now := s.clock.Now()
+	nowUS, until := toMicros(now), toMicros(now.Add(s.lease))
+	var (
+		msgs []Message
+		err  error
+	)
+	if s.dialect == MySQL {
+		msgs, err = s.claimMySQL(ctx, req, nowUS, until)
+	} else {
+		msgs, err = s.query(ctx, "claim", s.db, s.q.claimReturning(), req.Owner, until, req.Queue, nowUS, nowUS, req.Limit)
+	}
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(msgs, func(i, j int) bool {
+		if !msgs[i].NextAttemptAt.Equal(msgs[j].NextAttemptAt) {
+			return msgs[i].NextAttemptAt.Before(msgs[j].NextAttemptAt)
+		}
+		return msgs[i].ID < msgs[j].ID
+	})
+	return msgs, nil
+}
+
+// claimMySQL needs three statements in one transaction: MySQL has no
+// UPDATE ... RETURNING. READ COMMITTED avoids gap locks that would make
+// concurrent inserts wait for the claim.
+func (s *Store) claimMySQL(ctx context.Context, req ClaimRequest, now, until int64) ([]Message, error) {
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
+	if err != nil {
+		return nil, s.wrap("claim", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	rows, err := tx.QueryContext(ctx, s.q.claimSelectMySQL(), req.Queue, now, now, req.Limit)
+	if err != nil {
+		return nil, s.wrap("claim", err)
+	}
+	var ids []any
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			_ = rows.Close()
+			return nil, s.wrap("claim", err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, s.wrap("claim", err)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.wrap("claim", err)
+	}
+	if len(ids) == 0 {
+		return nil, s.wrap("claim", tx.Commit())
+	}
+	if _, err := tx.ExecContext(ctx, s.q.leaseIDs(len(ids)), append([]any{req.Owner, until}, ids...)...); err != nil {
+		return nil, s.wrap("claim", err)
+	}
+	msgs, err := s.query(ctx, "claim", tx, s.q.selectIDs(len(ids)), ids...)
+	if err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, s.wrap("claim", err)
+	}
+	return msgs, nil
+}
+
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+func (s *Store) query(ctx context.Context, op string, qr querier, query string, args ...any) ([]Message, error) {
+	rows, err := qr.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, s.wrap(op, err)
+	}
+	defer func() { _ = rows.Close() }()
+	var msgs []Message
+	for rows.Next() {
+		var (
+			m                          Message
+			md                         string
+			next, created, leasedUntil int64
+		)
+		if err := rows.Scan(&m.ID, &m.Queue, &m.Topic, &m.UUID, &m.Payload, &md, &m.Attempts,
+			&next, &created, &m.FirstError, &m.LastError, &leasedUntil, &m.LeasedBy); err != nil {
+			return nil, s.wrap(op, err)
+		}
+		if m.Metadata, err = decodeMetadata(md); err != nil {
+			// A row edited by hand with broken JSON: keep it visible rather
+			// than fail the whole claim.
+			s.logger.Error("Stored metadata is not a JSON object; delivering without it", err,
+				watermill.LogFields{"row_id": m.ID})
+			m.Metadata = map[string]string{}
+		}
+		if m.Payload == nil {
+			m.Payload = []byte{}
+		}
+		m.NextAttemptAt, m.CreatedAt, m.LeasedUntil = fromMicros(next), fromMicros(created), fromMicros(leasedUntil)
+		msgs = append(msgs, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.wrap(op, err)
+	}
+	return msgs, nil
+}
+
+// Delete removes the rows with ids (those already gone are ignored). This is
+// the only way a row leaves the store.
+func (s *Store) Delete(ctx context.Context, ids ...int64) error {
+	return s.deleteIDs(ctx, s.db, ids)
+}
+
+// DeleteTx removes the rows with ids inside the caller's transaction.
+func (s *Store) DeleteTx(ctx context.Context, tx *sql.Tx, ids ...int64) error {
+	if tx == nil {
+		return fmt.Errorf("%w: nil transaction", ErrInvalidMessage)
+	}
+	return s.deleteIDs(ctx, tx, ids)
+}
+
+func (s *Store) deleteIDs(ctx context.Context, ex execer, ids []int64) error {
+	for start := 0; start < len(ids); start += idChunk {
+		part := ids[start:min(start+idChunk, len(ids))]
+		if _, err := ex.ExecContext(ctx, s.q.delete(len(part)), int64Args(part)...); err != nil {
+			return s.wrap("delete", err)
+		}
+	}
+	return nil
+}
+
+// Reschedule records a failed attempt on row id: attempts+1, last_error =
+// lastErr (also first_error if none was recorded), due again at next, lease
+// released. It returns ErrNotFound if the row is gone.
+func (s *Store) Reschedule(ctx context.Context, id int64, next time.Time, lastErr string) error {
+	lastErr = cleanError(lastErr)
+	res, err := s.db.ExecContext(ctx, s.q.reschedule(), toMicros(next), lastErr, lastErr, id)
+	if err != nil {
+		return s.wrap("reschedule", err)
+	}
+	return s.affected("reschedule", res, id)
+}
+
+// Requeue releases the leases of ids and makes them due at next without
+// counting an attempt: for rows claimed but not tried (shutdown, a relay
+// backing off) and for replaying rows by hand. It returns ErrNotFound if none
+// of the rows exists.
+func (s *Store) Requeue(ctx context.Context, next time.Time, ids ...int64) error {
+	var total int64
+	for start := 0; start < len(ids); start += idChunk {
+		part := ids[start:min(start+idChunk, len(ids))]
+		res, err := s.db.ExecContext(ctx, s.q.requeue(len(part)), append([]any{toMicros(next)}, int64Args(part)...)...)
+		if err != nil {
+			return s.wrap("requeue", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return s.wrap("requeue", err)
+		}
+		total += n
+	}
+	if total == 0 && len(ids) > 0 {
+		return fmt.Errorf("%w: ids %v", ErrNotFound, ids)
+	}
+	return nil
+}
+
+func (s *Store) affected(op string, res sql.Result, id int64) error {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return s.wrap(op, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%w: id %d", ErrNotFound, id)
+	}
+	return nil
+}
+
+func int64Args(ids []int64) []any {
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	return args
+}
+
+// Stats describes one queue.
+type Stats struct {
+	// Backlog is the number of rows in the queue, due or not, leased or not.
+	Backlog int64
+	// Due is the number of rows whose next attempt time has come.
+	Due int64
+	// Leased is the number of rows currently claimed.
+	Leased int64
+	// Oldest is the CreatedAt of the oldest row; zero when the queue is empty.
+	Oldest time.Time
+}
+
+// Stats counts the rows of queue.
+func (s *Store) Stats(ctx context.Context, queue string) (Stats, error) {
+	if err := ValidateQueue(queue); err != nil {
+		return Stats{}, err
+	}
+	now := toMicros(s.clock.Now())
+	var st Stats
+	var oldest int64
+	err := s.db.QueryRowContext(ctx, s.q.stats(), now, now, queue).Scan(&st.Backlog, &oldest, &st.Due, &st.Leased)
+	if err != nil {
+		return Stats{}, s.wrap("stats", err)
+	}
+	st.Oldest = fromMicros(oldest)
+	return st, nil
+}
+
+// Filter selects rows for List. Conditions combine with AND.
+type Filter struct {
+	// Queue restricts the rows to one queue unless AllQueues is set.
+	Queue string
+	// AllQueues lists rows of every queue.
+	AllQueues bool
+	// Topic, if not empty, restricts the rows to one topic.
+	Topic string
+	// UUID, if not empty, restricts the rows to one message UUID.
+	UUID string
+	// AfterID lists rows with id > AfterID, for paging.
+	AfterID int64
+	// Limit is the most rows returned; default 100.
+	Limit int
+}
+
+// List returns rows matching f in id order without claiming them.
+func (s *Store) List(ctx context.Context, f Filter) ([]Message, error) {
+	if f.Limit <= 0 {
+		f.Limit = 100
+	}
+	var (
+		conds []string
+		args  []any
+	)
+	add := func(cond string, v any) {
+		args = append(args, v)
+		conds = append(conds, cond+" "+s.q.ph(len(args)))
+	}
+	if !f.AllQueues {
+		if err := ValidateQueue(f.Queue); err != nil {
+			return nil, err
+		}
+		add("queue =", f.Queue)
+	}
+	if f.Topic != "" {
+		add("topic =", f.Topic)
+	}
+	if f.UUID != "" {
+		add("uuid =", f.UUID)
+	}
+	add("id >", f.AfterID)
+	query := "SELECT " + columns + " FROM " + s.q.table + " WHERE "
+	for i, c := range conds {
+		if i > 0 {
+			query += " AND "
+		}
+		query += c
+	}
+	args = append(args, f.Limit)
+	query += " ORDER BY id LIMIT " + s.q.ph(len(args))
+	return s.query(ctx, "list", s.db, query, args...)
+}
+
+func defaultOwner() string {
+	host, _ := os.Hostname()
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	owner := fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+	if len(owner) > 255 {
+		owner = owner[len(owner)-255:]
+	}
+	return owner
+}
