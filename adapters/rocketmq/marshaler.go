@@ -1,0 +1,245 @@
+package rocketmq
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/apache/rocketmq-client-go/v2/primitive"
+
+	"github.com/reliamq/reliamq/pkg/metadata"
+)
+
+// Property names the adapter writes on every message it publishes.
+const (
+	// PropertyUUID carries the Watermill message UUID. It is a property of its
+	// own (not UNIQ_KEY) so that it survives batches, which carry no UNIQ_KEY,
+	// and broker redeliveries unchanged.
+	PropertyUUID = "RELIAMQ_UUID"
+	// PropertyMetadataPrefix is prepended to every metadata key that is not a
+	// send control, so user keys such as DELAY or TAGS cannot change broker
+	// behaviour and broker system properties never turn into user metadata.
+	PropertyMetadataPrefix = "reliamq."
+)
+
+// Limits of the properties block.
+const (
+	// MaxPropertiesSize is the protocol limit of a message's properties block,
+	// in bytes (its length travels as a signed 16-bit integer).
+	MaxPropertiesSize = 32767
+	// PropertiesHeadroom is the part of MaxPropertiesSize the adapter keeps
+	// free for properties the client and the broker add on the way (UNIQ_KEY,
+	// CLUSTER, and on a broker retry RETRY_TOPIC, REAL_TOPIC, REAL_QID,
+	// ORIGIN_MESSAGE_ID, DELAY, MAX_RECONSUME_TIMES). A message that fits at
+	// publish time but not after the broker's additions would be refused on
+	// its first broker retry, where the client ignores the refusal.
+	PropertiesHeadroom = 1024
+)
+
+// Separators of the properties wire format (name\x01value\x02...).
+const (
+	nameValueSeparator = '\x01'
+	propertySeparator  = '\x02'
+)
+
+// Marshaler converts Watermill messages to RocketMQ messages and back. The
+// publisher validates the topic, the payload size and the properties produced
+// by any Marshaler before sending, so a custom implementation cannot bypass
+// those checks.
+type Marshaler interface {
+	// Marshal builds the RocketMQ message for msg on topic. It must not keep
+	// msg or modify it.
+	Marshal(topic string, msg *message.Message) (*primitive.Message, error)
+	// Unmarshal builds the Watermill message for a delivered RocketMQ message.
+	Unmarshal(ext *primitive.MessageExt) (*message.Message, error)
+}
+
+// DefaultMarshaler is the Marshaler used unless the config names another.
+//
+// Publishing: the UUID goes to PropertyUUID; the send controls metadata.Tags,
+// metadata.Keys, metadata.DelayLevel and metadata.ShardingKey go to the
+// broker's TAGS, KEYS, DELAY and SHARDING_KEY; every other metadata entry goes
+// to PropertyMetadataPrefix+key with its value unchanged (empty values too).
+//
+// Delivering: the UUID is PropertyUUID, or the RocketMQ MsgId for a message
+// from a plain RocketMQ producer; prefixed properties become metadata again
+// under their original keys; TAGS, KEYS and SHARDING_KEY become metadata.Tags,
+// metadata.Keys and metadata.ShardingKey; the delivery facts
+// metadata.ReconsumeTimes, RocketMQMsgID, RocketMQOffsetMsgID, RocketMQTopic,
+// RocketMQQueueID, RocketMQQueueOffset, RocketMQBornTimestamp and
+// RocketMQStoreTimestamp are set from the broker's record, overriding user
+// metadata of the same name. DELAY is not delivered back: on a subscriber in
+// broker-retry mode metadata.DelayLevel is the handler's choice of retry delay.
+// A message from a plain producer (no PropertyUUID) also gets its
+// non-system properties under their own names.
+type DefaultMarshaler struct{}
+
+var _ Marshaler = DefaultMarshaler{}
+
+// Marshal implements Marshaler. It returns an error matching
+// ErrInvalidMetadata (and policy.IsPermanent) for metadata that cannot be
+// encoded.
+func (DefaultMarshaler) Marshal(topic string, msg *message.Message) (*primitive.Message, error) {
+	props := make(map[string]string, len(msg.Metadata)+1)
+	// Set even when empty: its presence marks a message from this adapter.
+	props[PropertyUUID] = msg.UUID
+	for k, v := range msg.Metadata {
+		switch k {
+		case metadata.Tags:
+			if v != "" {
+				props[primitive.PropertyTags] = v
+			}
+		case metadata.Keys:
+			if v != "" {
+				props[primitive.PropertyKeys] = v
+			}
+		case metadata.ShardingKey:
+			if v != "" {
+				props[primitive.PropertyShardingKey] = v
+			}
+		case metadata.DelayLevel:
+			level, err := ParseDelayLevel(v)
+			if err != nil {
+				return nil, err
+			}
+			if level > 0 {
+				props[primitive.PropertyDelayTimeLevel] = strconv.Itoa(level)
+			}
+		default:
+			props[PropertyMetadataPrefix+k] = v
+		}
+	}
+	if err := CheckProperties(props); err != nil {
+		return nil, err
+	}
+	out := primitive.NewMessage(topic, msg.Payload)
+	// WithProperties keeps empty values, which WithProperty would drop.
+	out.WithProperties(props)
+	return out, nil
+}
+
+// Unmarshal implements Marshaler.
+func (DefaultMarshaler) Unmarshal(ext *primitive.MessageExt) (*message.Message, error) {
+	props := ext.GetProperties()
+	uuid, fromReliamq := props[PropertyUUID]
+	if !fromReliamq || uuid == "" {
+		uuid = ext.MsgId
+	}
+	md := make(message.Metadata, len(props)+8)
+	for k, v := range props {
+		if strings.HasPrefix(k, PropertyMetadataPrefix) {
+			md[k[len(PropertyMetadataPrefix):]] = v
+			continue
+		}
+		if !fromReliamq && !isSystemProperty(k) {
+			md[k] = v
+		}
+	}
+	if v := props[primitive.PropertyTags]; v != "" {
+		md[metadata.Tags] = v
+	}
+	if v := props[primitive.PropertyKeys]; v != "" {
+		md[metadata.Keys] = v
+	}
+	if v := props[primitive.PropertyShardingKey]; v != "" {
+		md[metadata.ShardingKey] = v
+	}
+	md[metadata.ReconsumeTimes] = strconv.FormatInt(int64(ext.ReconsumeTimes), 10)
+	md[metadata.RocketMQMsgID] = ext.MsgId
+	md[metadata.RocketMQOffsetMsgID] = ext.OffsetMsgId
+	md[metadata.RocketMQTopic] = ext.Topic
+	if ext.Queue != nil {
+		md[metadata.RocketMQQueueID] = strconv.Itoa(ext.Queue.QueueId)
+	}
+	md[metadata.RocketMQQueueOffset] = strconv.FormatInt(ext.QueueOffset, 10)
+	md[metadata.RocketMQBornTimestamp] = strconv.FormatInt(ext.BornTimestamp, 10)
+	md[metadata.RocketMQStoreTimestamp] = strconv.FormatInt(ext.StoreTimestamp, 10)
+
+	payload := ext.Body
+	if payload == nil {
+		payload = []byte{}
+	}
+	msg := message.NewMessage(uuid, payload)
+	msg.Metadata = md
+	return msg, nil
+}
+
+// ParseDelayLevel parses a metadata.DelayLevel value: "" and "0" mean no
+// delay, 1..18 are the broker's delay levels. Anything else is an error
+// matching ErrInvalidMetadata.
+func ParseDelayLevel(v string) (int, error) {
+	if v == "" {
+		return 0, nil
+	}
+	level, err := strconv.Atoi(v)
+	if err != nil || level < 0 || level > 18 {
+		return 0, permanent(ErrInvalidMetadata, "%s must be a delay level 0..18, got %q", metadata.DelayLevel, v)
+	}
+	return level, nil
+}
+
+// CheckProperties reports whether props can travel in a RocketMQ properties
+// block: no name or value may contain the separator bytes \x01 or \x02 or
+// invalid UTF-8 (single sends carry properties in a JSON header, which would
+// replace it), names must not be empty, and the encoded block must fit in
+// MaxPropertiesSize minus PropertiesHeadroom. The error matches
+// ErrInvalidMetadata and policy.IsPermanent.
+func CheckProperties(props map[string]string) error {
+	size := 0
+	for k, v := range props {
+		if k == "" {
+			return permanent(ErrInvalidMetadata, "empty property name")
+		}
+		if err := checkPropertyText(k); err != nil {
+			return permanent(ErrInvalidMetadata, "property name %q: %v", k, err)
+		}
+		if err := checkPropertyText(v); err != nil {
+			return permanent(ErrInvalidMetadata, "value of property %q: %v", k, err)
+		}
+		size += len(k) + len(v) + 2
+	}
+	if limit := MaxPropertiesSize - PropertiesHeadroom; size > limit {
+		return permanent(ErrInvalidMetadata,
+			"properties block of %d bytes exceeds %d (protocol limit %d minus %d bytes kept for client and broker properties)",
+			size, limit, MaxPropertiesSize, PropertiesHeadroom)
+	}
+	return nil
+}
+
+func checkPropertyText(s string) error {
+	for i := 0; i < len(s); i++ {
+		if s[i] == nameValueSeparator || s[i] == propertySeparator {
+			return fmt.Errorf("contains separator byte %#x at %d", s[i], i)
+		}
+	}
+	if !utf8.ValidString(s) {
+		return fmt.Errorf("is not valid UTF-8")
+	}
+	return nil
+}
+
+// systemProperties are the property names RocketMQ (broker, clients, tools)
+// gives a meaning to (MessageConst.java). They never become user metadata of a
+// message from a plain producer.
+var systemProperties = map[string]struct{}{
+	"KEYS": {}, "TAGS": {}, "WAIT": {}, "DELAY": {}, "RETRY_TOPIC": {}, "REAL_TOPIC": {},
+	"REAL_QID": {}, "TRAN_MSG": {}, "PGROUP": {}, "MIN_OFFSET": {}, "MAX_OFFSET": {},
+	"BUYER_ID": {}, "ORIGIN_MESSAGE_ID": {}, "TRANSFER_FLAG": {}, "CORRECTION_FLAG": {},
+	"MQ2_FLAG": {}, "RECONSUME_TIME": {}, "MSG_REGION": {}, "TRACE_ON": {}, "UNIQ_KEY": {},
+	"MAX_RECONSUME_TIMES": {}, "CONSUME_START_TIME": {}, "TRAN_PREPARED_QUEUE_OFFSET": {},
+	"TRANSACTION_CHECK_TIMES": {}, "CHECK_IMMUNITY_TIME_IN_SECONDS": {}, "INSTANCE_ID": {},
+	"CORRELATION_ID": {}, "REPLY_TO_CLIENT": {}, "TTL": {}, "ARRIVE_TIME": {},
+	"PUSH_REPLY_TIME": {}, "CLUSTER": {}, "MSG_TYPE": {}, "SHARDING_KEY": {},
+	"__transactionId__": {}, "__STARTDELIVERTIME": {}, "TIMER_DELAY_SEC": {},
+	"TIMER_DELAY_MS": {}, "TIMER_DELIVER_MS": {}, "TIMER_OUT_MS": {}, "TIMER_ENQUEUE_MS": {},
+	"TIMER_DEQUEUE_MS": {}, "TIMER_ROLL_TIMES": {}, "TIMER_DEL_UNIQKEY": {},
+	"INNER_MULTI_DISPATCH": {}, "INNER_MULTI_QUEUE_OFFSET": {}, "TRACE_CONTEXT": {},
+	"UNIQ_KEY_INNER": {}, PropertyUUID: {},
+}
+
+func isSystemProperty(name string) bool {
+	_, ok := systemProperties[name]
+	return ok
+}
