@@ -1,0 +1,103 @@
+// Package redelivery is a Watermill router middleware that gives any backend
+// RocketMQ's consumer retry semantics: a failed message is redelivered to the
+// same handler of the same consumer group after 10s, 30s, 1m, 2m ... 2h (16
+// retries by default, every 2h past the 16th when more are allowed), keeps its
+// UUID, carries its reconsume count, and ends in a dead-letter topic.
+//
+// It sits on the consume side; the publish side is
+// async(fallback(retry(rocketmq))) and is independent of it.
+//
+// # Outcomes
+//
+// The handler's result decides, in this order:
+//
+//   - nil: the message is acknowledged. A handler that catches its own errors
+//     and returns nil stops the retries (RocketMQ's CommitMessage).
+//   - a context error while the delivery's context is done (the router or
+//     subscriber is shutting down): returned to the router, which nacks; not
+//     counted as a failure.
+//   - Broadcast (Config.Broadcast, or metadata.Broadcast == "true" set by a
+//     broadcasting subscriber): never retried nor dead-lettered; logged,
+//     counted (Stats.Dropped) and reported to DroppedHook, then acknowledged.
+//   - DeadLetter(reason): to the dead-letter topic now (ReasonVerdict).
+//   - RetryLater() or RetryAfter(d): retried on the policy's schedule, or after
+//     d; always retried, but MaxAttempts still applies.
+//   - policy.Permanent(err), or an error the policy's Classifier stops: to the
+//     dead-letter topic without retry (ReasonPermanent), or dropped with
+//     Config.DropPermanent.
+//   - any other error, including a recovered panic (PanicError): retried after
+//     Policy.Delay(n) (with the policy's jitter) until Policy.MaxAttempts or
+//     MaxElapsed (counted from the first failure) is reached, then
+//     dead-lettered (ReasonMaxAttempts, ReasonMaxElapsed). A context error the
+//     handler got from a deadline of its own is an ordinary failure here.
+//
+// Policy.MaxAttempts counts the first delivery: RocketMQ's maxReconsumeTimes
+// 16 is MaxAttempts 17 (policy.RocketMQ(), the default), 20 is
+// policy.RocketMQ().WithMaxRetries(20).
+//
+// # Non-blocking
+//
+// A failed delivery is acknowledged as soon as its next attempt is scheduled;
+// the wait never happens inside the handler, so the subscription keeps
+// delivering later messages at full speed (Watermill's middleware.Retry
+// sleeps in the handler and stalls a serial subscription for the whole
+// backoff).
+//
+// # Where the wait lives (Config.Mode, no default)
+//
+//   - InMemory: a timer heap driven by the Clock, served by one goroutine;
+//     about 0.5 KB per waiting message plus its payload (docs/benchmarks.md).
+//     Waiting messages are lost on crash or Close (Stats.LostOnClose).
+//   - Durable: the message is inserted in the SQL store (Config.Store, queue
+//     "<group>/<handler>") with its due time; one poller per Redelivery claims
+//     due rows every PollInterval, publishes them to the retry topic and deletes
+//     them. Rows survive restarts; the store's leases let several instances
+//     share the queue, each row published by one at a time.
+//   - Native: for a RocketMQ subscriber in broker-retry mode. The middleware
+//     sets metadata.DelayLevel to DelayLevelFor(delay) and returns the error;
+//     the subscriber nacks and the broker redelivers through %RETRY%<group>
+//     with its own reconsume count. Give the subscriber
+//     MaxReconsumeTimes(policy) (or more) so the middleware, not the broker,
+//     dead-letters with full metadata. The broker resends the message as first
+//     stored, so FirstFailureTime and LastError are not carried between
+//     native redeliveries.
+//
+// # Consumer groups and the retry topic
+//
+// In InMemory and Durable modes a due message is published to the retry
+// topic of its group and handler (default DefaultRetryTopic(group, handler),
+// "reliamq_retry_<group>_<handler>", valid on every backend), which the same
+// handler consumes with a subscriber of the same group: AddHandler registers
+// the handler on both topics. Another group consuming the original topic
+// never subscribes to that retry topic, so it never sees the retries. The
+// message keeps its UUID; each redelivery carries metadata.ReconsumeTimes
+// (also set to "0" on first deliveries, so handlers read one key on every
+// backend, RocketMQ included), OriginalUUID, FirstFailureTime, LastError,
+// ConsumerGroup, OriginalTopic and Handler, plus RedeliveryCount, the
+// middleware's own count (subscribers may overwrite ReconsumeTimes).
+//
+// # Dead letters
+//
+// Dead-lettered messages go to Config.DeadLetterTopic (default
+// DefaultDeadLetterTopic(group), "reliamq_dlq_<group>", like %DLQ%<group>)
+// through DeadLetterPublisher, with the UUID and payload unchanged and the
+// metadata above plus DeadLetterReason, Attempts and, for panics, PanicStack.
+// Transport facts (RocketMQ ids, queue, offset, DelayLevel) are not copied.
+// Replay moves dead-lettered messages back to their original topic.
+//
+// # Delivery guarantees
+//
+// At-least-once. A failed delivery is acknowledged only after the retry is
+// scheduled (heap or committed row) or the dead-letter publish succeeded;
+// otherwise it is nacked and the backend redelivers it with the same count.
+// Duplicates: a publish to the retry or dead-letter topic that succeeded but
+// whose ack, or whose store delete, was lost. Losses: only InMemory mode, for
+// messages still waiting at a crash or Close. Ordering is not kept for failed
+// messages: later messages overtake them by design.
+//
+// # Hooks and stats
+//
+// Config.Hooks take any mix of RedeliveryScheduledHook, RedeliveredHook,
+// DeadLetteredHook and DroppedHook; Stats returns counters. Hooks run on the
+// handler's or the scheduler's goroutine and must not block.
+package redelivery

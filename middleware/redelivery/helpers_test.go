@@ -1,0 +1,129 @@
+package redelivery_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
+	"go.uber.org/goleak"
+
+	"github.com/reliamq/reliamq/middleware/redelivery"
+	"github.com/reliamq/reliamq/pkg/metadata"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// delivery is what a test handler saw.
+type delivery struct {
+	UUID      string
+	Reconsume string
+	At        time.Time
+	Metadata  message.Metadata
+}
+
+// hookRecorder implements every hook and forwards events to channels.
+type hookRecorder struct {
+	scheduled   chan redelivery.ScheduledParams
+	redelivered chan redelivery.RedeliveredParams
+	deadLetter  chan redelivery.DeadLetterParams
+	dropped     chan redelivery.DroppedParams
+}
+
+func newHookRecorder() *hookRecorder {
+	return &hookRecorder{
+		scheduled:   make(chan redelivery.ScheduledParams, 1000),
+		redelivered: make(chan redelivery.RedeliveredParams, 1000),
+		deadLetter:  make(chan redelivery.DeadLetterParams, 1000),
+		dropped:     make(chan redelivery.DroppedParams, 1000),
+	}
+}
+
+func (h *hookRecorder) OnRedeliveryScheduled(p redelivery.ScheduledParams) { h.scheduled <- p }
+func (h *hookRecorder) OnRedelivered(p redelivery.RedeliveredParams)       { h.redelivered <- p }
+func (h *hookRecorder) OnDeadLettered(p redelivery.DeadLetterParams)       { h.deadLetter <- p }
+func (h *hookRecorder) OnDropped(p redelivery.DroppedParams)               { h.dropped <- p }
+
+func recv[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(10 * time.Second):
+		t.Fatalf("timed out waiting for %s", what)
+	}
+	var zero T
+	return zero
+}
+
+// rig is a gochannel pub/sub, a router and one Redelivery in in-memory mode.
+type rig struct {
+	ps     *gochannel.GoChannel
+	r      *redelivery.Redelivery
+	router *message.Router
+	dlq    <-chan *message.Message
+}
+
+func newRig(t *testing.T, cfg redelivery.Config, topic string, h message.NoPublishHandlerFunc) *rig {
+	t.Helper()
+	ps := gochannel.NewGoChannel(gochannel.Config{}, watermill.NopLogger{})
+	cfg.Publisher = ps
+	if cfg.Mode == redelivery.ModeUnset {
+		cfg.Mode = redelivery.InMemory
+	}
+	r, err := redelivery.New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 5 * time.Second}, watermill.NopLogger{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.AddConsumerHandler(router, topic, ps, h); err != nil {
+		t.Fatal(err)
+	}
+	dlq, err := ps.Subscribe(context.Background(), r.Config().DeadLetterTopic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = router.Run(ctx) }()
+	<-router.Running()
+	t.Cleanup(func() {
+		_ = router.Close()
+		cancel()
+		<-done
+		_ = r.Close()
+		_ = ps.Close()
+	})
+	return &rig{ps: ps, r: r, router: router, dlq: dlq}
+}
+
+// recorder collects deliveries from any goroutine.
+type recorder struct {
+	mu  sync.Mutex
+	got []delivery
+	ch  chan delivery
+}
+
+func newRecorder() *recorder { return &recorder{ch: make(chan delivery, 10000)} }
+
+func (rec *recorder) record(msg *message.Message, at time.Time) {
+	d := delivery{UUID: msg.UUID, Reconsume: msg.Metadata.Get(metadata.ReconsumeTimes), At: at, Metadata: copyMD(msg.Metadata)}
+	rec.mu.Lock()
+	rec.got = append(rec.got, d)
+	rec.mu.Unlock()
+	rec.ch <- d
+}
+
+func copyMD(md message.Metadata) message.Metadata {
+	out := make(message.Metadata, len(md))
+	for k, v := range md {
+		out[k] = v
+	}
+	return out
+}

@@ -1,0 +1,124 @@
+package redelivery
+
+import "time"
+
+// ScheduledParams describes a failed message scheduled for another attempt.
+type ScheduledParams struct {
+	// MessageUUID is the message's UUID (unchanged across redeliveries).
+	MessageUUID string
+	// Topic is the topic the message was first consumed from.
+	Topic string
+	// ConsumerGroup and Handler identify who failed.
+	ConsumerGroup, Handler string
+	// Mode is where the message waits.
+	Mode Mode
+	// Retry is the number of the coming retry, from 1: the next delivery will
+	// carry metadata.ReconsumeTimes == Retry.
+	Retry int
+	// Delay is the wait chosen (policy, jitter or RetryAfter), Due = failure
+	// time + Delay. In Native mode Delay is the broker level's duration.
+	Delay time.Duration
+	Due   time.Time
+	// Err is the handler's error.
+	Err error
+}
+
+// RedeliveredParams describes a due message published to the retry topic
+// (InMemory and Durable modes).
+type RedeliveredParams struct {
+	MessageUUID            string
+	ConsumerGroup, Handler string
+	RetryTopic             string
+	// Retry is the retry number (metadata.ReconsumeTimes of the published copy).
+	Retry int
+	// Due is when the message was due; PublishedAt when it was published.
+	Due, PublishedAt time.Time
+	// Err is the publish error; nil when the message was published. A failed
+	// publish is tried again after Config.PublishRetryInterval.
+	Err error
+}
+
+// DeadLetterParams describes a message moved to the dead-letter topic.
+type DeadLetterParams struct {
+	MessageUUID            string
+	Topic                  string
+	ConsumerGroup, Handler string
+	DeadLetterTopic        string
+	// Reason is one of the Reason* constants.
+	Reason string
+	// Attempts is how many times the handler ran on the message, from 1.
+	Attempts int
+	// Err is the handler's last error.
+	Err error
+}
+
+// DroppedParams describes a failed message acknowledged without retry nor
+// dead-lettering: a broadcast message, or a permanent error with DropPermanent.
+type DroppedParams struct {
+	MessageUUID            string
+	Topic                  string
+	ConsumerGroup, Handler string
+	// Reason is ReasonBroadcast or ReasonPermanent.
+	Reason   string
+	Attempts int
+	Err      error
+}
+
+// RedeliveryScheduledHook is called after a failed message was scheduled, on
+// the handler's goroutine.
+type RedeliveryScheduledHook interface {
+	OnRedeliveryScheduled(ScheduledParams)
+}
+
+// RedeliveredHook is called after each attempt to publish a due message to
+// the retry topic, on the scheduler's (InMemory) or poller's (Durable)
+// goroutine.
+type RedeliveredHook interface {
+	OnRedelivered(RedeliveredParams)
+}
+
+// DeadLetteredHook is called after a message was published to the dead-letter
+// topic, on the handler's goroutine.
+type DeadLetteredHook interface {
+	OnDeadLettered(DeadLetterParams)
+}
+
+// DroppedHook is called after a failed message was acknowledged without retry
+// (broadcast, or DropPermanent), on the handler's goroutine.
+type DroppedHook interface {
+	OnDropped(DroppedParams)
+}
+
+func isHook(h any) bool {
+	switch h.(type) {
+	case RedeliveryScheduledHook, RedeliveredHook, DeadLetteredHook, DroppedHook:
+		return true
+	}
+	return false
+}
+
+type hooks struct {
+	scheduled   []RedeliveryScheduledHook
+	redelivered []RedeliveredHook
+	deadLetter  []DeadLetteredHook
+	dropped     []DroppedHook
+}
+
+func newHooks(values []any) hooks {
+	var h hooks
+	for _, v := range values {
+		if x, ok := v.(RedeliveryScheduledHook); ok {
+			h.scheduled = append(h.scheduled, x)
+		}
+		if x, ok := v.(RedeliveredHook); ok {
+			h.redelivered = append(h.redelivered, x)
+		}
+		if x, ok := v.(DeadLetteredHook); ok {
+			h.deadLetter = append(h.deadLetter, x)
+		}
+		if x, ok := v.(DroppedHook); ok {
+			h.dropped = append(h.dropped, x)
+		}
+	}
+	return h
+}

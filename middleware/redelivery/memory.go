@@ -1,0 +1,206 @@
+package redelivery
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+// memEntry is one waiting message, kept compact because InMemory mode may
+// hold millions: the metadata is flattened to key/value pairs and the
+// message's channels and context are only created when it is due.
+type memEntry struct {
+	due     int64 // Unix nanoseconds
+	retry   int32
+	uuid    string
+	payload []byte
+	md      []string // k0, v0, k1, v1, ...
+}
+
+// memoryScheduler is a min-heap of due times served by one goroutine that
+// waits on the Clock for the earliest entry.
+type memoryScheduler struct {
+	r *Redelivery
+
+	mu     sync.Mutex
+	heap   []memEntry
+	closed bool
+	wake   chan struct{}
+	stop   chan struct{}
+	done   chan struct{}
+}
+
+func newMemoryScheduler(r *Redelivery) *memoryScheduler {
+	s := &memoryScheduler{
+		r:    r,
+		wake: make(chan struct{}, 1),
+		stop: make(chan struct{}),
+		done: make(chan struct{}),
+	}
+	go s.run()
+	return s
+}
+
+func (s *memoryScheduler) schedule(_ context.Context, msg *message.Message, retry int, due time.Time, _ string) error {
+	e := memEntry{due: due.UnixNano(), retry: int32(retry), uuid: msg.UUID, payload: msg.Payload}
+	e.md = make([]string, 0, 2*len(msg.Metadata))
+	for k, v := range msg.Metadata {
+		e.md = append(e.md, k, v)
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	s.push(e)
+	first := s.heap[0].due == e.due
+	s.mu.Unlock()
+	s.r.stats.waiting.Add(1)
+	if first {
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+func (s *memoryScheduler) close() error {
+	s.mu.Lock()
+	if !s.closed {
+		s.closed = true
+		close(s.stop)
+	}
+	s.mu.Unlock()
+	<-s.done
+	s.mu.Lock()
+	lost := len(s.heap)
+	s.heap = nil
+	s.mu.Unlock()
+	if lost > 0 {
+		s.r.stats.lostOnClose.Add(uint64(lost))
+		s.r.stats.waiting.Add(-int64(lost))
+		s.r.logger.Info("In-memory redelivery closed with messages still waiting; they are lost",
+			watermill.LogFields{"lost": lost})
+	}
+	return nil
+}
+
+func (s *memoryScheduler) run() {
+	defer close(s.done)
+	clk := s.r.cfg.Clock
+	for {
+		s.mu.Lock()
+		if len(s.heap) == 0 {
+			s.mu.Unlock()
+			select {
+			case <-s.wake:
+				continue
+			case <-s.stop:
+				return
+			}
+		}
+		now := clk.Now()
+		wait := time.Duration(s.heap[0].due - now.UnixNano())
+		if wait > 0 {
+			s.mu.Unlock()
+			select {
+			case <-clk.After(wait):
+			case <-s.wake:
+			case <-s.stop:
+				return
+			}
+			continue
+		}
+		e := s.pop()
+		s.mu.Unlock()
+		s.publish(e, now)
+	}
+}
+
+func (s *memoryScheduler) publish(e memEntry, now time.Time) {
+	r := s.r
+	msg := message.NewMessage(e.uuid, e.payload)
+	for i := 0; i+1 < len(e.md); i += 2 {
+		msg.Metadata[e.md[i]] = e.md[i+1]
+	}
+	err := r.cfg.Publisher.Publish(r.cfg.RetryTopic, msg)
+	r.fireRedelivered(e.uuid, int(e.retry), time.Unix(0, e.due), now, err)
+	if err == nil {
+		r.stats.waiting.Add(-1)
+		return
+	}
+	r.logger.Error("Publishing a due message to the retry topic failed; will try again", err,
+		watermill.LogFields{"message_uuid": e.uuid, "retry_topic": r.cfg.RetryTopic})
+	e.due = now.Add(r.cfg.PublishRetryInterval).UnixNano()
+	s.mu.Lock()
+	if !s.closed {
+		s.push(e)
+	} else {
+		r.stats.lostOnClose.Add(1)
+		r.stats.waiting.Add(-1)
+	}
+	s.mu.Unlock()
+}
+
+func (r *Redelivery) fireRedelivered(uuid string, retry int, due, now time.Time, err error) {
+	if err == nil {
+		r.stats.redelivered.Add(1)
+	} else {
+		r.stats.publishFailures.Add(1)
+	}
+	if len(r.hooks.redelivered) == 0 {
+		return
+	}
+	p := RedeliveredParams{
+		MessageUUID: uuid, ConsumerGroup: r.cfg.ConsumerGroup, Handler: r.cfg.Handler,
+		RetryTopic: r.cfg.RetryTopic, Retry: retry, Due: due, PublishedAt: now, Err: err,
+	}
+	for _, h := range r.hooks.redelivered {
+		h.OnRedelivered(p)
+	}
+}
+
+func (s *memoryScheduler) push(e memEntry) {
+	s.heap = append(s.heap, e)
+	h := s.heap
+	i := len(h) - 1
+	for i > 0 {
+		p := (i - 1) / 2
+		if h[p].due <= h[i].due {
+			break
+		}
+		h[p], h[i] = h[i], h[p]
+		i = p
+	}
+}
+
+func (s *memoryScheduler) pop() memEntry {
+	h := s.heap
+	top := h[0]
+	n := len(h) - 1
+	h[0] = h[n]
+	h[n] = memEntry{}
+	h = h[:n]
+	i := 0
+	for {
+		l := 2*i + 1
+		if l >= n {
+			break
+		}
+		m := l
+		if rr := l + 1; rr < n && h[rr].due < h[l].due {
+			m = rr
+		}
+		if h[i].due <= h[m].due {
+			break
+		}
+		h[i], h[m] = h[m], h[i]
+		i = m
+	}
+	s.heap = h
+	return top
+}

@@ -1,0 +1,390 @@
+package redelivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/reliamq/reliamq/pkg/metadata"
+	"github.com/reliamq/reliamq/pkg/policy"
+)
+
+// RedeliveryCount is the metadata key where the middleware keeps its own
+// count of redeliveries in InMemory and Durable modes. Handlers read
+// metadata.ReconsumeTimes, which the middleware sets from this key on every
+// delivery; the separate key exists because some subscribers (RocketMQ's)
+// overwrite metadata.ReconsumeTimes with the broker's own count.
+const RedeliveryCount = "reliamq_redelivery_count"
+
+// stripped are delivery facts of one transport that must not travel with a
+// copy: a stale DelayLevel would delay the retry publish on RocketMQ.
+var stripped = []string{
+	metadata.DelayLevel, metadata.Broadcast,
+	metadata.RocketMQMsgID, metadata.RocketMQOffsetMsgID, metadata.RocketMQTopic,
+	metadata.RocketMQQueueID, metadata.RocketMQQueueOffset,
+	metadata.RocketMQBornTimestamp, metadata.RocketMQStoreTimestamp,
+}
+
+// Redelivery is the consumer-side retry middleware of one handler in one
+// consumer group. Create it with New, install it with AddHandler (or
+// Middleware), and Close it after the router stopped.
+//
+// Delivery guarantees: at-least-once. In InMemory and Durable modes a failed
+// delivery is acknowledged only after its next attempt is scheduled (in the
+// timer heap or committed to the store) or the message was published to the
+// dead-letter topic; when that fails the delivery is nacked, so the backend
+// redelivers it at once with the same count. Duplicates happen when a publish
+// to the retry or dead-letter topic succeeds but the ack or the store delete
+// is lost. Losses: InMemory mode loses the messages still waiting when the
+// process crashes or Close is called (counted in Stats.LostOnClose); Durable
+// and Native modes lose nothing. Ordering is not kept for retried messages:
+// later messages overtake a waiting one (that is the point). The middleware
+// is safe for concurrent use by any number of handler goroutines.
+type Redelivery struct {
+	cfg    Config
+	logger watermill.LoggerAdapter
+	hooks  hooks
+	queue  string
+
+	sched     scheduler
+	closeOnce sync.Once
+	closeErr  error
+
+	stats counters
+}
+
+type scheduler interface {
+	schedule(ctx context.Context, msg *message.Message, retry int, due time.Time, lastErr string) error
+	close() error
+}
+
+type counters struct {
+	succeeded, failed, scheduled, redelivered, publishFailures,
+	deadLettered, dropped, lostOnClose atomic.Uint64
+	waiting atomic.Int64
+}
+
+// Stats are counters since New. Safe to call at any time.
+type Stats struct {
+	// Succeeded and Failed count handler runs.
+	Succeeded, Failed uint64
+	// Scheduled counts failed messages scheduled for another attempt.
+	Scheduled uint64
+	// Redelivered counts due messages published to the retry topic;
+	// PublishFailures the publishes that failed and were tried again.
+	Redelivered, PublishFailures uint64
+	// DeadLettered counts messages published to the dead-letter topic.
+	DeadLettered uint64
+	// Dropped counts failed messages acknowledged without retry (broadcast,
+	// DropPermanent).
+	Dropped uint64
+	// Waiting is how many messages wait in this process's timer heap
+	// (InMemory mode; 0 otherwise).
+	Waiting int64
+	// LostOnClose counts InMemory messages still waiting at Close.
+	LostOnClose uint64
+}
+
+// New validates cfg and returns a Redelivery. In InMemory mode it starts the
+// timer goroutine and in Durable mode the store poller; Close stops them.
+func New(cfg Config, logger watermill.LoggerAdapter) (*Redelivery, error) {
+	if logger == nil {
+		logger = watermill.NopLogger{}
+	}
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	r := &Redelivery{
+		cfg:   cfg,
+		hooks: newHooks(cfg.Hooks),
+		queue: cfg.ConsumerGroup + "/" + cfg.Handler,
+		logger: logger.With(watermill.LogFields{
+			"component": "redelivery", "consumer_group": cfg.ConsumerGroup, "handler": cfg.Handler,
+		}),
+	}
+	switch cfg.Mode {
+	case InMemory:
+		r.sched = newMemoryScheduler(r)
+	case Durable:
+		r.sched = newStoreScheduler(r)
+	}
+	return r, nil
+}
+
+// Config returns the configuration with defaults applied.
+func (r *Redelivery) Config() Config { return r.cfg }
+
+// Stats returns the counters.
+func (r *Redelivery) Stats() Stats {
+	s := &r.stats
+	return Stats{
+		Succeeded: s.succeeded.Load(), Failed: s.failed.Load(), Scheduled: s.scheduled.Load(),
+		Redelivered: s.redelivered.Load(), PublishFailures: s.publishFailures.Load(),
+		DeadLettered: s.deadLettered.Load(), Dropped: s.dropped.Load(),
+		Waiting: s.waiting.Load(), LostOnClose: s.lostOnClose.Load(),
+	}
+}
+
+// Close stops the scheduler goroutines and waits for them. InMemory messages
+// still waiting are lost (Stats.LostOnClose); Durable ones stay in the store.
+// Close the router first: a message failing after Close is nacked with
+// ErrClosed. Close does not close the publishers nor the store. It is
+// idempotent.
+func (r *Redelivery) Close() error {
+	r.closeOnce.Do(func() {
+		if r.sched != nil {
+			r.closeErr = r.sched.close()
+		}
+	})
+	return r.closeErr
+}
+
+// Middleware wraps a handler. Use it directly with Router.AddMiddleware on the
+// handler and on a second handler consuming RetryTopic, or let AddHandler do
+// both.
+func (r *Redelivery) Middleware(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		count := r.reconsumeTimes(msg)
+		msg.Metadata.Set(metadata.ReconsumeTimes, strconv.Itoa(count))
+		produced, err := call(h, msg)
+		if err == nil {
+			r.stats.succeeded.Add(1)
+			return produced, nil
+		}
+		return nil, r.onFailure(msg, count, err)
+	}
+}
+
+func call(h message.HandlerFunc, msg *message.Message) (produced []*message.Message, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			produced, err = nil, &PanicError{Value: v, Stack: debug.Stack()}
+		}
+	}()
+	return h(msg)
+}
+
+func (r *Redelivery) reconsumeTimes(msg *message.Message) int {
+	key := RedeliveryCount
+	if r.cfg.Mode == Native {
+		key = metadata.ReconsumeTimes
+	}
+	n, err := strconv.Atoi(msg.Metadata.Get(key))
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
+}
+
+// failure is one failed delivery being decided.
+type failure struct {
+	msg      *message.Message
+	count    int // redeliveries before this delivery
+	err      error
+	now      time.Time
+	topic    string
+	attempts int
+}
+
+func (r *Redelivery) onFailure(msg *message.Message, count int, herr error) error {
+	// The router or subscriber is shutting down: not a failure of the message.
+	if ctxErr := msg.Context().Err(); ctxErr != nil && errors.Is(herr, ctxErr) {
+		return herr
+	}
+	r.stats.failed.Add(1)
+	f := failure{msg: msg, count: count, err: herr, now: r.cfg.Clock.Now(), attempts: count + 1}
+	f.topic = originalTopic(msg)
+
+	if r.cfg.Broadcast || msg.Metadata.Get(metadata.Broadcast) == "true" {
+		r.logger.Error("Broadcast message failed; not retried", herr, watermill.LogFields{"message_uuid": msg.UUID, "topic": f.topic})
+		return r.drop(f, ReasonBroadcast)
+	}
+
+	var dl *DeadLetterError
+	if errors.As(herr, &dl) {
+		return r.deadLetter(f, ReasonVerdict)
+	}
+	var ra *RetryAfterError
+	verdict := errors.As(herr, &ra)
+	if !verdict && !r.retryable(herr) {
+		var pe *PanicError
+		if errors.As(herr, &pe) {
+			return r.deadLetter(f, ReasonPanic)
+		}
+		if r.cfg.DropPermanent {
+			return r.drop(f, ReasonPermanent)
+		}
+		return r.deadLetter(f, ReasonPermanent)
+	}
+	if r.cfg.Policy.Exhausted(f.attempts) {
+		return r.deadLetter(f, ReasonMaxAttempts)
+	}
+	retry := count + 1
+	var delay time.Duration
+	if verdict && !ra.UsePolicy {
+		delay = ra.Delay
+	} else {
+		delay = r.cfg.Policy.JitteredDelay(retry, r.cfg.Rand())
+	}
+	if first, ok := firstFailure(msg); ok && !r.cfg.Policy.WithinBudget(f.now.Sub(first), delay) {
+		return r.deadLetter(f, ReasonMaxElapsed)
+	}
+
+	if r.cfg.Mode == Native {
+		level := DelayLevelFor(delay)
+		msg.Metadata.Set(metadata.DelayLevel, strconv.Itoa(level))
+		r.stats.scheduled.Add(1)
+		r.fireScheduled(f, retry, delayLevels[level-1])
+		// The error makes the router nack; the subscriber sends the message
+		// back to the broker with the level set above.
+		return herr
+	}
+
+	lastErr := r.truncate(herr.Error())
+	out := r.copyFor(f, lastErr)
+	out.Metadata.Set(RedeliveryCount, strconv.Itoa(retry))
+	out.Metadata.Set(metadata.ReconsumeTimes, strconv.Itoa(retry))
+	if err := r.sched.schedule(msg.Context(), out, retry, f.now.Add(delay), lastErr); err != nil {
+		err = errors.Join(herr, fmt.Errorf("redelivery: scheduling retry %d: %w", retry, err))
+		if policy.IsPermanent(err) {
+			// The message can never be parked (the store rejects its
+			// metadata, say): nacking would loop forever.
+			f.err = err
+			return r.deadLetter(f, ReasonPermanent)
+		}
+		return err
+	}
+	r.stats.scheduled.Add(1)
+	r.fireScheduled(f, retry, delay)
+	return nil
+}
+
+func (r *Redelivery) fireScheduled(f failure, retry int, delay time.Duration) {
+	if len(r.hooks.scheduled) == 0 {
+		return
+	}
+	p := ScheduledParams{
+		MessageUUID: f.msg.UUID, Topic: f.topic, ConsumerGroup: r.cfg.ConsumerGroup, Handler: r.cfg.Handler,
+		Mode: r.cfg.Mode, Retry: retry, Delay: delay, Due: f.now.Add(delay), Err: f.err,
+	}
+	for _, h := range r.hooks.scheduled {
+		h.OnRedeliveryScheduled(p)
+	}
+}
+
+// retryable is the policy's Retryable, except that a context error the
+// handler got from its own deadline (the delivery's context is still alive,
+// see onFailure) is an ordinary transient failure of the message.
+func (r *Redelivery) retryable(err error) bool {
+	if policy.IsPermanent(err) {
+		return false
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	return r.cfg.Policy.Retryable(err)
+}
+
+func (r *Redelivery) drop(f failure, reason string) error {
+	r.stats.dropped.Add(1)
+	p := DroppedParams{
+		MessageUUID: f.msg.UUID, Topic: f.topic, ConsumerGroup: r.cfg.ConsumerGroup, Handler: r.cfg.Handler,
+		Reason: reason, Attempts: f.attempts, Err: f.err,
+	}
+	for _, h := range r.hooks.dropped {
+		h.OnDropped(p)
+	}
+	return nil
+}
+
+func (r *Redelivery) deadLetter(f failure, reason string) error {
+	lastErr := r.truncate(f.err.Error())
+	out := r.copyFor(f, lastErr)
+	md := out.Metadata
+	md.Set(metadata.DeadLetterReason, reason)
+	md.Set(metadata.Attempts, strconv.Itoa(f.attempts))
+	md.Set(metadata.ReconsumeTimes, strconv.Itoa(f.count))
+	var pe *PanicError
+	if errors.As(f.err, &pe) {
+		md.Set(metadata.PanicStack, string(pe.Stack))
+	}
+	if err := r.cfg.DeadLetterPublisher.Publish(r.cfg.DeadLetterTopic, out); err != nil {
+		return errors.Join(f.err, fmt.Errorf("redelivery: publishing to dead-letter topic %q: %w", r.cfg.DeadLetterTopic, err))
+	}
+	r.stats.deadLettered.Add(1)
+	p := DeadLetterParams{
+		MessageUUID: f.msg.UUID, Topic: f.topic, ConsumerGroup: r.cfg.ConsumerGroup, Handler: r.cfg.Handler,
+		DeadLetterTopic: r.cfg.DeadLetterTopic, Reason: reason, Attempts: f.attempts, Err: f.err,
+	}
+	for _, h := range r.hooks.deadLetter {
+		h.OnDeadLettered(p)
+	}
+	return nil
+}
+
+// copyFor copies the failed message for the retry or dead-letter topic: same
+// UUID and payload, transport facts removed, failure facts added.
+func (r *Redelivery) copyFor(f failure, lastErr string) *message.Message {
+	md := make(message.Metadata, len(f.msg.Metadata)+6)
+	for k, v := range f.msg.Metadata {
+		md[k] = v
+	}
+	for _, k := range stripped {
+		delete(md, k)
+	}
+	if md[metadata.OriginalUUID] == "" {
+		md[metadata.OriginalUUID] = f.msg.UUID
+	}
+	if md[metadata.FirstFailureTime] == "" {
+		md[metadata.FirstFailureTime] = f.now.UTC().Format(time.RFC3339Nano)
+	}
+	if f.topic != "" {
+		md[metadata.OriginalTopic] = f.topic
+	}
+	md[metadata.LastError] = lastErr
+	md[metadata.ConsumerGroup] = r.cfg.ConsumerGroup
+	md[metadata.Handler] = r.cfg.Handler
+	out := message.NewMessage(f.msg.UUID, f.msg.Payload)
+	out.Metadata = md
+	return out
+}
+
+func originalTopic(msg *message.Message) string {
+	if t := msg.Metadata.Get(metadata.OriginalTopic); t != "" {
+		return t
+	}
+	if t := msg.Metadata.Get(metadata.RocketMQTopic); t != "" {
+		return t
+	}
+	return message.SubscribeTopicFromCtx(msg.Context())
+}
+
+func firstFailure(msg *message.Message) (time.Time, bool) {
+	v := msg.Metadata.Get(metadata.FirstFailureTime)
+	if v == "" {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	return t, err == nil
+}
+
+func (r *Redelivery) truncate(s string) string {
+	n := r.cfg.MaxErrorLength
+	if n < 0 || len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}

@@ -1,0 +1,100 @@
+package redelivery
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+// HandlerRegistration describes a handler for AddHandler.
+type HandlerRegistration struct {
+	// Topic is the topic the handler consumes. Required.
+	Topic string
+	// Subscriber consumes Topic as the Redelivery's consumer group. Required.
+	Subscriber message.Subscriber
+	// RetrySubscriber consumes the retry topic; it must belong to the same
+	// consumer group. Default: Subscriber (every Watermill subscriber can
+	// subscribe to several topics).
+	RetrySubscriber message.Subscriber
+	// PublishTopic and Publisher receive the messages the handler returns;
+	// both empty for a handler that returns none.
+	PublishTopic string
+	Publisher    message.Publisher
+	// HandlerFunc is the handler. Required.
+	HandlerFunc message.HandlerFunc
+}
+
+// AddHandler registers reg.HandlerFunc, wrapped in the middleware, on router
+// under the name Config.Handler consuming reg.Topic, and in InMemory and
+// Durable modes a second time under Config.Handler+"_retry" consuming the
+// retry topic, so a due message reaches the same handler in the same consumer
+// group. It returns the registered handlers. It fails, instead of panicking
+// like the router, when a name is taken. Call it before router.Run (or call
+// router.RunHandlers afterwards).
+func (r *Redelivery) AddHandler(router *message.Router, reg HandlerRegistration) ([]*message.Handler, error) {
+	var errs []error
+	if router == nil {
+		errs = append(errs, errors.New("router is nil"))
+	}
+	if reg.Topic == "" {
+		errs = append(errs, errors.New("Topic is required"))
+	}
+	if reg.Subscriber == nil {
+		errs = append(errs, errors.New("Subscriber is required"))
+	}
+	if reg.HandlerFunc == nil {
+		errs = append(errs, errors.New("HandlerFunc is required"))
+	}
+	if (reg.Publisher == nil) != (reg.PublishTopic == "") {
+		errs = append(errs, errors.New("PublishTopic and Publisher go together"))
+	}
+	if r.cfg.Mode != Native && reg.Topic == r.cfg.RetryTopic {
+		errs = append(errs, fmt.Errorf("Topic %q is the retry topic", reg.Topic))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("%w: AddHandler: %w", ErrInvalidConfig, err)
+	}
+	if reg.RetrySubscriber == nil {
+		reg.RetrySubscriber = reg.Subscriber
+	}
+	names := []string{r.cfg.Handler}
+	topics := []string{reg.Topic}
+	subs := []message.Subscriber{reg.Subscriber}
+	if r.cfg.Mode != Native {
+		names = append(names, r.cfg.Handler+"_retry")
+		topics = append(topics, r.cfg.RetryTopic)
+		subs = append(subs, reg.RetrySubscriber)
+	}
+	existing := router.Handlers()
+	for _, n := range names {
+		if _, taken := existing[n]; taken {
+			return nil, fmt.Errorf("%w: AddHandler: handler name %q is already registered", ErrInvalidConfig, n)
+		}
+	}
+	var out []*message.Handler
+	for i, n := range names {
+		var h *message.Handler
+		if reg.Publisher == nil {
+			hf := reg.HandlerFunc
+			h = router.AddConsumerHandler(n, topics[i], subs[i], func(msg *message.Message) error {
+				_, err := hf(msg)
+				return err
+			})
+		} else {
+			h = router.AddHandler(n, topics[i], subs[i], reg.PublishTopic, reg.Publisher, reg.HandlerFunc)
+		}
+		h.AddMiddleware(r.Middleware)
+		out = append(out, h)
+	}
+	return out, nil
+}
+
+// AddConsumerHandler is AddHandler for a handler that returns no messages.
+func (r *Redelivery) AddConsumerHandler(router *message.Router, topic string, sub message.Subscriber, h message.NoPublishHandlerFunc) ([]*message.Handler, error) {
+	var hf message.HandlerFunc
+	if h != nil {
+		hf = func(msg *message.Message) ([]*message.Message, error) { return nil, h(msg) }
+	}
+	return r.AddHandler(router, HandlerRegistration{Topic: topic, Subscriber: sub, HandlerFunc: hf})
+}
