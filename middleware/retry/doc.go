@@ -1,0 +1,45 @@
+// Package retry is a message.Publisher decorator that retries a failed Publish
+// under a policy.Policy, with retry-go v4 as the loop and the policy's schedule
+// as its delays.
+//
+// It is the innermost reliamq layer on the send path:
+//
+//	async.Publisher( fallback.Publisher( retry.Publisher( broker publisher ) ) )
+//
+// and the fallback relay resends stored messages through a retry.Publisher too.
+//
+// What one Publish does:
+//
+//   - The first attempt calls the inner publisher directly; on success nothing
+//     else happens (no allocation, no timer, no retry-go set-up).
+//   - After a failure the error is classified with Policy.Retryable: a
+//     policy.Permanent error, a context error or a Classifier "stop" is returned
+//     as is, after that one attempt.
+//   - Otherwise the publisher waits Policy.JitteredDelay(n, u) (u drawn from
+//     math/rand/v2) on the configured Clock and tries again, up to
+//     Policy.MaxAttempts attempts in total and within Policy.MaxElapsed.
+//   - When attempts or the time budget run out, Publish returns an
+//     *ExhaustedError (errors.Is(err, ErrExhausted)) holding the attempt count;
+//     it unwraps to the last error, so errors.Is/As still see the cause.
+//   - The messages' contexts are the send context (Watermill semantics): when
+//     one is cancelled the loop stops at once, even in the middle of a wait, and
+//     Publish returns an error matching both the context error and the last
+//     publish error. A cancelled context is never retried.
+//
+// # Delivery guarantees
+//
+// At-least-once for every Publish that returns nil; a Publish that returns an
+// error may still have delivered some or all of its messages. Duplicates happen
+// when an attempt failed on the client side although the broker stored the
+// message (a timeout, a lost reply) and the message is sent again; the message
+// keeps its UUID across attempts so consumers can deduplicate. Batches: when a
+// Publish of several messages fails and the error implements PartialError, only
+// the messages the backend did not accept are sent again; when it does not,
+// every message of the call is sent again, so the ones the backend had already
+// stored are duplicated. Order within one call is kept; order between
+// concurrent calls is not. The publisher holds no state between calls and
+// never loses a message by itself: every message is either published, or
+// reported in the returned error. It is safe for concurrent use as long as the
+// inner publisher is. Close closes the inner publisher; it does not interrupt a
+// Publish that is waiting between attempts (cancel the message context for that).
+package retry

@@ -1,0 +1,372 @@
+package retry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	retrygo "github.com/avast/retry-go/v4"
+
+	"github.com/reliamq/reliamq/pkg/clock"
+	"github.com/reliamq/reliamq/pkg/policy"
+)
+
+var _ message.Publisher = (*Publisher)(nil)
+
+// ErrInvalidConfig matches every error NewPublisher returns for a bad Config or
+// a nil inner publisher.
+var ErrInvalidConfig = errors.New("retry: invalid config")
+
+// ErrExhausted matches (errors.Is) an *ExhaustedError: every allowed attempt
+// failed, or the next retry would start after Policy.MaxElapsed.
+var ErrExhausted = errors.New("retry: attempts exhausted")
+
+// ExhaustedError is returned by Publish when retrying gave up on a retryable
+// error. Unwrap returns the last publish error, so errors.Is and errors.As see
+// the backend's error; Is also matches ErrExhausted.
+type ExhaustedError struct {
+	// Topic is the topic of the Publish call.
+	Topic string
+	// Attempts is the number of attempts made, including the first.
+	Attempts int
+	// Elapsed is the time from the first failure to the end of the last
+	// attempt, on the configured Clock.
+	Elapsed time.Duration
+	// Budget is true when the loop stopped because the next retry would have
+	// started after Policy.MaxElapsed, rather than because MaxAttempts was reached.
+	Budget bool
+	// Err is the last publish error.
+	Err error
+}
+
+func (e *ExhaustedError) Error() string {
+	why := "attempts exhausted"
+	if e.Budget {
+		why = "time budget exhausted"
+	}
+	return fmt.Sprintf("retry: publish to %q failed after %d attempts in %v (%s): %v", e.Topic, e.Attempts, e.Elapsed, why, e.Err)
+}
+
+// Unwrap returns the last publish error.
+func (e *ExhaustedError) Unwrap() error { return e.Err }
+
+// Is matches ErrExhausted.
+func (e *ExhaustedError) Is(target error) bool { return target == ErrExhausted }
+
+// PartialError is implemented by publish errors of backends that know which
+// messages of a failed multi-message Publish they accepted. The retry publisher
+// then sends only the others again. Accepted returns the UUIDs of the accepted
+// messages. Find it with errors.As, so it may be wrapped.
+type PartialError interface {
+	error
+	Accepted() []string
+}
+
+// Params describes one failed attempt that will be retried. The callback must
+// treat Messages as read-only.
+type Params struct {
+	// Attempt is the 1-based number of the attempt that failed (1 = the first).
+	Attempt int
+	// Delay is the delay that is about to be waited before the next attempt,
+	// jitter included: exactly what the loop waits.
+	Delay time.Duration
+	// Err is the error of the failed attempt.
+	Err error
+	// Elapsed is the time since the first attempt failed.
+	Elapsed time.Duration
+	// Topic is the Publish topic.
+	Topic string
+	// Messages are the messages the next attempt will send (after a
+	// PartialError, only those not yet accepted).
+	Messages []*message.Message
+}
+
+// Config configures a Publisher.
+type Config struct {
+	// Policy decides attempts, delays and which errors are retried. Required:
+	// the zero Policy fails validation. policy.RocketMQ() or a policy loaded
+	// with policy.FromYAML are typical values.
+	Policy policy.Policy
+	// Clock waits between attempts and measures elapsed time. Default
+	// clock.Real{}; tests pass a clocktest.Fake.
+	Clock clock.Clock
+	// OnRetry, if set, is called after each failed attempt that will be
+	// retried, before the wait, on the goroutine that called Publish. It is not
+	// called for the last failure (see the returned error). It must be fast and
+	// safe for concurrent use, since Publish may run on many goroutines.
+	OnRetry func(Params)
+}
+
+func (c *Config) setDefaults() {
+	c.Clock = clock.OrReal(c.Clock)
+}
+
+// Validate reports an invalid Policy.
+func (c Config) Validate() error {
+	if err := c.Policy.Validate(); err != nil {
+		return fmt.Errorf("Policy: %w", err)
+	}
+	return nil
+}
+
+// Publisher retries a failed Publish of its inner publisher. See the package
+// documentation for the delivery guarantees. It is safe for concurrent use.
+type Publisher struct {
+	inner  message.Publisher
+	cfg    Config
+	logger watermill.LoggerAdapter
+}
+
+// NewPublisher decorates inner with retries configured by cfg. A nil logger is
+// replaced by watermill.NopLogger. Errors match ErrInvalidConfig.
+func NewPublisher(inner message.Publisher, cfg Config, logger watermill.LoggerAdapter) (*Publisher, error) {
+	if inner == nil {
+		return nil, fmt.Errorf("%w: inner publisher is nil", ErrInvalidConfig)
+	}
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	if logger == nil {
+		logger = watermill.NopLogger{}
+	}
+	return &Publisher{
+		inner:  inner,
+		cfg:    cfg,
+		logger: logger.With(watermill.LogFields{"component": "reliamq.retry"}),
+	}, nil
+}
+
+// PublisherDecorator returns a message.PublisherDecorator that wraps a
+// publisher with NewPublisher(pub, cfg, logger), for Router.AddPublisherDecorators.
+func PublisherDecorator(cfg Config, logger watermill.LoggerAdapter) message.PublisherDecorator {
+	return func(pub message.Publisher) (message.Publisher, error) {
+		return NewPublisher(pub, cfg, logger)
+	}
+}
+
+// Close closes the inner publisher.
+func (p *Publisher) Close() error { return p.inner.Close() }
+
+// Publish publishes msgs to topic through the inner publisher, retrying per the
+// Policy. It returns nil on success; the error as is when it is not retryable
+// (policy.IsPermanent still holds); an *ExhaustedError when retries ran out;
+// and an error matching both the context error and the last publish error when
+// a message context ended.
+//
+// Elapsed time (Params.Elapsed, ExhaustedError.Elapsed and the
+// Policy.MaxElapsed budget) is measured from the moment the first attempt
+// failed, not from its start: the success path reads no clock (a clock read
+// costs more than the whole decorator). The first attempt's own duration, at
+// most the backend's send timeout, is therefore not counted.
+func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
+	err := p.inner.Publish(topic, msgs...)
+	if err == nil {
+		return nil
+	}
+	return p.retry(p.cfg.Clock.Now(), topic, msgs, err)
+}
+
+type stopReason int
+
+const (
+	stopNone stopReason = iota
+	stopFinal
+	stopExhausted
+	stopBudget
+)
+
+// loop is the state of one retried Publish.
+type loop struct {
+	p        *Publisher
+	ctx      context.Context
+	start    time.Time
+	topic    string
+	pending  []*message.Message
+	attempts int
+	lastErr  error
+	replay   bool // the next call returns lastErr: the first attempt already ran
+	delay    time.Duration
+	stop     stopReason
+}
+
+// retry continues a Publish whose first attempt failed with first. The first
+// attempt is replayed into retry-go so that it counts attempts and runs every
+// wait; the inner publisher is not called for it again.
+func (p *Publisher) retry(start time.Time, topic string, msgs []*message.Message, first error) error {
+	ctx, cleanup := sendContext(msgs)
+	defer cleanup()
+
+	l := &loop{p: p, ctx: ctx, start: start, topic: topic, pending: msgs, attempts: 1, lastErr: first, replay: true}
+	l.dropAccepted(first)
+	if len(l.pending) == 0 {
+		// The backend accepted every message although the call failed.
+		return nil
+	}
+
+	err := retrygo.Do(l.attempt,
+		retrygo.Context(ctx),
+		retrygo.Attempts(uint(max(p.cfg.Policy.MaxAttempts, 0))),
+		retrygo.DelayType(func(uint, error, *retrygo.Config) time.Duration { return l.delay }),
+		retrygo.WithTimer(p.cfg.Clock),
+		retrygo.RetryIf(l.retryIf),
+		retrygo.LastErrorOnly(true),
+	)
+	if err == nil {
+		return nil
+	}
+	elapsed := p.cfg.Clock.Now().Sub(start)
+	// retry-go's own error is ignored: l.lastErr is the inner publisher's error
+	// without retry-go's wrappers, and l.stop says why the loop ended.
+	switch l.stop {
+	case stopFinal:
+		return l.lastErr
+	case stopExhausted, stopBudget:
+		p.logger.Debug("Publish retries exhausted", watermill.LogFields{
+			"topic": topic, "attempts": l.attempts, "elapsed": elapsed, "budget": l.stop == stopBudget, "err": l.lastErr,
+		})
+		return &ExhaustedError{Topic: topic, Attempts: l.attempts, Elapsed: elapsed, Budget: l.stop == stopBudget, Err: l.lastErr}
+	}
+	cause := context.Cause(ctx)
+	if cause == nil {
+		cause = err
+	}
+	return fmt.Errorf("retry: publish to %q stopped after %d attempts: %w", topic, l.attempts, errors.Join(cause, l.lastErr))
+}
+
+// attempt is retry-go's retryable function.
+func (l *loop) attempt() error {
+	if l.replay {
+		l.replay = false
+		return l.lastErr
+	}
+	// retry-go picks the timer over a cancellation that happened during the
+	// wait when both are ready; never start an attempt on a done context.
+	if err := l.ctx.Err(); err != nil {
+		return retrygo.Unrecoverable(err)
+	}
+	l.attempts++
+	err := l.p.inner.Publish(l.topic, l.pending...)
+	if err != nil {
+		l.lastErr = err
+		l.dropAccepted(err)
+		if len(l.pending) == 0 {
+			return nil
+		}
+	}
+	return err
+}
+
+// retryIf decides whether to retry after a failed attempt and, if so, fixes the
+// delay that DelayType will return, so the hook reports the delay actually waited.
+func (l *loop) retryIf(err error) bool {
+	pol := &l.p.cfg.Policy
+	if !retrygo.IsRecoverable(err) {
+		return false // context ended between attempts: stopNone
+	}
+	if !pol.Retryable(err) {
+		l.stop = stopFinal
+		return false
+	}
+	if pol.Exhausted(l.attempts) {
+		l.stop = stopExhausted
+		return false
+	}
+	d := pol.JitteredDelay(l.attempts, jitterDraw(pol))
+	elapsed := l.p.cfg.Clock.Now().Sub(l.start)
+	if !pol.WithinBudget(elapsed, d) {
+		l.stop = stopBudget
+		return false
+	}
+	l.delay = d
+	l.p.logger.Debug("Publish failed, retrying", watermill.LogFields{
+		"topic": l.topic, "attempt": l.attempts, "delay": d, "err": err,
+	})
+	if l.p.cfg.OnRetry != nil {
+		l.p.cfg.OnRetry(Params{
+			Attempt: l.attempts, Delay: d, Err: err, Elapsed: elapsed,
+			Topic: l.topic, Messages: l.pending,
+		})
+	}
+	return true
+}
+
+func jitterDraw(pol *policy.Policy) float64 {
+	if pol.Jitter.Mode == policy.JitterNone {
+		return 0
+	}
+	return rand.Float64()
+}
+
+// dropAccepted removes from pending the messages err reports as accepted.
+func (l *loop) dropAccepted(err error) {
+	var pe PartialError
+	if !errors.As(err, &pe) {
+		return
+	}
+	accepted := pe.Accepted()
+	if len(accepted) == 0 {
+		return
+	}
+	done := make(map[string]struct{}, len(accepted))
+	for _, id := range accepted {
+		done[id] = struct{}{}
+	}
+	kept := make([]*message.Message, 0, len(l.pending))
+	for _, m := range l.pending {
+		if m == nil {
+			kept = append(kept, m)
+			continue
+		}
+		if _, ok := done[m.UUID]; !ok {
+			kept = append(kept, m)
+		}
+	}
+	l.pending = kept
+}
+
+// sendContext returns the context the retry loop obeys: the message context
+// when every message shares one (the common case), otherwise a context that
+// ends as soon as any message's context ends.
+func sendContext(msgs []*message.Message) (context.Context, func()) {
+	var first context.Context
+	distinct := false
+	for _, m := range msgs {
+		if m == nil {
+			continue
+		}
+		c := m.Context()
+		if first == nil {
+			first = c
+		} else if c != first {
+			distinct = true
+		}
+	}
+	if first == nil {
+		return context.Background(), func() {}
+	}
+	if !distinct {
+		return first, func() {}
+	}
+	ctx, cancel := context.WithCancelCause(context.Background())
+	var stops []func() bool
+	seen := map[context.Context]bool{}
+	for _, m := range msgs {
+		if m == nil || seen[m.Context()] {
+			continue
+		}
+		c := m.Context()
+		seen[c] = true
+		stops = append(stops, context.AfterFunc(c, func() { cancel(context.Cause(c)) }))
+	}
+	return ctx, func() {
+		for _, stop := range stops {
+			stop()
+		}
+		cancel(nil)
+	}
+}
