@@ -1,0 +1,351 @@
+package rocketmqtest
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/ThreeDotsLabs/watermill"
+
+	"github.com/reliamq/reliamq/adapters/rocketmq/rocketmqtest/internal/wire"
+)
+
+// ErrClosed is returned by Stop and Restart after Close.
+var ErrClosed = errors.New("rocketmqtest: broker closed")
+
+// Broker is an in-memory RocketMQ name server and broker on one TCP address.
+// All methods are safe for concurrent use.
+type Broker struct {
+	cfg    Config
+	logger watermill.LoggerAdapter
+
+	lifeMu  sync.Mutex // guards the fields below up to wg
+	ln      net.Listener
+	addr    string
+	running bool
+	closed  bool
+	conns   map[*conn]struct{}
+	stopCh  chan struct{} // closed by Stop; replaced by Restart
+	wg      sync.WaitGroup
+
+	storeHost netip.AddrPort
+
+	mu     sync.RWMutex // guards topics and groups
+	topics map[string]*topic
+	groups map[string]*group
+
+	commitLog atomic.Int64
+	index     sync.Map // commit-log offset -> *storedMsg
+
+	offMu   sync.Mutex
+	offsets map[offsetKey]int64
+
+	lockMu sync.Mutex
+	locks  map[lockKey]lockEntry
+
+	sched *scheduler
+
+	faults faults
+
+	opaque atomic.Int32
+}
+
+// New starts a broker. It listens before returning, so NameServerAddr is
+// usable at once.
+func New(cfg Config) (*Broker, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	b := &Broker{
+		cfg:     cfg,
+		logger:  cfg.Logger.With(watermill.LogFields{"component": "rocketmqtest"}),
+		conns:   map[*conn]struct{}{},
+		topics:  map[string]*topic{},
+		groups:  map[string]*group{},
+		offsets: map[offsetKey]int64{},
+		locks:   map[lockKey]lockEntry{},
+	}
+	b.sched = newScheduler(b)
+	b.faults.init()
+	if !cfg.DisableAutoCreateTopics {
+		b.topics[autoCreateTopic] = newTopic(autoCreateTopic, cfg.DefaultQueueNums, cfg.DefaultQueueNums, permRW)
+	}
+	n := len(cfg.DelayLevels)
+	b.topics[scheduleTopic] = newTopic(scheduleTopic, n, n, permRW)
+	if err := b.start(cfg.Addr); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// NewTest starts a broker for t and closes it in t.Cleanup. It fails the
+// test if the broker cannot start.
+func NewTest(t testing.TB, cfg Config) *Broker {
+	t.Helper()
+	b, err := New(cfg)
+	if err != nil {
+		t.Fatalf("rocketmqtest: %v", err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	return b
+}
+
+func (b *Broker) start(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("rocketmqtest: listen on %s: %w", addr, err)
+	}
+	ap, err := netip.ParseAddrPort(ln.Addr().String())
+	if err != nil {
+		_ = ln.Close()
+		return fmt.Errorf("rocketmqtest: listen address %s: %w", ln.Addr(), err)
+	}
+	b.ln = ln
+	b.addr = ln.Addr().String()
+	if b.storeHost != ap {
+		b.storeHost = ap
+	}
+	b.running = true
+	b.stopCh = make(chan struct{})
+	b.wg.Add(1)
+	go b.acceptLoop(ln, b.stopCh)
+	b.sched.start(b.stopCh)
+	b.logger.Debug("broker listening", watermill.LogFields{"addr": b.addr})
+	return nil
+}
+
+// NameServerAddr is the name-server address to give the client
+// (producer.WithNameServer, consumer.WithNameServer, admin.WithResolver).
+func (b *Broker) NameServerAddr() string {
+	b.lifeMu.Lock()
+	defer b.lifeMu.Unlock()
+	return b.addr
+}
+
+// BrokerAddr is the broker address, for the admin client's
+// WithBrokerAddrCreate. It equals NameServerAddr: routes point back at the
+// same listener.
+func (b *Broker) BrokerAddr() string { return b.NameServerAddr() }
+
+// Stop closes the listener and every client connection, and pauses the delay
+// schedule, keeping all topics, messages, offsets and pending delayed
+// messages. Restart resumes on the same address. Stopping a stopped broker
+// does nothing.
+func (b *Broker) Stop() error {
+	b.lifeMu.Lock()
+	if b.closed {
+		b.lifeMu.Unlock()
+		return ErrClosed
+	}
+	if !b.running {
+		b.lifeMu.Unlock()
+		return nil
+	}
+	b.stopLocked()
+	b.lifeMu.Unlock()
+	b.wg.Wait()
+	return nil
+}
+
+func (b *Broker) stopLocked() {
+	b.running = false
+	close(b.stopCh)
+	_ = b.ln.Close()
+	for c := range b.conns {
+		c.close()
+	}
+}
+
+// Restart starts listening again on the address of the first start, keeping
+// the data. Restarting a running broker does nothing.
+func (b *Broker) Restart() error {
+	b.lifeMu.Lock()
+	defer b.lifeMu.Unlock()
+	if b.closed {
+		return ErrClosed
+	}
+	if b.running {
+		return nil
+	}
+	return b.start(b.addr)
+}
+
+// Close stops the broker for good and drops its data. It waits for every
+// goroutine of the broker to end. Calling it again returns nil.
+func (b *Broker) Close() error {
+	b.lifeMu.Lock()
+	if b.closed {
+		b.lifeMu.Unlock()
+		return nil
+	}
+	b.closed = true
+	if b.running {
+		b.stopLocked()
+	}
+	b.lifeMu.Unlock()
+	b.wg.Wait()
+	b.sched.clear()
+	return nil
+}
+
+// DropConnections closes every client connection, as a network failure
+// would; the broker keeps listening and clients reconnect.
+func (b *Broker) DropConnections() {
+	b.lifeMu.Lock()
+	defer b.lifeMu.Unlock()
+	for c := range b.conns {
+		c.close()
+	}
+}
+
+func (b *Broker) acceptLoop(ln net.Listener, stop chan struct{}) {
+	defer b.wg.Done()
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return
+		}
+		b.lifeMu.Lock()
+		if !b.running || b.stopCh != stop {
+			b.lifeMu.Unlock()
+			_ = nc.Close()
+			return
+		}
+		c := newConn(b, nc)
+		b.conns[c] = struct{}{}
+		b.wg.Add(2)
+		b.lifeMu.Unlock()
+		go c.writeLoop()
+		go c.readLoop()
+	}
+}
+
+// conn is one client connection. Requests are handled in order on the read
+// goroutine, except held pulls and requests with injected latency, which get
+// their own goroutine; responses go through one writer goroutine that
+// flushes when it has nothing more queued.
+type conn struct {
+	b      *Broker
+	nc     net.Conn
+	remote netip.AddrPort
+	out    chan []byte
+	done   chan struct{}
+	once   sync.Once
+
+	mu        sync.Mutex
+	clientIDs map[string]struct{}
+}
+
+func newConn(b *Broker, nc net.Conn) *conn {
+	remote, _ := netip.ParseAddrPort(nc.RemoteAddr().String())
+	return &conn{
+		b: b, nc: nc, remote: remote,
+		out:       make(chan []byte, 1024),
+		done:      make(chan struct{}),
+		clientIDs: map[string]struct{}{},
+	}
+}
+
+func (c *conn) close() {
+	c.once.Do(func() {
+		close(c.done)
+		_ = c.nc.Close()
+	})
+}
+
+func (c *conn) writeLoop() {
+	defer c.b.wg.Done()
+	w := bufio.NewWriterSize(c.nc, 64<<10)
+	for {
+		select {
+		case <-c.done:
+			return
+		case frame := <-c.out:
+			if _, err := w.Write(frame); err != nil {
+				c.close()
+				return
+			}
+		}
+		if len(c.out) == 0 {
+			if err := w.Flush(); err != nil {
+				c.close()
+				return
+			}
+		}
+	}
+}
+
+func (c *conn) readLoop() {
+	defer c.b.wg.Done()
+	defer c.b.connClosed(c)
+	defer c.close()
+	r := bufio.NewReaderSize(c.nc, 64<<10)
+	for {
+		frame, err := wire.ReadFrame(r, c.b.cfg.MaxFrameSize)
+		if err != nil {
+			if errors.Is(err, wire.ErrFrame) {
+				c.b.logger.Info("closing connection after a bad frame", watermill.LogFields{"remote": c.nc.RemoteAddr().String(), "err": err})
+			}
+			return
+		}
+		cmd, err := wire.DecodeFrame(frame)
+		if err != nil {
+			// The frame boundary is intact, so the stream is still in sync:
+			// answer the error and carry on.
+			c.b.logger.Info("bad request header", watermill.LogFields{"remote": c.nc.RemoteAddr().String(), "err": err})
+			c.send(&wire.Command{Code: int32(RespSystemError), Flag: wire.FlagResponse, Remark: err.Error()})
+			continue
+		}
+		if cmd.IsResponse() {
+			continue // answers to our oneway notifications; nothing waits for them
+		}
+		c.b.dispatch(c, cmd)
+	}
+}
+
+// send queues a frame for the writer; it gives up when the connection closes.
+func (c *conn) send(cmd *wire.Command) {
+	frame, err := cmd.Encode()
+	if err != nil {
+		c.b.logger.Error("encode response", err, nil)
+		return
+	}
+	select {
+	case c.out <- frame:
+	case <-c.done:
+	}
+}
+
+func (c *conn) addClient(id string) {
+	c.mu.Lock()
+	c.clientIDs[id] = struct{}{}
+	c.mu.Unlock()
+}
+
+func (b *Broker) connClosed(c *conn) {
+	b.lifeMu.Lock()
+	delete(b.conns, c)
+	b.lifeMu.Unlock()
+	c.mu.Lock()
+	ids := make([]string, 0, len(c.clientIDs))
+	for id := range c.clientIDs {
+		ids = append(ids, id)
+	}
+	c.mu.Unlock()
+	b.unregisterConn(c, ids)
+}

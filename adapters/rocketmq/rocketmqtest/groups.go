@@ -1,0 +1,298 @@
+package rocketmqtest
+
+import (
+	"encoding/json"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/reliamq/reliamq/adapters/rocketmq/rocketmqtest/internal/wire"
+)
+
+// group is a consumer group: its live members and the subscription the
+// broker filters pulls with (the latest heartbeat wins, as in the Apache
+// broker's ConsumerGroupInfo).
+type group struct {
+	name    string
+	model   string
+	members map[string]*member // by client id
+	subs    map[string]subscription
+}
+
+type member struct {
+	clientID string
+	conn     *conn
+	lastSeen time.Time
+}
+
+type subscription struct {
+	expr    string
+	expType string
+	filter  filter
+}
+
+type heartbeatBody struct {
+	ClientID     string `json:"clientID"`
+	ConsumerData []struct {
+		GroupName     string `json:"groupName"`
+		MessageModel  string `json:"messageModel"`
+		Subscriptions []struct {
+			Topic     string `json:"topic"`
+			SubString string `json:"subString"`
+			ExpType   string `json:"expressionType"`
+		} `json:"subscriptionDataSet"`
+	} `json:"consumerDataSet"`
+}
+
+func (b *Broker) handleHeartbeat(c *conn, req *wire.Command) *wire.Command {
+	var hb heartbeatBody
+	if err := json.Unmarshal(req.Body, &hb); err != nil {
+		return errorResponse(RespSystemError, "bad heartbeat body: "+err.Error())
+	}
+	if hb.ClientID != "" {
+		c.addClient(hb.ClientID)
+	}
+	var changed []string
+	now := time.Now()
+	for _, cd := range hb.ConsumerData {
+		if cd.GroupName == "" || hb.ClientID == "" {
+			continue
+		}
+		b.ensureTopic(retryPrefix+cd.GroupName, 1, permRW)
+		b.mu.Lock()
+		g := b.groups[cd.GroupName]
+		if g == nil {
+			g = &group{name: cd.GroupName, members: map[string]*member{}, subs: map[string]subscription{}}
+			b.groups[cd.GroupName] = g
+		}
+		g.model = cd.MessageModel
+		m := g.members[hb.ClientID]
+		isNew := m == nil || m.conn != c
+		if m == nil {
+			m = &member{clientID: hb.ClientID}
+			g.members[hb.ClientID] = m
+		}
+		m.conn = c
+		m.lastSeen = now
+		subChanged := false
+		for _, s := range cd.Subscriptions {
+			old, ok := g.subs[s.Topic]
+			if !ok || old.expr != s.SubString || old.expType != s.ExpType {
+				subChanged = true
+			}
+			g.subs[s.Topic] = subscription{expr: s.SubString, expType: s.ExpType, filter: parseFilter(s.SubString)}
+		}
+		b.mu.Unlock()
+		if isNew || subChanged {
+			changed = append(changed, cd.GroupName)
+		}
+	}
+	for _, g := range changed {
+		b.notifyGroup(g)
+	}
+	resp := okResponse()
+	return resp
+}
+
+// notifyGroup sends NOTIFY_CONSUMER_IDS_CHANGED to every member, so the
+// clients rebalance at once instead of at their 20 s tick.
+func (b *Broker) notifyGroup(name string) {
+	b.mu.RLock()
+	g := b.groups[name]
+	var conns []*conn
+	if g != nil {
+		seen := map[*conn]bool{}
+		for _, m := range g.members {
+			if !seen[m.conn] {
+				seen[m.conn] = true
+				conns = append(conns, m.conn)
+			}
+		}
+	}
+	b.mu.RUnlock()
+	for _, c := range conns {
+		c.send(&wire.Command{
+			Code:      int32(CodeNotifyConsumerIDsChanged),
+			Opaque:    b.opaque.Add(1),
+			Flag:      wire.FlagOneway,
+			ExtFields: map[string]string{"consumerGroup": name},
+		})
+	}
+}
+
+// unregisterConn removes the connection's clients from every group, releases
+// their queue locks and tells the remaining members.
+func (b *Broker) unregisterConn(c *conn, clientIDs []string) {
+	var changed []string
+	b.mu.Lock()
+	for name, g := range b.groups {
+		removed := false
+		for _, id := range clientIDs {
+			if m := g.members[id]; m != nil && m.conn == c {
+				delete(g.members, id)
+				removed = true
+			}
+		}
+		if removed {
+			changed = append(changed, name)
+		}
+	}
+	b.mu.Unlock()
+	b.releaseLocks(clientIDs)
+	for _, g := range changed {
+		b.notifyGroup(g)
+	}
+}
+
+func (b *Broker) groupFilter(groupName, topicName string) (filter, bool) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	g := b.groups[groupName]
+	if g == nil {
+		return filter{}, false
+	}
+	s, ok := g.subs[topicName]
+	return s.filter, ok
+}
+
+func (b *Broker) handleConsumerList(req *wire.Command) *wire.Command {
+	name := req.ExtFields["consumerGroup"]
+	b.mu.RLock()
+	ids := []string{}
+	if g := b.groups[name]; g != nil {
+		for id := range g.members {
+			ids = append(ids, id)
+		}
+	}
+	b.mu.RUnlock()
+	sort.Strings(ids)
+	body, _ := json.Marshal(map[string][]string{"consumerIdList": ids})
+	resp := okResponse()
+	resp.Body = body
+	return resp
+}
+
+// Orderly consumption locks (LOCK_BATCH_MQ / UNLOCK_BATCH_MQ). A lock expires
+// after 60 s without renewal, as in the Apache broker, and is released at
+// once when its client's connection closes.
+const lockExpiry = 60 * time.Second
+
+type lockKey struct {
+	group, topic string
+	queue        int
+}
+
+type lockEntry struct {
+	clientID string
+	until    time.Time
+}
+
+type mqJSON struct {
+	Topic      string `json:"topic"`
+	BrokerName string `json:"brokerName"`
+	QueueID    int    `json:"queueId"`
+}
+
+type lockBody struct {
+	ConsumerGroup string   `json:"consumerGroup"`
+	ClientID      string   `json:"clientId"`
+	MQSet         []mqJSON `json:"mqSet"`
+}
+
+func (b *Broker) handleLock(req *wire.Command) *wire.Command {
+	var body lockBody
+	if err := json.Unmarshal(req.Body, &body); err != nil {
+		return errorResponse(RespSystemError, "bad lock body: "+err.Error())
+	}
+	ok := []mqJSON{}
+	now := time.Now()
+	b.lockMu.Lock()
+	for _, mq := range body.MQSet {
+		k := lockKey{body.ConsumerGroup, mq.Topic, mq.QueueID}
+		e, held := b.locks[k]
+		if !held || e.clientID == body.ClientID || now.After(e.until) {
+			b.locks[k] = lockEntry{clientID: body.ClientID, until: now.Add(lockExpiry)}
+			ok = append(ok, mq)
+		}
+	}
+	b.lockMu.Unlock()
+	data, _ := json.Marshal(map[string][]mqJSON{"lockOKMQSet": ok})
+	resp := okResponse()
+	resp.Body = data
+	return resp
+}
+
+func (b *Broker) handleUnlock(req *wire.Command) *wire.Command {
+	var body lockBody
+	if err := json.Unmarshal(req.Body, &body); err != nil {
+		return errorResponse(RespSystemError, "bad unlock body: "+err.Error())
+	}
+	b.lockMu.Lock()
+	for _, mq := range body.MQSet {
+		k := lockKey{body.ConsumerGroup, mq.Topic, mq.QueueID}
+		if e, held := b.locks[k]; held && e.clientID == body.ClientID {
+			delete(b.locks, k)
+		}
+	}
+	b.lockMu.Unlock()
+	return okResponse()
+}
+
+func (b *Broker) releaseLocks(clientIDs []string) {
+	if len(clientIDs) == 0 {
+		return
+	}
+	ids := map[string]bool{}
+	for _, id := range clientIDs {
+		ids[id] = true
+	}
+	b.lockMu.Lock()
+	for k, e := range b.locks {
+		if ids[e.clientID] {
+			delete(b.locks, k)
+		}
+	}
+	b.lockMu.Unlock()
+}
+
+// offsets of consumer groups.
+type offsetKey struct {
+	group, topic string
+	queue        int
+}
+
+func (b *Broker) commitOffset(groupName, topicName string, qid int, off int64) {
+	if groupName == "" || off < 0 {
+		return
+	}
+	b.offMu.Lock()
+	b.offsets[offsetKey{groupName, topicName, qid}] = off
+	b.offMu.Unlock()
+}
+
+func (b *Broker) handleQueryOffset(req *wire.Command) *wire.Command {
+	groupName, topicName := req.ExtFields["consumerGroup"], req.ExtFields["topic"]
+	qid, _ := strconv.Atoi(req.ExtFields["queueId"])
+	b.offMu.Lock()
+	off, ok := b.offsets[offsetKey{groupName, topicName, qid}]
+	b.offMu.Unlock()
+	if ok {
+		return okResponse("offset", strconv.FormatInt(off, 10))
+	}
+	if b.cfg.NewGroupOffset == NewGroupOffsetZeroWhileYoung {
+		// Every queue of this broker keeps its first message, so every
+		// queue is "young" in the Apache broker's sense.
+		return okResponse("offset", "0")
+	}
+	return errorResponse(RespQueryNotFound, "Not found, V3_0_6_SNAPSHOT maybe this group consumer boot first")
+}
+
+func (b *Broker) handleUpdateOffset(req *wire.Command) *wire.Command {
+	qid, err := strconv.Atoi(req.ExtFields["queueId"])
+	off, err2 := strconv.ParseInt(req.ExtFields["commitOffset"], 10, 64)
+	if err != nil || err2 != nil {
+		return errorResponse(RespSystemError, "bad queueId or commitOffset")
+	}
+	b.commitOffset(req.ExtFields["consumerGroup"], req.ExtFields["topic"], qid, off)
+	return okResponse()
+}

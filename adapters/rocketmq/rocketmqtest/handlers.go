@@ -1,0 +1,686 @@
+package rocketmqtest
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/reliamq/reliamq/adapters/rocketmq/rocketmqtest/internal/wire"
+)
+
+// brokerVersion is what responses carry as "version" (V4_9_4's ordinal); the
+// client only records it.
+const brokerVersion = 399
+
+func okResponse(kv ...string) *wire.Command {
+	r := &wire.Command{Code: int32(RespSuccess)}
+	if len(kv) > 0 {
+		r.ExtFields = make(map[string]string, len(kv)/2)
+		for i := 0; i+1 < len(kv); i += 2 {
+			r.ExtFields[kv[i]] = kv[i+1]
+		}
+	}
+	return r
+}
+
+func errorResponse(code ResponseCode, remark string) *wire.Command {
+	return &wire.Command{Code: int32(code), Remark: remark}
+}
+
+// dispatch applies injected faults, then answers the request. Held pulls and
+// delayed requests run on their own goroutine so one connection can carry
+// many of them at once.
+func (b *Broker) dispatch(c *conn, req *wire.Command) {
+	code := RequestCode(req.Code)
+	act := b.faults.check(code)
+	if act.silence {
+		return
+	}
+	if act.latency > 0 || (code == CodePullMessage && act.fail < 0) {
+		if !b.goHandle(c, func() {
+			if act.latency > 0 {
+				t := time.NewTimer(act.latency)
+				defer t.Stop()
+				select {
+				case <-t.C:
+				case <-c.done:
+					return
+				}
+			}
+			b.respond(c, req, act)
+		}) {
+			return
+		}
+		return
+	}
+	b.respond(c, req, act)
+}
+
+// goHandle runs f on a goroutine tracked by the broker's WaitGroup.
+func (b *Broker) goHandle(c *conn, f func()) bool {
+	select {
+	case <-c.done:
+		return false
+	default:
+	}
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		f()
+	}()
+	return true
+}
+
+func (b *Broker) respond(c *conn, req *wire.Command, act faultAction) {
+	var resp *wire.Command
+	if act.fail >= 0 {
+		resp = errorResponse(act.fail, fmt.Sprintf("rocketmqtest: injected fault %d on request code %d", act.fail, req.Code))
+	} else {
+		resp = b.handle(c, req)
+	}
+	if resp == nil {
+		return
+	}
+	resp.Opaque = req.Opaque
+	resp.Flag |= wire.FlagResponse
+	resp.Version = brokerVersion
+	c.send(resp)
+}
+
+func (b *Broker) handle(c *conn, req *wire.Command) *wire.Command {
+	switch RequestCode(req.Code) {
+	case CodeGetRouteInfoByTopic:
+		return b.handleRoute(req)
+	case CodeHeartbeat:
+		return b.handleHeartbeat(c, req)
+	case CodeUnregisterClient:
+		if id := req.ExtFields["clientID"]; id != "" {
+			b.unregisterConn(c, []string{id})
+		}
+		return okResponse()
+	case CodeSendMessage, CodeSendMessageV2, CodeSendBatchMessage, CodeSendReplyMessage:
+		return b.handleSend(c, req)
+	case CodePullMessage:
+		b.handlePull(c, req)
+		return nil
+	case CodeQueryConsumerOffset:
+		return b.handleQueryOffset(req)
+	case CodeUpdateConsumerOffset:
+		return b.handleUpdateOffset(req)
+	case CodeGetMaxOffset, CodeGetMinOffset, CodeSearchOffsetByTimestamp:
+		return b.handleOffsetQuery(req)
+	case CodeGetConsumerListByGroup:
+		return b.handleConsumerList(req)
+	case CodeConsumerSendMsgBack:
+		return b.handleSendBack(req)
+	case CodeLockBatchMQ:
+		return b.handleLock(req)
+	case CodeUnlockBatchMQ:
+		return b.handleUnlock(req)
+	case CodeCreateTopic:
+		return b.handleCreateTopic(req)
+	case CodeDeleteTopicInBroker, CodeDeleteTopicInNameServer:
+		return b.handleDeleteTopic(req)
+	case CodeGetAllTopicListFromNameServer:
+		return b.handleTopicList()
+	case CodeEndTransaction:
+		return b.handleEndTransaction(req)
+	case CodeGetBrokerClusterInfo:
+		return b.handleClusterInfo()
+	case CodeGetAllSubscriptionGroupConfig:
+		return b.handleSubscriptionGroups()
+	case CodeViewMessageByID:
+		return b.handleViewMessage(req)
+	}
+	return errorResponse(RespRequestCodeNotSupported, fmt.Sprintf("request code %d not supported", req.Code))
+}
+
+// ---- routes and topics ----
+
+type queueData struct {
+	BrokerName     string `json:"brokerName"`
+	ReadQueueNums  int    `json:"readQueueNums"`
+	WriteQueueNums int    `json:"writeQueueNums"`
+	Perm           int    `json:"perm"`
+	TopicSysFlag   int    `json:"topicSysFlag"`
+}
+
+type brokerData struct {
+	Cluster     string            `json:"cluster"`
+	BrokerName  string            `json:"brokerName"`
+	BrokerAddrs map[string]string `json:"brokerAddrs"`
+}
+
+type routeData struct {
+	OrderTopicConf    string            `json:"orderTopicConf,omitempty"`
+	QueueDatas        []queueData       `json:"queueDatas"`
+	BrokerDatas       []brokerData      `json:"brokerDatas"`
+	FilterServerTable map[string]string `json:"filterServerTable"`
+}
+
+func (b *Broker) brokerData() brokerData {
+	return brokerData{
+		Cluster:     b.cfg.ClusterName,
+		BrokerName:  b.cfg.BrokerName,
+		BrokerAddrs: map[string]string{"0": b.storeHost.String()},
+	}
+}
+
+func (b *Broker) handleRoute(req *wire.Command) *wire.Command {
+	name := req.ExtFields["topic"]
+	t := b.getTopic(name)
+	if t == nil && isRetryTopic(name) && validTopicName(name) {
+		// The client resolves routes before its first heartbeat creates the
+		// retry topic; answering on demand saves it a 20 s rebalance.
+		t, _ = b.ensureTopic(name, 1, permRW)
+	}
+	if t == nil || name == scheduleTopic {
+		return errorResponse(RespTopicNotExist, fmt.Sprintf("No topic route info in name server for the topic: %s", name))
+	}
+	b.mu.RLock()
+	qd := queueData{BrokerName: b.cfg.BrokerName, ReadQueueNums: t.read, WriteQueueNums: t.write, Perm: t.perm}
+	b.mu.RUnlock()
+	body, _ := json.Marshal(routeData{
+		QueueDatas:        []queueData{qd},
+		BrokerDatas:       []brokerData{b.brokerData()},
+		FilterServerTable: map[string]string{},
+	})
+	resp := okResponse()
+	resp.Body = body
+	return resp
+}
+
+func atoiDefault(s string, def int) int {
+	if v, err := strconv.Atoi(s); err == nil {
+		return v
+	}
+	return def
+}
+
+func (b *Broker) handleCreateTopic(req *wire.Command) *wire.Command {
+	name := req.ExtFields["topic"]
+	if !validTopicName(name) {
+		return errorResponse(RespSystemError, fmt.Sprintf("the specified topic %q is invalid", name))
+	}
+	if name == autoCreateTopic || name == scheduleTopic {
+		return errorResponse(RespSystemError, fmt.Sprintf("the topic[%s] is conflict with system topic", name))
+	}
+	read := atoiDefault(req.ExtFields["readQueueNums"], b.cfg.DefaultQueueNums)
+	write := atoiDefault(req.ExtFields["writeQueueNums"], b.cfg.DefaultQueueNums)
+	perm := atoiDefault(req.ExtFields["perm"], permRW)
+	if read <= 0 || write <= 0 || read > 1024 || write > 1024 {
+		return errorResponse(RespSystemError, "queue numbers must be in 1..1024")
+	}
+	b.CreateTopic(TopicConfig{Name: name, ReadQueues: read, WriteQueues: write, Perm: perm, Order: req.ExtFields["order"] == "true"})
+	return okResponse()
+}
+
+func (b *Broker) handleDeleteTopic(req *wire.Command) *wire.Command {
+	b.DeleteTopic(req.ExtFields["topic"])
+	return okResponse()
+}
+
+func (b *Broker) handleTopicList() *wire.Command {
+	b.mu.RLock()
+	names := make([]string, 0, len(b.topics))
+	for n := range b.topics {
+		if n != scheduleTopic {
+			names = append(names, n)
+		}
+	}
+	b.mu.RUnlock()
+	sort.Strings(names)
+	body, _ := json.Marshal(struct {
+		TopicList  []string `json:"topicList"`
+		BrokerAddr string   `json:"brokerAddr"`
+	}{names, b.storeHost.String()})
+	resp := okResponse()
+	resp.Body = body
+	return resp
+}
+
+func (b *Broker) handleClusterInfo() *wire.Command {
+	bd := b.brokerData()
+	body, _ := json.Marshal(map[string]any{
+		"brokerAddrTable":  map[string]brokerData{bd.BrokerName: bd},
+		"clusterAddrTable": map[string][]string{bd.Cluster: {bd.BrokerName}},
+	})
+	resp := okResponse()
+	resp.Body = body
+	return resp
+}
+
+func (b *Broker) handleSubscriptionGroups() *wire.Command {
+	b.mu.RLock()
+	table := map[string]any{}
+	for name := range b.groups {
+		table[name] = map[string]any{
+			"groupName": name, "consumeEnable": true, "consumeFromMinEnable": true,
+			"consumeBroadcastEnable": true, "retryMaxTimes": b.cfg.MaxReconsumeTimes, "retryQueueNums": 1,
+		}
+	}
+	b.mu.RUnlock()
+	body, _ := json.Marshal(map[string]any{
+		"subscriptionGroupTable": table,
+		"dataVersion":            map[string]any{"timestamp": time.Now().UnixMilli(), "counter": 0},
+	})
+	resp := okResponse()
+	resp.Body = body
+	return resp
+}
+
+func (b *Broker) handleEndTransaction(req *wire.Command) *wire.Command {
+	// Transactional (half) messages are stored as normal messages at send
+	// time, so commit and rollback have nothing left to do; the request is
+	// accepted so transactional producers work.
+	return okResponse()
+}
+
+func (b *Broker) handleViewMessage(req *wire.Command) *wire.Command {
+	off, err := strconv.ParseInt(req.ExtFields["offset"], 10, 64)
+	if err != nil {
+		return errorResponse(RespSystemError, "bad offset")
+	}
+	m := b.lookup(off)
+	if m == nil {
+		return errorResponse(RespSystemError, fmt.Sprintf("no message at commit-log offset %d", off))
+	}
+	resp := okResponse()
+	resp.Body = append([]byte(nil), m.encoded...)
+	return resp
+}
+
+// ---- send ----
+
+type sendHeader struct {
+	group, topic            string
+	defaultTopicQueueNums   int
+	queueID                 int
+	sysFlag, flag           int32
+	bornTimestamp           int64
+	properties              string
+	reconsumeTimes          int32
+	maxReconsumeTimes       int
+	maxReconsumeTimesAbsent bool
+}
+
+func parseSendHeader(req *wire.Command) (sendHeader, error) {
+	e := req.ExtFields
+	get := func(long, short string) string {
+		if v, ok := e[long]; ok {
+			return v
+		}
+		return e[short]
+	}
+	var h sendHeader
+	var err error
+	h.group = get("producerGroup", "a")
+	h.topic = get("topic", "b")
+	h.defaultTopicQueueNums = atoiDefault(get("defaultTopicQueueNums", "d"), defaultQueueNums)
+	if h.queueID, err = strconv.Atoi(get("queueId", "e")); err != nil {
+		return h, fmt.Errorf("bad queueId: %w", err)
+	}
+	sys, err := strconv.ParseInt(get("sysFlag", "f"), 10, 32)
+	if err != nil {
+		return h, fmt.Errorf("bad sysFlag: %w", err)
+	}
+	h.sysFlag = int32(sys)
+	h.bornTimestamp, _ = strconv.ParseInt(get("bornTimestamp", "g"), 10, 64)
+	fl, _ := strconv.ParseInt(get("flag", "h"), 10, 32)
+	h.flag = int32(fl)
+	h.properties = get("properties", "i")
+	rt, _ := strconv.ParseInt(get("reconsumeTimes", "j"), 10, 32)
+	h.reconsumeTimes = int32(rt)
+	mr := get("maxReconsumeTimes", "l")
+	if h.maxReconsumeTimes, err = strconv.Atoi(mr); err != nil {
+		h.maxReconsumeTimesAbsent = true
+	}
+	return h, nil
+}
+
+func (b *Broker) handleSend(c *conn, req *wire.Command) *wire.Command {
+	h, err := parseSendHeader(req)
+	if err != nil {
+		return errorResponse(RespSystemError, err.Error())
+	}
+	if !validTopicName(h.topic) {
+		return errorResponse(RespSystemError, fmt.Sprintf("the specified topic %q is invalid", h.topic))
+	}
+	if h.topic == scheduleTopic {
+		return errorResponse(RespNoPermission, fmt.Sprintf("sending message to topic[%s] is forbidden", h.topic))
+	}
+	if len(req.Body) > b.cfg.MaxMessageSize {
+		return errorResponse(RespMessageIllegal, fmt.Sprintf("message body of %d bytes exceeds the limit of %d", len(req.Body), b.cfg.MaxMessageSize))
+	}
+	batch := RequestCode(req.Code) == CodeSendBatchMessage
+
+	// The producer's own DLQ path: a resend to a retry topic that has run out
+	// of reconsume times goes to the group's DLQ.
+	topicName := h.topic
+	if isRetryTopic(topicName) && !batch {
+		maxRe := h.maxReconsumeTimes
+		if h.maxReconsumeTimesAbsent || maxRe <= 0 {
+			maxRe = b.cfg.MaxReconsumeTimes
+		}
+		if int(h.reconsumeTimes) >= maxRe {
+			topicName = dlqPrefix + strings.TrimPrefix(topicName, retryPrefix)
+			b.ensureTopic(topicName, 1, permRW)
+			h.queueID = 0
+		}
+	}
+
+	t := b.getTopic(topicName)
+	if t == nil {
+		switch {
+		case isRetryTopic(topicName):
+			t, _ = b.ensureTopic(topicName, 1, permRW)
+		case !b.cfg.DisableAutoCreateTopics:
+			n := min(max(h.defaultTopicQueueNums, 1), b.cfg.DefaultQueueNums)
+			var created bool
+			t, created = b.ensureTopic(topicName, n, permRW)
+			if created {
+				b.logger.Debug("topic auto-created", map[string]any{"topic": topicName, "queues": n})
+			}
+		default:
+			return errorResponse(RespTopicNotExist, fmt.Sprintf("topic[%s] not exist, apply first please!", topicName))
+		}
+	}
+	b.mu.RLock()
+	perm, writeQueues := t.perm, t.write
+	b.mu.RUnlock()
+	if perm&permWrite == 0 {
+		return errorResponse(RespNoPermission, fmt.Sprintf("the topic[%s] sending message is forbidden", topicName))
+	}
+	if h.queueID < 0 {
+		h.queueID = rand.IntN(writeQueues)
+	}
+	if h.queueID >= writeQueues {
+		return errorResponse(RespSystemError, fmt.Sprintf("request queueId[%d] is illegal, topic has %d write queues", h.queueID, writeQueues))
+	}
+
+	var msgs []*storedMsg
+	if batch {
+		entries, err := wire.DecodeBatch(req.Body)
+		if err != nil || len(entries) == 0 {
+			return errorResponse(RespMessageIllegal, fmt.Sprintf("bad batch body: %v", err))
+		}
+		for _, e := range entries {
+			m, errResp := b.newMessage(c, h, e.Flag, e.Body, e.Properties)
+			if errResp != nil {
+				return errResp
+			}
+			msgs = append(msgs, m)
+		}
+	} else {
+		m, errResp := b.newMessage(c, h, h.flag, req.Body, h.properties)
+		if errResp != nil {
+			return errResp
+		}
+		msgs = append(msgs, m)
+	}
+
+	level := 0
+	if !batch {
+		if v, err := strconv.Atoi(msgs[0].props[propDelay]); err == nil && v > 0 && msgs[0].props[propTranMsg] != "true" {
+			level = v
+		}
+	}
+	if level > 0 {
+		b.storeDelayed(msgs[0], t, h.queueID, level)
+	} else {
+		b.append(t, h.queueID, msgs...)
+	}
+	ids := make([]string, len(msgs))
+	for i, m := range msgs {
+		ids[i] = m.offID
+	}
+	resp := okResponse(
+		"msgId", strings.Join(ids, ","),
+		"queueId", strconv.Itoa(h.queueID),
+		"queueOffset", strconv.FormatInt(msgs[0].QueueOffset, 10),
+		"MSG_REGION", "DefaultRegion",
+		"TRACE_ON", "true",
+	)
+	if id := msgs[0].props[propUniqKey]; id != "" && msgs[0].props[propTranMsg] == "true" {
+		resp.ExtFields["transactionId"] = id
+	}
+	return resp
+}
+
+func (b *Broker) newMessage(c *conn, h sendHeader, flag int32, body []byte, props string) (*storedMsg, *wire.Command) {
+	if len(props) > 32767 {
+		return nil, errorResponse(RespMessageIllegal, fmt.Sprintf("properties of %d bytes exceed 32767", len(props)))
+	}
+	pm := wire.ParseProperties(props)
+	if pm[propCluster] == "" {
+		pm[propCluster] = b.cfg.ClusterName
+		props += propCluster + string(wire.NameValueSeparator) + b.cfg.ClusterName + string(wire.PropertySeparator)
+		if len(props) > 32767 {
+			return nil, errorResponse(RespMessageIllegal, "properties exceed 32767 bytes")
+		}
+	}
+	m := &storedMsg{
+		Message: wire.Message{
+			Flag:           flag,
+			SysFlag:        h.sysFlag,
+			BornTimestamp:  h.bornTimestamp,
+			BornHost:       c.remote,
+			ReconsumeTimes: h.reconsumeTimes,
+			Body:           append([]byte(nil), body...),
+			Properties:     props,
+		},
+		props: pm,
+		tag:   pm[propTags],
+	}
+	return m, nil
+}
+
+// ---- pull ----
+
+func (b *Broker) handlePull(c *conn, req *wire.Command) {
+	e := req.ExtFields
+	groupName, topicName := e["consumerGroup"], e["topic"]
+	qid, err1 := strconv.Atoi(e["queueId"])
+	offset, err2 := strconv.ParseInt(e["queueOffset"], 10, 64)
+	if err1 != nil || err2 != nil {
+		b.reply(c, req, errorResponse(RespSystemError, "bad queueId or queueOffset"))
+		return
+	}
+	maxNums := atoiDefault(e["maxMsgNums"], 32)
+	if maxNums <= 0 {
+		maxNums = 32
+	}
+	sysFlag := atoiDefault(e["sysFlag"], 0)
+	t := b.getTopic(topicName)
+	if t == nil {
+		b.reply(c, req, errorResponse(RespTopicNotExist, fmt.Sprintf("topic[%s] not exist, apply first please!", topicName)))
+		return
+	}
+	b.mu.RLock()
+	perm, readQueues := t.perm, t.read
+	b.mu.RUnlock()
+	if perm&permRead == 0 {
+		b.reply(c, req, errorResponse(RespNoPermission, fmt.Sprintf("the topic[%s] pulling message is forbidden", topicName)))
+		return
+	}
+	if qid < 0 || qid >= readQueues || qid >= len(t.queues) {
+		b.reply(c, req, errorResponse(RespSystemError, fmt.Sprintf("queueId[%d] is illegal, topic has %d read queues", qid, readQueues)))
+		return
+	}
+	if sysFlag&1 != 0 {
+		if co, err := strconv.ParseInt(e["commitOffset"], 10, 64); err == nil {
+			b.commitOffset(groupName, topicName, qid, co)
+		}
+	}
+	var f filter
+	if expr := e["subscription"]; sysFlag&4 != 0 && expr != "" {
+		f = parseFilter(expr)
+	} else if gf, ok := b.groupFilter(groupName, topicName); ok {
+		f = gf
+	} else {
+		f = filter{all: true}
+	}
+	hold := b.cfg.LongPollHold
+	if ms, err := strconv.ParseInt(e["suspendTimeoutMillis"], 10, 64); err == nil && ms > 0 && time.Duration(ms)*time.Millisecond < hold {
+		hold = time.Duration(ms) * time.Millisecond
+	}
+	if sysFlag&2 == 0 || hold < 0 {
+		hold = 0
+	}
+	q := t.queues[qid]
+	b.pullFrom(c, req, q, offset, maxNums, f, hold)
+}
+
+func (b *Broker) reply(c *conn, req *wire.Command, resp *wire.Command) {
+	resp.Opaque = req.Opaque
+	resp.Flag |= wire.FlagResponse
+	resp.Version = brokerVersion
+	c.send(resp)
+}
+
+func pullResponse(code ResponseCode, next, minOff, maxOff int64) *wire.Command {
+	return &wire.Command{Code: int32(code), ExtFields: map[string]string{
+		"nextBeginOffset":      strconv.FormatInt(next, 10),
+		"minOffset":            strconv.FormatInt(minOff, 10),
+		"maxOffset":            strconv.FormatInt(maxOff, 10),
+		"suggestWhichBrokerId": "0",
+	}}
+}
+
+func (b *Broker) pullFrom(c *conn, req *wire.Command, q *queue, offset int64, maxNums int, f filter, hold time.Duration) {
+	r := q.read(offset, maxNums, f)
+	switch {
+	case r.found > 0:
+		resp := pullResponse(RespSuccess, r.next, r.min, r.max)
+		resp.Body = r.body
+		b.reply(c, req, resp)
+		return
+	case r.scanned > 0:
+		b.reply(c, req, pullResponse(RespPullRetryImmediately, r.next, r.min, r.max))
+		return
+	case offset < r.min:
+		b.reply(c, req, pullResponse(RespPullOffsetMoved, r.min, r.min, r.max))
+		return
+	case offset > r.max || (r.max == 0 && offset != 0):
+		b.reply(c, req, pullResponse(RespPullOffsetMoved, r.max, r.min, r.max))
+		return
+	}
+	if hold <= 0 {
+		b.reply(c, req, pullResponse(RespPullNotFound, offset, r.min, r.max))
+		return
+	}
+	// Long poll: wait for an append to this queue, the hold, or shutdown, on
+	// a goroutine of its own so the connection keeps serving other requests.
+	q.mu.Lock()
+	ch := q.notify
+	grown := int64(len(q.msgs)) > offset
+	q.mu.Unlock()
+	if grown {
+		b.pullFrom(c, req, q, offset, maxNums, f, 0)
+		return
+	}
+	b.goHandle(c, func() {
+		t := time.NewTimer(hold)
+		defer t.Stop()
+		select {
+		case <-ch:
+		case <-t.C:
+		case <-c.done:
+			return
+		}
+		b.pullFrom(c, req, q, offset, maxNums, f, 0)
+	})
+}
+
+// ---- offsets by position and time ----
+
+func (b *Broker) handleOffsetQuery(req *wire.Command) *wire.Command {
+	t := b.getTopic(req.ExtFields["topic"])
+	qid, err := strconv.Atoi(req.ExtFields["queueId"])
+	if err != nil {
+		return errorResponse(RespSystemError, "bad queueId")
+	}
+	if t == nil || qid < 0 || qid >= len(t.queues) {
+		// The Apache broker answers offset 0 for queues it does not have.
+		return okResponse("offset", "0")
+	}
+	q := t.queues[qid]
+	switch RequestCode(req.Code) {
+	case CodeGetMinOffset:
+		return okResponse("offset", "0")
+	case CodeGetMaxOffset:
+		return okResponse("offset", strconv.FormatInt(q.maxOffset(), 10))
+	}
+	ts, err := strconv.ParseInt(req.ExtFields["timestamp"], 10, 64)
+	if err != nil {
+		return errorResponse(RespSystemError, "bad timestamp")
+	}
+	q.mu.Lock()
+	n := len(q.msgs)
+	i := sort.Search(n, func(i int) bool { return q.msgs[i].StoreTimestamp >= ts })
+	q.mu.Unlock()
+	return okResponse("offset", strconv.Itoa(i))
+}
+
+// ---- consumer send-back ----
+
+func (b *Broker) handleSendBack(req *wire.Command) *wire.Command {
+	e := req.ExtFields
+	groupName := e["group"]
+	off, err := strconv.ParseInt(e["offset"], 10, 64)
+	if err != nil || groupName == "" {
+		return errorResponse(RespSystemError, "bad group or offset")
+	}
+	level := atoiDefault(e["delayLevel"], 0)
+	maxRe, err := strconv.Atoi(e["maxReconsumeTimes"])
+	if err != nil {
+		maxRe = b.cfg.MaxReconsumeTimes
+	}
+	orig := b.lookup(off)
+	if orig == nil {
+		return errorResponse(RespSystemError, fmt.Sprintf("look message by offset failed, %d", off))
+	}
+	props := make(map[string]string, len(orig.props)+3)
+	for k, v := range orig.props {
+		props[k] = v
+	}
+	if props[propRetryTopic] == "" {
+		props[propRetryTopic] = orig.topic
+	}
+	if props[propOriginMessageID] == "" {
+		props[propOriginMessageID] = orig.offID
+	}
+	delete(props, propDelay)
+	var t *topic
+	if int(orig.ReconsumeTimes) >= maxRe || level < 0 {
+		t, _ = b.ensureTopic(dlqPrefix+groupName, 1, permRW)
+		level = 0
+	} else {
+		t, _ = b.ensureTopic(retryPrefix+groupName, 1, permRW)
+		if level == 0 {
+			level = 3 + int(orig.ReconsumeTimes)
+		}
+	}
+	m := &storedMsg{
+		Message: wire.Message{
+			Flag:           orig.Flag,
+			SysFlag:        orig.SysFlag,
+			BornTimestamp:  orig.BornTimestamp,
+			BornHost:       orig.BornHost,
+			ReconsumeTimes: orig.ReconsumeTimes + 1,
+			Body:           orig.Body,
+		},
+		props: props,
+		tag:   props[propTags],
+	}
+	if level > 0 {
+		b.storeDelayed(m, t, 0, level)
+	} else {
+		b.append(t, 0, m)
+	}
+	return okResponse()
+}

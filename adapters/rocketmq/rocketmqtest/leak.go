@@ -1,0 +1,27 @@
+package rocketmqtest
+
+import "go.uber.org/goleak"
+
+// LeakOptions returns goleak options that ignore the goroutines
+// rocketmq-client-go v2.1.2 leaves behind after Shutdown, so tests can check
+// their own goroutines while using the real client:
+//   - everything the client starts through primitive.WithRecover: the
+//     statistics goroutines that sleep until the next minute, hour or month,
+//     cleanExpiredMsg (sleeps 15 min before checking for shutdown), the
+//     client's periodic tasks (10 s initial sleeps), connection readers and
+//     response callbacks;
+//   - in-flight pulls, which wait up to 30 s for a response that a closed
+//     connection never fails;
+//   - the go-cache janitor the client starts at package init.
+//
+// The broker's own goroutines are not ignored: Close waits for all of them.
+func LeakOptions() []goleak.Option {
+	return []goleak.Option{
+		goleak.IgnoreAnyFunction("github.com/apache/rocketmq-client-go/v2/primitive.WithRecover"),
+		goleak.IgnoreAnyFunction("github.com/apache/rocketmq-client-go/v2/consumer.(*pushConsumer).pullMessage"),
+		goleak.IgnoreAnyFunction("github.com/apache/rocketmq-client-go/v2/consumer.(*pushConsumer).Start.func1.1"),
+		goleak.IgnoreAnyFunction("github.com/apache/rocketmq-client-go/v2/consumer.(*pushConsumer).Start.func1.1.1"),
+		goleak.IgnoreAnyFunction("github.com/apache/rocketmq-client-go/v2/internal/remote.(*ResponseFuture).waitResponse"),
+		goleak.IgnoreAnyFunction("github.com/patrickmn/go-cache.(*janitor).Run"),
+	}
+}

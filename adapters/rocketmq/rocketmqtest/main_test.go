@@ -1,0 +1,27 @@
+package rocketmqtest_test
+
+import (
+	"os"
+	"testing"
+
+	"github.com/apache/rocketmq-client-go/v2/primitive"
+	"github.com/apache/rocketmq-client-go/v2/rlog"
+	"go.uber.org/goleak"
+
+	"github.com/reliamq/reliamq/adapters/rocketmq/rocketmqtest"
+)
+
+func TestMain(m *testing.M) {
+	// The v2.1.2 client panics on SendAsync timeouts unless a panic handler
+	// is installed, and logs every few seconds at info level.
+	primitive.PanicHandler = func(any) {}
+	rlog.SetLogLevel("fatal")
+	code := m.Run()
+	if code == 0 {
+		if err := goleak.Find(rocketmqtest.LeakOptions()...); err != nil {
+			os.Stderr.WriteString("goleak: " + err.Error() + "\n")
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
