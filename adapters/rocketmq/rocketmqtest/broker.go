@@ -31,7 +31,9 @@ type Broker struct {
 	closed  bool
 	conns   map[*conn]struct{}
 	stopCh  chan struct{} // closed by Stop; replaced by Restart
-	wg      sync.WaitGroup
+	wg      sync.WaitGroup // every goroutine of the broker
+	heldMu  sync.Mutex     // orders heldWG.Add before heldWG.Wait
+	heldWG  sync.WaitGroup // held pulls and delayed answers
 
 	storeHost netip.AddrPort
 
@@ -149,17 +151,34 @@ func (b *Broker) Stop() error {
 	}
 	b.stopLocked()
 	b.lifeMu.Unlock()
-	b.wg.Wait()
+	b.finishStop()
 	return nil
 }
 
+// stopLocked stops accepting and wakes held pulls, which answer
+// SERVICE_NOT_AVAILABLE: the client then retries after 3 s instead of
+// waiting 30 s for a response that a closed connection never delivers.
 func (b *Broker) stopLocked() {
 	b.running = false
 	close(b.stopCh)
 	_ = b.ln.Close()
+}
+
+// finishStop waits for held requests to answer, closes every connection
+// once its queued responses are written, and waits for all goroutines.
+func (b *Broker) finishStop() {
+	// A barrier: every goHandle that added to heldWG did so before this
+	// point, and every later one sees the closed stop channel.
+	//lint:ignore SA2001 the empty critical section is the barrier
+	b.heldMu.Lock()
+	b.heldMu.Unlock()
+	b.heldWG.Wait()
+	b.lifeMu.Lock()
 	for c := range b.conns {
-		c.close()
+		c.closeGracefully()
 	}
+	b.lifeMu.Unlock()
+	b.wg.Wait()
 }
 
 // Restart starts listening again on the address of the first start, keeping
@@ -185,11 +204,14 @@ func (b *Broker) Close() error {
 		return nil
 	}
 	b.closed = true
-	if b.running {
+	wasRunning := b.running
+	if wasRunning {
 		b.stopLocked()
 	}
 	b.lifeMu.Unlock()
-	b.wg.Wait()
+	if wasRunning {
+		b.finishStop()
+	}
 	b.sched.clear()
 	return nil
 }
@@ -226,7 +248,7 @@ func (b *Broker) acceptLoop(ln net.Listener, stop chan struct{}) {
 			_ = nc.Close()
 			return
 		}
-		c := newConn(b, nc)
+		c := newConn(b, nc, stop)
 		b.conns[c] = struct{}{}
 		b.wg.Add(2)
 		b.lifeMu.Unlock()
@@ -244,19 +266,23 @@ type conn struct {
 	nc     net.Conn
 	remote netip.AddrPort
 	out    chan []byte
-	done   chan struct{}
+	stop   <-chan struct{} // the broker run this connection belongs to
+	done   chan struct{}   // closed when the connection is closed
+	quit   chan struct{}   // asks the writer to flush, then close
 	once   sync.Once
+	qonce  sync.Once
 
 	mu        sync.Mutex
 	clientIDs map[string]struct{}
 }
 
-func newConn(b *Broker, nc net.Conn) *conn {
+func newConn(b *Broker, nc net.Conn, stop <-chan struct{}) *conn {
 	remote, _ := netip.ParseAddrPort(nc.RemoteAddr().String())
 	return &conn{
-		b: b, nc: nc, remote: remote,
+		b: b, nc: nc, remote: remote, stop: stop,
 		out:       make(chan []byte, 1024),
 		done:      make(chan struct{}),
+		quit:      make(chan struct{}),
 		clientIDs: map[string]struct{}{},
 	}
 }
@@ -268,12 +294,34 @@ func (c *conn) close() {
 	})
 }
 
+// closeGracefully closes the connection after the responses already queued
+// are written.
+func (c *conn) closeGracefully() {
+	c.qonce.Do(func() { close(c.quit) })
+}
+
 func (c *conn) writeLoop() {
 	defer c.b.wg.Done()
 	w := bufio.NewWriterSize(c.nc, 64<<10)
 	for {
 		select {
 		case <-c.done:
+			return
+		case <-c.quit:
+			for {
+				select {
+				case frame := <-c.out:
+					if _, err := w.Write(frame); err != nil {
+						c.close()
+						return
+					}
+					continue
+				default:
+				}
+				break
+			}
+			_ = w.Flush()
+			c.close()
 			return
 		case frame := <-c.out:
 			if _, err := w.Write(frame); err != nil {

@@ -40,39 +40,42 @@ func (b *Broker) dispatch(c *conn, req *wire.Command) {
 	if act.silence {
 		return
 	}
-	if act.latency > 0 || (code == CodePullMessage && act.fail < 0) {
-		if !b.goHandle(c, func() {
-			if act.latency > 0 {
-				t := time.NewTimer(act.latency)
-				defer t.Stop()
-				select {
-				case <-t.C:
-				case <-c.done:
-					return
-				}
+	if act.latency > 0 {
+		b.goHandle(c, func() {
+			t := time.NewTimer(act.latency)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-c.done:
+				return
+			case <-c.stop:
+				return
 			}
 			b.respond(c, req, act)
-		}) {
-			return
-		}
+		})
 		return
 	}
 	b.respond(c, req, act)
 }
 
-// goHandle runs f on a goroutine tracked by the broker's WaitGroup.
-func (b *Broker) goHandle(c *conn, f func()) bool {
+// goHandle runs f on a goroutine that Stop waits for before it closes
+// connections. Once the broker is stopping, f runs inline: it then sees the
+// closed stop channel and answers at once.
+func (b *Broker) goHandle(c *conn, f func()) {
+	b.heldMu.Lock()
 	select {
-	case <-c.done:
-		return false
+	case <-c.stop:
+		b.heldMu.Unlock()
+		f()
+		return
 	default:
 	}
-	b.wg.Add(1)
+	b.heldWG.Add(1)
+	b.heldMu.Unlock()
 	go func() {
-		defer b.wg.Done()
+		defer b.heldWG.Done()
 		f()
 	}()
-	return true
 }
 
 func (b *Broker) respond(c *conn, req *wire.Command, act faultAction) {
@@ -590,6 +593,9 @@ func (b *Broker) pullFrom(c *conn, req *wire.Command, q *queue, offset int64, ma
 		case <-ch:
 		case <-t.C:
 		case <-c.done:
+			return
+		case <-c.stop:
+			b.reply(c, req, errorResponse(RespServiceNotAvailable, "broker is stopping"))
 			return
 		}
 		b.pullFrom(c, req, q, offset, maxNums, f, 0)
