@@ -30,7 +30,7 @@ type Broker struct {
 	running bool
 	closed  bool
 	conns   map[*conn]struct{}
-	stopCh  chan struct{} // closed by Stop; replaced by Restart
+	stopCh  chan struct{}  // closed by Stop; replaced by Restart
 	wg      sync.WaitGroup // every goroutine of the broker
 	heldMu  sync.Mutex     // orders heldWG.Add before heldWG.Wait
 	heldWG  sync.WaitGroup // held pulls and delayed answers

@@ -60,7 +60,7 @@ func TestBroker_keeps_async_oneway_batch_and_compressed_sends_intact(t *testing.
 	ctx := context.Background()
 
 	big := bytes.Repeat([]byte("0123456789abcdef"), 1024) // 16 KiB: the client compresses it
-	want := map[string][]byte{}                            // body by the "n" property
+	want := map[string][]byte{}                           // body by the "n" property
 
 	send := func(n string, body []byte) *primitive.Message {
 		m := primitive.NewMessage(topic, body)
