@@ -109,6 +109,10 @@ func printable(s string) bool {
 	return true
 }
 
+// Validate checks m as Insert does: queue, topic, UUID, attempts and
+// metadata. It returns the same typed errors.
+func (m Message) Validate() error { return m.validate() }
+
 func (m *Message) validate() error {
 	if err := ValidateQueue(m.Queue); err != nil {
 		return err

@@ -1,0 +1,40 @@
+package fallback
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors.
+var (
+	// ErrInvalidConfig is returned by the constructors for a bad config.
+	ErrInvalidConfig = errors.New("fallback: invalid config")
+	// ErrClosed is returned by Publisher.Publish after Close.
+	ErrClosed = errors.New("fallback: publisher closed")
+	// ErrNotStored means the send failed and storing the message failed too:
+	// the message was neither sent nor stored, and the caller still owns it.
+	ErrNotStored = errors.New("fallback: message neither sent nor stored")
+	// ErrAlreadyRunning is returned by Relay.Run while another Run of the
+	// same Relay is active.
+	ErrAlreadyRunning = errors.New("fallback: relay already running")
+)
+
+// NotStoredError reports both causes when a failed send could not be stored.
+// It matches ErrNotStored, and errors.Is/As also see SendErr and StoreErr.
+type NotStoredError struct {
+	Topic    string
+	UUIDs    []string
+	SendErr  error
+	StoreErr error
+}
+
+func (e *NotStoredError) Error() string {
+	return fmt.Sprintf("fallback: publish to %s failed (%v) and storing %d message(s) failed too (%v)",
+		e.Topic, e.SendErr, len(e.UUIDs), e.StoreErr)
+}
+
+// Is matches ErrNotStored.
+func (e *NotStoredError) Is(target error) bool { return target == ErrNotStored }
+
+// Unwrap returns both causes.
+func (e *NotStoredError) Unwrap() []error { return []error{e.SendErr, e.StoreErr} }

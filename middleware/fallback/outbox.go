@@ -1,0 +1,87 @@
+package fallback
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/reliamq/reliamq/adapters/sqlstore"
+)
+
+// OutboxConfig configures an Outbox.
+type OutboxConfig struct {
+	// Store is where the outbox rows go; the caller's transactions must be
+	// on its database. Required.
+	Store *sqlstore.Store
+	// Queue is the store queue written to; a Relay on the same queue delivers
+	// the rows. Default "".
+	Queue string
+}
+
+// Validate reports every problem of the config, each naming its field.
+func (c OutboxConfig) Validate() error {
+	var errs []error
+	if c.Store == nil {
+		errs = append(errs, errors.New("Store: required"))
+	}
+	if err := sqlstore.ValidateQueue(c.Queue); err != nil {
+		errs = append(errs, fmt.Errorf("Queue: %w", err))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(errs...))
+	}
+	return nil
+}
+
+// Outbox writes messages into the store inside the caller's database
+// transaction (the transactional outbox pattern).
+//
+// Delivery guarantees: the messages exist if and only if the transaction
+// commits; a Relay on the same store and queue then delivers them
+// at-least-once with their UUIDs. Nothing is sent before the commit.
+type Outbox struct {
+	store *sqlstore.Store
+	queue string
+}
+
+// NewOutbox returns an Outbox.
+func NewOutbox(cfg OutboxConfig, logger watermill.LoggerAdapter) (*Outbox, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Outbox{store: cfg.Store, queue: cfg.Queue}, nil
+}
+
+// WriteTx stores msgs for topic inside tx. Bad input is rejected with the
+// sqlstore errors (ErrInvalidTopic, ErrInvalidMessage, ...) and writes nothing;
+// the caller then decides whether to roll back.
+func (o *Outbox) WriteTx(ctx context.Context, tx *sql.Tx, topic string, msgs ...*message.Message) error {
+	rows, err := sqlstore.Rows(o.queue, topic, msgs)
+	if err != nil {
+		return err
+	}
+	return o.store.InsertTx(ctx, tx, rows...)
+}
+
+// TxPublisher returns a message.Publisher whose Publish calls WriteTx with tx
+// and ctx, for code written against message.Publisher. It is valid until the
+// transaction ends; Close does nothing.
+func (o *Outbox) TxPublisher(ctx context.Context, tx *sql.Tx) message.Publisher {
+	return txPublisher{o: o, ctx: ctx, tx: tx}
+}
+
+type txPublisher struct {
+	o   *Outbox
+	ctx context.Context
+	tx  *sql.Tx
+}
+
+func (p txPublisher) Publish(topic string, msgs ...*message.Message) error {
+	return p.o.WriteTx(p.ctx, p.tx, topic, msgs...)
+}
+
+func (p txPublisher) Close() error { return nil }

@@ -1,0 +1,207 @@
+package fallback
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/reliamq/reliamq/adapters/sqlstore"
+	"github.com/reliamq/reliamq/pkg/policy"
+)
+
+// DefaultStoreTimeout bounds one store write when Config.StoreTimeout is zero.
+const DefaultStoreTimeout = 10 * time.Second
+
+// Config configures a Publisher.
+type Config struct {
+	// Store receives messages whose send failed. Required.
+	Store *sqlstore.Store
+	// Queue is the store queue written to. Default "" (a Relay's default).
+	Queue string
+	// ShouldStore decides whether a send error is worth storing. Default:
+	// every error except permanent ones (policy.IsPermanent) and context
+	// cancellation or deadline (the caller gave up; policy.Policy.Retryable).
+	// Errors not stored are returned to the caller.
+	ShouldStore func(err error) bool
+	// StoreTimeout bounds each store write. The write ignores the message
+	// context's cancellation (the send failed, the message must not be lost
+	// because the caller is leaving) but keeps its values. Default
+	// DefaultStoreTimeout (10s).
+	StoreTimeout time.Duration
+	// Hooks are StoredHook and StoreFailedHook values.
+	Hooks []any
+}
+
+func (c *Config) setDefaults() {
+	if c.ShouldStore == nil {
+		c.ShouldStore = policy.Policy{}.Retryable
+	}
+	if c.StoreTimeout == 0 {
+		c.StoreTimeout = DefaultStoreTimeout
+	}
+}
+
+// Validate reports every problem of the config, each naming its field.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Store == nil {
+		errs = append(errs, errors.New("Store: required"))
+	}
+	if err := sqlstore.ValidateQueue(c.Queue); err != nil {
+		errs = append(errs, fmt.Errorf("Queue: %w", err))
+	}
+	if c.StoreTimeout < 0 {
+		errs = append(errs, fmt.Errorf("StoreTimeout: %v: must be >= 0", c.StoreTimeout))
+	}
+	if err := validateHooks(c.Hooks, is[StoredHook], is[StoreFailedHook]); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(errs...))
+	}
+	return nil
+}
+
+// Publisher sends through an inner publisher and, when the send fails with a
+// retryable error, stores the messages in a sqlstore.Store for a Relay to send
+// later. It sits between the async publisher and the retry publisher:
+// async(fallback(retry(broker))).
+//
+// Delivery guarantees: Publish returns nil only when the inner publisher
+// accepted the messages or they are committed in the store; from then on the
+// Relay owns them (at-least-once). It returns the send error unchanged for bad
+// input and permanent errors (nothing is stored), and a NotStoredError
+// (ErrNotStored, with both causes) when the store write fails too. When a
+// multi-message Publish fails, all its messages are stored, including any the
+// broker had taken before the failure: these are duplicates, and so is a
+// message whose send timed out after the broker stored it. Every message keeps
+// its UUID through the store and the relay. Publish is safe for concurrent
+// use; Close closes the inner publisher, not the store.
+type Publisher struct {
+	inner       message.Publisher
+	store       *sqlstore.Store
+	queue       string
+	shouldStore func(error) bool
+	timeout     time.Duration
+	stored      []StoredHook
+	storeFailed []StoreFailedHook
+	logger      watermill.LoggerAdapter
+	closed      atomic.Bool
+
+	sent, storedN, rejected, notStored atomic.Uint64
+}
+
+var _ message.Publisher = (*Publisher)(nil)
+
+// NewPublisher wraps inner.
+func NewPublisher(inner message.Publisher, cfg Config, logger watermill.LoggerAdapter) (*Publisher, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if inner == nil {
+		return nil, fmt.Errorf("%w: inner publisher: required", ErrInvalidConfig)
+	}
+	if logger == nil {
+		logger = watermill.NopLogger{}
+	}
+	return &Publisher{
+		inner:       inner,
+		store:       cfg.Store,
+		queue:       cfg.Queue,
+		shouldStore: cfg.ShouldStore,
+		timeout:     cfg.StoreTimeout,
+		stored:      hooksOf[StoredHook](cfg.Hooks),
+		storeFailed: hooksOf[StoreFailedHook](cfg.Hooks),
+		logger:      logger.With(watermill.LogFields{"component": "fallback.Publisher"}),
+	}, nil
+}
+
+// PublisherDecorator returns a decorator for message.Router that wraps each
+// publisher in a fallback Publisher with cfg.
+func PublisherDecorator(cfg Config, logger watermill.LoggerAdapter) message.PublisherDecorator {
+	return func(pub message.Publisher) (message.Publisher, error) {
+		return NewPublisher(pub, cfg, logger)
+	}
+}
+
+// Publish sends msgs through the inner publisher and stores them if that
+// fails with an error worth storing. Bad input (nil message, a topic or
+// metadata the store cannot hold) is rejected with the sqlstore error before
+// anything is sent.
+func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
+	if p.closed.Load() {
+		return ErrClosed
+	}
+	rows, err := sqlstore.Rows(p.queue, topic, msgs)
+	if err != nil {
+		return policy.Permanent(err)
+	}
+	for i := range rows {
+		if err := rows[i].Validate(); err != nil {
+			return policy.Permanent(err)
+		}
+	}
+	sendErr := p.inner.Publish(topic, msgs...)
+	if sendErr == nil {
+		p.sent.Add(uint64(len(msgs)))
+		return nil
+	}
+	if !p.shouldStore(sendErr) {
+		p.rejected.Add(uint64(len(msgs)))
+		return sendErr
+	}
+	firstErr := sendErr.Error()
+	for i := range rows {
+		rows[i].FirstError = firstErr
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(msgs[0].Context()), p.timeout)
+	defer cancel()
+	if storeErr := p.store.Insert(ctx, rows...); storeErr != nil {
+		p.notStored.Add(uint64(len(msgs)))
+		uuids := make([]string, len(msgs))
+		for i, m := range msgs {
+			uuids[i] = m.UUID
+			for _, h := range p.storeFailed {
+				h.OnFallbackStoreFailed(StoreFailedParams{Topic: topic, UUID: m.UUID, SendErr: sendErr, StoreErr: storeErr})
+			}
+		}
+		p.logger.Error("Send failed and the fallback store failed too", storeErr,
+			watermill.LogFields{"topic": topic, "messages": len(msgs), "send_error": sendErr.Error()})
+		return &NotStoredError{Topic: topic, UUIDs: uuids, SendErr: sendErr, StoreErr: storeErr}
+	}
+	p.storedN.Add(uint64(len(msgs)))
+	for _, m := range msgs {
+		for _, h := range p.stored {
+			h.OnFallbackStored(StoredParams{Topic: topic, UUID: m.UUID, SendErr: sendErr})
+		}
+	}
+	return nil
+}
+
+// Close makes later Publish calls fail with ErrClosed and closes the inner
+// publisher. The store's database stays open.
+func (p *Publisher) Close() error {
+	if p.closed.Swap(true) {
+		return nil
+	}
+	return p.inner.Close()
+}
+
+// PublisherStats counts messages by outcome since the Publisher was created.
+type PublisherStats struct {
+	Sent      uint64 // accepted by the inner publisher
+	Stored    uint64 // stored after a failed send
+	Rejected  uint64 // send error returned to the caller, not stored
+	NotStored uint64 // send failed and store failed (ErrNotStored)
+}
+
+// Stats returns the counters.
+func (p *Publisher) Stats() PublisherStats {
+	return PublisherStats{Sent: p.sent.Load(), Stored: p.storedN.Load(), Rejected: p.rejected.Load(), NotStored: p.notStored.Load()}
+}

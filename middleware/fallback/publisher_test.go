@@ -1,0 +1,228 @@
+package fallback_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/reliamq/reliamq/adapters/sqlstore"
+	"github.com/reliamq/reliamq/middleware/fallback"
+	"github.com/reliamq/reliamq/pkg/policy"
+)
+
+type storedHook struct {
+	stored []fallback.StoredParams
+	failed []fallback.StoreFailedParams
+}
+
+func (h *storedHook) OnFallbackStored(p fallback.StoredParams)           { h.stored = append(h.stored, p) }
+func (h *storedHook) OnFallbackStoreFailed(p fallback.StoreFailedParams) { h.failed = append(h.failed, p) }
+
+func newPublisher(t *testing.T, inner message.Publisher, st *sqlstore.Store, hooks ...any) *fallback.Publisher {
+	t.Helper()
+	p, err := fallback.NewPublisher(inner, fallback.Config{Store: st, Hooks: hooks}, nil)
+	if err != nil {
+		t.Fatalf("new publisher: %v", err)
+	}
+	return p
+}
+
+func TestPublisher_passes_messages_through_when_the_send_succeeds(t *testing.T) {
+	st := newStore(t, sqliteBackend, nil, nil)
+	rec := &recorder{}
+	p := newPublisher(t, rec, st)
+	if err := p.Publish("orders", message.NewMessage("u1", []byte("x"))); err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	if got := rec.sent(); len(got) != 1 || got[0].UUID != "u1" {
+		t.Errorf("inner got %v, want u1", got)
+	}
+	if rows, _ := st.List(context.Background(), sqlstore.Filter{AllQueues: true}); len(rows) != 0 {
+		t.Errorf("%d rows stored for a successful send", len(rows))
+	}
+	if s := p.Stats(); s != (fallback.PublisherStats{Sent: 1}) {
+		t.Errorf("stats %+v", s)
+	}
+}
+
+func TestPublisher_stores_messages_when_the_send_fails_with_a_retryable_error(t *testing.T) {
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) {
+			st := newStore(t, be, nil, nil)
+			rec := &recorder{fail: alwaysFail(errBrokerDown)}
+			hook := &storedHook{}
+			p := newPublisher(t, rec, st, hook)
+			m1 := message.NewMessage("uuid-1", []byte("one"))
+			m1.Metadata.Set("tenant", "t1")
+			m2 := message.NewMessage("uuid-2", []byte("two"))
+			if err := p.Publish("orders", m1, m2); err != nil {
+				t.Fatalf("publish: %v, want nil (stored)", err)
+			}
+			rows, err := st.List(context.Background(), sqlstore.Filter{})
+			if err != nil {
+				t.Fatalf("list: %v", err)
+			}
+			if len(rows) != 2 {
+				t.Fatalf("%d rows, want 2", len(rows))
+			}
+			r := rows[0]
+			if r.UUID != "uuid-1" || r.Topic != "orders" || string(r.Payload) != "one" ||
+				r.Metadata["tenant"] != "t1" || r.FirstError != errBrokerDown.Error() || r.Attempts != 0 {
+				t.Errorf("row %+v", r)
+			}
+			if diff := cmp.Diff([]string{"uuid-1", "uuid-2"}, []string{hook.stored[0].UUID, hook.stored[1].UUID}); diff != "" {
+				t.Errorf("stored hook (-want +got):\n%s", diff)
+			}
+			if !errors.Is(hook.stored[0].SendErr, errBrokerDown) {
+				t.Errorf("hook SendErr %v", hook.stored[0].SendErr)
+			}
+			if s := p.Stats(); s.Stored != 2 {
+				t.Errorf("stats %+v, want Stored 2", s)
+			}
+		})
+	}
+}
+
+func TestPublisher_returns_permanent_and_context_errors_and_stores_nothing(t *testing.T) {
+	st := newStore(t, sqliteBackend, nil, nil)
+	tests := []struct {
+		name string
+		err  error
+	}{
+		{"permanent", policy.Permanent(errors.New("no permission"))},
+		{"wrapped permanent", fmt.Errorf("send: %w", policy.Permanent(errors.New("too large")))},
+		{"canceled", context.Canceled},
+		{"deadline", fmt.Errorf("send: %w", context.DeadlineExceeded)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := newPublisher(t, &recorder{fail: alwaysFail(tt.err)}, st)
+			err := p.Publish("orders", message.NewMessage("u", nil))
+			if !errors.Is(err, tt.err) {
+				t.Fatalf("publish: %v, want %v", err, tt.err)
+			}
+			if rows, _ := st.List(context.Background(), sqlstore.Filter{AllQueues: true}); len(rows) != 0 {
+				t.Errorf("%d rows stored", len(rows))
+			}
+		})
+	}
+}
+
+func TestPublisher_rejects_bad_input_before_sending(t *testing.T) {
+	st := newStore(t, sqliteBackend, nil, nil)
+	rec := &recorder{fail: alwaysFail(errBrokerDown)}
+	p := newPublisher(t, rec, st)
+	bad := message.NewMessage("u", nil)
+	bad.Metadata.Set("k", "\x00")
+	tests := []struct {
+		name  string
+		topic string
+		msgs  []*message.Message
+		want  error
+	}{
+		{"no messages", "orders", nil, sqlstore.ErrInvalidMessage},
+		{"nil message", "orders", []*message.Message{nil}, sqlstore.ErrInvalidMessage},
+		{"injection topic", "x; DROP TABLE y", []*message.Message{message.NewMessage("u", nil)}, sqlstore.ErrInvalidTopic},
+		{"bad metadata", "orders", []*message.Message{bad}, sqlstore.ErrInvalidMetadata},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := p.Publish(tt.topic, tt.msgs...)
+			if !errors.Is(err, tt.want) || !policy.IsPermanent(err) {
+				t.Fatalf("publish: %v, want permanent %v", err, tt.want)
+			}
+		})
+	}
+	if rec.callCount() != 0 {
+		t.Errorf("inner publisher called %d times for bad input", rec.callCount())
+	}
+}
+
+func TestPublisher_reports_both_causes_when_the_store_is_down_too(t *testing.T) {
+	// A wrong DSN: the server refuses every connection.
+	db, err := sql.Open("pgx", "postgres://nobody@127.0.0.1:1/none?sslmode=disable&connect_timeout=1")
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	defer db.Close()
+	st, err := sqlstore.New(sqlstore.Config{DB: db, Dialect: sqlstore.Postgres}, nil)
+	if err != nil {
+		t.Fatalf("new store: %v", err)
+	}
+	hook := &storedHook{}
+	p := newPublisher(t, &recorder{fail: alwaysFail(errBrokerDown)}, st, hook)
+	const n = 20
+	accepted := 0
+	for i := range n {
+		err := p.Publish("orders", message.NewMessage(fmt.Sprint("u", i), nil))
+		if err == nil {
+			accepted++
+			continue
+		}
+		var nse *fallback.NotStoredError
+		if !errors.Is(err, fallback.ErrNotStored) || !errors.Is(err, errBrokerDown) ||
+			!errors.Is(err, sqlstore.ErrStoreUnavailable) || !errors.As(err, &nse) {
+			t.Fatalf("publish %d: %v, want ErrNotStored with both causes", i, err)
+		}
+	}
+	if accepted != 0 {
+		t.Errorf("%d messages reported accepted that were neither sent nor stored", accepted)
+	}
+	if len(hook.failed) != n || len(hook.stored) != 0 {
+		t.Errorf("hooks: %d store failures, %d stored; want %d, 0", len(hook.failed), len(hook.stored), n)
+	}
+	if s := p.Stats(); s.NotStored != n {
+		t.Errorf("stats %+v", s)
+	}
+}
+
+func TestPublisher_close_closes_inner_and_rejects_later_publishes(t *testing.T) {
+	st := newStore(t, sqliteBackend, nil, nil)
+	p := newPublisher(t, &recorder{}, st)
+	if err := p.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if err := p.Publish("orders", message.NewMessage("u", nil)); !errors.Is(err, fallback.ErrClosed) {
+		t.Errorf("publish after close: %v, want ErrClosed", err)
+	}
+}
+
+func TestConfig_Validate_names_bad_fields(t *testing.T) {
+	st := newStore(t, sqliteBackend, nil, nil)
+	tests := []struct {
+		name  string
+		cfg   fallback.Config
+		field string
+	}{
+		{"valid", fallback.Config{Store: st}, ""},
+		{"no store", fallback.Config{}, "Store"},
+		{"bad queue", fallback.Config{Store: st, Queue: "a\x00"}, "Queue"},
+		{"negative timeout", fallback.Config{Store: st, StoreTimeout: -1}, "StoreTimeout"},
+		{"hook implementing nothing", fallback.Config{Store: st, Hooks: []any{42}}, "Hooks[0]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := fallback.NewPublisher(&recorder{}, tt.cfg, nil)
+			checkField(t, err, tt.field)
+		})
+	}
+}
+
+func checkField(t *testing.T, err error, field string) {
+	t.Helper()
+	if field == "" {
+		if err != nil {
+			t.Fatalf("got %v, want nil", err)
+		}
+		return
+	}
+	if !errors.Is(err, fallback.ErrInvalidConfig) || !strings.Contains(err.Error(), field) {
+		t.Fatalf("got %v, want ErrInvalidConfig naming %s", err, field)
+	}
+}
