@@ -21,8 +21,10 @@ type storedHook struct {
 	failed []fallback.StoreFailedParams
 }
 
-func (h *storedHook) OnFallbackStored(p fallback.StoredParams)           { h.stored = append(h.stored, p) }
-func (h *storedHook) OnFallbackStoreFailed(p fallback.StoreFailedParams) { h.failed = append(h.failed, p) }
+func (h *storedHook) OnFallbackStored(p fallback.StoredParams) { h.stored = append(h.stored, p) }
+func (h *storedHook) OnFallbackStoreFailed(p fallback.StoreFailedParams) {
+	h.failed = append(h.failed, p)
+}
 
 func newPublisher(t *testing.T, inner message.Publisher, st *sqlstore.Store, hooks ...any) *fallback.Publisher {
 	t.Helper()
