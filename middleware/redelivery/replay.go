@@ -1,0 +1,188 @@
+package redelivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/reliamq/reliamq/pkg/clock"
+	"github.com/reliamq/reliamq/pkg/metadata"
+)
+
+// DefaultReplayIdleTimeout is ReplayConfig.IdleTimeout's default.
+const DefaultReplayIdleTimeout = 5 * time.Second
+
+// ReplayConfig configures Replay.
+type ReplayConfig struct {
+	// Messages is an open subscription to the dead-letter topic. When nil,
+	// Replay subscribes Subscriber to Topic itself (and ends that
+	// subscription when it returns; it does not close Subscriber).
+	Messages <-chan *message.Message
+	// Subscriber and Topic name the dead-letter topic to read when Messages
+	// is nil. Use a subscriber whose consumer group reads the whole topic.
+	Subscriber message.Subscriber
+	Topic      string
+	// Publisher publishes each message to its metadata.OriginalTopic.
+	// Required. Replay does not close it.
+	Publisher message.Publisher
+	// KeepReconsumeTimes keeps the reconsume count, first-failure time and last
+	// error, so the message resumes its schedule where it stopped (and, with
+	// the count at its maximum, is dead-lettered again at the next failure).
+	// Default false: the count is reset and the message starts afresh.
+	KeepReconsumeTimes bool
+	// Rate is the most messages published per second; 0 means no limit.
+	Rate float64
+	// Limit stops Replay after this many messages were replayed; 0 means no
+	// limit.
+	Limit int
+	// IdleTimeout stops Replay when no message arrived for this long (the
+	// dead-letter topic is drained). Default DefaultReplayIdleTimeout;
+	// negative means wait until Limit or the context ends.
+	IdleTimeout time.Duration
+	// Clock drives the rate limit and the idle timeout. Default clock.Real{}.
+	Clock clock.Clock
+	// OnMessage is called once per message read, on Replay's goroutine, with
+	// what happened to it.
+	OnMessage func(ReplayResult)
+}
+
+// ReplayResult says what Replay did with one dead-lettered message.
+type ReplayResult struct {
+	MessageUUID string
+	// OriginalTopic is where the message was published (or should have been).
+	OriginalTopic string
+	// Reason is the message's metadata.DeadLetterReason.
+	Reason string
+	// Err is nil when the message was published and acknowledged; otherwise
+	// the message was nacked (it stays in the dead-letter topic) and Replay
+	// stopped with this error.
+	Err error
+}
+
+// ReplayStats sums up a Replay run.
+type ReplayStats struct {
+	// Replayed counts messages published to their original topic.
+	Replayed int
+}
+
+// dlqOnly are the dead-letter facts removed on replay.
+var dlqOnly = []string{metadata.DeadLetterReason, metadata.Attempts, metadata.PanicStack}
+
+// resetOnReplay are removed too unless ReplayConfig.KeepReconsumeTimes.
+var resetOnReplay = []string{metadata.ReconsumeTimes, RedeliveryCount, metadata.FirstFailureTime, metadata.LastError}
+
+// Replay moves dead-lettered messages back to their original topic
+// (metadata.OriginalTopic) with the same UUID and payload, one at a time: it
+// publishes a message, then acknowledges it in the dead-letter topic, so each
+// message is delivered at least once (exactly once unless the acknowledgement
+// is lost). It returns nil when Limit is reached or the topic stayed idle for
+// IdleTimeout, the context's error when ctx ends first, and stops at the
+// first message it cannot replay (no original topic: ErrMissingOriginalTopic;
+// a publish error), nacking that message so it stays in the dead-letter topic.
+func Replay(ctx context.Context, cfg ReplayConfig, logger watermill.LoggerAdapter) (ReplayStats, error) {
+	var stats ReplayStats
+	if logger == nil {
+		logger = watermill.NopLogger{}
+	}
+	cfg.Clock = clock.OrReal(cfg.Clock)
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = DefaultReplayIdleTimeout
+	}
+	var errs []error
+	if cfg.Publisher == nil {
+		errs = append(errs, fmt.Errorf("%w: ReplayConfig.Publisher is required", ErrInvalidConfig))
+	}
+	if cfg.Messages == nil && (cfg.Subscriber == nil || cfg.Topic == "") {
+		errs = append(errs, fmt.Errorf("%w: ReplayConfig needs Messages, or Subscriber and Topic", ErrInvalidConfig))
+	}
+	if cfg.Rate < 0 || cfg.Limit < 0 {
+		errs = append(errs, fmt.Errorf("%w: ReplayConfig.Rate and Limit must not be negative", ErrInvalidConfig))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return stats, err
+	}
+	msgs := cfg.Messages
+	if msgs == nil {
+		subCtx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		var err error
+		if msgs, err = cfg.Subscriber.Subscribe(subCtx, cfg.Topic); err != nil {
+			return stats, fmt.Errorf("redelivery: replay: subscribing to %q: %w", cfg.Topic, err)
+		}
+	}
+	var interval time.Duration
+	if cfg.Rate > 0 {
+		interval = time.Duration(float64(time.Second) / cfg.Rate)
+	}
+	var next time.Time
+	for cfg.Limit == 0 || stats.Replayed < cfg.Limit {
+		var idle <-chan time.Time
+		if cfg.IdleTimeout > 0 {
+			idle = cfg.Clock.After(cfg.IdleTimeout)
+		}
+		var msg *message.Message
+		select {
+		case <-ctx.Done():
+			return stats, ctx.Err()
+		case <-idle:
+			return stats, nil
+		case m, ok := <-msgs:
+			if !ok {
+				return stats, nil
+			}
+			msg = m
+		}
+		if interval > 0 {
+			if wait := next.Sub(cfg.Clock.Now()); wait > 0 {
+				select {
+				case <-ctx.Done():
+					msg.Nack()
+					return stats, ctx.Err()
+				case <-cfg.Clock.After(wait):
+				}
+			}
+			next = cfg.Clock.Now().Add(interval)
+		}
+		res := ReplayResult{MessageUUID: msg.UUID, OriginalTopic: msg.Metadata.Get(metadata.OriginalTopic),
+			Reason: msg.Metadata.Get(metadata.DeadLetterReason)}
+		if res.OriginalTopic == "" {
+			res.Err = fmt.Errorf("%w: %s", ErrMissingOriginalTopic, msg.UUID)
+		} else if err := cfg.Publisher.Publish(res.OriginalTopic, replayCopy(msg, cfg.KeepReconsumeTimes)); err != nil {
+			res.Err = fmt.Errorf("redelivery: replay: publishing %s to %q: %w", msg.UUID, res.OriginalTopic, err)
+		}
+		if res.Err != nil {
+			msg.Nack()
+		} else {
+			msg.Ack()
+			stats.Replayed++
+		}
+		if cfg.OnMessage != nil {
+			cfg.OnMessage(res)
+		}
+		if res.Err != nil {
+			logger.Error("Replay stopped", res.Err, watermill.LogFields{"message_uuid": msg.UUID})
+			return stats, res.Err
+		}
+	}
+	return stats, nil
+}
+
+func replayCopy(msg *message.Message, keep bool) *message.Message {
+	out := message.NewMessage(msg.UUID, msg.Payload)
+	for k, v := range msg.Metadata {
+		out.Metadata[k] = v
+	}
+	for _, k := range dlqOnly {
+		delete(out.Metadata, k)
+	}
+	if !keep {
+		for _, k := range resetOnReplay {
+			delete(out.Metadata, k)
+		}
+	}
+	return out
+}
