@@ -1,0 +1,378 @@
+package rocketmq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	rmq "github.com/apache/rocketmq-client-go/v2"
+	"github.com/apache/rocketmq-client-go/v2/primitive"
+	"github.com/apache/rocketmq-client-go/v2/producer"
+
+	"github.com/reliamq/reliamq/pkg/policy"
+)
+
+// Publisher is a Watermill publisher over a rocketmq-client-go producer.
+//
+// Delivery guarantees: with SendSync and SendAsync, Publish returns nil only
+// when the broker answered SEND_OK for every message; any other answer, a
+// missing result, or no answer within SendTimeout is an error. An error that
+// matches ErrBrokerUnavailable may hide a message the broker did store (the
+// answer was lost or late), so retrying it is at-least-once: duplicates are
+// possible, and every copy carries the same UUID (PropertyUUID). Bad input
+// (ErrNilMessage, ErrInvalidTopic, ErrMessageTooLarge, ErrInvalidMetadata) is
+// detected for the whole call before anything is sent. With SendOneWay there
+// is no answer: a lost request is not an error (at-most-once).
+//
+// A Publish of several messages sends them in order (one request per message,
+// or per batch with Batch) and, in SendSync mode, stops at the first failure:
+// the returned *SendError's Index says which message failed; those before it
+// were stored, those from it on were not confirmed. In SendAsync mode all
+// requests are sent before waiting, so messages after Index may have been
+// stored too. Order between messages is kept only within one queue (see
+// HashShardingKey) and only for sequential sends.
+//
+// Publish is safe for concurrent use. Close waits for the Publish calls in
+// progress (each bounded by SendTimeout), then shuts the producer down; Publish
+// after Close returns ErrClosed.
+type Publisher struct {
+	cfg       PublisherConfig
+	logger    watermill.LoggerAdapter
+	producer  rmq.Producer
+	checkMore bool // the marshaler is not ours: re-check its properties
+
+	mu        sync.RWMutex
+	closed    bool
+	inflight  sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ message.Publisher = (*Publisher)(nil)
+
+// NewPublisher validates cfg, creates the producer and starts it. The producer
+// connects lazily, on the first send. A nil logger discards logs.
+func NewPublisher(cfg PublisherConfig, logger watermill.LoggerAdapter) (*Publisher, error) {
+	if logger == nil {
+		logger = watermill.NopLogger{}
+	}
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("rocketmq: invalid publisher config: %w", err)
+	}
+	routeDefault(logger)
+
+	opts := []producer.Option{
+		producer.WithNameServer(primitive.NamesrvAddr(cfg.NameServers)),
+		producer.WithGroupName(cfg.GroupName),
+		producer.WithInstanceName(cfg.InstanceName),
+		producer.WithRetry(cfg.SendRetries),
+		producer.WithSendMsgTimeout(cfg.SendTimeout),
+	}
+	if cfg.Namespace != "" {
+		opts = append(opts, producer.WithNamespace(cfg.Namespace))
+	}
+	if cfg.Credentials != (Credentials{}) {
+		opts = append(opts, producer.WithCredentials(primitive.Credentials(cfg.Credentials)))
+	}
+	if cfg.QueueSelection == HashShardingKey {
+		opts = append(opts, producer.WithQueueSelector(producer.NewHashQueueSelector()))
+	}
+	p, err := rmq.NewProducer(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("rocketmq: create producer: %w", err)
+	}
+	if err := p.Start(); err != nil {
+		_ = p.Shutdown()
+		return nil, fmt.Errorf("rocketmq: start producer: %w", err)
+	}
+	_, ours := cfg.Marshaler.(DefaultMarshaler)
+	return &Publisher{
+		cfg:       cfg,
+		logger:    logger.With(watermill.LogFields{"component": "rocketmq.Publisher", "producer_group": cfg.GroupName}),
+		producer:  p,
+		checkMore: !ours,
+	}, nil
+}
+
+// Publish sends msgs to topic; see the type's documentation for what is sent
+// when an error is returned. The context of the first message bounds the whole
+// call; SendTimeout bounds each request.
+func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
+	p.mu.RLock()
+	if p.closed {
+		p.mu.RUnlock()
+		return policy.Permanent(ErrClosed)
+	}
+	p.inflight.Add(1)
+	p.mu.RUnlock()
+	defer p.inflight.Done()
+
+	if len(msgs) == 0 {
+		return nil
+	}
+	out, err := p.prepare(topic, msgs)
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	if msgs[0] != nil {
+		ctx = msgs[0].Context()
+	}
+	sends := p.plan(out)
+	switch p.cfg.SendMode {
+	case SendAsync:
+		return p.sendAsync(ctx, topic, msgs, out, sends)
+	case SendOneWay:
+		return p.sendOneWay(ctx, topic, msgs, out, sends)
+	default:
+		return p.sendSync(ctx, topic, msgs, out, sends)
+	}
+}
+
+// prepare validates and marshals every message before anything is sent.
+func (p *Publisher) prepare(topic string, msgs []*message.Message) ([]*primitive.Message, error) {
+	full := topic
+	if p.cfg.Namespace != "" {
+		full = p.cfg.Namespace + "%" + topic
+	}
+	if err := ValidateTopic(full); err != nil {
+		return nil, err
+	}
+	out := make([]*primitive.Message, len(msgs))
+	for i, msg := range msgs {
+		if msg == nil {
+			return nil, policy.Permanent(fmt.Errorf("%w: message %d of %d", ErrNilMessage, i, len(msgs)))
+		}
+		if len(msg.Payload) > p.cfg.MaxMessageSize {
+			return nil, permanent(ErrMessageTooLarge, "message %s has %d bytes, the limit is %d",
+				msg.UUID, len(msg.Payload), p.cfg.MaxMessageSize)
+		}
+		m, err := p.cfg.Marshaler.Marshal(topic, msg)
+		if err != nil {
+			if !policy.IsPermanent(err) {
+				err = policy.Permanent(fmt.Errorf("%w: message %s: %w", ErrInvalidMetadata, msg.UUID, err))
+			}
+			return nil, err
+		}
+		if m == nil {
+			return nil, permanent(ErrInvalidMetadata, "marshaler returned no message for %s", msg.UUID)
+		}
+		if p.checkMore {
+			if err := CheckProperties(m.GetProperties()); err != nil {
+				return nil, err
+			}
+			if len(m.Body) > p.cfg.MaxMessageSize {
+				return nil, permanent(ErrMessageTooLarge, "message %s has %d bytes after marshaling, the limit is %d",
+					msg.UUID, len(m.Body), p.cfg.MaxMessageSize)
+			}
+		}
+		m.Topic = topic
+		out[i] = m
+	}
+	return out, nil
+}
+
+// span is one request: out[from:to].
+type span struct{ from, to int }
+
+// batchOverhead is the per-message framing of a batch body (total size, magic,
+// body CRC, flag, body length, properties length).
+const batchOverhead = 4 + 4 + 4 + 4 + 4 + 2
+
+// uniqKeyLen is the encoded UNIQ_KEY property the adapter adds to batched
+// messages (name, separators, 32-character id).
+const uniqKeyLen = len(primitive.PropertyUniqueClientMessageIdKeyIndex) + 2 + 32
+
+// plan cuts out into requests. Without Batch every message is its own request.
+// With Batch, consecutive batchable messages share a request while the batch
+// body stays within MaxMessageSize. Delayed messages, and messages with a
+// sharding key under HashShardingKey, travel alone: the client builds the
+// batch wrapper without properties, so the broker would ignore their delay
+// and the selector their key.
+func (p *Publisher) plan(out []*primitive.Message) []span {
+	spans := make([]span, 0, len(out))
+	if !p.cfg.Batch || len(out) == 1 {
+		for i := range out {
+			spans = append(spans, span{i, i + 1})
+		}
+		return spans
+	}
+	start, size := -1, 0
+	flush := func(end int) {
+		if start >= 0 {
+			spans = append(spans, span{start, end})
+			start, size = -1, 0
+		}
+	}
+	for i, m := range out {
+		if !p.batchable(m) {
+			flush(i)
+			spans = append(spans, span{i, i + 1})
+			continue
+		}
+		n := batchOverhead + len(m.Body) + propertiesSize(m) + uniqKeyLen
+		if start >= 0 && size+n > p.cfg.MaxMessageSize {
+			flush(i)
+		}
+		if start < 0 {
+			start = i
+		}
+		size += n
+	}
+	flush(len(out))
+	return spans
+}
+
+func (p *Publisher) batchable(m *primitive.Message) bool {
+	if m.GetProperty(primitive.PropertyDelayTimeLevel) != "" {
+		return false
+	}
+	return p.cfg.QueueSelection != HashShardingKey || m.GetShardingKey() == ""
+}
+
+func propertiesSize(m *primitive.Message) int {
+	n := 0
+	for k, v := range m.GetProperties() {
+		n += len(k) + len(v) + 2
+	}
+	return n
+}
+
+// request returns the messages of one send. Batched messages get a UNIQ_KEY
+// of their own: the client sets it only on single sends, and without it a
+// consumer's MsgId changes on every broker redelivery.
+func request(out []*primitive.Message, s span) []*primitive.Message {
+	group := out[s.from:s.to]
+	if len(group) > 1 {
+		for _, m := range group {
+			if m.GetProperty(primitive.PropertyUniqueClientMessageIdKeyIndex) == "" {
+				m.WithProperty(primitive.PropertyUniqueClientMessageIdKeyIndex, primitive.CreateUniqID())
+			}
+		}
+	}
+	return group
+}
+
+func (p *Publisher) newSendError(topic string, msgs []*message.Message, s span) *SendError {
+	return &SendError{Topic: topic, MessageUUID: msgs[s.from].UUID, Index: s.from}
+}
+
+func (p *Publisher) sendSync(ctx context.Context, topic string, msgs []*message.Message, out []*primitive.Message, sends []span) error {
+	for _, s := range sends {
+		sendCtx, cancel := context.WithTimeout(ctx, p.cfg.SendTimeout)
+		res, err := p.producer.SendSync(sendCtx, request(out, s)...)
+		timedOut := sendCtx.Err() != nil
+		cancel()
+		if err := p.result(ctx, timedOut, p.newSendError(topic, msgs, s), res, err); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// result turns the client's answer into nil or an error. Only SEND_OK with a
+// result counts as stored: v2.1.2 returns a non-nil result on some errors and
+// maps flush/slave failures to a non-OK status without an error.
+func (p *Publisher) result(ctx context.Context, timedOut bool, se *SendError, res *primitive.SendResult, err error) error {
+	if err != nil {
+		return classifyClientError(ctx, timedOut, se, err)
+	}
+	if res == nil {
+		se.Err = fmt.Errorf("%w: the client reported no send result", ErrBrokerUnavailable)
+		return se
+	}
+	if res.Status != primitive.SendOK {
+		se.Err = fmt.Errorf("%w: send status %s", ErrBrokerUnavailable, sendStatus(res.Status))
+		return se
+	}
+	return nil
+}
+
+func sendStatus(s primitive.SendStatus) string {
+	switch s {
+	case primitive.SendFlushDiskTimeout:
+		return "FLUSH_DISK_TIMEOUT"
+	case primitive.SendFlushSlaveTimeout:
+		return "FLUSH_SLAVE_TIMEOUT"
+	case primitive.SendSlaveNotAvailable:
+		return "SLAVE_NOT_AVAILABLE"
+	case primitive.SendUnknownError:
+		return "UNKNOWN_ERROR"
+	}
+	return fmt.Sprintf("status %d", int(s))
+}
+
+type asyncResult struct {
+	res *primitive.SendResult
+	err error
+}
+
+func (p *Publisher) sendAsync(ctx context.Context, topic string, msgs []*message.Message, out []*primitive.Message, sends []span) error {
+	sendCtx, cancel := context.WithTimeout(ctx, p.cfg.SendTimeout)
+	defer cancel()
+	// One buffered channel per request: the client may call back after we
+	// gave up, or (v2.1.2, timeout path) call back and then panic.
+	results := make([]chan asyncResult, len(sends))
+	var firstErr error
+	for i, s := range sends {
+		ch := make(chan asyncResult, 2)
+		results[i] = ch
+		err := p.producer.SendAsync(sendCtx, func(_ context.Context, res *primitive.SendResult, err error) {
+			select {
+			case ch <- asyncResult{res: res, err: err}:
+			default:
+			}
+		}, request(out, s)...)
+		if err != nil {
+			ch <- asyncResult{err: err}
+		}
+	}
+	for i, s := range sends {
+		var r asyncResult
+		timedOut := false
+		select {
+		case r = <-results[i]:
+		case <-sendCtx.Done():
+			select {
+			case r = <-results[i]:
+			default:
+				timedOut = true
+				r.err = errors.New("no answer from the broker")
+			}
+		}
+		if err := p.result(ctx, timedOut || sendCtx.Err() != nil && r.err != nil, p.newSendError(topic, msgs, s), r.res, r.err); err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	return firstErr
+}
+
+func (p *Publisher) sendOneWay(ctx context.Context, topic string, msgs []*message.Message, out []*primitive.Message, sends []span) error {
+	for _, s := range sends {
+		sendCtx, cancel := context.WithTimeout(ctx, p.cfg.SendTimeout)
+		err := p.producer.SendOneWay(sendCtx, request(out, s)...)
+		timedOut := sendCtx.Err() != nil
+		cancel()
+		if err != nil {
+			return classifyClientError(ctx, timedOut, p.newSendError(topic, msgs, s), err)
+		}
+	}
+	return nil
+}
+
+// Close waits for Publish calls in progress and shuts the producer down. It is
+// idempotent and safe for concurrent use.
+func (p *Publisher) Close() error {
+	p.closeOnce.Do(func() {
+		p.mu.Lock()
+		p.closed = true
+		p.mu.Unlock()
+		p.inflight.Wait()
+		p.closeErr = p.producer.Shutdown()
+	})
+	return p.closeErr
+}

@@ -1,0 +1,497 @@
+package rocketmq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	rmq "github.com/apache/rocketmq-client-go/v2"
+	"github.com/apache/rocketmq-client-go/v2/admin"
+	"github.com/apache/rocketmq-client-go/v2/consumer"
+	"github.com/apache/rocketmq-client-go/v2/primitive"
+
+	"github.com/reliamq/reliamq/pkg/metadata"
+	"github.com/reliamq/reliamq/pkg/policy"
+)
+
+// Subscriber is a Watermill subscriber over rocketmq-client-go push
+// consumers, one consumer per Subscribe call.
+//
+// Delivery guarantees: at-least-once. A message's offset is committed only
+// after its Ack; the consume call the client makes returns only once the
+// message is acked or nacked, or the subscription ends. A nack is redelivered
+// in process (default: the same UUID and metadata, at once or after
+// NackResendDelay, until acked), or handed to the broker's retry with
+// BrokerRetry (redelivered after the delay level with ReconsumeTimes + 1, then
+// moved to %DLQ%<group>). A message neither acked nor nacked when the
+// subscription ends is not committed and is redelivered to the group later;
+// so are messages whose ack arrives after CloseTimeout. Duplicates also
+// happen after rebalances and broker restarts; the UUID stays the same, so
+// handlers can deduplicate. Broadcasting subscriptions drop nacked messages.
+// Order is not guaranteed: queues are consumed concurrently, and messages of
+// one queue by up to ConsumeGoroutines goroutines.
+//
+// Broker retry caveat: client v2.1.2 ignores the broker's answer to the
+// send-back that carries a nacked message to %RETRY%<group>; if the broker
+// refuses it (an error answer, not a network failure), the offset still
+// advances and the message is lost. Network failures are retried by the
+// client.
+//
+// Close (and the end of a Subscribe context for its subscription) stops
+// handing out messages, cancels the contexts of messages in handlers, waits up
+// to CloseTimeout for their acks, shuts the consumer down, and closes the
+// output channel. Subscribe and Close are safe for concurrent use.
+type Subscriber struct {
+	cfg    SubscriberConfig
+	logger watermill.LoggerAdapter
+
+	mu      sync.Mutex
+	closed  bool
+	closing chan struct{}
+	names   map[string]int
+	running sync.WaitGroup
+}
+
+var (
+	_ message.Subscriber           = (*Subscriber)(nil)
+	_ message.SubscribeInitializer = (*Subscriber)(nil)
+)
+
+func shortID() string { return watermill.NewShortUUID() }
+
+// NewSubscriber validates cfg and returns a Subscriber. It does not connect:
+// each Subscribe call starts its own consumer. A nil logger discards logs.
+func NewSubscriber(cfg SubscriberConfig, logger watermill.LoggerAdapter) (*Subscriber, error) {
+	if logger == nil {
+		logger = watermill.NopLogger{}
+	}
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("rocketmq: invalid subscriber config: %w", err)
+	}
+	routeDefault(logger)
+	return &Subscriber{
+		cfg:     cfg,
+		logger:  logger.With(watermill.LogFields{"component": "rocketmq.Subscriber", "consumer_group": cfg.ConsumerGroup}),
+		closing: make(chan struct{}),
+		names:   map[string]int{},
+	}, nil
+}
+
+// Subscribe starts a consumer of topic for the group and returns its
+// messages. The topic is created first when it has no route (unless
+// SkipTopicCreation, in which case Subscribe waits for the route), and so is
+// %RETRY%<group> in clustering mode, so a new group's first redelivery is not
+// held back by the client's 20 s rebalance. The channel is closed when ctx
+// ends or the Subscriber closes.
+func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	if err := ValidateTopic(s.fullName(topic)); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, policy.Permanent(ErrClosed)
+	}
+	s.running.Add(1)
+	instance := s.instanceName(topic)
+	s.mu.Unlock()
+
+	sub, err := s.start(ctx, topic, instance)
+	if err != nil {
+		s.running.Done()
+		return nil, err
+	}
+	go func() {
+		defer s.running.Done()
+		select {
+		case <-ctx.Done():
+		case <-s.closing:
+		}
+		sub.stopAndDrain()
+	}()
+	return sub.out, nil
+}
+
+// SubscribeInitialize creates topic and %RETRY%<group> if they have no route
+// (or waits for the route with SkipTopicCreation). Watermill calls it before
+// Subscribe where supported.
+func (s *Subscriber) SubscribeInitialize(topic string) error {
+	if err := ValidateTopic(s.fullName(topic)); err != nil {
+		return err
+	}
+	return s.ensureRoutes(context.Background(), topic)
+}
+
+// Close ends every subscription (see the type's documentation) and waits for
+// them. It is idempotent.
+func (s *Subscriber) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		s.running.Wait()
+		return nil
+	}
+	s.closed = true
+	close(s.closing)
+	s.mu.Unlock()
+	s.running.Wait()
+	return nil
+}
+
+func (s *Subscriber) fullName(topic string) string {
+	if s.cfg.Namespace == "" {
+		return topic
+	}
+	return s.cfg.Namespace + "%" + topic
+}
+
+func (s *Subscriber) fullGroup() string { return s.fullName(s.cfg.ConsumerGroup) }
+
+// instanceName must be called with s.mu held.
+func (s *Subscriber) instanceName(topic string) string {
+	base := s.cfg.InstanceName + "-" + topic
+	n := s.names[base]
+	s.names[base] = n + 1
+	if n == 0 {
+		return base
+	}
+	return base + "-" + strconv.Itoa(n+1)
+}
+
+func (s *Subscriber) start(ctx context.Context, topic, instance string) (*subscription, error) {
+	if err := s.ensureRoutes(ctx, topic); err != nil {
+		return nil, err
+	}
+	sub := &subscription{
+		s:            s,
+		topic:        topic,
+		ctx:          ctx,
+		out:          make(chan *message.Message),
+		stop:         make(chan struct{}),
+		shutdownDone: make(chan struct{}),
+	}
+	opts := []consumer.Option{
+		consumer.WithNameServer(primitive.NamesrvAddr(s.cfg.NameServers)),
+		consumer.WithGroupName(s.cfg.ConsumerGroup),
+		consumer.WithInstance(instance),
+		consumer.WithConsumeGoroutineNums(s.cfg.ConsumeGoroutines),
+		// One message per consume call: a verdict is per message.
+		consumer.WithConsumeMessageBatchMaxSize(1),
+	}
+	switch s.cfg.ConsumeFrom {
+	case ConsumeFromLastOffset:
+		opts = append(opts, consumer.WithConsumeFromWhere(consumer.ConsumeFromLastOffset))
+	case ConsumeFromTimestamp:
+		opts = append(opts, consumer.WithConsumeFromWhere(consumer.ConsumeFromTimestamp),
+			consumer.WithConsumeTimestamp(s.cfg.ConsumeTimestamp.Format("20060102150405")))
+	default:
+		opts = append(opts, consumer.WithConsumeFromWhere(consumer.ConsumeFromFirstOffset))
+	}
+	if s.cfg.Broadcasting {
+		opts = append(opts, consumer.WithConsumerModel(consumer.BroadCasting))
+	} else {
+		opts = append(opts, consumer.WithConsumerModel(consumer.Clustering),
+			consumer.WithMaxReconsumeTimes(int32(s.cfg.MaxReconsumeTimes)))
+	}
+	if s.cfg.Namespace != "" {
+		opts = append(opts, consumer.WithNamespace(s.cfg.Namespace))
+	}
+	if s.cfg.Credentials != (Credentials{}) {
+		opts = append(opts, consumer.WithCredentials(primitive.Credentials(s.cfg.Credentials)))
+	}
+	c, err := rmq.NewPushConsumer(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("rocketmq: create consumer for topic %q: %w", topic, err)
+	}
+	selector := consumer.MessageSelector{Type: consumer.TAG, Expression: s.cfg.TagSelector}
+	if err := c.Subscribe(topic, selector, sub.consume); err != nil {
+		_ = c.Shutdown()
+		return nil, fmt.Errorf("rocketmq: subscribe to topic %q: %w", topic, err)
+	}
+	if err := c.Start(); err != nil {
+		_ = c.Shutdown()
+		return nil, fmt.Errorf("%w: start consumer for topic %q: %v", ErrBrokerUnavailable, topic, err)
+	}
+	sub.consumer = c
+	return sub, nil
+}
+
+// ensureRoutes makes sure topic (and, in clustering mode, %RETRY%<group>) has
+// a route before the consumer starts: v2.1.2's Start fails for a topic without
+// one, and only picks up a retry topic created later at its next rebalance.
+func (s *Subscriber) ensureRoutes(ctx context.Context, topic string) error {
+	if err := s.ensureRoute(ctx, s.fullName(topic), s.cfg.TopicQueueNums, true); err != nil {
+		return err
+	}
+	if s.cfg.Broadcasting || s.cfg.SkipTopicCreation {
+		// Without creation rights the first heartbeat creates the retry topic.
+		return nil
+	}
+	return s.ensureRoute(ctx, "%RETRY%"+s.fullGroup(), 1, false)
+}
+
+func (s *Subscriber) ensureRoute(ctx context.Context, topic string, queues int, wait bool) error {
+	logged := false
+	for {
+		_, err := topicRoute(ctx, s.cfg.NameServers, topic)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, errNoRoute) {
+			return fmt.Errorf("%w: look up the route of %q: %v", ErrBrokerUnavailable, topic, err)
+		}
+		if !s.cfg.SkipTopicCreation {
+			if err := s.createTopic(ctx, topic, queues); err != nil {
+				return err
+			}
+		} else if !wait {
+			return nil
+		} else if !logged {
+			logged = true
+			s.logger.Info("Waiting for the topic to get a route (topic creation is off)", watermill.LogFields{"topic": topic})
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.closing:
+			return policy.Permanent(ErrClosed)
+		case <-s.cfg.Clock.After(s.routePoll(logged)):
+		}
+	}
+}
+
+// routePoll is short right after creating a topic (the route appears as soon
+// as the broker registers it) and RoutePollInterval while waiting for others.
+func (s *Subscriber) routePoll(waiting bool) time.Duration {
+	if waiting {
+		return s.cfg.RoutePollInterval
+	}
+	return s.cfg.RoutePollInterval / 10
+}
+
+func (s *Subscriber) createTopic(ctx context.Context, topic string, queues int) error {
+	masters, err := clusterMasters(ctx, s.cfg.NameServers)
+	if err != nil {
+		return fmt.Errorf("%w: find brokers to create topic %q: %v", ErrBrokerUnavailable, topic, err)
+	}
+	adm, err := admin.NewAdmin(
+		admin.WithResolver(primitive.NewPassthroughResolver(s.cfg.NameServers)),
+		admin.WithCredentials(primitive.Credentials(s.cfg.Credentials)),
+	)
+	if err != nil {
+		return fmt.Errorf("%w: create admin client: %v", ErrBrokerUnavailable, err)
+	}
+	defer adm.Close()
+	for _, addr := range masters {
+		err := adm.CreateTopic(ctx,
+			admin.WithTopicCreate(topic),
+			admin.WithBrokerAddrCreate(addr),
+			admin.WithReadQueueNums(queues),
+			admin.WithWriteQueueNums(queues),
+			admin.WithPerm(6),
+		)
+		if err != nil {
+			return fmt.Errorf("%w: create topic %q on %s: %v", ErrBrokerUnavailable, topic, addr, err)
+		}
+	}
+	return nil
+}
+
+// subscription is one Subscribe call: one push consumer and its channel.
+type subscription struct {
+	s        *Subscriber
+	topic    string
+	ctx      context.Context
+	out      chan *message.Message
+	consumer rmq.PushConsumer
+
+	mu              sync.Mutex
+	stopping        bool          // no new consume calls enter
+	shutdownStarted bool          // no consume call parks any more
+	stop            chan struct{} // closed when stopping
+	shutdownDone    chan struct{} // closed after the consumer shut down
+	inflight        sync.WaitGroup
+	parked          sync.WaitGroup
+}
+
+type verdict int
+
+const (
+	verdictAck verdict = iota
+	verdictBrokerRetry
+	verdictAbandon // not acked before the end: leave it uncommitted
+)
+
+// consume is the client's callback. It returns only when the message was
+// acked or nacked, or the subscription ended.
+func (sub *subscription) consume(ctx context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
+	sub.mu.Lock()
+	if sub.stopping {
+		sub.mu.Unlock()
+		return sub.park()
+	}
+	sub.inflight.Add(1)
+	sub.mu.Unlock()
+
+	result := consumer.ConsumeSuccess
+	delayLevel := 0
+	for _, ext := range msgs {
+		v, level := sub.deliver(ext)
+		switch v {
+		case verdictAbandon:
+			sub.mu.Lock()
+			if !sub.shutdownStarted {
+				sub.parked.Add(1)
+				sub.mu.Unlock()
+				sub.inflight.Done()
+				<-sub.shutdownDone
+				sub.parked.Done()
+			} else {
+				sub.mu.Unlock()
+				sub.inflight.Done()
+			}
+			// The consumer is shut down: the client discards this result, so
+			// the offset stays and the group gets the message again.
+			return consumer.ConsumeRetryLater, nil
+		case verdictBrokerRetry:
+			result = consumer.ConsumeRetryLater
+			delayLevel = level
+		}
+	}
+	if result == consumer.ConsumeRetryLater {
+		if cc, ok := primitive.GetConcurrentlyCtx(ctx); ok {
+			cc.DelayLevelWhenNextConsume = delayLevel
+		}
+	}
+	sub.inflight.Done()
+	return result, nil
+}
+
+// park holds a consume call that arrived after the subscription started
+// stopping until the consumer is shut down, so its result is discarded.
+func (sub *subscription) park() (consumer.ConsumeResult, error) {
+	sub.mu.Lock()
+	if sub.shutdownStarted {
+		sub.mu.Unlock()
+		return consumer.ConsumeRetryLater, nil
+	}
+	sub.parked.Add(1)
+	sub.mu.Unlock()
+	<-sub.shutdownDone
+	sub.parked.Done()
+	return consumer.ConsumeRetryLater, nil
+}
+
+// deliver hands ext to the output channel until it is acked, handed to the
+// broker's retry, or the subscription ends.
+func (sub *subscription) deliver(ext *primitive.MessageExt) (verdict, int) {
+	cfg := &sub.s.cfg
+	for {
+		msg, err := cfg.Marshaler.Unmarshal(ext)
+		if err != nil {
+			// Undecodable: let the broker's retry and DLQ deal with it.
+			sub.s.logger.Error("Cannot unmarshal message", err, watermill.LogFields{
+				"topic": sub.topic, "msg_id": ext.MsgId})
+			return verdictBrokerRetry, 0
+		}
+		if cfg.Broadcasting {
+			msg.Metadata.Set(metadata.Broadcast, "true")
+		}
+		msgCtx, cancel := context.WithCancel(sub.ctx)
+		msg.SetContext(msgCtx)
+
+		select {
+		case sub.out <- msg:
+		case <-sub.stop:
+			cancel()
+			return verdictAbandon, 0
+		}
+
+		var nacked bool
+		select {
+		case <-msg.Acked():
+			cancel()
+			return verdictAck, 0
+		case <-msg.Nacked():
+			cancel()
+			nacked = true
+		case <-sub.stop:
+			// Tell the handler, then give it CloseTimeout to finish.
+			cancel()
+			select {
+			case <-msg.Acked():
+				return verdictAck, 0
+			case <-msg.Nacked():
+				nacked = true
+			case <-cfg.Clock.After(cfg.CloseTimeout):
+				return verdictAbandon, 0
+			}
+		}
+		if !nacked {
+			continue
+		}
+		switch {
+		case cfg.Broadcasting:
+			sub.s.logger.Error("Nacked message of a broadcasting subscription dropped", nil, watermill.LogFields{
+				"topic": sub.topic, "message_uuid": msg.UUID})
+			return verdictAck, 0
+		case cfg.BrokerRetry:
+			return verdictBrokerRetry, nackDelayLevel(sub.s.logger, msg)
+		}
+		select {
+		case <-sub.stop:
+			return verdictAbandon, 0
+		default:
+		}
+		if cfg.NackResendDelay > 0 {
+			select {
+			case <-cfg.Clock.After(cfg.NackResendDelay):
+			case <-sub.stop:
+				return verdictAbandon, 0
+			}
+		}
+	}
+}
+
+// nackDelayLevel reads the retry delay level a handler chose for a nacked
+// message: 1..18 a broker delay level, -1 straight to the DLQ, 0 or absent the
+// broker's schedule.
+func nackDelayLevel(logger watermill.LoggerAdapter, msg *message.Message) int {
+	v := msg.Metadata.Get(metadata.DelayLevel)
+	if v == "-1" {
+		return -1
+	}
+	level, err := ParseDelayLevel(v)
+	if err != nil {
+		logger.Error("Ignoring invalid delay level on nacked message", err, watermill.LogFields{"message_uuid": msg.UUID})
+		return 0
+	}
+	return level
+}
+
+// stopAndDrain ends the subscription: see Subscriber's documentation.
+func (sub *subscription) stopAndDrain() {
+	sub.mu.Lock()
+	sub.stopping = true
+	close(sub.stop)
+	sub.mu.Unlock()
+
+	// Consume calls holding a message finish (ack, nack, or CloseTimeout)
+	// while the consumer still runs, so their results are committed.
+	sub.inflight.Wait()
+	if err := sub.consumer.Shutdown(); err != nil {
+		sub.s.logger.Error("Consumer shutdown failed", err, watermill.LogFields{"topic": sub.topic})
+	}
+	sub.mu.Lock()
+	sub.shutdownStarted = true
+	sub.mu.Unlock()
+	close(sub.shutdownDone)
+	sub.parked.Wait()
+	close(sub.out)
+}

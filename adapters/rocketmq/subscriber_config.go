@@ -1,0 +1,176 @@
+package rocketmq
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/reliamq/reliamq/pkg/clock"
+)
+
+// ConsumeFrom says where a consumer group with no committed offset starts.
+type ConsumeFrom int
+
+const (
+	// ConsumeFromFirstOffset (the default) starts at the oldest stored
+	// message, so a new group sees everything already published: tests are
+	// deterministic and nothing published before the first Subscribe is
+	// skipped.
+	ConsumeFromFirstOffset ConsumeFrom = iota
+	// ConsumeFromLastOffset starts after the newest message. Note that
+	// RocketMQ brokers answer offset 0 for queues that still hold their first
+	// message, so young topics are read from the start anyway.
+	ConsumeFromLastOffset
+	// ConsumeFromTimestamp starts at SubscriberConfig.ConsumeTimestamp.
+	ConsumeFromTimestamp
+)
+
+// SubscriberConfig configures a Subscriber.
+type SubscriberConfig struct {
+	// NameServers are the name server addresses. Required.
+	NameServers []string
+	// ConsumerGroup is the consumer group. Required; RocketMQ's
+	// DEFAULT_CONSUMER is rejected. Validated like a topic name.
+	ConsumerGroup string
+	// Broadcasting makes every subscriber of the group receive every message
+	// (offsets are kept in a local file by the client, under
+	// $HOME/.rocketmq_client_go, keyed by InstanceName). Default false:
+	// clustering, where the group shares the messages. In broadcasting mode a
+	// nacked message is dropped (logged at error level), never redelivered,
+	// and delivered messages carry metadata.Broadcast = "true".
+	Broadcasting bool
+	// TagSelector is a tag expression ("TagA || TagB"); only messages whose
+	// tag matches are delivered. Default "*" (every message).
+	TagSelector string
+	// ConsumeFrom: ConsumeFromFirstOffset (default), ConsumeFromLastOffset or
+	// ConsumeFromTimestamp.
+	ConsumeFrom ConsumeFrom
+	// ConsumeTimestamp is the start for ConsumeFromTimestamp. Required with
+	// it, ignored otherwise.
+	ConsumeTimestamp time.Time
+	// ConsumeGoroutines bounds the messages of one subscription handed out at
+	// the same time (the client's ConsumeGoroutineNums). Default 20.
+	ConsumeGoroutines int
+	// InstanceName is the base of the client instance names. Each Subscribe
+	// call gets its own client, named InstanceName + "-" + topic (plus a
+	// counter for a second subscription of the same topic), because the client
+	// shares connections, and group membership, between clients of the same
+	// name. Default: unique per Subscriber. Set it for broadcasting consumers
+	// that must resume from their local offsets after a restart.
+	InstanceName string
+	// Namespace is prefixed to topics and the group by the client. Default none.
+	Namespace string
+	// Credentials for brokers with ACL enabled. Default none. The admin
+	// requests that create topics do not carry credentials in client v2.1.2;
+	// with ACL, create topics beforehand and set SkipTopicCreation.
+	Credentials Credentials
+	// BrokerRetry hands nacked messages to the broker's retry: the consume
+	// call returns RECONSUME_LATER with the delay level taken from the nacked
+	// message's metadata.DelayLevel (0 or unset: the broker's schedule, level
+	// 3 + reconsume times, i.e. 10s 30s 1m ... 2h; -1: straight to the
+	// dead-letter topic %DLQ%<group>). After MaxReconsumeTimes redeliveries
+	// the broker moves the message to %DLQ%<group>. Default false: nacked
+	// messages are redelivered by the adapter, in process, at once (after
+	// NackResendDelay), as Watermill's subscribers do. Ignored when
+	// Broadcasting.
+	BrokerRetry bool
+	// MaxReconsumeTimes is how many broker redeliveries a message gets before
+	// it goes to %DLQ%<group> (BrokerRetry only). Default 16, RocketMQ's.
+	MaxReconsumeTimes int
+	// NackResendDelay is the pause before the adapter redelivers a nacked
+	// message in process. Default 0 (at once); a handler that keeps failing
+	// then spins, so pair it with a retry middleware.
+	NackResendDelay time.Duration
+	// CloseTimeout is how long Close (or the end of a Subscribe context) waits
+	// for handlers that hold a message to ack or nack it. Acks that arrive in
+	// time are committed; later ones are lost and those messages redelivered.
+	// Default 30s.
+	CloseTimeout time.Duration
+	// SkipTopicCreation stops Subscribe from creating a missing topic (and
+	// %RETRY%<group>) with the admin API; it then waits for the topic's route,
+	// logging that it does. Default false: create missing topics with
+	// TopicQueueNums queues.
+	SkipTopicCreation bool
+	// TopicQueueNums is the number of queues of topics the subscriber creates.
+	// Default 4.
+	TopicQueueNums int
+	// RoutePollInterval is how often Subscribe checks for a route it is
+	// waiting for. Default 1s.
+	RoutePollInterval time.Duration
+	// Marshaler converts messages. Default DefaultMarshaler.
+	Marshaler Marshaler
+	// Clock drives NackResendDelay, CloseTimeout and route polling. Default
+	// the real clock.
+	Clock clock.Clock
+}
+
+func (c *SubscriberConfig) setDefaults() {
+	c.NameServers = append([]string(nil), c.NameServers...)
+	if c.TagSelector == "" {
+		c.TagSelector = "*"
+	}
+	if c.ConsumeGoroutines == 0 {
+		c.ConsumeGoroutines = 20
+	}
+	if c.InstanceName == "" {
+		c.InstanceName = "reliamq-sub-" + shortID()
+	}
+	if c.MaxReconsumeTimes == 0 {
+		c.MaxReconsumeTimes = 16
+	}
+	if c.CloseTimeout == 0 {
+		c.CloseTimeout = 30 * time.Second
+	}
+	if c.TopicQueueNums == 0 {
+		c.TopicQueueNums = 4
+	}
+	if c.RoutePollInterval == 0 {
+		c.RoutePollInterval = time.Second
+	}
+	if c.Marshaler == nil {
+		c.Marshaler = DefaultMarshaler{}
+	}
+	c.Clock = clock.OrReal(c.Clock)
+}
+
+// Validate reports every invalid field, each error naming its field.
+func (c SubscriberConfig) Validate() error {
+	var errs []error
+	errs = append(errs, validateNameServers(c.NameServers))
+	switch {
+	case c.ConsumerGroup == "":
+		errs = append(errs, errors.New("ConsumerGroup: required"))
+	case c.ConsumerGroup == "DEFAULT_CONSUMER":
+		errs = append(errs, errors.New("ConsumerGroup: DEFAULT_CONSUMER is reserved"))
+	default:
+		if err := ValidateTopic(c.ConsumerGroup); err != nil {
+			errs = append(errs, fmt.Errorf("ConsumerGroup: %w", err))
+		}
+	}
+	if c.ConsumeFrom < ConsumeFromFirstOffset || c.ConsumeFrom > ConsumeFromTimestamp {
+		errs = append(errs, fmt.Errorf("ConsumeFrom: unknown value %d", int(c.ConsumeFrom)))
+	}
+	if c.ConsumeFrom == ConsumeFromTimestamp && c.ConsumeTimestamp.IsZero() {
+		errs = append(errs, errors.New("ConsumeTimestamp: required with ConsumeFromTimestamp"))
+	}
+	if c.ConsumeGoroutines < 0 {
+		errs = append(errs, fmt.Errorf("ConsumeGoroutines: must not be negative, got %d", c.ConsumeGoroutines))
+	}
+	if c.MaxReconsumeTimes < 0 {
+		errs = append(errs, fmt.Errorf("MaxReconsumeTimes: must not be negative, got %d", c.MaxReconsumeTimes))
+	}
+	if c.NackResendDelay < 0 {
+		errs = append(errs, fmt.Errorf("NackResendDelay: must not be negative, got %s", c.NackResendDelay))
+	}
+	if c.CloseTimeout < 0 {
+		errs = append(errs, fmt.Errorf("CloseTimeout: must not be negative, got %s", c.CloseTimeout))
+	}
+	if c.TopicQueueNums < 0 || c.TopicQueueNums > 1024 {
+		errs = append(errs, fmt.Errorf("TopicQueueNums: must be in 1..1024, got %d", c.TopicQueueNums))
+	}
+	if c.RoutePollInterval < 0 {
+		errs = append(errs, fmt.Errorf("RoutePollInterval: must not be negative, got %s", c.RoutePollInterval))
+	}
+	errs = append(errs, c.Credentials.validate("Credentials"))
+	return errors.Join(errs...)
+}
