@@ -43,7 +43,7 @@ func SchemaSQL(dialect Dialect, table string) ([]string, error) {
 	last_error TEXT NOT NULL,
 	created_at BIGINT NOT NULL
 )`,
-			`CREATE INDEX IF NOT EXISTS ` + q(idx) + ` ON ` + q(table) + ` (queue, next_attempt_at)`,
+			`CREATE INDEX IF NOT EXISTS ` + q(idx) + ` ON ` + q(table) + ` (queue, next_attempt_at, id)`,
 		}, nil
 	case MySQL:
 		return []string{
@@ -61,7 +61,7 @@ func SchemaSQL(dialect Dialect, table string) ([]string, error) {
 	first_error TEXT NOT NULL,
 	last_error TEXT NOT NULL,
 	created_at BIGINT NOT NULL,
-	INDEX ` + q(idx) + ` (queue, next_attempt_at)
+	INDEX ` + q(idx) + ` (queue, next_attempt_at, id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
 		}, nil
 	case SQLite:
@@ -81,7 +81,7 @@ func SchemaSQL(dialect Dialect, table string) ([]string, error) {
 	last_error TEXT NOT NULL,
 	created_at INTEGER NOT NULL
 )`,
-			`CREATE INDEX IF NOT EXISTS ` + q(idx) + ` ON ` + q(table) + ` (queue, next_attempt_at)`,
+			`CREATE INDEX IF NOT EXISTS ` + q(idx) + ` ON ` + q(table) + ` (queue, next_attempt_at, id)`,
 		}, nil
 	}
 	return nil, fmt.Errorf("%w: Dialect: unknown %q", ErrInvalidConfig, string(dialect))
