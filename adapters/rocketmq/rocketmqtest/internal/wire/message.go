@@ -304,7 +304,7 @@ func ParseProperties(s string) map[string]string {
 	m := make(map[string]string)
 	for _, item := range strings.Split(s, string(PropertySeparator)) {
 		k, v, ok := strings.Cut(item, string(NameValueSeparator))
-		if !ok || strings.IndexByte(v, NameValueSeparator) >= 0 || k == "" {
+		if !ok || strings.IndexByte(v, NameValueSeparator) >= 0 {
 			continue
 		}
 		m[k] = v
