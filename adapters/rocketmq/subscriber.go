@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"strconv"
 	"sync"
 	"time"
@@ -151,7 +152,21 @@ func (s *Subscriber) fullName(topic string) string {
 	return s.cfg.Namespace + "%" + topic
 }
 
-func (s *Subscriber) fullGroup() string { return s.fullName(s.cfg.ConsumerGroup) }
+// GroupFor returns the RocketMQ consumer group that consumes topic (without
+// namespace): ConsumerGroup itself with SingleTopicGroup, otherwise a group
+// derived from ConsumerGroup and topic (see SubscriberConfig.SingleTopicGroup).
+func (s *Subscriber) GroupFor(topic string) string {
+	if s.cfg.SingleTopicGroup {
+		return s.cfg.ConsumerGroup
+	}
+	g := s.cfg.ConsumerGroup + "_" + topic
+	if len("%RETRY%")+len(s.fullName(g)) <= MaxTopicLength {
+		return g
+	}
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(topic))
+	return fmt.Sprintf("%s_%016x", s.cfg.ConsumerGroup, h.Sum64())
+}
 
 // instanceName must be called with s.mu held.
 func (s *Subscriber) instanceName(topic string) string {
@@ -178,7 +193,7 @@ func (s *Subscriber) start(ctx context.Context, topic, instance string) (*subscr
 	}
 	opts := []consumer.Option{
 		consumer.WithNameServer(primitive.NamesrvAddr(s.cfg.NameServers)),
-		consumer.WithGroupName(s.cfg.ConsumerGroup),
+		consumer.WithGroupName(s.GroupFor(topic)),
 		consumer.WithInstance(instance),
 		consumer.WithConsumeGoroutineNums(s.cfg.ConsumeGoroutines),
 		// One message per consume call: a verdict is per message.
@@ -233,7 +248,7 @@ func (s *Subscriber) ensureRoutes(ctx context.Context, topic string) error {
 		// Without creation rights the first heartbeat creates the retry topic.
 		return nil
 	}
-	return s.ensureRoute(ctx, "%RETRY%"+s.fullGroup(), 1, false)
+	return s.ensureRoute(ctx, "%RETRY%"+s.fullName(s.GroupFor(topic)), 1, false)
 }
 
 func (s *Subscriber) ensureRoute(ctx context.Context, topic string, queues int, wait bool) error {

@@ -25,13 +25,29 @@ const (
 	ConsumeFromTimestamp
 )
 
+// maxGroupLength keeps %RETRY%<group>_<hash> within MaxTopicLength.
+const maxGroupLength = MaxTopicLength - len("%RETRY%") - 1 - 16
+
 // SubscriberConfig configures a Subscriber.
 type SubscriberConfig struct {
 	// NameServers are the name server addresses. Required.
 	NameServers []string
 	// ConsumerGroup is the consumer group. Required; RocketMQ's
-	// DEFAULT_CONSUMER is rejected. Validated like a topic name.
+	// DEFAULT_CONSUMER is rejected. Validated like a topic name. See
+	// SingleTopicGroup for the RocketMQ group each topic is consumed with.
 	ConsumerGroup string
+	// SingleTopicGroup uses ConsumerGroup as the RocketMQ consumer group of
+	// every subscription. RocketMQ requires all members of a group to
+	// subscribe to the same topics (queues of a topic are shared among every
+	// member of the group, subscribed to it or not), and each Subscribe call
+	// starts its own member, so with this set a group must be used for one
+	// topic only, in every process. Default false: topic T is consumed by the
+	// RocketMQ group ConsumerGroup + "_" + T (or, when %RETRY% plus that name
+	// would exceed 127 characters, ConsumerGroup + "_" + a 16-digit hash of
+	// T), which gives Watermill's semantics (a group per subscriber, any
+	// number of topics). Subscriber.GroupFor tells the name, which also names
+	// %RETRY%<group> and %DLQ%<group>.
+	SingleTopicGroup bool
 	// Broadcasting makes every subscriber of the group receive every message
 	// (offsets are kept in a local file by the client, under
 	// $HOME/.rocketmq_client_go, keyed by InstanceName). Default false:
@@ -143,8 +159,15 @@ func (c SubscriberConfig) Validate() error {
 	case c.ConsumerGroup == "DEFAULT_CONSUMER":
 		errs = append(errs, errors.New("ConsumerGroup: DEFAULT_CONSUMER is reserved"))
 	default:
+		full := c.ConsumerGroup
+		if c.Namespace != "" {
+			full = c.Namespace + "%" + full
+		}
 		if err := ValidateTopic(c.ConsumerGroup); err != nil {
 			errs = append(errs, fmt.Errorf("ConsumerGroup: %w", err))
+		} else if len(full) > maxGroupLength {
+			// %RETRY% + group + "_" + 16-digit hash must stay a valid topic.
+			errs = append(errs, fmt.Errorf("ConsumerGroup: %d characters with namespace, the limit is %d", len(full), maxGroupLength))
 		}
 	}
 	if c.ConsumeFrom < ConsumeFromFirstOffset || c.ConsumeFrom > ConsumeFromTimestamp {
