@@ -68,6 +68,10 @@ func (s *memoryScheduler) schedule(_ context.Context, msg *message.Message, retr
 	return nil
 }
 
+// start is a no-op: only messages that failed in this process wait here, so
+// the retry handler is already running.
+func (s *memoryScheduler) start() {}
+
 func (s *memoryScheduler) close() error {
 	s.mu.Lock()
 	if !s.closed {

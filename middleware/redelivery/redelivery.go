@@ -56,6 +56,7 @@ type Redelivery struct {
 	queue  string
 
 	sched     scheduler
+	closed    chan struct{}
 	closeOnce sync.Once
 	closeErr  error
 
@@ -64,6 +65,7 @@ type Redelivery struct {
 
 type scheduler interface {
 	schedule(ctx context.Context, msg *message.Message, retry int, due time.Time, lastErr string) error
+	start()
 	close() error
 }
 
@@ -95,7 +97,8 @@ type Stats struct {
 }
 
 // New validates cfg and returns a Redelivery. In InMemory mode it starts the
-// timer goroutine and in Durable mode the store poller; Close stops them.
+// timer goroutine; in Durable mode it prepares the store poller, which starts
+// publishing due messages at Start. Close stops them.
 func New(cfg Config, logger watermill.LoggerAdapter) (*Redelivery, error) {
 	if logger == nil {
 		logger = watermill.NopLogger{}
@@ -105,9 +108,10 @@ func New(cfg Config, logger watermill.LoggerAdapter) (*Redelivery, error) {
 		return nil, err
 	}
 	r := &Redelivery{
-		cfg:   cfg,
-		hooks: newHooks(cfg.Hooks),
-		queue: cfg.ConsumerGroup + "/" + cfg.Handler,
+		cfg:    cfg,
+		hooks:  newHooks(cfg.Hooks),
+		queue:  cfg.ConsumerGroup + "/" + cfg.Handler,
+		closed: make(chan struct{}),
 		logger: logger.With(watermill.LogFields{
 			"component": "redelivery", "consumer_group": cfg.ConsumerGroup, "handler": cfg.Handler,
 		}),
@@ -142,11 +146,23 @@ func (r *Redelivery) Stats() Stats {
 // idempotent.
 func (r *Redelivery) Close() error {
 	r.closeOnce.Do(func() {
+		close(r.closed)
 		if r.sched != nil {
 			r.closeErr = r.sched.close()
 		}
 	})
 	return r.closeErr
+}
+
+// Start lets the Durable poller publish due messages to the retry topic. Call
+// it once the retry topic is subscribed: on backends that drop messages nobody
+// subscribes to yet, an earlier publish would be lost. AddHandler calls it when
+// the router has subscribed the retry handler; call it yourself when you wire
+// Middleware by hand. It is a no-op in the other modes and idempotent.
+func (r *Redelivery) Start() {
+	if r.sched != nil {
+		r.sched.start()
+	}
 }
 
 // Middleware wraps a handler. Use it directly with Router.AddMiddleware on the

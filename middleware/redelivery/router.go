@@ -29,7 +29,8 @@ type HandlerRegistration struct {
 // under the name Config.Handler consuming reg.Topic, and in InMemory and
 // Durable modes a second time under Config.Handler+"_retry" consuming the
 // retry topic, so a due message reaches the same handler in the same consumer
-// group. It returns the registered handlers. It fails, instead of panicking
+// group. In Durable mode it calls Start once the router subscribed the retry
+// topic. It returns the registered handlers. It fails, instead of panicking
 // like the router, when a name is taken. Call it before router.Run (or call
 // router.RunHandlers afterwards).
 func (r *Redelivery) AddHandler(router *message.Router, reg HandlerRegistration) ([]*message.Handler, error) {
@@ -86,6 +87,16 @@ func (r *Redelivery) AddHandler(router *message.Router, reg HandlerRegistration)
 		}
 		h.AddMiddleware(r.Middleware)
 		out = append(out, h)
+	}
+	if r.cfg.Mode == Durable {
+		retry := out[1]
+		go func() {
+			select {
+			case <-retry.Started():
+				r.Start()
+			case <-r.closed:
+			}
+		}()
 	}
 	return out, nil
 }

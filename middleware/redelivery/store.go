@@ -3,6 +3,7 @@ package redelivery
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -16,18 +17,22 @@ import (
 // "<group>/<handler>" and runs one poller that claims due rows, publishes them
 // to the retry topic and deletes them.
 type storeScheduler struct {
-	r      *Redelivery
-	ctx    context.Context
-	cancel context.CancelFunc
-	done   chan struct{}
+	r         *Redelivery
+	ctx       context.Context
+	cancel    context.CancelFunc
+	done      chan struct{}
+	ready     chan struct{}
+	readyOnce sync.Once
 }
 
 func newStoreScheduler(r *Redelivery) *storeScheduler {
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &storeScheduler{r: r, ctx: ctx, cancel: cancel, done: make(chan struct{})}
+	s := &storeScheduler{r: r, ctx: ctx, cancel: cancel, done: make(chan struct{}), ready: make(chan struct{})}
 	go s.run()
 	return s
 }
+
+func (s *storeScheduler) start() { s.readyOnce.Do(func() { close(s.ready) }) }
 
 func (s *storeScheduler) schedule(ctx context.Context, msg *message.Message, _ int, due time.Time, lastErr string) error {
 	if s.ctx.Err() != nil {
@@ -53,6 +58,14 @@ func (s *storeScheduler) close() error {
 
 func (s *storeScheduler) run() {
 	defer close(s.done)
+	// Publishing before the retry topic is subscribed would lose messages on
+	// backends that drop messages nobody subscribes to yet (gochannel, AMQP
+	// fanout before the queue exists): wait for Start.
+	select {
+	case <-s.ready:
+	case <-s.ctx.Done():
+		return
+	}
 	clk := s.r.cfg.Clock
 	for {
 		s.poll()

@@ -1,0 +1,212 @@
+package redelivery_test
+
+import (
+	"context"
+	"database/sql"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	amqp "github.com/ThreeDotsLabs/watermill-amqp/v3/pkg/amqp"
+	wnats "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"
+	"github.com/ThreeDotsLabs/watermill-redisstream/pkg/redisstream"
+	wsql "github.com/ThreeDotsLabs/watermill-sql/v3/pkg/sql"
+	"github.com/ThreeDotsLabs/watermill/message"
+	_ "github.com/go-sql-driver/mysql"
+	_ "github.com/jackc/pgx/v5/stdlib"
+	nc "github.com/nats-io/nats.go"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/reliamq/reliamq/adapters/sqlstore"
+	"github.com/reliamq/reliamq/middleware/redelivery/redeliverytest"
+	"github.com/reliamq/reliamq/pkg/servicetest"
+)
+
+// externalHeadOfLine keeps the head-of-line test of real servers within the
+// package's time budget; gochannel and SQLite run the full 10,000.
+const externalHeadOfLine = 2000
+
+// topicTracker remembers the topics a test used, so their server-side
+// objects can be removed afterwards.
+type topicTracker struct {
+	mu     sync.Mutex
+	topics map[string]bool
+}
+
+func (tt *topicTracker) add(topic string) {
+	tt.mu.Lock()
+	tt.topics[topic] = true
+	tt.mu.Unlock()
+}
+
+func (tt *topicTracker) list() []string {
+	tt.mu.Lock()
+	defer tt.mu.Unlock()
+	var out []string
+	for t := range tt.topics {
+		out = append(out, t)
+	}
+	return out
+}
+
+type trackedPublisher struct {
+	message.Publisher
+	tt *topicTracker
+}
+
+func (p trackedPublisher) Publish(topic string, msgs ...*message.Message) error {
+	p.tt.add(topic)
+	return p.Publisher.Publish(topic, msgs...)
+}
+
+type trackedSubscriber struct {
+	message.Subscriber
+	tt *topicTracker
+}
+
+func (s trackedSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	s.tt.add(topic)
+	return s.Subscriber.Subscribe(ctx, topic)
+}
+
+// sqlBackend runs watermill-sql as the transport and sqlstore as the durable
+// delay, on one database per test, dropping the test's tables at the end.
+func sqlBackend(t *testing.T, driver, dsn string, dialect sqlstore.Dialect,
+	schema wsql.SchemaAdapter, offsets wsql.OffsetsAdapter, quote func(string) string) redeliverytest.Backend {
+	type env struct {
+		db *sql.DB
+		tt *topicTracker
+	}
+	perTest := redeliverytest.PerTest(func(t *testing.T) env {
+		db, err := sql.Open(driver, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := env{db: db, tt: &topicTracker{topics: map[string]bool{}}}
+		t.Cleanup(func() {
+			for _, topic := range e.tt.list() {
+				_, _ = db.Exec("DROP TABLE IF EXISTS " + quote("watermill_"+topic))
+				_, _ = db.Exec("DROP TABLE IF EXISTS " + quote("watermill_offsets_"+topic))
+			}
+			_ = db.Close()
+		})
+		return e
+	})
+	return redeliverytest.Backend{
+		NewPubSub: func(t *testing.T, group string) (message.Publisher, message.Subscriber) {
+			e := perTest(t)
+			pub, err := wsql.NewPublisher(e.db, wsql.PublisherConfig{SchemaAdapter: schema, AutoInitializeSchema: true}, watermill.NopLogger{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sub, err := wsql.NewSubscriber(e.db, wsql.SubscriberConfig{
+				ConsumerGroup: group, SchemaAdapter: schema, OffsetsAdapter: offsets, InitializeSchema: true,
+				PollInterval: 10 * time.Millisecond, ResendInterval: 10 * time.Millisecond, RetryInterval: 10 * time.Millisecond,
+			}, watermill.NopLogger{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = sub.Close(); _ = pub.Close() })
+			return trackedPublisher{pub, e.tt}, trackedSubscriber{sub, e.tt}
+		},
+		Configure: durableIn(func(t *testing.T) *sqlstore.Store {
+			st, err := sqlstore.New(sqlstore.Config{DB: perTest(t).db, Dialect: dialect, Table: "reliamq_redelivery_test", AutoInitialize: true}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return st
+		}),
+	}
+}
+
+func TestConformance_PostgreSQL_durable(t *testing.T) {
+	dsn := servicetest.Postgres.Addr(t)
+	quote := func(s string) string { return `"` + s + `"` }
+	redeliverytest.Run(t, redeliverytest.Features{ConsumerGroups: true, Durable: true, HeadOfLineMessages: externalHeadOfLine},
+		sqlBackend(t, "pgx", dsn, sqlstore.Postgres, wsql.DefaultPostgreSQLSchema{}, wsql.DefaultPostgreSQLOffsetsAdapter{}, quote))
+}
+
+func TestConformance_MariaDB_durable(t *testing.T) {
+	dsn := servicetest.MySQL.Addr(t)
+	quote := func(s string) string { return "`" + s + "`" }
+	redeliverytest.Run(t, redeliverytest.Features{ConsumerGroups: true, Durable: true, HeadOfLineMessages: externalHeadOfLine},
+		sqlBackend(t, "mysql", dsn, sqlstore.MySQL, wsql.DefaultMySQLSchema{}, wsql.DefaultMySQLOffsetsAdapter{}, quote))
+}
+
+// sqliteDurable parks waiting messages in SQLite for the broker backends.
+var sqliteDurable = durableIn(sqliteStore)
+
+func TestConformance_RabbitMQ_durable(t *testing.T) {
+	uri := servicetest.AMQP.Addr(t)
+	redeliverytest.Run(t, redeliverytest.Features{ConsumerGroups: true, Durable: true, HeadOfLineMessages: externalHeadOfLine}, redeliverytest.Backend{
+		NewPubSub: func(t *testing.T, group string) (message.Publisher, message.Subscriber) {
+			// One durable queue per topic and group: groups on one topic each
+			// get every message.
+			cfg := amqp.NewDurablePubSubConfig(uri, amqp.GenerateQueueNameTopicNameWithSuffix(group))
+			pub, err := amqp.NewPublisher(cfg, watermill.NopLogger{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sub, err := amqp.NewSubscriber(cfg, watermill.NopLogger{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = sub.Close(); _ = pub.Close() })
+			return pub, sub
+		},
+		Configure: sqliteDurable,
+	})
+}
+
+func TestConformance_NATS_JetStream_durable(t *testing.T) {
+	url := servicetest.NATS.Addr(t)
+	redeliverytest.Run(t, redeliverytest.Features{ConsumerGroups: true, Durable: true, HeadOfLineMessages: externalHeadOfLine}, redeliverytest.Backend{
+		NewPubSub: func(t *testing.T, group string) (message.Publisher, message.Subscriber) {
+			js := wnats.JetStreamConfig{
+				AutoProvision:    true,
+				SubscribeOptions: []nc.SubOpt{nc.DeliverAll(), nc.AckExplicit()},
+				DurablePrefix:    group,
+				// One durable consumer per group and topic.
+				DurableCalculator: func(prefix, topic string) string { return prefix + "_" + topic },
+			}
+			pub, err := wnats.NewPublisher(wnats.PublisherConfig{URL: url, Marshaler: &wnats.NATSMarshaler{}, JetStream: js}, watermill.NopLogger{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sub, err := wnats.NewSubscriber(wnats.SubscriberConfig{
+				URL: url, QueueGroupPrefix: group, SubscribersCount: 1, AckWaitTimeout: 30 * time.Second,
+				CloseTimeout: 10 * time.Second, Unmarshaler: &wnats.NATSMarshaler{}, JetStream: js,
+			}, watermill.NopLogger{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = sub.Close(); _ = pub.Close() })
+			return pub, sub
+		},
+		Configure: sqliteDurable,
+	})
+}
+
+func TestConformance_Redis_streams_durable(t *testing.T) {
+	addr := servicetest.Redis.Addr(t)
+	redeliverytest.Run(t, redeliverytest.Features{ConsumerGroups: true, Durable: true, HeadOfLineMessages: externalHeadOfLine}, redeliverytest.Backend{
+		NewPubSub: func(t *testing.T, group string) (message.Publisher, message.Subscriber) {
+			client := redis.NewClient(&redis.Options{Addr: addr})
+			pub, err := redisstream.NewPublisher(redisstream.PublisherConfig{Client: client}, watermill.NopLogger{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sub, err := redisstream.NewSubscriber(redisstream.SubscriberConfig{
+				Client: client, ConsumerGroup: group, OldestId: "0", BlockTime: 50 * time.Millisecond,
+				DisableIndefiniteInitialBlock: true,
+			}, watermill.NopLogger{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = sub.Close(); _ = pub.Close(); _ = client.Close() })
+			return pub, sub
+		},
+		Configure: sqliteDurable,
+	})
+}
