@@ -1,0 +1,327 @@
+//go:build !race
+
+package fallback_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/reliamq/reliamq/adapters/rocketmq"
+	"github.com/reliamq/reliamq/adapters/rocketmq/rocketmqtest"
+	"github.com/reliamq/reliamq/adapters/sqlstore"
+	"github.com/reliamq/reliamq/middleware/fallback"
+	"github.com/reliamq/reliamq/middleware/retry"
+	"github.com/reliamq/reliamq/pkg/metadata"
+	"github.com/reliamq/reliamq/pkg/policy"
+)
+
+// sendCodes are the request codes the client uses for sends.
+var sendCodes = []rocketmqtest.RequestCode{
+	rocketmqtest.CodeSendMessage, rocketmqtest.CodeSendMessageV2, rocketmqtest.CodeSendBatchMessage,
+}
+
+func newBroker(t *testing.T, cfg rocketmqtest.Config) *rocketmqtest.Broker {
+	t.Helper()
+	if cfg.LongPollHold == 0 {
+		cfg.LongPollHold = 200 * time.Millisecond
+	}
+	return rocketmqtest.NewTest(t, cfg)
+}
+
+func newRocketMQPublisher(t *testing.T, b *rocketmqtest.Broker) *rocketmq.Publisher {
+	t.Helper()
+	p, err := rocketmq.NewPublisher(rocketmq.PublisherConfig{NameServers: []string{b.NameServerAddr()},
+		SendTimeout: 2 * time.Second}, nil)
+	if err != nil {
+		t.Fatalf("rocketmq publisher: %v", err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	return p
+}
+
+func newRetry(t *testing.T, inner message.Publisher, attempts int) *retry.Publisher {
+	t.Helper()
+	p, err := retry.NewPublisher(inner, retry.Config{Policy: policy.Policy{MaxAttempts: attempts,
+		Backoff: policy.Exponential(time.Millisecond, 2, 10*time.Millisecond)}}, nil)
+	if err != nil {
+		t.Fatalf("retry publisher: %v", err)
+	}
+	return p
+}
+
+// deliveries counts, by UUID, what a consumer group receives from a topic.
+type deliveries struct {
+	mu    sync.Mutex
+	count map[string]int
+	total int
+}
+
+func consume(t *testing.T, b *rocketmqtest.Broker, topic string) *deliveries {
+	t.Helper()
+	sub, err := rocketmq.NewSubscriber(rocketmq.SubscriberConfig{NameServers: []string{b.NameServerAddr()},
+		ConsumerGroup: uniqueName("g"), CloseTimeout: 2 * time.Second}, watermill.NopLogger{})
+	if err != nil {
+		t.Fatalf("subscriber: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	msgs, err := sub.Subscribe(ctx, topic)
+	if err != nil {
+		cancel()
+		t.Fatalf("subscribe: %v", err)
+	}
+	d := &deliveries{count: map[string]int{}}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for m := range msgs {
+			d.mu.Lock()
+			d.count[m.UUID]++
+			d.total++
+			d.mu.Unlock()
+			m.Ack()
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		_ = sub.Close()
+		<-done
+	})
+	return d
+}
+
+// tally compares deliveries with the sent UUIDs.
+func (d *deliveries) tally(sent []string) (delivered, lost, dupes int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, id := range sent {
+		switch c := d.count[id]; {
+		case c == 0:
+			lost++
+		default:
+			delivered++
+			dupes += c - 1
+		}
+	}
+	return delivered, lost, dupes
+}
+
+func (d *deliveries) waitAll(t *testing.T, sent []string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		_, lost, _ := d.tally(sent)
+		if lost == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d messages not delivered after %v", lost, len(sent), timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// publishAll publishes n messages from workers goroutines (standing in for
+// the async publisher's pool) and returns their UUIDs and the errors.
+func publishAll(pub message.Publisher, topic string, n, workers int) ([]string, []error) {
+	uuids := make([]string, n)
+	errs := make([]error, n)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				uuids[i] = watermill.NewUUID()
+				errs[i] = pub.Publish(topic, message.NewMessage(uuids[i], []byte(fmt.Sprint("payload-", i))))
+			}
+		}()
+	}
+	wg.Wait()
+	return uuids, errs
+}
+
+func runRelay(t *testing.T, cfg fallback.RelayConfig) *fallback.Relay {
+	t.Helper()
+	r, err := fallback.NewRelay(cfg, nil)
+	if err != nil {
+		t.Fatalf("relay: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("relay run: %v", err)
+		}
+	})
+	return r
+}
+
+func TestFallback_broker_down_then_up_every_message_is_stored_then_delivered(t *testing.T) {
+	n := 10000
+	if testing.Short() {
+		n = 2000
+	}
+	b := newBroker(t, rocketmqtest.Config{})
+	topic := uniqueName("down")
+	st := newStore(t, postgresBackend, nil, nil)
+	rmq := newRocketMQPublisher(t, b)
+	sender := newRetry(t, rmq, 3)
+	fb, err := fallback.NewPublisher(sender, fallback.Config{Store: st}, nil)
+	if err != nil {
+		t.Fatalf("fallback publisher: %v", err)
+	}
+	// Create the topic's route before the outage, as a running service has.
+	if err := rmq.Publish(topic, message.NewMessage("warm-up", nil)); err != nil {
+		t.Fatalf("warm-up: %v", err)
+	}
+	got := consume(t, b, topic)
+
+	for _, c := range sendCodes {
+		b.Fail(c, rocketmqtest.RespServiceNotAvailable, -1)
+	}
+	start := time.Now()
+	sent, errs := publishAll(fb, topic, n, 16)
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("publish %d while the broker is down: %v, want nil (stored)", i, err)
+		}
+	}
+	s, err := st.Stats(context.Background(), "")
+	if err != nil {
+		t.Fatalf("stats: %v", err)
+	}
+	if s.Backlog != int64(n) || fb.Stats().Stored != uint64(n) {
+		t.Fatalf("stored %d rows (publisher says %d), want %d", s.Backlog, fb.Stats().Stored, n)
+	}
+	stored := time.Since(start)
+
+	b.ClearFaults()
+	start = time.Now()
+	relay := runRelay(t, fallback.RelayConfig{Store: st, Publisher: sender, PollInterval: 50 * time.Millisecond,
+		BatchSize: 200, Concurrency: 8})
+	waitDrained(t, st, "", 60*time.Second)
+	drained := time.Since(start)
+	got.waitAll(t, sent, 30*time.Second)
+
+	delivered, lost, dupes := got.tally(sent)
+	rs, _ := relay.Stats(context.Background())
+	t.Logf("sent %d, stored in %v, drained in %v; delivered %d, lost %d, duplicates %d; relay %+v",
+		n, stored.Round(time.Millisecond), drained.Round(time.Millisecond), delivered, lost, dupes, rs)
+	if lost != 0 || delivered != n {
+		t.Errorf("delivered %d, lost %d, want %d and 0", delivered, lost, n)
+	}
+}
+
+func TestFallback_flapping_broker_loses_nothing(t *testing.T) {
+	n := 3000
+	b := newBroker(t, rocketmqtest.Config{})
+	topic := uniqueName("flap")
+	st := newStore(t, sqliteBackend, nil, nil)
+	rmq := newRocketMQPublisher(t, b)
+	sender := newRetry(t, rmq, 2)
+	fb, err := fallback.NewPublisher(sender, fallback.Config{Store: st}, nil)
+	if err != nil {
+		t.Fatalf("fallback publisher: %v", err)
+	}
+	if err := rmq.Publish(topic, message.NewMessage("warm-up", nil)); err != nil {
+		t.Fatalf("warm-up: %v", err)
+	}
+	got := consume(t, b, topic)
+	for _, c := range sendCodes {
+		b.FailRandomly(c, rocketmqtest.RespServiceNotAvailable, 0.3)
+	}
+	relay := runRelay(t, fallback.RelayConfig{Store: st, Publisher: sender, PollInterval: 20 * time.Millisecond,
+		Policy: policy.Policy{Backoff: policy.Fixed(10 * time.Millisecond)}})
+	sent, errs := publishAll(fb, topic, n, 8)
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("publish %d: %v, want nil (sent or stored)", i, err)
+		}
+	}
+	waitDrained(t, st, "", 60*time.Second)
+	got.waitAll(t, sent, 30*time.Second)
+	delivered, lost, dupes := got.tally(sent)
+	rs, _ := relay.Stats(context.Background())
+	t.Logf("sent %d with 30%% of sends failing: stored %d, relay sent %d after %d failures; delivered %d, lost %d, duplicates %d",
+		n, fb.Stats().Stored, rs.Sent, rs.Failed, delivered, lost, dupes)
+	if lost != 0 {
+		t.Errorf("lost %d", lost)
+	}
+	if fb.Stats().Stored == 0 {
+		t.Errorf("no message went through the store: the faults did not bite")
+	}
+}
+
+func TestFallback_message_the_broker_refuses_ends_in_the_poison_store_with_its_reason(t *testing.T) {
+	t.Run("permanent refusal", func(t *testing.T) {
+		b := newBroker(t, rocketmqtest.Config{})
+		st := newStore(t, sqliteBackend, nil, nil)
+		sender := newRetry(t, newRocketMQPublisher(t, b), 3)
+		if err := st.Insert(context.Background(), sqlstore.Message{Topic: "refused", UUID: "poison-1",
+			Payload: []byte("x"), FirstError: "broker down"}); err != nil {
+			t.Fatalf("insert: %v", err)
+		}
+		for _, c := range sendCodes {
+			b.Fail(c, rocketmqtest.RespNoPermission, -1)
+		}
+		relay := runRelay(t, fallback.RelayConfig{Store: st, Publisher: sender, PollInterval: 10 * time.Millisecond,
+			Policy: policy.Policy{MaxAttempts: 3, Backoff: policy.Fixed(10 * time.Millisecond)}})
+		p := waitPoisoned(t, st)
+		if p.Metadata[metadata.DeadLetterReason] != fallback.ReasonPermanent || p.Attempts != 1 || p.UUID != "poison-1" ||
+			!strings.HasPrefix(p.LastError, fallback.ReasonPermanent+": ") || p.Metadata[metadata.FallbackFirstError] != "broker down" {
+			t.Errorf("poison row %+v", p)
+		}
+		if rs, _ := relay.Stats(context.Background()); rs.Poisoned != 1 {
+			t.Errorf("relay stats %+v", rs)
+		}
+	})
+	t.Run("refused until the policy runs out", func(t *testing.T) {
+		// With auto-creation off, the broker keeps answering TOPIC_NOT_EXIST,
+		// which the adapter treats as retryable (a route may appear).
+		b := newBroker(t, rocketmqtest.Config{DisableAutoCreateTopics: true})
+		st := newStore(t, sqliteBackend, nil, nil)
+		sender := newRetry(t, newRocketMQPublisher(t, b), 1)
+		if err := st.Insert(context.Background(), sqlstore.Message{Topic: "no-such-topic", UUID: "poison-2"}); err != nil {
+			t.Fatalf("insert: %v", err)
+		}
+		runRelay(t, fallback.RelayConfig{Store: st, Publisher: sender, PollInterval: 10 * time.Millisecond,
+			Policy: policy.Policy{MaxAttempts: 3, Backoff: policy.Fixed(10 * time.Millisecond)}})
+		p := waitPoisoned(t, st)
+		if p.Metadata[metadata.DeadLetterReason] != fallback.ReasonMaxAttempts || p.Attempts != 3 || p.UUID != "poison-2" {
+			t.Errorf("poison row %+v", p)
+		}
+	})
+}
+
+func waitPoisoned(t *testing.T, st *sqlstore.Store) sqlstore.Message {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		rows := rowsOf(t, st, "poison")
+		if len(rows) == 1 {
+			if left := rowsOf(t, st, ""); len(left) != 0 {
+				t.Fatalf("row both poisoned and still queued: %+v", left)
+			}
+			return rows[0]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("row not poisoned after 30s; queue: %+v", rowsOf(t, st, ""))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
