@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 
@@ -250,27 +251,28 @@ func (b *Broker) acceptLoop(ln net.Listener, stop chan struct{}) {
 		}
 		c := newConn(b, nc, stop)
 		b.conns[c] = struct{}{}
-		b.wg.Add(2)
+		b.wg.Add(1)
 		b.lifeMu.Unlock()
-		go c.writeLoop()
 		go c.readLoop()
 	}
 }
 
 // conn is one client connection. Requests are handled in order on the read
 // goroutine, except held pulls and requests with injected latency, which get
-// their own goroutine; responses go through one writer goroutine that
-// flushes when it has nothing more queued.
+// their own goroutine. Responses are written under wmu; the read goroutine
+// flushes only when it has no further request buffered, so pipelined
+// requests share one write system call.
 type conn struct {
 	b      *Broker
 	nc     net.Conn
 	remote netip.AddrPort
-	out    chan []byte
 	stop   <-chan struct{} // the broker run this connection belongs to
 	done   chan struct{}   // closed when the connection is closed
-	quit   chan struct{}   // asks the writer to flush, then close
 	once   sync.Once
-	qonce  sync.Once
+
+	wmu  sync.Mutex
+	w    *bufio.Writer
+	werr bool
 
 	mu        sync.Mutex
 	clientIDs map[string]struct{}
@@ -280,9 +282,8 @@ func newConn(b *Broker, nc net.Conn, stop <-chan struct{}) *conn {
 	remote, _ := netip.ParseAddrPort(nc.RemoteAddr().String())
 	return &conn{
 		b: b, nc: nc, remote: remote, stop: stop,
-		out:       make(chan []byte, 1024),
 		done:      make(chan struct{}),
-		quit:      make(chan struct{}),
+		w:         bufio.NewWriterSize(nc, 64<<10),
 		clientIDs: map[string]struct{}{},
 	}
 }
@@ -294,55 +295,21 @@ func (c *conn) close() {
 	})
 }
 
-// closeGracefully closes the connection after the responses already queued
-// are written.
+// closeGracefully writes what is buffered, then closes. A client that does
+// not read gets a second to take its responses.
 func (c *conn) closeGracefully() {
-	c.qonce.Do(func() { close(c.quit) })
+	_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+	c.flush()
+	c.close()
 }
 
-func (c *conn) writeLoop() {
-	defer c.b.wg.Done()
-	w := bufio.NewWriterSize(c.nc, 64<<10)
-	for {
-		select {
-		case <-c.done:
-			return
-		case <-c.quit:
-			for {
-				select {
-				case frame := <-c.out:
-					if _, err := w.Write(frame); err != nil {
-						c.close()
-						return
-					}
-					continue
-				default:
-				}
-				break
-			}
-			_ = w.Flush()
-			c.close()
-			return
-		case frame := <-c.out:
-			if _, err := w.Write(frame); err != nil {
-				c.close()
-				return
-			}
-		}
-		if len(c.out) == 0 {
-			if err := w.Flush(); err != nil {
-				c.close()
-				return
-			}
-		}
-	}
-}
+const readBufferSize = 64 << 10
 
 func (c *conn) readLoop() {
 	defer c.b.wg.Done()
 	defer c.b.connClosed(c)
 	defer c.close()
-	r := bufio.NewReaderSize(c.nc, 64<<10)
+	r := bufio.NewReaderSize(c.nc, readBufferSize)
 	for {
 		frame, err := wire.ReadFrame(r, c.b.cfg.MaxFrameSize)
 		if err != nil {
@@ -356,27 +323,58 @@ func (c *conn) readLoop() {
 			// The frame boundary is intact, so the stream is still in sync:
 			// answer the error and carry on.
 			c.b.logger.Info("bad request header", watermill.LogFields{"remote": c.nc.RemoteAddr().String(), "err": err})
-			c.send(&wire.Command{Code: int32(RespSystemError), Flag: wire.FlagResponse, Remark: err.Error()})
-			continue
+			c.write(&wire.Command{Code: int32(RespSystemError), Flag: wire.FlagResponse, Remark: err.Error()})
+		} else if !cmd.IsResponse() { // responses answer our oneway notifications; nothing waits for them
+			c.b.dispatch(c, cmd)
 		}
-		if cmd.IsResponse() {
-			continue // answers to our oneway notifications; nothing waits for them
+		if r.Buffered() == 0 && !c.flush() {
+			return
 		}
-		c.b.dispatch(c, cmd)
 	}
 }
 
-// send queues a frame for the writer; it gives up when the connection closes.
-func (c *conn) send(cmd *wire.Command) {
+// write buffers a frame without flushing; the caller or the read loop
+// flushes.
+func (c *conn) write(cmd *wire.Command) {
 	frame, err := cmd.Encode()
 	if err != nil {
 		c.b.logger.Error("encode response", err, nil)
 		return
 	}
-	select {
-	case c.out <- frame:
-	case <-c.done:
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.werr {
+		return
 	}
+	if _, err := c.w.Write(frame); err != nil {
+		c.werr = true
+		c.close()
+	}
+}
+
+// flush writes what is buffered; it reports false once the connection
+// cannot be written any more.
+func (c *conn) flush() bool {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.werr {
+		return false
+	}
+	if c.w.Buffered() == 0 {
+		return true
+	}
+	if err := c.w.Flush(); err != nil {
+		c.werr = true
+		c.close()
+		return false
+	}
+	return true
+}
+
+// send writes and flushes, for frames sent off the read goroutine.
+func (c *conn) send(cmd *wire.Command) {
+	c.write(cmd)
+	c.flush()
 }
 
 func (c *conn) addClient(id string) {

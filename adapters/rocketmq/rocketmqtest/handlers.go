@@ -75,6 +75,7 @@ func (b *Broker) goHandle(c *conn, f func()) {
 	go func() {
 		defer b.heldWG.Done()
 		f()
+		c.flush()
 	}()
 }
 
@@ -91,7 +92,7 @@ func (b *Broker) respond(c *conn, req *wire.Command, act faultAction) {
 	resp.Opaque = req.Opaque
 	resp.Flag |= wire.FlagResponse
 	resp.Version = brokerVersion
-	c.send(resp)
+	c.write(resp)
 }
 
 func (b *Broker) handle(c *conn, req *wire.Command) *wire.Command {
@@ -542,7 +543,7 @@ func (b *Broker) reply(c *conn, req *wire.Command, resp *wire.Command) {
 	resp.Opaque = req.Opaque
 	resp.Flag |= wire.FlagResponse
 	resp.Version = brokerVersion
-	c.send(resp)
+	c.write(resp)
 }
 
 func pullResponse(code ResponseCode, next, minOff, maxOff int64) *wire.Command {

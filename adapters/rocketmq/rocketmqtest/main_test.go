@@ -15,7 +15,11 @@ func TestMain(m *testing.M) {
 	// The v2.1.2 client panics on SendAsync timeouts unless a panic handler
 	// is installed, and logs every few seconds at info level.
 	primitive.PanicHandler = func(any) {}
-	rlog.SetLogLevel("fatal")
+	if lvl := os.Getenv("RMQT_CLIENT_LOG"); lvl != "" {
+		rlog.SetLogLevel(lvl)
+	} else {
+		rlog.SetLogLevel("fatal")
+	}
 	code := m.Run()
 	if code == 0 {
 		if err := goleak.Find(rocketmqtest.LeakOptions()...); err != nil {

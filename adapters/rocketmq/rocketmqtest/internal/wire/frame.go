@@ -59,28 +59,15 @@ type header struct {
 
 // Encode returns the whole frame, length prefix included.
 func (c *Command) Encode() ([]byte, error) {
-	lang := c.Language
-	if lang == "" {
-		lang = "JAVA"
+	buf := make([]byte, 8, 8+128+16*len(c.ExtFields)+len(c.Remark)+len(c.Body))
+	buf = appendHeader(buf, c)
+	hlen := len(buf) - 8
+	if hlen > 0xFFFFFF {
+		return nil, fmt.Errorf("%w: header of %d bytes", ErrFrame, hlen)
 	}
-	langJSON, _ := json.Marshal(lang)
-	h, err := json.Marshal(header{
-		Code: c.Code, Language: langJSON, Version: c.Version, Opaque: c.Opaque,
-		Flag: c.Flag, Remark: c.Remark, ExtFields: c.ExtFields,
-	})
-	if err != nil {
-		return nil, err
-	}
-	if len(h) > 0xFFFFFF {
-		return nil, fmt.Errorf("%w: header of %d bytes", ErrFrame, len(h))
-	}
-	total := 4 + len(h) + len(c.Body)
-	buf := make([]byte, 4+total)
-	binary.BigEndian.PutUint32(buf[0:], uint32(total))
-	binary.BigEndian.PutUint32(buf[4:], uint32(len(h))) // serialization type 0 = JSON
-	copy(buf[8:], h)
-	copy(buf[8+len(h):], c.Body)
-	return buf, nil
+	binary.BigEndian.PutUint32(buf[0:], uint32(4+hlen+len(c.Body)))
+	binary.BigEndian.PutUint32(buf[4:], uint32(hlen)) // serialization type 0 = JSON
+	return append(buf, c.Body...), nil
 }
 
 // DecodeFrame decodes one frame without its 4-byte length prefix (what
@@ -99,8 +86,34 @@ func DecodeFrame(frame []byte) (*Command, error) {
 	if hlen > len(frame)-4 {
 		return nil, fmt.Errorf("%w: header length %d exceeds frame of %d", ErrFrame, hlen, len(frame))
 	}
+	cmd, err := decodeHeader(frame[4 : 4+hlen])
+	if err != nil {
+		return nil, err
+	}
+	if body := frame[4+hlen:]; len(body) > 0 {
+		cmd.Body = body
+	}
+	return cmd, nil
+}
+
+func decodeHeader(data []byte) (*Command, error) {
+	cmd := &Command{}
+	if !decodeHeaderFast(data, cmd) {
+		var err error
+		if cmd, err = decodeHeaderJSON(data); err != nil {
+			return nil, err
+		}
+	}
+	if cmd.ExtFields == nil {
+		cmd.ExtFields = map[string]string{}
+	}
+	return cmd, nil
+}
+
+// decodeHeaderJSON is the general decoder, and the reference for the fast path.
+func decodeHeaderJSON(data []byte) (*Command, error) {
 	var h header
-	if err := json.Unmarshal(frame[4:4+hlen], &h); err != nil {
+	if err := json.Unmarshal(data, &h); err != nil {
 		return nil, fmt.Errorf("%w: header: %v", ErrFrame, err)
 	}
 	cmd := &Command{
@@ -110,12 +123,6 @@ func DecodeFrame(frame []byte) (*Command, error) {
 	var lang string
 	if json.Unmarshal(h.Language, &lang) == nil {
 		cmd.Language = lang
-	}
-	if cmd.ExtFields == nil {
-		cmd.ExtFields = map[string]string{}
-	}
-	if body := frame[4+hlen:]; len(body) > 0 {
-		cmd.Body = body
 	}
 	return cmd, nil
 }

@@ -1,0 +1,237 @@
+package wire
+
+import (
+	"encoding/json"
+	"strconv"
+	"unicode/utf8"
+)
+
+// The JSON header is on every request and response, so it has a hand-written
+// codec for the shapes clients actually send. Anything unusual (escapes,
+// unknown keys, numbers with fractions) falls back to encoding/json, which
+// stays the reference: the fast path must decode exactly what it would.
+
+// decodeHeaderFast parses a header without escapes or unknown keys. ok is
+// false when the input needs the general decoder.
+func decodeHeaderFast(data []byte, cmd *Command) (ok bool) {
+	p := &scanner{b: data}
+	if !p.consume('{') {
+		return false
+	}
+	if p.consume('}') {
+		return p.end()
+	}
+	for {
+		key, ok := p.str()
+		if !ok || !p.consume(':') {
+			return false
+		}
+		switch key {
+		case "code":
+			cmd.Code, ok = p.int32()
+		case "version":
+			cmd.Version, ok = p.int32()
+		case "opaque":
+			cmd.Opaque, ok = p.int32()
+		case "flag":
+			cmd.Flag, ok = p.int32()
+		case "language":
+			var s string
+			if s, ok = p.str(); ok {
+				cmd.Language = s
+			}
+		case "remark":
+			if p.null() {
+				break
+			}
+			cmd.Remark, ok = p.str()
+		case "extFields":
+			if p.null() {
+				cmd.ExtFields = nil // as encoding/json does
+				break
+			}
+			ok = p.stringMap(cmd)
+		default:
+			return false
+		}
+		if !ok {
+			return false
+		}
+		if p.consume(',') {
+			continue
+		}
+		return p.consume('}') && p.end()
+	}
+}
+
+type scanner struct {
+	b []byte
+	i int
+}
+
+func (p *scanner) ws() {
+	for p.i < len(p.b) {
+		switch p.b[p.i] {
+		case ' ', '\t', '\n', '\r':
+			p.i++
+		default:
+			return
+		}
+	}
+}
+
+func (p *scanner) consume(c byte) bool {
+	p.ws()
+	if p.i < len(p.b) && p.b[p.i] == c {
+		p.i++
+		return true
+	}
+	return false
+}
+
+func (p *scanner) end() bool {
+	p.ws()
+	return p.i == len(p.b)
+}
+
+func (p *scanner) null() bool {
+	p.ws()
+	if len(p.b)-p.i >= 4 && string(p.b[p.i:p.i+4]) == "null" {
+		p.i += 4
+		return true
+	}
+	return false
+}
+
+// str reads a string without escapes or control characters, in valid UTF-8.
+func (p *scanner) str() (string, bool) {
+	if !p.consume('"') {
+		return "", false
+	}
+	start := p.i
+	ascii := true
+	for p.i < len(p.b) {
+		c := p.b[p.i]
+		switch {
+		case c == '"':
+			s := p.b[start:p.i]
+			p.i++
+			if !ascii && !utf8.Valid(s) {
+				return "", false
+			}
+			return string(s), true
+		case c == '\\' || c < 0x20:
+			return "", false
+		case c >= 0x80:
+			ascii = false
+		}
+		p.i++
+	}
+	return "", false
+}
+
+func (p *scanner) int32() (int32, bool) {
+	p.ws()
+	start := p.i
+	if p.i < len(p.b) && p.b[p.i] == '-' {
+		p.i++
+	}
+	digits := p.i
+	for p.i < len(p.b) && p.b[p.i] >= '0' && p.b[p.i] <= '9' {
+		p.i++
+	}
+	n := p.i - digits
+	if n == 0 || n > 10 || (n > 1 && p.b[digits] == '0') {
+		return 0, false
+	}
+	if p.i < len(p.b) {
+		switch p.b[p.i] {
+		case '.', 'e', 'E':
+			return 0, false
+		}
+	}
+	v, err := strconv.ParseInt(string(p.b[start:p.i]), 10, 32)
+	if err != nil {
+		return 0, false
+	}
+	return int32(v), true
+}
+
+func (p *scanner) stringMap(cmd *Command) bool {
+	if !p.consume('{') {
+		return false
+	}
+	if cmd.ExtFields == nil {
+		cmd.ExtFields = make(map[string]string, 16)
+	}
+	if p.consume('}') {
+		return true
+	}
+	for {
+		k, ok := p.str()
+		if !ok || !p.consume(':') {
+			return false
+		}
+		v, ok := p.str()
+		if !ok {
+			return false
+		}
+		cmd.ExtFields[k] = v
+		if p.consume(',') {
+			continue
+		}
+		return p.consume('}')
+	}
+}
+
+// appendHeader writes the JSON header of cmd.
+func appendHeader(dst []byte, c *Command) []byte {
+	dst = append(dst, `{"code":`...)
+	dst = strconv.AppendInt(dst, int64(c.Code), 10)
+	dst = append(dst, `,"language":`...)
+	lang := c.Language
+	if lang == "" {
+		lang = "JAVA"
+	}
+	dst = appendString(dst, lang)
+	dst = append(dst, `,"version":`...)
+	dst = strconv.AppendInt(dst, int64(c.Version), 10)
+	dst = append(dst, `,"opaque":`...)
+	dst = strconv.AppendInt(dst, int64(c.Opaque), 10)
+	dst = append(dst, `,"flag":`...)
+	dst = strconv.AppendInt(dst, int64(c.Flag), 10)
+	if c.Remark != "" {
+		dst = append(dst, `,"remark":`...)
+		dst = appendString(dst, c.Remark)
+	}
+	if len(c.ExtFields) > 0 {
+		dst = append(dst, `,"extFields":{`...)
+		first := true
+		for k, v := range c.ExtFields {
+			if !first {
+				dst = append(dst, ',')
+			}
+			first = false
+			dst = appendString(dst, k)
+			dst = append(dst, ':')
+			dst = appendString(dst, v)
+		}
+		dst = append(dst, '}')
+	}
+	return append(dst, '}')
+}
+
+// appendString writes s as a JSON string; plain printable ASCII is copied,
+// anything else goes through encoding/json.
+func appendString(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s)
+			return append(dst, q...)
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
+}
