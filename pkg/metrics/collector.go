@@ -1,0 +1,214 @@
+package metrics
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/reliamq/reliamq/adapters/sqlstore"
+	"github.com/reliamq/reliamq/middleware/async"
+	"github.com/reliamq/reliamq/middleware/redelivery"
+)
+
+// watched is the collector of the scrape-time metrics: it reads the Stats of
+// the components given to the Watch methods when Prometheus scrapes, so the
+// components' hot paths carry no metric code at all.
+type watched struct {
+	m *Metrics
+
+	backlog, due, oldestAge              *prometheus.Desc
+	asyncDepth, asyncInFlight, asyncWork *prometheus.Desc
+	asyncRejected, asyncCallerRuns       *prometheus.Desc
+	asyncSends, asyncLeftovers           *prometheus.Desc
+	waiting                              *prometheus.Desc
+
+	mu          sync.Mutex
+	stores      []storeQueue
+	asyncs      []*async.Publisher
+	redeliverys []*redelivery.Redelivery
+}
+
+type storeQueue struct {
+	store *sqlstore.Store
+	queue string
+}
+
+func newWatched(m *Metrics) *watched {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc(prometheus.BuildFQName(Namespace, "", name), help, labels, nil)
+	}
+	return &watched{
+		m:               m,
+		backlog:         d("fallback_backlog", "Rows waiting in the watched fallback store queues, due or not."),
+		due:             d("fallback_due", "Rows of the watched fallback store queues whose next attempt time has come."),
+		oldestAge:       d("fallback_oldest_age_seconds", "Age of the oldest row of the watched fallback store queues; 0 when they are empty."),
+		asyncDepth:      d("async_queue_depth", "Publish calls waiting for an async worker."),
+		asyncInFlight:   d("async_in_flight", "Publish calls being sent by async workers or callers now."),
+		asyncWork:       d("async_workers", "Async worker goroutines running."),
+		asyncRejected:   d("async_rejections_total", "Publish calls the async publisher refused (queue full under Reject, closed, Block context ended)."),
+		asyncCallerRuns: d("async_caller_runs_total", "Publish calls sent on the caller's goroutine because the async queue was full (CallerRuns)."),
+		asyncSends:      d("async_sends_total", "Publish calls sent by the async publisher, by outcome (ok, error).", "outcome"),
+		asyncLeftovers:  d("async_leftovers_total", "Publish calls still queued at Close and handed to Leftovers (or reported not sent)."),
+		waiting:         d("redelivery_waiting", "Failed messages waiting for their next delivery (in-memory heap or durable store queue).", "consumer_group", "handler"),
+	}
+}
+
+// WatchFallbackStore adds the rows of queue in store to reliamq_fallback_backlog,
+// reliamq_fallback_due and reliamq_fallback_oldest_age_seconds, read with
+// store.Stats at each scrape (bounded by Config.ScrapeTimeout). Several
+// watched queues add up; the age is that of the oldest row among them.
+// Watch the fallback queue (""), and the poison queue to alert on it.
+func (m *Metrics) WatchFallbackStore(store *sqlstore.Store, queue string) error {
+	if store == nil {
+		return fmt.Errorf("%w: nil store", ErrInvalidArgument)
+	}
+	if err := sqlstore.ValidateQueue(queue); err != nil {
+		return err
+	}
+	m.watched.mu.Lock()
+	defer m.watched.mu.Unlock()
+	m.watched.stores = append(m.watched.stores, storeQueue{store: store, queue: queue})
+	return nil
+}
+
+// WatchAsync adds p's counters and gauges (Stats) to the reliamq_async_*
+// metrics at each scrape. Several publishers add up.
+func (m *Metrics) WatchAsync(p *async.Publisher) error {
+	if p == nil {
+		return fmt.Errorf("%w: nil async publisher", ErrInvalidArgument)
+	}
+	m.watched.mu.Lock()
+	defer m.watched.mu.Unlock()
+	m.watched.asyncs = append(m.watched.asyncs, p)
+	return nil
+}
+
+// WatchRedelivery reports the messages r has waiting in
+// reliamq_redelivery_waiting: its in-memory heap (Stats.Waiting) or, in
+// Durable mode, the rows of its store queue "<group>/<handler>". Native mode
+// waits in the broker and reports 0.
+func (m *Metrics) WatchRedelivery(r *redelivery.Redelivery) error {
+	if r == nil {
+		return fmt.Errorf("%w: nil redelivery", ErrInvalidArgument)
+	}
+	m.watched.mu.Lock()
+	defer m.watched.mu.Unlock()
+	m.watched.redeliverys = append(m.watched.redeliverys, r)
+	return nil
+}
+
+// Describe sends every scrape-time descriptor.
+func (w *watched) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{w.backlog, w.due, w.oldestAge, w.asyncDepth, w.asyncInFlight,
+		w.asyncWork, w.asyncRejected, w.asyncCallerRuns, w.asyncSends, w.asyncLeftovers, w.waiting} {
+		ch <- d
+	}
+}
+
+// Collect reads the watched components.
+func (w *watched) Collect(ch chan<- prometheus.Metric) {
+	w.mu.Lock()
+	stores := append([]storeQueue(nil), w.stores...)
+	asyncs := append([]*async.Publisher(nil), w.asyncs...)
+	reds := append([]*redelivery.Redelivery(nil), w.redeliverys...)
+	w.mu.Unlock()
+
+	now := w.m.cfg.Clock.Now()
+	if len(stores) > 0 {
+		var backlog, due int64
+		var oldest time.Time
+		ok := true
+		for _, s := range stores {
+			st, err := w.stats(s.store, s.queue)
+			if err != nil {
+				ok = false
+				continue
+			}
+			backlog += st.Backlog
+			due += st.Due
+			if !st.Oldest.IsZero() && (oldest.IsZero() || st.Oldest.Before(oldest)) {
+				oldest = st.Oldest
+			}
+		}
+		// A partial sum would look like a shrinking backlog: leave the gauges
+		// out of this scrape instead.
+		if ok {
+			age := 0.0
+			if !oldest.IsZero() && now.After(oldest) {
+				age = now.Sub(oldest).Seconds()
+			}
+			ch <- prometheus.MustNewConstMetric(w.backlog, prometheus.GaugeValue, float64(backlog))
+			ch <- prometheus.MustNewConstMetric(w.due, prometheus.GaugeValue, float64(due))
+			ch <- prometheus.MustNewConstMetric(w.oldestAge, prometheus.GaugeValue, age)
+		}
+	}
+
+	if len(asyncs) > 0 {
+		var sum async.Stats
+		for _, p := range asyncs {
+			st := p.Stats()
+			sum.Queued += st.Queued
+			sum.InFlight += st.InFlight
+			sum.Workers += st.Workers
+			sum.Done += st.Done
+			sum.Failed += st.Failed
+			sum.Rejected += st.Rejected
+			sum.CallerRan += st.CallerRan
+			sum.Leftover += st.Leftover
+		}
+		ch <- prometheus.MustNewConstMetric(w.asyncDepth, prometheus.GaugeValue, float64(sum.Queued))
+		ch <- prometheus.MustNewConstMetric(w.asyncInFlight, prometheus.GaugeValue, float64(sum.InFlight))
+		ch <- prometheus.MustNewConstMetric(w.asyncWork, prometheus.GaugeValue, float64(sum.Workers))
+		ch <- prometheus.MustNewConstMetric(w.asyncRejected, prometheus.CounterValue, float64(sum.Rejected))
+		ch <- prometheus.MustNewConstMetric(w.asyncCallerRuns, prometheus.CounterValue, float64(sum.CallerRan))
+		ch <- prometheus.MustNewConstMetric(w.asyncSends, prometheus.CounterValue, float64(sum.Done), OutcomeOK)
+		ch <- prometheus.MustNewConstMetric(w.asyncSends, prometheus.CounterValue, float64(sum.Failed), OutcomeError)
+		ch <- prometheus.MustNewConstMetric(w.asyncLeftovers, prometheus.CounterValue, float64(sum.Leftover))
+	}
+
+	type key struct{ group, handler string }
+	waiting := map[key]float64{}
+	failed := map[key]bool{}
+	var order []key
+	for _, r := range reds {
+		cfg := r.Config()
+		k := key{cfg.ConsumerGroup, cfg.Handler}
+		if _, seen := waiting[k]; !seen {
+			order = append(order, k)
+			waiting[k] = 0
+		}
+		switch cfg.Mode {
+		case redelivery.Durable:
+			st, err := w.stats(cfg.Store, cfg.ConsumerGroup+"/"+cfg.Handler)
+			if err != nil {
+				failed[k] = true
+				continue
+			}
+			waiting[k] += float64(st.Backlog)
+		default:
+			waiting[k] += float64(r.Stats().Waiting)
+		}
+	}
+	for _, k := range order {
+		if failed[k] {
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(w.waiting, prometheus.GaugeValue, waiting[k], k.group, k.handler)
+	}
+}
+
+func (w *watched) stats(s *sqlstore.Store, queue string) (sqlstore.Stats, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), w.m.cfg.ScrapeTimeout)
+	defer cancel()
+	st, err := s.Stats(ctx, queue)
+	if err != nil {
+		w.m.scrapeErrors.Inc()
+		w.m.logger.Error("Reading store stats for metrics failed", err,
+			watermill.LogFields{"table": s.Table(), "queue": queue})
+	}
+	return st, err
+}

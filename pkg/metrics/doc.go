@@ -1,0 +1,62 @@
+// Package metrics exports reliamq's Prometheus metrics. It is the only reliamq
+// package that imports prometheus/client_golang: the components report
+// through their hook interfaces, callbacks and Stats methods, and this package
+// turns those into collectors. A program that does not use it pays nothing.
+//
+// Metrics are opt-in: New registers its collectors on the
+// prometheus.Registerer it is given and nowhere else. Wiring, one call per
+// component:
+//
+//	m, err := metrics.New(metrics.Config{Registerer: reg}, logger)
+//	broker := m.Publisher(rocketmqPublisher)              // attempts, permanent failures
+//	retried, _ := retry.NewPublisher(broker, retry.Config{Policy: p, OnRetry: m.Retry()}, logger)
+//	fb, _ := fallback.NewPublisher(retried, fallback.Config{Store: st, Hooks: []any{m.Fallback()}}, logger)
+//	relay, _ := fallback.NewRelay(fallback.RelayConfig{Store: st, Publisher: retried, Hooks: []any{m.Relay()}}, logger)
+//	pool, _ := async.NewPublisher(fb, async.Config{Leftovers: ...}, logger)
+//	_ = m.WatchAsync(pool)
+//	_ = m.WatchFallbackStore(st, "")
+//	rd, _ := redelivery.New(redelivery.Config{..., Hooks: []any{m.Redelivery()}}, logger)
+//	_ = m.WatchRedelivery(rd)
+//	redelivery.Replay(ctx, redelivery.ReplayConfig{..., OnMessage: m.Replay()}, logger)
+//
+// # Schema
+//
+// Every name starts with "reliamq_". Labels are limited to topic,
+// consumer_group, handler, outcome and attempt; attempt is capped at "17+",
+// and no label ever carries a message id. Counters count messages unless said
+// otherwise.
+//
+//	publish_attempts_total{topic,outcome}        sends through Publisher; outcome ok|error|permanent|canceled
+//	publish_retries_total{topic}                 failed attempts that will be retried (Retry)
+//	publish_permanent_failures_total{topic}      sends failed with a permanent error
+//	fallback_writes_total{topic,outcome}         stored|not_stored after a failed send (Fallback)
+//	relay_sends_total{topic,outcome}             relay sends, ok|error (Relay)
+//	relay_poisoned_total{topic}                  rows moved to poison (Relay)
+//	relay_outages_total                          relay switched to probing (Relay)
+//	relay_down                                   gauge: relays probing now (Relay)
+//	fallback_backlog                             gauge: rows in watched store queues (WatchFallbackStore)
+//	fallback_due                                 gauge: rows due now (WatchFallbackStore)
+//	fallback_oldest_age_seconds                  gauge: age of the oldest row (WatchFallbackStore)
+//	async_queue_depth, async_in_flight, async_workers      gauges (WatchAsync)
+//	async_rejections_total, async_caller_runs_total,
+//	async_sends_total{outcome}, async_leftovers_total      Publish calls (WatchAsync)
+//	redelivery_scheduled_total{consumer_group,handler,attempt}   (Redelivery)
+//	redelivery_fired_total{consumer_group,handler,attempt}       due messages published (Redelivery)
+//	redelivery_publish_failures_total{consumer_group,handler}    (Redelivery)
+//	redelivery_dropped_total{consumer_group,handler}             (Redelivery)
+//	redelivery_waiting{consumer_group,handler}   gauge (WatchRedelivery)
+//	dead_lettered_total{topic,consumer_group,handler}            (Redelivery)
+//	dlq_replays_total{topic,outcome}             replayed dead letters, ok|error (Replay)
+//	scrape_errors_total                          failed store reads at scrape time
+//
+// docs/operations-cli.md has the same table with alerting notes.
+//
+// Waiting is not failing: a backoff wait counts nowhere, and a context
+// cancellation is outcome "canceled", not "error". Scrape-time gauges read the
+// store once per scrape per watched queue, bounded by Config.ScrapeTimeout; when
+// a read fails the affected gauges are left out of that scrape (a partial sum
+// would look like a shrinking backlog) and scrape_errors_total grows.
+//
+// All hooks only add to counters: they are safe for concurrent use, never
+// block and never log.
+package metrics

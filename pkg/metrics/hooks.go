@@ -1,0 +1,120 @@
+package metrics
+
+import (
+	"github.com/reliamq/reliamq/middleware/fallback"
+	"github.com/reliamq/reliamq/middleware/redelivery"
+)
+
+// Compile-time checks that the hook values implement the components' hook
+// interfaces: a renamed hook method breaks the build here, not silently.
+var (
+	_ fallback.StoredHook      = FallbackHooks{}
+	_ fallback.StoreFailedHook = FallbackHooks{}
+
+	_ fallback.SentHook     = RelayHooks{}
+	_ fallback.FailedHook   = RelayHooks{}
+	_ fallback.PoisonedHook = RelayHooks{}
+	_ fallback.OutageHook   = RelayHooks{}
+
+	_ redelivery.RedeliveryScheduledHook = RedeliveryHooks{}
+	_ redelivery.RedeliveredHook         = RedeliveryHooks{}
+	_ redelivery.DeadLetteredHook        = RedeliveryHooks{}
+	_ redelivery.DroppedHook             = RedeliveryHooks{}
+)
+
+// FallbackHooks feeds reliamq_fallback_writes_total. Put it in
+// fallback.Config.Hooks. Its methods only add to counters: they are safe for
+// concurrent use and do not block.
+type FallbackHooks struct{ m *Metrics }
+
+// Fallback returns the hook value for fallback.Config.Hooks.
+func (m *Metrics) Fallback() FallbackHooks { return FallbackHooks{m: m} }
+
+// OnFallbackStored counts a message stored after a failed send.
+func (h FallbackHooks) OnFallbackStored(p fallback.StoredParams) {
+	h.m.fallbackWrites.WithLabelValues(p.Topic, OutcomeStored).Inc()
+}
+
+// OnFallbackStoreFailed counts a message that was neither sent nor stored.
+func (h FallbackHooks) OnFallbackStoreFailed(p fallback.StoreFailedParams) {
+	h.m.fallbackWrites.WithLabelValues(p.Topic, OutcomeNotStored).Inc()
+}
+
+// RelayHooks feeds reliamq_relay_sends_total, reliamq_relay_poisoned_total,
+// reliamq_relay_outages_total and reliamq_relay_down. Put it in
+// fallback.RelayConfig.Hooks (one value may serve several relays).
+type RelayHooks struct{ m *Metrics }
+
+// Relay returns the hook value for fallback.RelayConfig.Hooks.
+func (m *Metrics) Relay() RelayHooks { return RelayHooks{m: m} }
+
+// OnRelaySent counts a delivered row.
+func (h RelayHooks) OnRelaySent(p fallback.SentParams) {
+	h.m.relaySends.WithLabelValues(p.Topic, OutcomeOK).Inc()
+}
+
+// OnRelayFailed counts a failed send whose row was rescheduled.
+func (h RelayHooks) OnRelayFailed(p fallback.FailedParams) {
+	h.m.relaySends.WithLabelValues(p.Topic, OutcomeError).Inc()
+}
+
+// OnRelayPoisoned counts a row moved to the poison destination.
+func (h RelayHooks) OnRelayPoisoned(p fallback.PoisonedParams) {
+	h.m.relayPoisoned.WithLabelValues(p.Topic).Inc()
+}
+
+// OnRelayOutage tracks the relay's outage state. The probes a relay sends
+// while down are counted as sends; its waits between probes are not failures.
+func (h RelayHooks) OnRelayOutage(p fallback.OutageParams) {
+	if p.Down {
+		h.m.relayOutages.Inc()
+		h.m.relayDown.Inc()
+		return
+	}
+	h.m.relayDown.Dec()
+}
+
+// RedeliveryHooks feeds the reliamq_redelivery_* counters and
+// reliamq_dead_lettered_total. Put it in redelivery.Config.Hooks.
+type RedeliveryHooks struct{ m *Metrics }
+
+// Redelivery returns the hook value for redelivery.Config.Hooks.
+func (m *Metrics) Redelivery() RedeliveryHooks { return RedeliveryHooks{m: m} }
+
+// OnRedeliveryScheduled counts a failed message scheduled for retry p.Retry.
+func (h RedeliveryHooks) OnRedeliveryScheduled(p redelivery.ScheduledParams) {
+	h.m.redeliveryScheduled.WithLabelValues(p.ConsumerGroup, p.Handler, attemptLabel(p.Retry)).Inc()
+}
+
+// OnRedelivered counts a due message published to the retry topic, or a
+// failed publish (tried again later, so it is not a lost message).
+func (h RedeliveryHooks) OnRedelivered(p redelivery.RedeliveredParams) {
+	if p.Err != nil {
+		h.m.redeliveryPubFailed.WithLabelValues(p.ConsumerGroup, p.Handler).Inc()
+		return
+	}
+	h.m.redeliveryFired.WithLabelValues(p.ConsumerGroup, p.Handler, attemptLabel(p.Retry)).Inc()
+}
+
+// OnDeadLettered counts a message published to the dead-letter topic.
+func (h RedeliveryHooks) OnDeadLettered(p redelivery.DeadLetterParams) {
+	h.m.deadLettered.WithLabelValues(p.Topic, p.ConsumerGroup, p.Handler).Inc()
+}
+
+// OnDropped counts a failed message acknowledged without retry.
+func (h RedeliveryHooks) OnDropped(p redelivery.DroppedParams) {
+	h.m.redeliveryDropped.WithLabelValues(p.ConsumerGroup, p.Handler).Inc()
+}
+
+// Replay returns the function for redelivery.ReplayConfig.OnMessage: it
+// counts each dead-lettered message replayed (ok) or not (error) in
+// reliamq_dlq_replays_total, by original topic.
+func (m *Metrics) Replay() func(redelivery.ReplayResult) {
+	return func(r redelivery.ReplayResult) {
+		outcome := OutcomeOK
+		if r.Err != nil {
+			outcome = OutcomeError
+		}
+		m.dlqReplays.WithLabelValues(r.OriginalTopic, outcome).Inc()
+	}
+}

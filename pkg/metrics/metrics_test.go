@@ -1,0 +1,141 @@
+package metrics_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/reliamq/reliamq/middleware/retry"
+	"github.com/reliamq/reliamq/pkg/metrics"
+	"github.com/reliamq/reliamq/pkg/policy"
+)
+
+func TestNew_rejects_a_config_without_registerer_and_registers_nothing_globally(t *testing.T) {
+	before, err := prometheus.DefaultGatherer.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := metrics.New(metrics.Config{}, nil); !errors.Is(err, metrics.ErrInvalidConfig) {
+		t.Fatalf("err = %v, want ErrInvalidConfig", err)
+	}
+	if _, err := metrics.New(metrics.Config{Registerer: prometheus.NewRegistry(), ScrapeTimeout: -time.Second}, nil); !errors.Is(err, metrics.ErrInvalidConfig) {
+		t.Fatalf("negative ScrapeTimeout: err = %v, want ErrInvalidConfig", err)
+	}
+	_, _ = newMetrics(t, metrics.Config{})
+	after, err := prometheus.DefaultGatherer.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after) != len(before) {
+		t.Fatalf("default registry went from %d to %d metric families", len(before), len(after))
+	}
+	for _, mf := range after {
+		if strings.HasPrefix(mf.GetName(), metrics.Namespace+"_") {
+			t.Fatalf("%s registered on the default registry", mf.GetName())
+		}
+	}
+}
+
+func TestNew_fails_cleanly_when_the_registry_already_has_reliamq_metrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	if _, err := metrics.New(metrics.Config{Registerer: reg}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := metrics.New(metrics.Config{Registerer: reg}, nil); err == nil {
+		t.Fatal("second New on the same registry succeeded")
+	}
+	// The first Metrics still gathers without duplicates.
+	if _, err := reg.Gather(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestPublisher_and_Retry_count_attempts_retries_and_permanent_failures(t *testing.T) {
+	m, reg := newMetrics(t, metrics.Config{})
+	broker := &scriptedPublisher{script: []error{
+		// orders: two failures, then success (3 attempts, 2 retries)
+		errBrokerDown, errBrokerDown, nil,
+		// invoices: permanent at once (1 attempt, no retry)
+		policy.Permanent(errors.New("no permission")),
+		// events: every attempt fails (3 attempts, 2 retries, exhausted)
+		errBrokerDown, errBrokerDown, errBrokerDown,
+	}}
+	pub, err := retry.NewPublisher(m.Publisher(broker), retry.Config{
+		Policy:  policy.Policy{MaxAttempts: 3, Backoff: policy.Fixed(0)},
+		OnRetry: m.Retry(),
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.Publish("orders", message.NewMessage("o1", nil)); err != nil {
+		t.Fatalf("orders: %v", err)
+	}
+	if err := pub.Publish("invoices", message.NewMessage("i1", nil)); !policy.IsPermanent(err) {
+		t.Fatalf("invoices: err = %v, want permanent", err)
+	}
+	if err := pub.Publish("events", message.NewMessage("e1", nil)); !errors.Is(err, retry.ErrExhausted) {
+		t.Fatalf("events: err = %v, want ErrExhausted", err)
+	}
+	const attempts = "reliamq_publish_attempts_total"
+	wantValue(t, reg, 1, attempts, "topic", "orders", "outcome", "ok")
+	wantValue(t, reg, 2, attempts, "topic", "orders", "outcome", "error")
+	wantValue(t, reg, 1, attempts, "topic", "invoices", "outcome", "permanent")
+	wantValue(t, reg, 3, attempts, "topic", "events", "outcome", "error")
+	wantValue(t, reg, 0, attempts, "topic", "events", "outcome", "ok")
+	wantValue(t, reg, 2, "reliamq_publish_retries_total", "topic", "orders")
+	wantValue(t, reg, 2, "reliamq_publish_retries_total", "topic", "events")
+	wantValue(t, reg, -1, "reliamq_publish_retries_total", "topic", "invoices")
+	wantValue(t, reg, 1, "reliamq_publish_permanent_failures_total", "topic", "invoices")
+	wantValue(t, reg, 0, "reliamq_publish_permanent_failures_total", "topic", "orders")
+	if broker.calls != 7 {
+		t.Fatalf("broker saw %d calls, want 7", broker.calls)
+	}
+	lint(t, reg)
+}
+
+func TestPublisher_counts_every_message_of_a_batch_and_cancellation_is_not_a_failure(t *testing.T) {
+	m, reg := newMetrics(t, metrics.Config{})
+	broker := &scriptedPublisher{script: []error{nil, context.Canceled}}
+	pub := m.Publisher(broker)
+	if err := pub.Publish("t", message.NewMessage("a", nil), message.NewMessage("b", nil), message.NewMessage("c", nil)); err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.Publish("t", message.NewMessage("d", nil)); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want the inner error unchanged", err)
+	}
+	wantValue(t, reg, 3, "reliamq_publish_attempts_total", "topic", "t", "outcome", "ok")
+	wantValue(t, reg, 1, "reliamq_publish_attempts_total", "topic", "t", "outcome", "canceled")
+	wantValue(t, reg, 0, "reliamq_publish_attempts_total", "topic", "t", "outcome", "error")
+}
+
+func TestPublisherDecorator_wraps_and_Close_reaches_the_inner_publisher(t *testing.T) {
+	m, reg := newMetrics(t, metrics.Config{})
+	inner := &closeRecorder{}
+	pub, err := m.PublisherDecorator()(inner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.Publish("t", message.NewMessage("a", nil)); err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.Close(); err != nil || !inner.closed {
+		t.Fatalf("Close: err %v, inner closed %v", err, inner.closed)
+	}
+	if _, err := m.PublisherDecorator()(nil); !errors.Is(err, metrics.ErrInvalidArgument) {
+		t.Fatalf("nil publisher: err = %v", err)
+	}
+	if n := testutil.CollectAndCount(reg, "reliamq_publish_attempts_total"); n != 4 {
+		t.Fatalf("%d series for one topic, want 4 (one per outcome)", n)
+	}
+}
+
+type closeRecorder struct{ closed bool }
+
+func (c *closeRecorder) Publish(string, ...*message.Message) error { return nil }
+func (c *closeRecorder) Close() error                              { c.closed = true; return nil }
