@@ -1,0 +1,120 @@
+// Package rocketmq is a Watermill Publisher and Subscriber for Apache
+// RocketMQ over github.com/apache/rocketmq-client-go/v2 (v2.1.2). Use them
+// anywhere a message.Publisher or message.Subscriber goes: a Router, a CQRS
+// bus, or under reliamq's middleware, where the publisher sits innermost:
+// async(fallback(retry(rocketmq.Publisher))).
+//
+//	pub, err := rocketmq.NewPublisher(rocketmq.PublisherConfig{NameServers: []string{"127.0.0.1:9876"}}, logger)
+//	sub, err := rocketmq.NewSubscriber(rocketmq.SubscriberConfig{
+//		NameServers: []string{"127.0.0.1:9876"}, ConsumerGroup: "billing"}, logger)
+//
+// For tests, rocketmqtest runs a name server and broker in process.
+//
+// # Metadata and properties
+//
+// Published messages carry:
+//   - the Watermill UUID in the property PropertyUUID ("RELIAMQ_UUID");
+//   - metadata.Tags, metadata.Keys, metadata.DelayLevel and
+//     metadata.ShardingKey as the broker's TAGS, KEYS, DELAY and SHARDING_KEY
+//     (the send controls);
+//   - every other metadata entry as the property PropertyMetadataPrefix+key
+//     ("reliamq.<key>"), value unchanged, so keys such as DELAY or TAGS in
+//     user metadata cannot change broker behaviour.
+//
+// Delivered messages carry the UUID that was published (for a message from a
+// plain RocketMQ producer, its MsgId), the user metadata under its original
+// keys, metadata.Tags, metadata.Keys and metadata.ShardingKey when set, and
+// the delivery facts metadata.ReconsumeTimes ("reliamq_reconsume_times"),
+// metadata.RocketMQMsgID (stable across broker redeliveries),
+// metadata.RocketMQOffsetMsgID, metadata.RocketMQTopic (the original topic,
+// also for redeliveries from %RETRY%<group>), metadata.RocketMQQueueID,
+// metadata.RocketMQQueueOffset, metadata.RocketMQBornTimestamp and
+// metadata.RocketMQStoreTimestamp (Unix milliseconds), plus metadata.Broadcast
+// = "true" on broadcasting subscriptions. Broker system properties (UNIQ_KEY,
+// CLUSTER, REAL_TOPIC, MIN_OFFSET ...) never become metadata. DefaultMarshaler
+// documents the mapping; a custom Marshaler can replace it.
+//
+// Metadata that cannot be encoded is rejected before anything is sent, with
+// ErrInvalidMetadata: a key or value containing \x01 or \x02 (the wire
+// separators) or invalid UTF-8, or a properties block over
+// MaxPropertiesSize - PropertiesHeadroom bytes (the protocol allows 32767; the
+// headroom keeps room for what the client and the broker add, so a broker
+// retry cannot fail on size). Topics must match ^[%|a-zA-Z0-9_-]+$ and have
+// at most 127 characters (ErrInvalidTopic); payloads at most MaxMessageSize,
+// 4 MiB by default (ErrMessageTooLarge).
+//
+// # Errors
+//
+// Every error matches a sentinel with errors.Is. Bad input (ErrInvalidTopic,
+// ErrMessageTooLarge, ErrInvalidMetadata, ErrNilMessage), ErrNoPermission and
+// ErrClosed are also policy.IsPermanent: reliamq's retry and fallback never
+// retry or store them. Timeouts (ErrSendTimeout), refused or dropped
+// connections, SYSTEM_ERROR, SYSTEM_BUSY, SERVICE_NOT_AVAILABLE, a topic
+// without a route and non-OK send statuses match ErrBrokerUnavailable and
+// IsRetryable. Send failures are *SendError values with the broker's
+// response code and the index of the first unconfirmed message.
+//
+// # Delivery guarantees
+//
+// Publishing (SendSync, the default, and SendAsync): Publish returns nil only
+// if the broker answered SEND_OK for every message. A retryable error may hide
+// a stored message (the answer was lost or late), so retries are
+// at-least-once, with the same UUID on every copy. Bad input is rejected for
+// the whole Publish call before any message is sent. When a call with several
+// messages fails, SendError.Index tells which were stored (see Publisher).
+// SendOneWay is at-most-once: no answer, no error on loss.
+//
+// Consuming: at-least-once. An offset is committed only after the message's
+// Ack. Nacked messages are redelivered in process (default) or through the
+// broker's retry topic and its delay levels up to MaxReconsumeTimes, then
+// %DLQ%<group> (BrokerRetry). Messages in handlers when a subscription ends
+// get CloseTimeout to be acked; unacked ones are redelivered to the group.
+// Rebalances, broker restarts and late acks cause duplicates; deduplicate on
+// the UUID. Broadcasting subscriptions never redeliver a nacked message. No
+// ordering guarantee: queues are consumed concurrently.
+//
+// Consumer groups: RocketMQ requires every member of a group to subscribe to
+// the same topics, and each Subscribe call is a member of its own, so by
+// default topic T is consumed by the RocketMQ group <ConsumerGroup>_T
+// (Subscriber.GroupFor); SubscriberConfig.SingleTopicGroup uses the group name
+// as is.
+//
+// # Client defects
+//
+// rocketmq-client-go v2.1.2 has defects the adapter hides:
+//   - an async send that times out panics inside the client and kills the
+//     process unless primitive.PanicHandler is set: the first constructor sets
+//     one (logging the panic) if none is set;
+//   - its send timeout option is ignored (3 s per attempt, up to 4 attempts):
+//     the adapter bounds every send with SendTimeout itself;
+//   - SendSync can return a result with an error, or a non-OK status without
+//     one: only SEND_OK with no error counts as sent;
+//   - batches carry no UNIQ_KEY, so a batched message's MsgId would change on
+//     every broker redelivery: the adapter sets one per message;
+//   - Start fails for a topic without a route, and a new group's
+//     %RETRY%<group> is only seen at the next 20 s rebalance: Subscribe
+//     creates (or waits for) both routes first;
+//   - clients are shared per process by instance name: every producer and
+//     every subscription gets a unique one;
+//   - Shutdown does not wait for running consume calls and discards their
+//     results: subscriptions drain their handlers first;
+//   - rlog logs at info level every few seconds and exits the process on
+//     Fatal: RouteClientLogs (done by the first constructor) sends it to the
+//     Watermill logger, errors only by default, never exiting, with message
+//     contents removed.
+//
+// And defects it cannot hide:
+//   - the broker's answer to a consumer send-back is ignored, so in
+//     BrokerRetry mode a nacked message that the broker refuses to take into
+//     %RETRY%<group> (an error answer, as opposed to a network failure, which
+//     the client retries) is lost: its offset is committed anyway;
+//   - the client has data races (tests that run it are built with
+//     //go:build !race) and leaves goroutines behind after Shutdown
+//     (rocketmqtest.LeakOptions lists them);
+//   - a connection dropped during a long poll stalls that queue for about
+//     33 s;
+//   - broadcasting consumers keep offsets in local files under
+//     $HOME/.rocketmq_client_go, per client instance name;
+//   - the admin requests that create topics carry no ACL credentials: with
+//     ACL, create topics beforehand and set SkipTopicCreation.
+package rocketmq
