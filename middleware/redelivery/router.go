@@ -3,6 +3,7 @@ package redelivery
 import (
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 )
@@ -56,8 +57,12 @@ func (r *Redelivery) AddHandler(router *message.Router, reg HandlerRegistration)
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("%w: AddHandler: %w", ErrInvalidConfig, err)
 	}
-	if reg.RetrySubscriber == nil {
-		reg.RetrySubscriber = reg.Subscriber
+	if reg.RetrySubscriber == nil || reg.RetrySubscriber == reg.Subscriber {
+		// Both router handlers close their subscriber when the router stops;
+		// several subscribers (watermill-sql's) do not survive two concurrent
+		// Close calls.
+		shared := &closeOnce{Subscriber: reg.Subscriber}
+		reg.Subscriber, reg.RetrySubscriber = shared, shared
 	}
 	names := []string{r.cfg.Handler}
 	topics := []string{reg.Topic}
@@ -108,4 +113,16 @@ func (r *Redelivery) AddConsumerHandler(router *message.Router, topic string, su
 		hf = func(msg *message.Message) ([]*message.Message, error) { return nil, h(msg) }
 	}
 	return r.AddHandler(router, HandlerRegistration{Topic: topic, Subscriber: sub, HandlerFunc: hf})
+}
+
+// closeOnce forwards Close to the subscriber once.
+type closeOnce struct {
+	message.Subscriber
+	once sync.Once
+	err  error
+}
+
+func (c *closeOnce) Close() error {
+	c.once.Do(func() { c.err = c.Subscriber.Close() })
+	return c.err
 }
