@@ -103,7 +103,9 @@ func (p *scanner) null() bool {
 	return false
 }
 
-// str reads a string without escapes or control characters, in valid UTF-8.
+// str reads a string in valid UTF-8. Escapes are decoded, except UTF-16
+// surrogates, which are left to encoding/json with its replacement rules.
+// The client escapes the \x01 and \x02 of every properties string.
 func (p *scanner) str() (string, bool) {
 	if !p.consume('"') {
 		return "", false
@@ -120,12 +122,75 @@ func (p *scanner) str() (string, bool) {
 				return "", false
 			}
 			return string(s), true
-		case c == '\\' || c < 0x20:
+		case c == '\\':
+			return p.strEscaped(start, ascii)
+		case c < 0x20:
 			return "", false
 		case c >= 0x80:
 			ascii = false
 		}
 		p.i++
+	}
+	return "", false
+}
+
+func (p *scanner) strEscaped(start int, ascii bool) (string, bool) {
+	if !ascii && !utf8.Valid(p.b[start:p.i]) {
+		return "", false
+	}
+	out := make([]byte, 0, p.i-start+16)
+	out = append(out, p.b[start:p.i]...)
+	for p.i < len(p.b) {
+		c := p.b[p.i]
+		switch {
+		case c == '"':
+			p.i++
+			return string(out), true
+		case c < 0x20:
+			return "", false
+		case c == '\\':
+			if p.i+1 >= len(p.b) {
+				return "", false
+			}
+			e := p.b[p.i+1]
+			p.i += 2
+			switch e {
+			case '"', '\\', '/':
+				out = append(out, e)
+			case 'b':
+				out = append(out, '\b')
+			case 'f':
+				out = append(out, '\f')
+			case 'n':
+				out = append(out, '\n')
+			case 'r':
+				out = append(out, '\r')
+			case 't':
+				out = append(out, '\t')
+			case 'u':
+				if p.i+4 > len(p.b) {
+					return "", false
+				}
+				v, err := strconv.ParseUint(string(p.b[p.i:p.i+4]), 16, 16)
+				if err != nil || (v >= 0xD800 && v < 0xE000) {
+					return "", false
+				}
+				p.i += 4
+				out = utf8.AppendRune(out, rune(v))
+			default:
+				return "", false
+			}
+		case c < 0x80:
+			out = append(out, c)
+			p.i++
+		default:
+			r, size := utf8.DecodeRune(p.b[p.i:])
+			if r == utf8.RuneError && size <= 1 {
+				return "", false
+			}
+			out = append(out, p.b[p.i:p.i+size]...)
+			p.i += size
+		}
 	}
 	return "", false
 }

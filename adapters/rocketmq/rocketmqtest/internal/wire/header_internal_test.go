@@ -22,6 +22,10 @@ func FuzzHeaderFastPath(f *testing.F) {
 		`{"code":1.0}`,
 		`{"Code":3}`,
 		`{"language":9}`,
+		`{"extFields":{"properties":"UNIQ_KEY\u0001AB\u0002TAGS\u0001t\u0002"}}`,
+		`{"remark":"a\"b\\c\/d\b\f\n\r\t\u00e9\ud83d\ude00"}`,
+		`{"remark":"\ud800x"}`,
+		`{"remark":"\x"}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -53,5 +57,18 @@ func TestHeader_encoding_is_valid_JSON_for_any_strings(t *testing.T) {
 	in.Language = "JAVA"
 	if diff := cmp.Diff(in, got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+func TestHeader_fast_path_takes_what_the_client_sends(t *testing.T) {
+	// A SEND_MESSAGE header as rocketmq-client-go v2.1.2 writes it: jsoniter
+	// escapes the properties separators.
+	sent := `{"code":10,"language":"GO","version":317,"opaque":12,"flag":0,"remark":"","extFields":{"batch":"false","bornTimestamp":"1700000000000","defaultTopic":"TBW102","defaultTopicQueueNums":"4","flag":"0","maxReconsumeTimes":"0","producerGroup":"pg","properties":"UNIQ_KEY\u0001C0A8000100002A9F0000000000000001\u0002TAGS\u0001a\u0002","queueId":"1","reconsumeTimes":"0","sysFlag":"0","topic":"t","unitMode":"false"}}`
+	cmd := &Command{}
+	if !decodeHeaderFast([]byte(sent), cmd) {
+		t.Fatal("the fast path rejected a client send header")
+	}
+	if cmd.ExtFields["properties"] != "UNIQ_KEY\x01C0A8000100002A9F0000000000000001\x02TAGS\x01a\x02" || cmd.Opaque != 12 || cmd.Language != "GO" {
+		t.Errorf("decoded %+v", cmd)
 	}
 }
