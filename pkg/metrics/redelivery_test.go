@@ -1,0 +1,142 @@
+package metrics_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/reliamq/reliamq/middleware/redelivery"
+	"github.com/reliamq/reliamq/pkg/clock/clocktest"
+	"github.com/reliamq/reliamq/pkg/metadata"
+	"github.com/reliamq/reliamq/pkg/metrics"
+	"github.com/reliamq/reliamq/pkg/policy"
+)
+
+// chanPublisher hands every published message to a channel.
+type chanPublisher struct {
+	mu     sync.Mutex
+	out    chan *message.Message
+	topics []string
+}
+
+func (p *chanPublisher) Publish(topic string, msgs ...*message.Message) error {
+	p.mu.Lock()
+	p.topics = append(p.topics, topic)
+	p.mu.Unlock()
+	for _, m := range msgs {
+		p.out <- m
+	}
+	return nil
+}
+
+func (p *chanPublisher) Close() error { return nil }
+
+func receive(t *testing.T, ch <-chan *message.Message) *message.Message {
+	t.Helper()
+	select {
+	case m := <-ch:
+		return m
+	case <-time.After(10 * time.Second):
+		t.Fatal("no message published")
+		return nil
+	}
+}
+
+func TestRedelivery_scheduled_fired_and_dead_lettered_are_counted_by_attempt(t *testing.T) {
+	m, reg := newMetrics(t, metrics.Config{})
+	fake := clocktest.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	retries := &chanPublisher{out: make(chan *message.Message, 10)}
+	dlq := &chanPublisher{out: make(chan *message.Message, 10)}
+	r, err := redelivery.New(redelivery.Config{
+		ConsumerGroup: "billing", Handler: "charge", Mode: redelivery.InMemory,
+		Policy:    policy.Policy{MaxAttempts: 3, Backoff: policy.Fixed(time.Minute)},
+		Publisher: retries, DeadLetterPublisher: dlq, Clock: fake,
+		Hooks: []any{m.Redelivery()},
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close() })
+	if err := m.WatchRedelivery(r); err != nil {
+		t.Fatal(err)
+	}
+	h := r.Middleware(func(*message.Message) ([]*message.Message, error) { return nil, errors.New("card declined") })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	msg := message.NewMessage("m1", []byte("x"))
+	msg.Metadata.Set(metadata.OriginalTopic, "payments") // as a redelivered copy carries it
+	delivery := msg
+	for retry := 1; retry <= 2; retry++ {
+		if _, err := h(delivery); err != nil {
+			t.Fatalf("delivery %d: %v", retry, err)
+		}
+		wantValue(t, reg, 1, "reliamq_redelivery_waiting", "consumer_group", "billing", "handler", "charge")
+		if err := fake.BlockUntil(ctx, 1); err != nil {
+			t.Fatal(err)
+		}
+		fake.Advance(time.Minute)
+		delivery = receive(t, retries.out)
+	}
+	if _, err := h(delivery); err != nil { // third failure: attempts exhausted
+		t.Fatal(err)
+	}
+	dead := receive(t, dlq.out)
+	if dead.UUID != "m1" {
+		t.Fatalf("dead-lettered %s", dead.UUID)
+	}
+	labels := []string{"consumer_group", "billing", "handler", "charge"}
+	for _, a := range []string{"1", "2"} {
+		wantValue(t, reg, 1, "reliamq_redelivery_scheduled_total", append(labels, "attempt", a)...)
+		wantValue(t, reg, 1, "reliamq_redelivery_fired_total", append(labels, "attempt", a)...)
+	}
+	wantValue(t, reg, -1, "reliamq_redelivery_scheduled_total", append(labels, "attempt", "3")...)
+	wantValue(t, reg, 1, "reliamq_dead_lettered_total", append(labels, "topic", "payments")...)
+	wantValue(t, reg, 0, "reliamq_redelivery_waiting", labels...)
+	st := r.Stats()
+	if st.Scheduled != 2 || st.Redelivered != 2 || st.DeadLettered != 1 {
+		t.Fatalf("redelivery stats %+v disagree with the metrics", st)
+	}
+	lint(t, reg)
+}
+
+func TestRedelivery_attempt_label_is_capped(t *testing.T) {
+	m, reg := newMetrics(t, metrics.Config{})
+	h := m.Redelivery()
+	for retry := 1; retry <= 40; retry++ {
+		h.OnRedeliveryScheduled(redelivery.ScheduledParams{ConsumerGroup: "g", Handler: "h", Retry: retry})
+	}
+	h.OnRedelivered(redelivery.RedeliveredParams{ConsumerGroup: "g", Handler: "h", Retry: 1, Err: errBrokerDown})
+	h.OnDropped(redelivery.DroppedParams{ConsumerGroup: "g", Handler: "h"})
+	wantValue(t, reg, 1, "reliamq_redelivery_scheduled_total", "consumer_group", "g", "handler", "h", "attempt", "16")
+	wantValue(t, reg, 24, "reliamq_redelivery_scheduled_total", "consumer_group", "g", "handler", "h", "attempt", "17+")
+	wantValue(t, reg, 1, "reliamq_redelivery_publish_failures_total", "consumer_group", "g", "handler", "h")
+	wantValue(t, reg, -1, "reliamq_redelivery_fired_total", "consumer_group", "g", "handler", "h", "attempt", "1")
+	wantValue(t, reg, 1, "reliamq_redelivery_dropped_total", "consumer_group", "g", "handler", "h")
+}
+
+func TestReplay_counts_replayed_and_failed_dead_letters(t *testing.T) {
+	m, reg := newMetrics(t, metrics.Config{})
+	in := make(chan *message.Message, 3)
+	ok1 := message.NewMessage("a", nil)
+	ok1.Metadata.Set(metadata.OriginalTopic, "payments")
+	ok2 := message.NewMessage("b", nil)
+	ok2.Metadata.Set(metadata.OriginalTopic, "payments")
+	orphan := message.NewMessage("c", nil) // no original topic: cannot be replayed
+	in <- ok1
+	in <- ok2
+	in <- orphan
+	close(in)
+	out := &chanPublisher{out: make(chan *message.Message, 3)}
+	stats, err := redelivery.Replay(context.Background(), redelivery.ReplayConfig{
+		Messages: in, Publisher: out, OnMessage: m.Replay()}, nil)
+	if !errors.Is(err, redelivery.ErrMissingOriginalTopic) || stats.Replayed != 2 {
+		t.Fatalf("Replay: %+v, %v", stats, err)
+	}
+	wantValue(t, reg, 2, "reliamq_dlq_replays_total", "topic", "payments", "outcome", "ok")
+	wantValue(t, reg, 1, "reliamq_dlq_replays_total", "topic", "", "outcome", "error")
+}
