@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/reliamq/reliamq/pkg/policy"
 )
 
-// Sentinel errors. Bad input (the Invalid errors) is detected before any SQL is
-// sent and must never be retried; ErrStoreUnavailable marks a failure of the
+// Sentinel errors. Bad input (the Invalid errors, and ErrClosed) is detected
+// before any SQL is sent, must never be retried and is marked
+// policy.Permanent; ErrStoreUnavailable marks a failure of the
 // database itself, which may succeed later.
 var (
 	// ErrInvalidConfig is returned by New and NewPublisher for a bad config.
@@ -67,6 +70,12 @@ func IsRetryable(err error) bool {
 		return false
 	}
 	return errors.Is(err, ErrStoreUnavailable)
+}
+
+// invalid reports bad input: it matches sentinel and is marked
+// policy.Permanent, so no reliamq stage retries it.
+func invalid(sentinel error, format string, args ...any) error {
+	return policy.Permanent(fmt.Errorf("%w: "+format, append([]any{sentinel}, args...)...))
 }
 
 func (s *Store) wrap(op string, err error) error {

@@ -2,7 +2,6 @@ package sqlstore
 
 import (
 	"encoding/json"
-	"fmt"
 	"regexp"
 	"strings"
 	"time"
@@ -83,7 +82,7 @@ func (m Message) ToMessage() *message.Message {
 // and AMQP routing names while keeping SQL and shell metacharacters out.
 func ValidateTopic(topic string) error {
 	if !topicRe.MatchString(topic) {
-		return fmt.Errorf("%w: %q must match %s", ErrInvalidTopic, truncate(topic, 64), topicRe.String())
+		return invalid(ErrInvalidTopic, "%q must match %s", truncate(topic, 64), topicRe.String())
 	}
 	return nil
 }
@@ -92,7 +91,7 @@ func ValidateTopic(topic string) error {
 // most 255 bytes of printable UTF-8. The empty queue is valid.
 func ValidateQueue(queue string) error {
 	if len(queue) > 255 || !printable(queue) {
-		return fmt.Errorf("%w: %q: at most 255 bytes of printable UTF-8", ErrInvalidQueue, truncate(queue, 64))
+		return invalid(ErrInvalidQueue, "%q: at most 255 bytes of printable UTF-8", truncate(queue, 64))
 	}
 	return nil
 }
@@ -121,14 +120,14 @@ func (m *Message) validate() error {
 		return err
 	}
 	if len(m.UUID) > 255 || !printable(m.UUID) {
-		return fmt.Errorf("%w: UUID %q: at most 255 bytes of printable UTF-8", ErrInvalidMessage, truncate(m.UUID, 64))
+		return invalid(ErrInvalidMessage, "UUID %q: at most 255 bytes of printable UTF-8", truncate(m.UUID, 64))
 	}
 	if m.Attempts < 0 {
-		return fmt.Errorf("%w: Attempts %d: must be >= 0", ErrInvalidMessage, m.Attempts)
+		return invalid(ErrInvalidMessage, "Attempts %d: must be >= 0", m.Attempts)
 	}
 	for k, v := range m.Metadata {
 		if !utf8.ValidString(k) || !utf8.ValidString(v) || strings.ContainsRune(k, 0) || strings.ContainsRune(v, 0) {
-			return fmt.Errorf("%w: key %q: keys and values must be UTF-8 without NUL", ErrInvalidMetadata, truncate(k, 64))
+			return invalid(ErrInvalidMetadata, "key %q: keys and values must be UTF-8 without NUL", truncate(k, 64))
 		}
 	}
 	return nil
@@ -140,7 +139,7 @@ func encodeMetadata(md map[string]string) (string, error) {
 	}
 	b, err := json.Marshal(md)
 	if err != nil {
-		return "", fmt.Errorf("%w: %v", ErrInvalidMetadata, err)
+		return "", invalid(ErrInvalidMetadata, "%v", err)
 	}
 	return string(b), nil
 }

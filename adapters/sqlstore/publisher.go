@@ -8,6 +8,8 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/reliamq/reliamq/pkg/policy"
 )
 
 // PublisherConfig configures a Publisher.
@@ -63,7 +65,7 @@ func NewPublisher(cfg PublisherConfig, logger watermill.LoggerAdapter) (*Publish
 // matching ErrStoreUnavailable.
 func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	if p.closed.Load() {
-		return ErrClosed
+		return policy.Permanent(ErrClosed)
 	}
 	rows, err := Rows(p.queue, topic, msgs)
 	if err != nil {
@@ -82,12 +84,12 @@ func (p *Publisher) Close() error {
 // an empty list with ErrInvalidMessage.
 func Rows(queue, topic string, msgs []*message.Message) ([]Message, error) {
 	if len(msgs) == 0 {
-		return nil, fmt.Errorf("%w: no messages", ErrInvalidMessage)
+		return nil, invalid(ErrInvalidMessage, "no messages")
 	}
 	rows := make([]Message, len(msgs))
 	for i, m := range msgs {
 		if m == nil {
-			return nil, fmt.Errorf("%w: message %d is nil", ErrInvalidMessage, i)
+			return nil, invalid(ErrInvalidMessage, "message %d is nil", i)
 		}
 		rows[i] = FromMessage(queue, topic, m)
 	}

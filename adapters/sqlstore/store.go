@@ -137,7 +137,7 @@ func (s *Store) Insert(ctx context.Context, msgs ...Message) error {
 // rows exist if and only if tx commits. tx must belong to the Store's database.
 func (s *Store) InsertTx(ctx context.Context, tx *sql.Tx, msgs ...Message) error {
 	if tx == nil {
-		return fmt.Errorf("%w: nil transaction", ErrInvalidMessage)
+		return invalid(ErrInvalidMessage, "nil transaction")
 	}
 	args, err := s.insertArgs(msgs)
 	if err != nil {
@@ -158,7 +158,7 @@ func (s *Store) execInsert(ctx context.Context, ex execer, rows int, args []any)
 
 func (s *Store) insertArgs(msgs []Message) ([]any, error) {
 	if len(msgs) == 0 {
-		return nil, fmt.Errorf("%w: no messages", ErrInvalidMessage)
+		return nil, invalid(ErrInvalidMessage, "no messages")
 	}
 	now := toMicros(s.clock.Now())
 	args := make([]any, 0, len(msgs)*insertParams)
@@ -212,7 +212,7 @@ func (s *Store) Claim(ctx context.Context, req ClaimRequest) ([]Message, error) 
 		req.Owner = s.owner
 	}
 	if len(req.Owner) > 255 {
-		return nil, fmt.Errorf("%w: Owner longer than 255 bytes", ErrInvalidMessage)
+		return nil, invalid(ErrInvalidMessage, "Owner longer than 255 bytes")
 	}
 	if req.Limit <= 0 {
 		req.Limit = 100
@@ -333,7 +333,7 @@ func (s *Store) Delete(ctx context.Context, ids ...int64) error {
 // DeleteTx removes the rows with ids inside the caller's transaction.
 func (s *Store) DeleteTx(ctx context.Context, tx *sql.Tx, ids ...int64) error {
 	if tx == nil {
-		return fmt.Errorf("%w: nil transaction", ErrInvalidMessage)
+		return invalid(ErrInvalidMessage, "nil transaction")
 	}
 	return s.deleteIDs(ctx, tx, ids)
 }

@@ -9,7 +9,8 @@ import (
 var (
 	// ErrInvalidConfig is returned by the constructors for a bad config.
 	ErrInvalidConfig = errors.New("fallback: invalid config")
-	// ErrClosed is returned by Publisher.Publish after Close.
+	// ErrClosed is returned by Publisher.Publish after Close, marked
+	// policy.Permanent.
 	ErrClosed = errors.New("fallback: publisher closed")
 	// ErrNotStored means the send failed and storing the message failed too:
 	// the message was neither sent nor stored, and the caller still owns it.

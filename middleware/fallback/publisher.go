@@ -136,7 +136,7 @@ func PublisherDecorator(cfg Config, logger watermill.LoggerAdapter) message.Publ
 // anything is sent.
 func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	if p.closed.Load() {
-		return ErrClosed
+		return policy.Permanent(ErrClosed)
 	}
 	rows, err := sqlstore.Rows(p.queue, topic, msgs)
 	if err != nil {

@@ -72,7 +72,8 @@ type Relay struct {
 	poisonedHooks []PoisonedHook
 	outageHooks   []OutageHook
 
-	running atomic.Bool
+	running   atomic.Bool
+	storeDown bool // claims failing; touched by the Run goroutine only
 
 	mu          sync.Mutex // guards consecutive, down, outageStep
 	consecutive int
@@ -156,19 +157,27 @@ func (r *Relay) step(ctx context.Context) time.Duration {
 	if down {
 		limit = 1
 	}
+	claimedAt := r.clock.Now()
 	rows, err := r.store.Claim(ctx, sqlstore.ClaimRequest{Queue: r.queue, Owner: r.owner, Limit: limit})
 	if err != nil {
 		if ctx.Err() == nil {
 			r.storeErrors.Add(1)
-			r.logger.Error("Claim failed; retrying after the poll interval", err, nil)
+			if !r.storeDown {
+				r.storeDown = true
+				r.logger.Error("Claim failed; retrying every poll interval", err, nil)
+			}
 		}
 		return r.poll
+	}
+	if r.storeDown {
+		r.storeDown = false
+		r.logger.Info("Claims work again", nil)
 	}
 	if len(rows) == 0 {
 		return r.poll
 	}
 	r.claimed.Add(uint64(len(rows)))
-	r.process(ctx, rows)
+	r.process(ctx, rows, claimedAt)
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -195,7 +204,11 @@ type result struct {
 	err     error
 }
 
-func (r *Relay) process(ctx context.Context, rows []sqlstore.Message) {
+func (r *Relay) process(ctx context.Context, rows []sqlstore.Message, claimedAt time.Time) {
+	// Rows not sent by four fifths of the lease are released instead: after
+	// the lease another relay may claim them, and sending them then could
+	// duplicate its sends.
+	leaseEnd := claimedAt.Add(r.store.LeaseTimeout() * 4 / 5)
 	results := make([]result, len(rows))
 	var (
 		stop atomic.Bool
@@ -207,7 +220,7 @@ func (r *Relay) process(ctx context.Context, rows []sqlstore.Message) {
 			if i >= len(rows) {
 				return
 			}
-			if stop.Load() || ctx.Err() != nil {
+			if stop.Load() || ctx.Err() != nil || r.clock.Now().After(leaseEnd) {
 				continue // stays untried
 			}
 			results[i] = r.send(ctx, &rows[i])

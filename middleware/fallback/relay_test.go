@@ -447,3 +447,68 @@ func TestRelayConfig_Validate_names_bad_fields(t *testing.T) {
 		})
 	}
 }
+
+// clockPublisher accepts every message and moves the fake clock by step per send.
+type clockPublisher struct {
+	recorder
+	clk  *clocktest.Fake
+	step time.Duration
+}
+
+func (p *clockPublisher) Publish(topic string, msgs ...*message.Message) error {
+	p.clk.Advance(p.step)
+	return p.recorder.Publish(topic, msgs...)
+}
+
+func TestRelay_releases_rows_it_cannot_send_before_its_lease_runs_out(t *testing.T) {
+	clk := clocktest.NewFake(t0)
+	st := newStore(t, sqliteBackend, nil, clk) // lease 30s: sends stop at 24s
+	insertRows(t, st, "", 5)
+	pub := &clockPublisher{clk: clk, step: 10 * time.Second}
+	r, err := fallback.NewRelay(fallback.RelayConfig{Store: st, Publisher: pub, Clock: clk}, nil)
+	if err != nil {
+		t.Fatalf("new relay: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(pub.sent()) < 3 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if err := clk.BlockUntil(context.Background(), 1); err != nil {
+		t.Fatalf("idle: %v", err)
+	}
+	cancel()
+	<-done
+	if got := len(pub.sent()); got != 3 {
+		t.Fatalf("sent %d rows in the first batch, want 3 (the ones started before 4/5 of the lease)", got)
+	}
+	left := rowsOf(t, st, "")
+	if len(left) != 2 {
+		t.Fatalf("%d rows left, want 2", len(left))
+	}
+	for _, row := range left {
+		if row.Attempts != 0 || row.LeasedBy != "" {
+			t.Errorf("row %+v, want released with 0 attempts", row)
+		}
+	}
+}
+
+func TestRelay_keeps_running_while_the_store_is_down_and_counts_the_errors(t *testing.T) {
+	clk := clocktest.NewFake(t0)
+	db := sqliteBackend.open(t)
+	st := newStore(t, sqliteBackend, db, clk)
+	_ = db.Close()
+	h := startRelay(t, clk, fallback.RelayConfig{Store: st, Publisher: &recorder{}, PollInterval: time.Second})
+	h.tick(time.Second)
+	h.tick(time.Second)
+	s, err := h.relay.Stats(context.Background())
+	if err == nil {
+		t.Errorf("Stats on a closed database returned no error")
+	}
+	if s.StoreErrors != 3 {
+		t.Errorf("StoreErrors %d after three polls, want 3", s.StoreErrors)
+	}
+	h.stop()
+}
