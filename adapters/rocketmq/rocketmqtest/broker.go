@@ -336,7 +336,7 @@ func (c *conn) readLoop() {
 // write buffers a frame without flushing; the caller or the read loop
 // flushes.
 func (c *conn) write(cmd *wire.Command) {
-	frame, err := cmd.Encode()
+	head, err := cmd.EncodeHead(cmd.BodyLen())
 	if err != nil {
 		c.b.logger.Error("encode response", err, nil)
 		return
@@ -346,7 +346,17 @@ func (c *conn) write(cmd *wire.Command) {
 	if c.werr {
 		return
 	}
-	if _, err := c.w.Write(frame); err != nil {
+	_, err = c.w.Write(head)
+	if err == nil {
+		_, err = c.w.Write(cmd.Body)
+	}
+	for _, p := range cmd.BodyParts {
+		if err != nil {
+			break
+		}
+		_, err = c.w.Write(p)
+	}
+	if err != nil {
 		c.werr = true
 		c.close()
 	}

@@ -560,7 +560,7 @@ func (b *Broker) pullFrom(c *conn, req *wire.Command, q *queue, offset int64, ma
 	switch {
 	case r.found > 0:
 		resp := pullResponse(RespSuccess, r.next, r.min, r.max)
-		resp.Body = r.body
+		resp.BodyParts = r.parts
 		b.reply(c, req, resp)
 		return
 	case r.scanned > 0:

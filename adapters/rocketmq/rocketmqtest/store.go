@@ -205,7 +205,7 @@ const (
 )
 
 type readResult struct {
-	body    []byte
+	parts   [][]byte // the stored encodings, shared, never modified
 	found   int
 	next    int64
 	min     int64
@@ -233,7 +233,7 @@ func (q *queue) read(offset int64, maxNums int, f filter) readResult {
 		}
 		sizes += len(m.encoded)
 		r.found++
-		r.body = append(r.body, m.encoded...)
+		r.parts = append(r.parts, m.encoded)
 	}
 	r.next = i
 	return r

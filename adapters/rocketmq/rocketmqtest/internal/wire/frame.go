@@ -37,6 +37,19 @@ type Command struct {
 	Remark    string            `json:"remark,omitempty"`
 	ExtFields map[string]string `json:"extFields,omitempty"`
 	Body      []byte            `json:"-"`
+	// BodyParts follow Body on the wire. Encoders write them without
+	// copying them into one buffer: a pull response references the stored
+	// messages directly.
+	BodyParts [][]byte `json:"-"`
+}
+
+// BodyLen is the length of Body and BodyParts together.
+func (c *Command) BodyLen() int {
+	n := len(c.Body)
+	for _, p := range c.BodyParts {
+		n += len(p)
+	}
+	return n
 }
 
 // IsResponse reports whether the response flag is set.
@@ -59,15 +72,29 @@ type header struct {
 
 // Encode returns the whole frame, length prefix included.
 func (c *Command) Encode() ([]byte, error) {
-	buf := make([]byte, 8, 8+128+16*len(c.ExtFields)+len(c.Remark)+len(c.Body))
+	buf, err := c.EncodeHead(c.BodyLen())
+	if err != nil {
+		return nil, err
+	}
+	buf = append(buf, c.Body...)
+	for _, p := range c.BodyParts {
+		buf = append(buf, p...)
+	}
+	return buf, nil
+}
+
+// EncodeHead returns the length prefix and header of a frame whose body
+// (Body and BodyParts, written next by the caller) has bodyLen bytes.
+func (c *Command) EncodeHead(bodyLen int) ([]byte, error) {
+	buf := make([]byte, 8, 8+128+24*len(c.ExtFields)+len(c.Remark)+len(c.Body))
 	buf = appendHeader(buf, c)
 	hlen := len(buf) - 8
 	if hlen > 0xFFFFFF {
 		return nil, fmt.Errorf("%w: header of %d bytes", ErrFrame, hlen)
 	}
-	binary.BigEndian.PutUint32(buf[0:], uint32(4+hlen+len(c.Body)))
+	binary.BigEndian.PutUint32(buf[0:], uint32(4+hlen+bodyLen))
 	binary.BigEndian.PutUint32(buf[4:], uint32(hlen)) // serialization type 0 = JSON
-	return append(buf, c.Body...), nil
+	return buf, nil
 }
 
 // DecodeFrame decodes one frame without its 4-byte length prefix (what
