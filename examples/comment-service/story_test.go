@@ -1,0 +1,164 @@
+//go:build !race
+
+// The story starts the RocketMQ client, whose own code has data races: these
+// tests run without the race detector.
+
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"go.uber.org/goleak"
+
+	"github.com/reliamq/reliamq/adapters/rocketmq/rocketmqtest"
+	"github.com/reliamq/reliamq/adapters/sqlstore"
+	"github.com/reliamq/reliamq/pkg/policy"
+	"github.com/reliamq/reliamq/pkg/servicetest"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if code == 0 {
+		// The client's leftovers are ignored; the story's own goroutines
+		// (pool, relay, router, HTTP server) must all be gone.
+		opts := append(rocketmqtest.LeakOptions(),
+			goleak.IgnoreAnyFunction("github.com/apache/rocketmq-client-go/v2/internal.(*rmqClient).RebalanceImmediately"))
+		if err := goleak.Find(opts...); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// checkSummary asserts what the demo promises: every comment accepted by the
+// API is either counted by the consumer or in the dead-letter topic.
+func checkSummary(t *testing.T, s Summary, out string) {
+	t.Helper()
+	published := len(normalComments) + len(outageComments) + 2
+	if s.Published != published {
+		t.Errorf("published %d, want %d", s.Published, published)
+	}
+	if s.Lost != 0 {
+		t.Errorf("lost %d (%v), want 0", s.Lost, s.LostUUIDs)
+	}
+	if s.DeadLettered != 1 {
+		t.Errorf("dead-lettered %d, want 1 (the poison comment)", s.DeadLettered)
+	}
+	if s.Delivered != published-1 {
+		t.Errorf("delivered %d, want %d", s.Delivered, published-1)
+	}
+	if s.StoredInFallback != len(outageComments) {
+		t.Errorf("fallback table held %d rows during the outage, want %d", s.StoredInFallback, len(outageComments))
+	}
+	if s.RelaySent < len(outageComments) {
+		t.Errorf("relay resent %d rows, want at least %d", s.RelaySent, len(outageComments))
+	}
+	// The seed's policy: 3 attempts, so 2 retries per message while the broker is down.
+	if want := 2 * len(outageComments); s.SendRetries != want {
+		t.Errorf("send retries %d, want %d", s.SendRetries, want)
+	}
+	if diff := cmp.Diff([]int{0, 1, 2, 3}, s.Reconsumes); diff != "" {
+		t.Errorf("reconsume counts of the dead-lettered comment (-want +got):\n%s", diff)
+	}
+	for _, line := range []string{"lost           0", "dead-lettered  1", "holds 5 rows", "holds 0 rows",
+		"retry 3 in 1m0s (RocketMQ delay level 5", "dead-lettered to reliamq_dlq_comment_counter after 4 attempts (reason max_attempts)"} {
+		if !strings.Contains(out, line) {
+			t.Errorf("narration lacks %q", line)
+		}
+	}
+	if t.Failed() {
+		t.Logf("narration:\n%s", out)
+	}
+}
+
+func TestRunStory_on_SQLite_loses_nothing_and_dead_letters_the_poison_comment(t *testing.T) {
+	var out bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	s, err := RunStory(ctx, StoryConfig{Out: &out})
+	if err != nil {
+		t.Fatalf("RunStory: %v\n%s", err, out.String())
+	}
+	checkSummary(t, s, out.String())
+}
+
+func TestRunStory_on_PostgreSQL_loses_nothing(t *testing.T) {
+	dsn := servicetest.Postgres.Addr(t)
+	var out bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	table := fmt.Sprintf("demo_story_%d", time.Now().UnixNano())
+	s, err := RunStory(ctx, StoryConfig{Out: &out, DSN: dsn, Table: table})
+	if err != nil {
+		t.Fatalf("RunStory: %v\n%s", err, out.String())
+	}
+	checkSummary(t, s, out.String())
+}
+
+func TestCommentAPI_accepts_comments_rejects_bad_bodies_and_reports_stats(t *testing.T) {
+	b := rocketmqtest.NewTest(t, rocketmqtest.Config{LongPollHold: 200 * time.Millisecond})
+	db, err := sqlstore.OpenSQLite(t.TempDir() + "/api.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	st, err := sqlstore.New(sqlstore.Config{DB: db, Dialect: sqlstore.SQLite, AutoInitialize: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := NewPublishSide(PublishConfig{NameServers: []string{b.NameServerAddr()}, Store: st,
+		SendPolicy: policy.Policy{MaxAttempts: 1}, RelayPollInterval: 100 * time.Millisecond, Events: &Events{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(pub)
+	defer func() {
+		srv.Close()
+		if err := pub.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+		if got := len(b.Messages(TopicCommentPublished)); got != 1 {
+			t.Errorf("broker holds %d comment events, want 1", got)
+		}
+	}()
+
+	for _, tc := range []struct {
+		name, body string
+		want       int
+	}{
+		{name: "a comment", body: `{"noteId": 1, "content": "hello"}`, want: http.StatusAccepted},
+		{name: "not JSON", body: `hello`, want: http.StatusBadRequest},
+		{name: "no content", body: `{"noteId": 1}`, want: http.StatusBadRequest},
+	} {
+		resp, err := http.Post(srv.URL+"/comments", "application/json", strings.NewReader(tc.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("%s: status %d, want %d", tc.name, resp.StatusCode, tc.want)
+		}
+	}
+	resp, err := http.Get(srv.URL + "/stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body bytes.Buffer
+	_, _ = body.ReadFrom(resp.Body)
+	for _, key := range []string{`"async"`, `"fallback"`, `"relay"`} {
+		if !strings.Contains(body.String(), key) {
+			t.Errorf("/stats lacks %s: %s", key, body.String())
+		}
+	}
+}
