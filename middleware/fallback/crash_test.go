@@ -91,6 +91,9 @@ func TestHelperProcess(t *testing.T) {
 
 func TestRelay_killed_mid_drain_loses_nothing_after_restart(t *testing.T) {
 	n := 2000
+	if testing.Short() {
+		n = 500
+	}
 	for _, be := range backends {
 		t.Run(be.name, func(t *testing.T) {
 			var dsn string
