@@ -1,0 +1,71 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/reliamq/reliamq/examples/internal/exampledb"
+	"github.com/reliamq/reliamq/pkg/servicetest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func runAndCheck(t *testing.T, cfg Config) {
+	t.Helper()
+	var out bytes.Buffer
+	res, err := Run(context.Background(), cfg, &out)
+	if err != nil {
+		t.Fatalf("Run: %v\n%s", err, out.String())
+	}
+	if err := res.Check(); err != nil {
+		t.Errorf("%v\n%s", err, out.String())
+	}
+	if len(res.Committed) != 2 || res.Orders != 2 {
+		t.Errorf("committed %d events, %d orders; want 2 and 2", len(res.Committed), res.Orders)
+	}
+	for _, id := range res.Committed {
+		if n := res.Delivered[id]; n != 1 {
+			t.Errorf("event %s delivered %d times, want 1", id, n)
+		}
+	}
+	for _, line := range []string{"ROLLBACK", "outbox holds 2 rows, nothing sent yet", "outbox holds 0 rows"} {
+		if !strings.Contains(out.String(), line) {
+			t.Errorf("output lacks %q:\n%s", line, out.String())
+		}
+	}
+}
+
+// unique returns table names no other run uses on a shared server, and
+// drops the tables when the test ends.
+func unique(t *testing.T, dsn string) Config {
+	s := time.Now().UnixNano()
+	cfg := Config{DSN: dsn, OrdersTable: fmt.Sprint("outbox_ex_orders_", s), OutboxTable: fmt.Sprint("outbox_ex_events_", s)}
+	t.Cleanup(func() {
+		db, err := exampledb.Open(dsn)
+		if err != nil {
+			return
+		}
+		defer db.Close()
+		_, _ = db.Exec("DROP TABLE IF EXISTS " + cfg.OrdersTable)
+		_, _ = db.Exec("DROP TABLE IF EXISTS " + cfg.OutboxTable)
+	})
+	return cfg
+}
+
+func TestRun_on_SQLite_delivers_committed_events_only(t *testing.T) {
+	runAndCheck(t, Config{})
+}
+
+func TestRun_on_PostgreSQL_delivers_committed_events_only(t *testing.T) {
+	runAndCheck(t, unique(t, servicetest.Postgres.Addr(t)))
+}
+
+func TestRun_on_MariaDB_delivers_committed_events_only(t *testing.T) {
+	runAndCheck(t, unique(t, "mysql://"+servicetest.MySQL.Addr(t)))
+}
