@@ -1,0 +1,508 @@
+package async
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+var _ message.Publisher = (*Publisher)(nil)
+
+var (
+	// ErrInvalidConfig matches every error NewPublisher returns for a bad
+	// Config or a nil inner publisher.
+	ErrInvalidConfig = errors.New("async: invalid config")
+	// ErrClosed is returned by Publish once Close has started.
+	ErrClosed = errors.New("async: publisher closed")
+	// ErrQueueFull is returned by Publish under the Reject policy when the
+	// queue is full and MaxWorkers are busy. The messages were not taken.
+	ErrQueueFull = errors.New("async: queue full")
+	// ErrNotSent matches the Result.Err of a Publish call that Close could
+	// neither send in time nor hand to Leftovers, and the error Close returns
+	// when there was at least one.
+	ErrNotSent = errors.New("async: not sent before close")
+)
+
+// task is one Publish call waiting for a worker.
+type task struct {
+	topic string
+	msgs  []*message.Message
+}
+
+// counter is an atomic counter on its own cache line: workers on both cores
+// update different counters at high rates.
+type counter struct {
+	atomic.Int64
+	_ [56]byte
+}
+
+// Stats is a snapshot of a Publisher's counters. Counts are of Publish calls,
+// not messages.
+type Stats struct {
+	// Queued is the number of calls waiting in the queue now.
+	Queued int
+	// InFlight is the number of calls being sent now (by workers or callers).
+	InFlight int64
+	// Workers is the number of worker goroutines now.
+	Workers int64
+	// Done and Failed count sends that succeeded or failed, by workers and by
+	// callers (CallerRuns) alike; leftovers are not included.
+	Done, Failed int64
+	// Rejected counts calls refused with an error: ErrQueueFull, ErrClosed,
+	// or a Block whose context ended.
+	Rejected int64
+	// CallerRan counts calls sent on the caller's goroutine (CallerRuns).
+	CallerRan int64
+	// Leftover counts calls that Close handed to Leftovers or reported as not
+	// sent.
+	Leftover int64
+}
+
+// Publisher sends messages through an inner publisher on a bounded pool of
+// worker goroutines; Publish returns as soon as the call is queued. See the
+// package documentation for the delivery guarantees. It is safe for
+// concurrent use.
+type Publisher struct {
+	inner  message.Publisher
+	cfg    Config
+	logger watermill.LoggerAdapter
+
+	queue chan task
+
+	// mu orders Publish against Close: Publish holds it shared while it may
+	// enqueue or start a worker, Close takes it exclusively once, after
+	// setting closed, so that nothing enters the queue afterwards.
+	mu      sync.RWMutex
+	closed  atomic.Bool
+	closing chan struct{} // closed when Close starts: wakes blocked Publish calls
+	sealed  chan struct{} // closed once no Publish can enqueue: idle workers exit
+	aborted chan struct{} // closed when CloseTimeout runs out
+
+	// runCtx is the context of every message sent by a worker (see detach);
+	// cancelled when CloseTimeout runs out.
+	runCtx    context.Context
+	cancelRun context.CancelFunc
+
+	workers   counter
+	workersWG sync.WaitGroup
+	active    activity // workers and caller-run sends, for Close to wait on
+
+	inFlight, done, failed, rejected, callerRan, leftover, notSent counter
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// NewPublisher decorates inner with a worker pool configured by cfg. A nil
+// logger becomes watermill.NopLogger. Errors match ErrInvalidConfig.
+func NewPublisher(inner message.Publisher, cfg Config, logger watermill.LoggerAdapter) (*Publisher, error) {
+	if inner == nil {
+		return nil, fmt.Errorf("%w: inner publisher is nil", ErrInvalidConfig)
+	}
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	if logger == nil {
+		logger = watermill.NopLogger{}
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	return &Publisher{
+		inner:     inner,
+		cfg:       cfg,
+		logger:    logger.With(watermill.LogFields{"component": "reliamq.async"}),
+		queue:     make(chan task, cfg.QueueCapacity),
+		closing:   make(chan struct{}),
+		sealed:    make(chan struct{}),
+		aborted:   make(chan struct{}),
+		runCtx:    runCtx,
+		cancelRun: cancel,
+		active:    activity{zero: make(chan struct{})},
+	}, nil
+}
+
+// PublisherDecorator returns a message.PublisherDecorator that wraps a
+// publisher with NewPublisher(pub, cfg, logger).
+func PublisherDecorator(cfg Config, logger watermill.LoggerAdapter) message.PublisherDecorator {
+	return func(pub message.Publisher) (message.Publisher, error) {
+		return NewPublisher(pub, cfg, logger)
+	}
+}
+
+// Stats returns a snapshot of the counters.
+func (p *Publisher) Stats() Stats {
+	return Stats{
+		Queued:    len(p.queue),
+		InFlight:  p.inFlight.Load(),
+		Workers:   p.workers.Load(),
+		Done:      p.done.Load(),
+		Failed:    p.failed.Load(),
+		Rejected:  p.rejected.Load(),
+		CallerRan: p.callerRan.Load(),
+		Leftover:  p.leftover.Load(),
+	}
+}
+
+// Publish queues the call for a worker and returns nil at once. The messages
+// and the msgs slice belong to the publisher from then on: do not modify them.
+//
+// The context of each queued message is replaced by one that keeps its values
+// but not its cancellation or deadline: the caller's context usually ends as
+// soon as Publish returns (an HTTP handler's request context, for example),
+// and the send must outlive it. Only Close's timeout cancels a queued send.
+//
+// When the queue is full and MaxWorkers are busy, FullPolicy decides:
+// CallerRuns sends on this goroutine with the message's own context and
+// returns the send's error; Block waits for room (see Block); Reject returns
+// ErrQueueFull. After Close has started, Publish returns ErrClosed.
+func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
+	p.mu.RLock()
+	if p.closed.Load() {
+		p.mu.RUnlock()
+		p.rejected.Add(1)
+		return ErrClosed
+	}
+	t := task{topic: topic, msgs: msgs}
+	p.detach(msgs)
+	select {
+	case p.queue <- t:
+		if w := p.workers.Load(); w < int64(p.cfg.CoreWorkers) ||
+			(w < int64(p.cfg.MaxWorkers) && len(p.queue) > 1) {
+			p.spawn(nil)
+		}
+		p.mu.RUnlock()
+		return nil
+	default:
+	}
+	// Queue full: an extra worker takes this call directly, as in a
+	// ThreadPoolExecutor.
+	if p.spawn(&t) {
+		p.mu.RUnlock()
+		return nil
+	}
+	p.reattach(msgs)
+
+	switch p.cfg.FullPolicy {
+	case Reject:
+		p.mu.RUnlock()
+		p.rejected.Add(1)
+		return ErrQueueFull
+	case Block:
+		ctx := context.Background()
+		if len(msgs) > 0 && msgs[0] != nil {
+			ctx = msgs[0].Context()
+		}
+		p.detach(msgs)
+		select {
+		case p.queue <- t:
+			p.mu.RUnlock()
+			return nil
+		case <-ctx.Done():
+			p.mu.RUnlock()
+			p.reattach(msgs)
+			p.rejected.Add(1)
+			return fmt.Errorf("async: waiting for room in the queue: %w", context.Cause(ctx))
+		case <-p.closing:
+			p.mu.RUnlock()
+			p.reattach(msgs)
+			p.rejected.Add(1)
+			return ErrClosed
+		}
+	}
+
+	// CallerRuns. Registered with active before releasing mu, so a Close
+	// that starts meanwhile waits for this send (up to CloseTimeout).
+	p.active.add()
+	p.mu.RUnlock()
+	defer p.active.release()
+	p.callerRan.Add(1)
+	err := p.send(t)
+	if p.cfg.OnResult != nil {
+		p.cfg.OnResult(Result{Topic: topic, Messages: msgs, Err: err, CallerRan: true})
+	}
+	return err
+}
+
+// send publishes t through the inner publisher and counts the outcome.
+func (p *Publisher) send(t task) error {
+	p.inFlight.Add(1)
+	err := p.inner.Publish(t.topic, t.msgs...)
+	p.inFlight.Add(-1)
+	if err != nil {
+		p.failed.Add(1)
+	} else {
+		p.done.Add(1)
+	}
+	return err
+}
+
+// detachedCtx keeps the values of a caller's context and takes cancellation
+// from the pool's runCtx.
+type detachedCtx struct {
+	context.Context                 // runCtx: Done, Err, Deadline
+	values          context.Context // the caller's context
+}
+
+func (c *detachedCtx) Value(key any) any { return c.values.Value(key) }
+
+// detach moves each message onto a context that outlives the caller (see
+// Publish). Background contexts, the common case, cost no allocation.
+func (p *Publisher) detach(msgs []*message.Message) {
+	for _, m := range msgs {
+		if m == nil {
+			continue
+		}
+		c := m.Context()
+		if c == context.Background() {
+			m.SetContext(p.runCtx)
+			continue
+		}
+		if p.original(m) != c {
+			continue // already detached by this publisher
+		}
+		m.SetContext(&detachedCtx{Context: p.runCtx, values: c})
+	}
+}
+
+// original returns the context a message had before detach.
+func (p *Publisher) original(m *message.Message) context.Context {
+	c := m.Context()
+	if c == p.runCtx {
+		return context.Background()
+	}
+	if d, ok := c.(*detachedCtx); ok && d.Context == p.runCtx {
+		return d.values
+	}
+	return c
+}
+
+// reattach undoes detach.
+func (p *Publisher) reattach(msgs []*message.Message) {
+	for _, m := range msgs {
+		if m != nil {
+			m.SetContext(p.original(m))
+		}
+	}
+}
+
+// spawn starts a worker, with first as its first call when not nil, unless
+// MaxWorkers (or CoreWorkers when first is nil and the queue is short) are
+// running. Callers hold p.mu shared, so no worker starts once Close holds it.
+func (p *Publisher) spawn(first *task) bool {
+	for {
+		w := p.workers.Load()
+		if w >= int64(p.cfg.MaxWorkers) {
+			return false
+		}
+		if p.workers.CompareAndSwap(w, w+1) {
+			break
+		}
+	}
+	p.workersWG.Add(1)
+	p.active.add()
+	var t task
+	if first != nil {
+		t = *first
+	}
+	go p.work(first != nil, t)
+	return true
+}
+
+func (p *Publisher) work(hasFirst bool, first task) {
+	defer p.workersWG.Done()
+	defer p.active.release()
+	if hasFirst {
+		p.run(first)
+	}
+	for {
+		select {
+		case <-p.aborted:
+			p.workers.Add(-1)
+			return
+		default:
+		}
+		select {
+		case t := <-p.queue:
+			p.run(t)
+			continue
+		default:
+		}
+		// The queue is empty. Once sealed it stays empty: exit.
+		select {
+		case <-p.sealed:
+			p.workers.Add(-1)
+			return
+		default:
+		}
+		if p.workers.Load() <= int64(p.cfg.CoreWorkers) {
+			select {
+			case t := <-p.queue:
+				p.run(t)
+			case <-p.sealed:
+			}
+			continue
+		}
+		select {
+		case t := <-p.queue:
+			p.run(t)
+		case <-p.sealed:
+		case <-p.cfg.Clock.After(p.cfg.KeepAlive):
+			if w := p.workers.Load(); w > int64(p.cfg.CoreWorkers) && p.workers.CompareAndSwap(w, w-1) {
+				return
+			}
+		}
+	}
+}
+
+// run sends one queued call and reports it.
+func (p *Publisher) run(t task) {
+	select {
+	case <-p.aborted:
+		// Taken from the queue as Close gave up: a leftover, not a send.
+		p.toLeftovers(t, nil)
+		return
+	default:
+	}
+	err := p.send(t)
+	if err != nil && p.runCtx.Err() != nil {
+		// Cut off by Close's timeout. Hand it over rather than lose it; the
+		// broker may have stored it anyway, so this can duplicate.
+		p.toLeftovers(t, err)
+		return
+	}
+	if p.cfg.OnResult != nil {
+		p.cfg.OnResult(Result{Topic: t.topic, Messages: t.msgs, Err: err})
+	}
+}
+
+// toLeftovers hands a call that was not sent to Leftovers, or reports it as
+// not sent. sendErr is the error of a send cut off by the timeout, if any.
+func (p *Publisher) toLeftovers(t task, sendErr error) {
+	p.leftover.Add(1)
+	// The pool's context is cancelled by now: give the messages back their
+	// own values without any cancellation.
+	for _, m := range t.msgs {
+		if m != nil {
+			m.SetContext(context.WithoutCancel(p.original(m)))
+		}
+	}
+	var err error
+	if p.cfg.Leftovers == nil {
+		err = ErrNotSent
+	} else if lerr := p.cfg.Leftovers.Publish(t.topic, t.msgs...); lerr != nil {
+		err = fmt.Errorf("%w: leftovers publisher: %w", ErrNotSent, lerr)
+	}
+	if err != nil {
+		if sendErr != nil {
+			err = errors.Join(err, sendErr)
+		}
+		p.notSent.Add(1)
+	}
+	if p.cfg.OnResult != nil {
+		p.cfg.OnResult(Result{Topic: t.topic, Messages: t.msgs, Err: err, Leftover: true})
+	}
+}
+
+// Close stops intake (Publish returns ErrClosed from now on), waits up to
+// CloseTimeout for queued and in-flight calls, then cancels the sends still in
+// flight and hands every call not sent to Leftovers (or reports it through
+// OnResult with ErrNotSent). It then closes the inner publisher, not
+// Leftovers. When Close returns, none of the pool's goroutines is left. It
+// returns an error matching ErrNotSent when some call was neither sent nor
+// handed over, joined with the inner publisher's Close error. Later calls
+// return nil.
+func (p *Publisher) Close() error {
+	p.closeOnce.Do(func() { p.closeErr = p.close() })
+	return p.closeErr
+}
+
+func (p *Publisher) close() error {
+	p.closed.Store(true)
+	close(p.closing)
+	// Wait for Publish calls already past the closed check: blocked ones are
+	// woken by closing.
+	p.mu.Lock()
+	p.mu.Unlock() //nolint:staticcheck // an empty critical section is the barrier
+	close(p.sealed)
+
+	p.active.closing()
+	timedOut := false
+	select {
+	case <-p.active.zero:
+	case <-p.cfg.Clock.After(p.cfg.CloseTimeout):
+		timedOut = true
+		close(p.aborted)
+		p.cancelRun()
+		// Workers return once their current send does: the inner publisher
+		// sees a cancelled context.
+	}
+	p.workersWG.Wait() // workers release activity just before they end
+	// Whatever is still queued was never taken by a worker.
+	for {
+		select {
+		case t := <-p.queue:
+			p.toLeftovers(t, nil)
+			continue
+		default:
+		}
+		break
+	}
+	p.cancelRun()
+
+	var errs []error
+	if n := p.notSent.Load(); n > 0 {
+		errs = append(errs, fmt.Errorf("%w: %d publish calls", ErrNotSent, n))
+	}
+	if left := p.leftover.Load(); left > 0 || timedOut {
+		p.logger.Info("Async publisher closed after its timeout", watermill.LogFields{
+			"leftovers": left, "not_sent": p.notSent.Load(), "timeout": p.cfg.CloseTimeout,
+		})
+	}
+	if err := p.inner.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("async: closing inner publisher: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// activity counts workers and caller-run sends and signals when, once Close
+// has started, none is left. Unlike a WaitGroup it can be waited on with a
+// timeout without a helper goroutine.
+type activity struct {
+	mu      sync.Mutex
+	n       int
+	closed  bool
+	zero    chan struct{}
+	signald bool
+}
+
+func (a *activity) add() {
+	a.mu.Lock()
+	a.n++
+	a.mu.Unlock()
+}
+
+func (a *activity) release() {
+	a.mu.Lock()
+	a.n--
+	a.signalLocked()
+	a.mu.Unlock()
+}
+
+func (a *activity) closing() {
+	a.mu.Lock()
+	a.closed = true
+	a.signalLocked()
+	a.mu.Unlock()
+}
+
+func (a *activity) signalLocked() {
+	if a.closed && a.n == 0 && !a.signald {
+		a.signald = true
+		close(a.zero)
+	}
+}

@@ -1,0 +1,156 @@
+package async
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/reliamq/reliamq/pkg/clock"
+)
+
+// Defaults, the seed service's thread-pool numbers.
+const (
+	DefaultCoreWorkers   = 10
+	DefaultMaxWorkers    = 50
+	DefaultQueueCapacity = 200
+	DefaultKeepAlive     = 30 * time.Second
+	DefaultCloseTimeout  = 60 * time.Second
+)
+
+// FullPolicy says what Publish does when the queue is full and MaxWorkers
+// workers are already running.
+type FullPolicy int
+
+const (
+	// CallerRuns sends on the calling goroutine: Publish blocks for the send
+	// and returns its error. It slows producers down to the pool's pace
+	// without losing anything. The default, as in the seed service.
+	CallerRuns FullPolicy = iota
+	// Block waits for room in the queue until the context of the first
+	// message ends (Publish then returns an error matching the context error)
+	// or the publisher is closed (ErrClosed).
+	Block
+	// Reject returns ErrQueueFull at once; the message was not taken.
+	Reject
+)
+
+// String returns "caller-runs", "block" or "reject".
+func (f FullPolicy) String() string {
+	switch f {
+	case CallerRuns:
+		return "caller-runs"
+	case Block:
+		return "block"
+	case Reject:
+		return "reject"
+	}
+	return fmt.Sprintf("FullPolicy(%d)", int(f))
+}
+
+// Result is the outcome of one Publish call taken by the pool (or run by the
+// caller under CallerRuns). OnResult receives exactly one Result for each such
+// call; calls refused with an error (ErrQueueFull, ErrClosed, a Block whose
+// context ended) get none, their error is the outcome.
+type Result struct {
+	// Topic and Messages are the arguments of the Publish call. Treat them as
+	// read-only.
+	Topic    string
+	Messages []*message.Message
+	// Err is nil when the inner publisher accepted the messages, or when
+	// Leftover is true and the Leftovers publisher accepted them. Otherwise it
+	// is the inner publisher's error, or an error matching ErrNotSent for a
+	// leftover that could not be handed over.
+	Err error
+	// CallerRan is true when the queue was full and the calling goroutine sent
+	// the messages itself (CallerRuns); Publish also returned Err.
+	CallerRan bool
+	// Leftover is true when the messages were still queued (or were cut off
+	// in flight) when Close's timeout ran out, and were handed to Leftovers
+	// (Err == nil) or could not be (Err matches ErrNotSent).
+	Leftover bool
+}
+
+// Config configures a Publisher. The zero value gives the defaults.
+type Config struct {
+	// CoreWorkers is the number of workers kept alive while idle. Default 10.
+	// Workers start lazily, one per Publish, until CoreWorkers are running.
+	CoreWorkers int
+	// MaxWorkers bounds the number of workers; must be >= CoreWorkers.
+	// Default max(50, CoreWorkers). Workers above CoreWorkers are started when
+	// work is waiting in the queue and exit after KeepAlive without work.
+	MaxWorkers int
+	// QueueCapacity is the number of Publish calls that can wait for a
+	// worker. Default 200.
+	QueueCapacity int
+	// KeepAlive is how long a worker above CoreWorkers waits for work before
+	// exiting. Default 30s.
+	KeepAlive time.Duration
+	// FullPolicy applies when the queue is full and MaxWorkers are busy.
+	// Default CallerRuns.
+	FullPolicy FullPolicy
+	// CloseTimeout bounds how long Close waits for queued and in-flight work.
+	// Default 60s. When it runs out, in-flight sends are cancelled through
+	// their context and everything not sent goes to Leftovers.
+	CloseTimeout time.Duration
+	// Leftovers receives, at Close, every Publish call that was not sent in
+	// time: the fallback store in async(fallback(retry(broker))). Optional:
+	// without it each such call is reported through OnResult with an error
+	// matching ErrNotSent. Close does not close Leftovers.
+	Leftovers message.Publisher
+	// OnResult, if set, receives the outcome of every Publish taken by the
+	// pool or run by the caller (see Result). It runs on the worker (or the
+	// calling goroutine for CallerRan, or Close's goroutine for leftovers),
+	// must be safe for concurrent use, and should be fast: the worker sends
+	// nothing else while it runs.
+	OnResult func(Result)
+	// Clock times KeepAlive and CloseTimeout. Default clock.Real{}.
+	Clock clock.Clock
+}
+
+func (c *Config) setDefaults() {
+	if c.CoreWorkers == 0 {
+		c.CoreWorkers = DefaultCoreWorkers
+	}
+	if c.MaxWorkers == 0 {
+		c.MaxWorkers = max(DefaultMaxWorkers, c.CoreWorkers)
+	}
+	if c.QueueCapacity == 0 {
+		c.QueueCapacity = DefaultQueueCapacity
+	}
+	if c.KeepAlive == 0 {
+		c.KeepAlive = DefaultKeepAlive
+	}
+	if c.CloseTimeout == 0 {
+		c.CloseTimeout = DefaultCloseTimeout
+	}
+	c.Clock = clock.OrReal(c.Clock)
+}
+
+// Validate reports every invalid field at once. It is called by NewPublisher
+// after the defaults are applied, so zero values are valid there.
+func (c Config) Validate() error {
+	var errs []error
+	if c.CoreWorkers < 1 {
+		errs = append(errs, fmt.Errorf("CoreWorkers %d: must be >= 1", c.CoreWorkers))
+	}
+	if c.MaxWorkers < c.CoreWorkers {
+		errs = append(errs, fmt.Errorf("MaxWorkers %d: must be >= CoreWorkers %d", c.MaxWorkers, c.CoreWorkers))
+	}
+	if c.QueueCapacity < 1 {
+		errs = append(errs, fmt.Errorf("QueueCapacity %d: must be >= 1", c.QueueCapacity))
+	}
+	if c.KeepAlive <= 0 {
+		errs = append(errs, fmt.Errorf("KeepAlive %v: must be > 0", c.KeepAlive))
+	}
+	if c.CloseTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("CloseTimeout %v: must be > 0", c.CloseTimeout))
+	}
+	switch c.FullPolicy {
+	case CallerRuns, Block, Reject:
+	default:
+		errs = append(errs, fmt.Errorf("FullPolicy %d: must be CallerRuns, Block or Reject", int(c.FullPolicy)))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,49 @@
+// Package async is a message.Publisher decorator that sends in the background:
+// Publish queues the call and returns at once, and a bounded pool of workers
+// sends it through the inner publisher. It is the outermost reliamq layer on the
+// send path:
+//
+//	async.Publisher( fallback.Publisher( retry.Publisher( broker publisher ) ) )
+//
+// The pool works like the seed service's ThreadPoolExecutor: CoreWorkers (10)
+// workers start with the first calls and stay, a queue holds QueueCapacity (200)
+// calls, more workers up to MaxWorkers (50) start while calls are waiting and
+// exit after KeepAlive (30s) without work. When the queue is full and every
+// worker is busy, FullPolicy decides: CallerRuns (the default: the caller
+// sends the message itself, which slows producers down to the pool's pace),
+// Block (wait for room, as long as the message context allows) or Reject
+// (ErrQueueFull).
+//
+// Every outcome reaches the caller's code: OnResult receives one Result per
+// call that the pool took or the caller ran (success or the final error, with
+// the messages), Publish returns an error for every call it refused, and Stats
+// counts both.
+//
+// Contexts: Watermill takes the send context from each message. The caller's
+// context typically ends when Publish returns (an HTTP handler's request
+// context), so the pool detaches queued messages from it: each keeps the
+// values of its context but not its cancellation or deadline. Only Close's
+// timeout cancels a queued or in-flight send. A call run by the caller
+// (CallerRuns) keeps its own context, since the caller is still waiting.
+//
+// Close stops intake (Publish returns ErrClosed), waits up to CloseTimeout
+// (60s) for queued and in-flight calls, then cancels the sends still in flight
+// and hands every call that was not sent to Leftovers (the fallback store), or
+// reports it through OnResult with ErrNotSent when there is none. No goroutine
+// of the pool is left when Close returns.
+//
+// # Delivery guarantees
+//
+// At-least-once for every call that the pool sent (Result.Err == nil) or
+// handed to Leftovers. Nothing is dropped silently: a call is either refused by
+// Publish with an error, or reported exactly once to OnResult. Losses: a call
+// whose send failed is reported to OnResult and not retried here (put a
+// retry.Publisher and a fallback.Publisher inside); a call that Close could
+// neither send nor hand to Leftovers is reported with ErrNotSent; a process
+// crash loses everything queued in memory (use the fallback store's outbox
+// mode when that matters). Duplicates: a send cut off by Close's timeout
+// is handed to Leftovers although the broker may have stored it. Ordering:
+// none between calls, since several workers send concurrently (use one
+// worker, CoreWorkers = MaxWorkers = 1, with Block, for order). The Publisher
+// is safe for concurrent use; the inner publisher must be too.
+package async

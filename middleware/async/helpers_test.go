@@ -1,0 +1,145 @@
+package async_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"go.uber.org/goleak"
+
+	"github.com/reliamq/reliamq/middleware/async"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+var errSend = errors.New("send failed")
+
+// recorder is an inner publisher that records what it accepted. Messages with
+// metadata "block" wait until release is closed or their context ends; messages
+// with metadata "fail" fail.
+type recorder struct {
+	mu       sync.Mutex
+	sent     []string
+	started  chan string // receives the UUID of every blocking send as it starts
+	release  chan struct{}
+	closed   bool
+	failNext int
+}
+
+func newRecorder() *recorder {
+	return &recorder{started: make(chan string, 1000), release: make(chan struct{})}
+}
+
+func (r *recorder) Publish(_ string, msgs ...*message.Message) error {
+	for _, m := range msgs {
+		if m.Metadata.Get("block") != "" {
+			r.started <- m.UUID
+			select {
+			case <-r.release:
+			case <-m.Context().Done():
+				return context.Cause(m.Context())
+			}
+		}
+		if m.Metadata.Get("fail") != "" {
+			return errSend
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, m := range msgs {
+		r.sent = append(r.sent, m.UUID)
+	}
+	return nil
+}
+
+func (r *recorder) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closed = true
+	return nil
+}
+
+func (r *recorder) Sent() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.sent...)
+}
+
+// results collects OnResult calls.
+type results struct {
+	mu  sync.Mutex
+	all []async.Result
+	ch  chan async.Result
+}
+
+func newResults() *results { return &results{ch: make(chan async.Result, 100000)} }
+
+func (r *results) on(res async.Result) {
+	r.mu.Lock()
+	r.all = append(r.all, res)
+	r.mu.Unlock()
+	r.ch <- res
+}
+
+func (r *results) get() []async.Result {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]async.Result(nil), r.all...)
+}
+
+// next waits for the next result.
+func (r *results) next(t *testing.T) async.Result {
+	t.Helper()
+	select {
+	case res := <-r.ch:
+		return res
+	case <-time.After(10 * time.Second):
+		t.Fatal("no result within 10s")
+		return async.Result{}
+	}
+}
+
+func msg(id string, meta ...string) *message.Message {
+	m := message.NewMessage(id, []byte("payload"))
+	for i := 0; i+1 < len(meta); i += 2 {
+		m.Metadata.Set(meta[i], meta[i+1])
+	}
+	return m
+}
+
+func newPublisher(t *testing.T, inner message.Publisher, cfg async.Config) *async.Publisher {
+	t.Helper()
+	p, err := async.NewPublisher(inner, cfg, nil)
+	if err != nil {
+		t.Fatalf("NewPublisher: %v", err)
+	}
+	return p
+}
+
+// waitFor polls cond until it holds; the pool's state changes on other
+// goroutines and has no event to wait on.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func waitStarted(t *testing.T, r *recorder, want string) {
+	t.Helper()
+	select {
+	case got := <-r.started:
+		if got != want {
+			t.Fatalf("send of %s started; want %s", got, want)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("send of %s never started", want)
+	}
+}
