@@ -1,0 +1,27 @@
+// Command reliamq inspects and replays the messages reliamq keeps in SQL
+// tables: the fallback store (messages the broker did not take, and rows the
+// relay poisoned) and dead letters written by the redelivery middleware
+// through a sqlstore.Publisher.
+//
+// Usage:
+//
+//	reliamq fallback ls|show|replay|purge [flags] [ids...]
+//	reliamq dlq      ls|show|replay|purge [flags] [ids...]
+//
+// Run "reliamq --help" or "reliamq fallback ls --help" for the flags, and see
+// docs/operations-cli.md for examples and the exit codes.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}

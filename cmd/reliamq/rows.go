@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/reliamq/reliamq/adapters/sqlstore"
+	"github.com/reliamq/reliamq/pkg/metadata"
+)
+
+// pageSize is how many rows one List query reads.
+const pageSize = 500
+
+// selection reads the rows a command works on.
+type selection struct {
+	o     options
+	store *sqlstore.Store
+	env   env
+}
+
+// topicOf is the topic a row is shown and filtered under: for dead letters
+// the topic the message was consumed from, for fallback rows the topic it is
+// to be sent to.
+func (s selection) topicOf(m sqlstore.Message) string {
+	if s.o.area == "dlq" {
+		if t := m.Metadata[metadata.OriginalTopic]; t != "" {
+			return t
+		}
+	}
+	return m.Topic
+}
+
+func (s selection) matches(m sqlstore.Message) bool {
+	o := s.o
+	if o.topic != "" && s.topicOf(m) != o.topic {
+		return false
+	}
+	if o.group != "" && m.Metadata[metadata.ConsumerGroup] != o.group {
+		return false
+	}
+	if o.olderThan > 0 && s.env.clock.Now().Sub(m.CreatedAt) < o.olderThan {
+		return false
+	}
+	if o.errorContains != "" && !strings.Contains(m.LastError, o.errorContains) &&
+		!strings.Contains(m.FirstError, o.errorContains) &&
+		!strings.Contains(m.Metadata[metadata.LastError], o.errorContains) {
+		return false
+	}
+	return true
+}
+
+// rows returns the matching rows in id order, at most --limit of them, and
+// whether more would have matched.
+func (s selection) rows(ctx context.Context) ([]sqlstore.Message, bool, error) {
+	if len(s.o.ids) > 0 {
+		return s.byID(ctx)
+	}
+	var out []sqlstore.Message
+	f := sqlstore.Filter{Queue: s.o.queue, Limit: pageSize}
+	if s.o.area == "fallback" {
+		f.Topic = s.o.topic // server-side where the column is the filtered topic
+	}
+	for {
+		page, err := s.store.List(ctx, f)
+		if err != nil {
+			return nil, false, fmt.Errorf("listing %s: %w", s.store.Table(), err)
+		}
+		for _, m := range page {
+			if !s.matches(m) {
+				continue
+			}
+			if s.o.limit > 0 && len(out) == s.o.limit {
+				return out, true, nil
+			}
+			out = append(out, m)
+		}
+		if len(page) < pageSize {
+			break
+		}
+		f.AfterID = page[len(page)-1].ID
+	}
+	if len(out) == 0 && s.o.topic != "" {
+		if err := s.checkTopic(ctx); err != nil {
+			return nil, false, err
+		}
+	}
+	return out, false, nil
+}
+
+// byID fetches the rows named on the command line; each must exist in the
+// queue and pass the filters.
+func (s selection) byID(ctx context.Context) ([]sqlstore.Message, bool, error) {
+	ids := append([]int64(nil), s.o.ids...)
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	var out []sqlstore.Message
+	for i, id := range ids {
+		if i > 0 && ids[i-1] == id {
+			continue
+		}
+		page, err := s.store.List(ctx, sqlstore.Filter{Queue: s.o.queue, AfterID: id - 1, Limit: 1})
+		if err != nil {
+			return nil, false, fmt.Errorf("reading row %d: %w", id, err)
+		}
+		if len(page) == 0 || page[0].ID != id {
+			return nil, false, notFoundError("no row %d in table %s queue %q", id, s.store.Table(), s.o.queue)
+		}
+		if !s.matches(page[0]) {
+			return nil, false, notFoundError("row %d does not match the filters", id)
+		}
+		out = append(out, page[0])
+	}
+	return out, false, nil
+}
+
+// checkTopic tells an unknown topic (a typo, most likely) from a known topic
+// whose rows the other filters excluded.
+func (s selection) checkTopic(ctx context.Context) error {
+	seen := map[string]bool{}
+	f := sqlstore.Filter{Queue: s.o.queue, Limit: pageSize}
+	for {
+		page, err := s.store.List(ctx, f)
+		if err != nil {
+			return fmt.Errorf("listing %s: %w", s.store.Table(), err)
+		}
+		for _, m := range page {
+			t := s.topicOf(m)
+			if t == s.o.topic {
+				return nil
+			}
+			seen[t] = true
+		}
+		if len(page) < pageSize {
+			break
+		}
+		f.AfterID = page[len(page)-1].ID
+	}
+	known := make([]string, 0, len(seen))
+	for t := range seen {
+		known = append(known, t)
+	}
+	sort.Strings(known)
+	if len(known) > 20 {
+		known = append(known[:20], "...")
+	}
+	present := "none: the queue is empty"
+	if len(known) > 0 {
+		present = strings.Join(known, ", ")
+	}
+	return notFoundError("unknown topic %q in table %s queue %q (topics present: %s)", s.o.topic, s.store.Table(), s.o.queue, present)
+}
