@@ -40,7 +40,8 @@ type Broker struct {
 
 	mu     sync.RWMutex // guards topics and groups
 	topics map[string]*topic
-	groups map[string]*group
+	groups    map[string]*group
+	producers map[string]map[string]*conn // producer group -> client id -> connection
 
 	commitLog atomic.Int64
 	index     sync.Map // commit-log offset -> *storedMsg
@@ -50,6 +51,9 @@ type Broker struct {
 
 	lockMu sync.Mutex
 	locks  map[lockKey]lockEntry
+
+	txMu   sync.Mutex
+	halves map[int64]*halfMsg // by commit-log offset
 
 	sched *scheduler
 
@@ -73,6 +77,9 @@ func New(cfg Config) (*Broker, error) {
 		groups:  map[string]*group{},
 		offsets: map[offsetKey]int64{},
 		locks:   map[lockKey]lockEntry{},
+		halves:  map[int64]*halfMsg{},
+
+		producers: map[string]map[string]*conn{},
 	}
 	b.sched = newScheduler(b)
 	b.faults.init()
@@ -81,6 +88,8 @@ func New(cfg Config) (*Broker, error) {
 	}
 	n := len(cfg.DelayLevels)
 	b.topics[scheduleTopic] = newTopic(scheduleTopic, n, n, permRW)
+	b.topics[halfTopic] = newTopic(halfTopic, 1, 1, permRW)
+	b.sched.after(b.expiryScan(), b.expireClients)
 	if err := b.start(cfg.Addr); err != nil {
 		return nil, err
 	}
@@ -276,6 +285,7 @@ type conn struct {
 
 	mu        sync.Mutex
 	clientIDs map[string]struct{}
+	pending   map[int32]chan *wire.Command // requests the broker sent, by opaque
 }
 
 func newConn(b *Broker, nc net.Conn, stop <-chan struct{}) *conn {
@@ -324,7 +334,9 @@ func (c *conn) readLoop() {
 			// answer the error and carry on.
 			c.b.logger.Info("bad request header", watermill.LogFields{"remote": c.nc.RemoteAddr().String(), "err": err})
 			c.write(&wire.Command{Code: int32(RespSystemError), Flag: wire.FlagResponse, Remark: err.Error()})
-		} else if !cmd.IsResponse() { // responses answer our oneway notifications; nothing waits for them
+		} else if cmd.IsResponse() {
+			c.deliver(cmd)
+		} else {
 			c.b.dispatch(c, cmd)
 		}
 		if r.Buffered() == 0 && !c.flush() {
@@ -385,6 +397,47 @@ func (c *conn) flush() bool {
 func (c *conn) send(cmd *wire.Command) {
 	c.write(cmd)
 	c.flush()
+}
+
+// deliver hands a client's response to the broker request waiting for it.
+// Responses nobody waits for (to oneway notifications) are dropped.
+func (c *conn) deliver(resp *wire.Command) {
+	c.mu.Lock()
+	ch := c.pending[resp.Opaque]
+	delete(c.pending, resp.Opaque)
+	c.mu.Unlock()
+	if ch != nil {
+		ch <- resp
+	}
+}
+
+// invoke sends a request to the client and waits for its response.
+func (c *conn) invoke(req *wire.Command, timeout time.Duration) (*wire.Command, error) {
+	ch := make(chan *wire.Command, 1)
+	c.mu.Lock()
+	if c.pending == nil {
+		c.pending = map[int32]chan *wire.Command{}
+	}
+	c.pending[req.Opaque] = ch
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.pending, req.Opaque)
+		c.mu.Unlock()
+	}()
+	c.send(req)
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case resp := <-ch:
+		return resp, nil
+	case <-t.C:
+		return nil, errors.New("client did not answer in time")
+	case <-c.done:
+		return nil, errors.New("client connection closed")
+	case <-c.stop:
+		return nil, errors.New("broker stopping")
+	}
 }
 
 func (c *conn) addClient(id string) {

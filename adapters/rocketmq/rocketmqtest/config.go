@@ -94,6 +94,21 @@ type Config struct {
 	// its own maxReconsumeTimes (rocketmq-client-go always does). Default 16.
 	MaxReconsumeTimes int
 
+	// TransactionCheckInterval is how long a prepared (half) transactional
+	// message waits for END_TRANSACTION before the broker asks its producer
+	// group with CHECK_TRANSACTION_STATE, and the time between further
+	// checks. It runs on Clock. Default 60 s, as in the Apache broker.
+	TransactionCheckInterval time.Duration
+	// TransactionCheckMax is how many checks an undecided half message gets
+	// before it is dropped. Default 15.
+	TransactionCheckMax int
+
+	// ClientExpiry is how long a consumer stays in its group without a
+	// heartbeat naming that group (the client heartbeats every 30 s);
+	// members whose connection closes leave at once. Runs on Clock. Default
+	// 120 s, as in the Apache broker.
+	ClientExpiry time.Duration
+
 	// MaxFrameSize is the largest frame read from a client; a longer length
 	// prefix closes the connection. Default MaxMessageSize + 1 MiB.
 	MaxFrameSize int
@@ -148,6 +163,15 @@ func (c *Config) setDefaults() {
 	if c.MaxReconsumeTimes == 0 {
 		c.MaxReconsumeTimes = defaultMaxReconsume
 	}
+	if c.TransactionCheckInterval == 0 {
+		c.TransactionCheckInterval = time.Minute
+	}
+	if c.TransactionCheckMax == 0 {
+		c.TransactionCheckMax = 15
+	}
+	if c.ClientExpiry == 0 {
+		c.ClientExpiry = 2 * time.Minute
+	}
 	if c.MaxFrameSize == 0 {
 		c.MaxFrameSize = c.MaxMessageSize + 1<<20
 	}
@@ -191,6 +215,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxReconsumeTimes < 0 {
 		bad("MaxReconsumeTimes %d is negative", c.MaxReconsumeTimes)
+	}
+	if c.TransactionCheckInterval < 0 || c.TransactionCheckMax < 0 || c.ClientExpiry < 0 {
+		bad("TransactionCheckInterval, TransactionCheckMax and ClientExpiry must not be negative")
 	}
 	if c.MaxFrameSize < 0 {
 		bad("MaxFrameSize %d is negative", c.MaxFrameSize)

@@ -33,6 +33,9 @@ type subscription struct {
 
 type heartbeatBody struct {
 	ClientID     string `json:"clientID"`
+	ProducerData []struct {
+		GroupName string `json:"groupName"`
+	} `json:"producerDataSet"`
 	ConsumerData []struct {
 		GroupName     string `json:"groupName"`
 		MessageModel  string `json:"messageModel"`
@@ -53,7 +56,20 @@ func (b *Broker) handleHeartbeat(c *conn, req *wire.Command) *wire.Command {
 		c.addClient(hb.ClientID)
 	}
 	var changed []string
-	now := time.Now()
+	now := b.cfg.Clock.Now()
+	if hb.ClientID != "" && len(hb.ProducerData) > 0 {
+		b.mu.Lock()
+		for _, pd := range hb.ProducerData {
+			if pd.GroupName == "" {
+				continue
+			}
+			if b.producers[pd.GroupName] == nil {
+				b.producers[pd.GroupName] = map[string]*conn{}
+			}
+			b.producers[pd.GroupName][hb.ClientID] = c
+		}
+		b.mu.Unlock()
+	}
 	for _, cd := range hb.ConsumerData {
 		if cd.GroupName == "" || hb.ClientID == "" {
 			continue
@@ -125,6 +141,16 @@ func (b *Broker) notifyGroup(name string) {
 func (b *Broker) unregisterConn(c *conn, clientIDs []string) {
 	var changed []string
 	b.mu.Lock()
+	for name, members := range b.producers {
+		for _, id := range clientIDs {
+			if members[id] == c {
+				delete(members, id)
+			}
+		}
+		if len(members) == 0 {
+			delete(b.producers, name)
+		}
+	}
 	for name, g := range b.groups {
 		removed := false
 		for _, id := range clientIDs {
@@ -142,6 +168,35 @@ func (b *Broker) unregisterConn(c *conn, clientIDs []string) {
 	for _, g := range changed {
 		b.notifyGroup(g)
 	}
+}
+
+// expireClients removes consumers whose last heartbeat naming their group
+// is older than Config.ClientExpiry, then schedules the next scan.
+func (b *Broker) expireClients() {
+	now := b.cfg.Clock.Now()
+	var changed []string
+	b.mu.Lock()
+	for name, g := range b.groups {
+		removed := false
+		for id, m := range g.members {
+			if now.Sub(m.lastSeen) > b.cfg.ClientExpiry {
+				delete(g.members, id)
+				removed = true
+			}
+		}
+		if removed {
+			changed = append(changed, name)
+		}
+	}
+	b.mu.Unlock()
+	for _, g := range changed {
+		b.notifyGroup(g)
+	}
+	b.sched.after(b.expiryScan(), b.expireClients)
+}
+
+func (b *Broker) expiryScan() time.Duration {
+	return min(10*time.Second, max(b.cfg.ClientExpiry/4, time.Millisecond))
 }
 
 func (b *Broker) groupFilter(groupName, topicName string) (filter, bool) {

@@ -139,6 +139,11 @@ func (b *Broker) handle(c *conn, req *wire.Command) *wire.Command {
 		return b.handleSubscriptionGroups()
 	case CodeViewMessageByID:
 		return b.handleViewMessage(req)
+	case CodeQueryMessage:
+		return b.handleQueryMessage(req)
+	case CodeGetConsumerRunningInfo, CodeConsumeMessageDirectly:
+		b.goHandle(c, func() { b.reply(c, req, b.forwardToConsumer(req)) })
+		return nil
 	}
 	return errorResponse(RespRequestCodeNotSupported, fmt.Sprintf("request code %d not supported", req.Code))
 }
@@ -182,7 +187,7 @@ func (b *Broker) handleRoute(req *wire.Command) *wire.Command {
 		// retry topic; answering on demand saves it a 20 s rebalance.
 		t, _ = b.ensureTopic(name, 1, permRW)
 	}
-	if t == nil || name == scheduleTopic {
+	if t == nil || name == scheduleTopic || name == halfTopic {
 		return errorResponse(RespTopicNotExist, fmt.Sprintf("No topic route info in name server for the topic: %s", name))
 	}
 	b.mu.RLock()
@@ -210,7 +215,7 @@ func (b *Broker) handleCreateTopic(req *wire.Command) *wire.Command {
 	if !validTopicName(name) {
 		return errorResponse(RespSystemError, fmt.Sprintf("the specified topic %q is invalid", name))
 	}
-	if name == autoCreateTopic || name == scheduleTopic {
+	if name == autoCreateTopic || name == scheduleTopic || name == halfTopic {
 		return errorResponse(RespSystemError, fmt.Sprintf("the topic[%s] is conflict with system topic", name))
 	}
 	read := atoiDefault(req.ExtFields["readQueueNums"], b.cfg.DefaultQueueNums)
@@ -232,7 +237,7 @@ func (b *Broker) handleTopicList() *wire.Command {
 	b.mu.RLock()
 	names := make([]string, 0, len(b.topics))
 	for n := range b.topics {
-		if n != scheduleTopic {
+		if n != scheduleTopic && n != halfTopic {
 			names = append(names, n)
 		}
 	}
@@ -277,13 +282,6 @@ func (b *Broker) handleSubscriptionGroups() *wire.Command {
 	return resp
 }
 
-func (b *Broker) handleEndTransaction(req *wire.Command) *wire.Command {
-	// Transactional (half) messages are stored as normal messages at send
-	// time, so commit and rollback have nothing left to do; the request is
-	// accepted so transactional producers work.
-	return okResponse()
-}
-
 func (b *Broker) handleViewMessage(req *wire.Command) *wire.Command {
 	off, err := strconv.ParseInt(req.ExtFields["offset"], 10, 64)
 	if err != nil {
@@ -296,6 +294,85 @@ func (b *Broker) handleViewMessage(req *wire.Command) *wire.Command {
 	resp := okResponse()
 	resp.Body = append([]byte(nil), m.encoded...)
 	return resp
+}
+
+// forwardToConsumer passes an admin request about one consumer
+// (GET_CONSUMER_RUNNING_INFO, CONSUME_MESSAGE_DIRECTLY) to that consumer's
+// connection and returns its answer, as the Apache broker does.
+func (b *Broker) forwardToConsumer(req *wire.Command) *wire.Command {
+	groupName, clientID := req.ExtFields["consumerGroup"], req.ExtFields["clientId"]
+	b.mu.RLock()
+	var c *conn
+	if g := b.groups[groupName]; g != nil {
+		if m := g.members[clientID]; m != nil {
+			c = m.conn
+		}
+	}
+	b.mu.RUnlock()
+	if c == nil {
+		return errorResponse(RespSystemError, fmt.Sprintf("The Consumer <%s> <%s> not online", groupName, clientID))
+	}
+	ext := make(map[string]string, len(req.ExtFields))
+	for k, v := range req.ExtFields {
+		ext[k] = v
+	}
+	resp, err := c.invoke(&wire.Command{Code: req.Code, Opaque: b.opaque.Add(1), ExtFields: ext, Body: req.Body}, 5*time.Second)
+	if err != nil {
+		return errorResponse(RespSystemError, fmt.Sprintf("consumer <%s> <%s>: %v", groupName, clientID, err))
+	}
+	return &wire.Command{Code: resp.Code, Remark: resp.Remark, ExtFields: resp.ExtFields, Body: resp.Body}
+}
+
+// handleQueryMessage finds messages of a topic by key (the KEYS property)
+// or by UNIQ_KEY within a store-time range.
+func (b *Broker) handleQueryMessage(req *wire.Command) *wire.Command {
+	e := req.ExtFields
+	t := b.getTopic(e["topic"])
+	key := e["key"]
+	maxNum := atoiDefault(e["maxNum"], 32)
+	begin, _ := strconv.ParseInt(e["beginTimestamp"], 10, 64)
+	end, err := strconv.ParseInt(e["endTimestamp"], 10, 64)
+	if err != nil || end <= 0 {
+		end = 1<<63 - 1
+	}
+	var parts [][]byte
+	var lastTS, lastOff int64
+	if t != nil && key != "" {
+		b.mu.RLock()
+		queues := append([]*queue(nil), t.queues...)
+		b.mu.RUnlock()
+		for _, q := range queues {
+			q.mu.Lock()
+			for _, m := range q.msgs {
+				if len(parts) >= maxNum {
+					break
+				}
+				if m.StoreTimestamp < begin || m.StoreTimestamp > end {
+					continue
+				}
+				if m.props[propUniqKey] == key || hasKey(m.props[propKeys], key) {
+					parts = append(parts, m.encoded)
+					lastTS, lastOff = max(lastTS, m.StoreTimestamp), max(lastOff, m.CommitLogOffset)
+				}
+			}
+			q.mu.Unlock()
+		}
+	}
+	if len(parts) == 0 {
+		return errorResponse(RespQueryNotFound, "can not find message, maybe time range not correct")
+	}
+	resp := okResponse("indexLastUpdateTimestamp", strconv.FormatInt(lastTS, 10), "indexLastUpdatePhyoffset", strconv.FormatInt(lastOff, 10))
+	resp.BodyParts = parts
+	return resp
+}
+
+func hasKey(keys, key string) bool {
+	for _, k := range strings.Fields(keys) {
+		if k == key {
+			return true
+		}
+	}
+	return false
 }
 
 // ---- send ----
@@ -354,7 +431,7 @@ func (b *Broker) handleSend(c *conn, req *wire.Command) *wire.Command {
 	if !validTopicName(h.topic) {
 		return errorResponse(RespSystemError, fmt.Sprintf("the specified topic %q is invalid", h.topic))
 	}
-	if h.topic == scheduleTopic {
+	if h.topic == scheduleTopic || h.topic == halfTopic {
 		return errorResponse(RespNoPermission, fmt.Sprintf("sending message to topic[%s] is forbidden", h.topic))
 	}
 	if len(req.Body) > b.cfg.MaxMessageSize {
@@ -433,9 +510,12 @@ func (b *Broker) handleSend(c *conn, req *wire.Command) *wire.Command {
 			level = v
 		}
 	}
-	if level > 0 {
+	switch {
+	case !batch && isPrepared(msgs[0]):
+		b.storeHalf(msgs[0], t, h.queueID)
+	case level > 0:
 		b.storeDelayed(msgs[0], t, h.queueID, level)
-	} else {
+	default:
 		b.append(t, h.queueID, msgs...)
 	}
 	ids := make([]string, len(msgs))
@@ -449,7 +529,7 @@ func (b *Broker) handleSend(c *conn, req *wire.Command) *wire.Command {
 		"MSG_REGION", "DefaultRegion",
 		"TRACE_ON", "true",
 	)
-	if id := msgs[0].props[propUniqKey]; id != "" && msgs[0].props[propTranMsg] == "true" {
+	if id := msgs[0].props[propUniqKey]; id != "" && isPrepared(msgs[0]) {
 		resp.ExtFields["transactionId"] = id
 	}
 	return resp

@@ -2,6 +2,7 @@ package rocketmqtest_test
 
 import (
 	"bufio"
+	"encoding/json"
 	"net"
 	"sync"
 	"testing"
@@ -84,3 +85,5 @@ func (c *rawClient) call(code int32, ext map[string]string, body []byte) *wire.C
 		}
 	}
 }
+
+func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }

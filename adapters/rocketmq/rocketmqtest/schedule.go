@@ -65,7 +65,8 @@ func (b *Broker) deliverDelayed(m *storedMsg) {
 type delayed struct {
 	due time.Time
 	seq uint64
-	msg *storedMsg
+	msg *storedMsg // a delayed message to re-put, or
+	fn  func()     // a broker task (transaction checks, client expiry)
 }
 
 type delayHeap []delayed
@@ -100,10 +101,19 @@ func newScheduler(b *Broker) *scheduler {
 	return &scheduler{b: b, wake: make(chan struct{}, 1)}
 }
 
-func (s *scheduler) add(due time.Time, m *storedMsg) {
+func (s *scheduler) add(due time.Time, m *storedMsg) { s.push(delayed{due: due, msg: m}) }
+
+// after runs fn on the scheduler goroutine once d has passed on the clock.
+// Tasks pending at Close are dropped; across Stop and Restart they wait.
+func (s *scheduler) after(d time.Duration, fn func()) {
+	s.push(delayed{due: s.b.cfg.Clock.Now().Add(d), fn: fn})
+}
+
+func (s *scheduler) push(d delayed) {
 	s.mu.Lock()
 	s.seq++
-	heap.Push(&s.h, delayed{due: due, seq: s.seq, msg: m})
+	d.seq = s.seq
+	heap.Push(&s.h, d)
 	s.mu.Unlock()
 	select {
 	case s.wake <- struct{}{}:
@@ -111,10 +121,17 @@ func (s *scheduler) add(due time.Time, m *storedMsg) {
 	}
 }
 
+// pending counts delayed messages (not tasks).
 func (s *scheduler) pending() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.h)
+	n := 0
+	for _, d := range s.h {
+		if d.msg != nil {
+			n++
+		}
+	}
+	return n
 }
 
 func (s *scheduler) clear() {
@@ -136,17 +153,21 @@ func (s *scheduler) run(stop <-chan struct{}) {
 	for {
 		var timer <-chan time.Time
 		s.mu.Lock()
-		var due []*storedMsg
+		var due []delayed
 		now := clk.Now()
 		for len(s.h) > 0 && !s.h[0].due.After(now) {
-			due = append(due, heap.Pop(&s.h).(delayed).msg)
+			due = append(due, heap.Pop(&s.h).(delayed))
 		}
 		if len(s.h) > 0 {
 			timer = clk.After(s.h[0].due.Sub(now))
 		}
 		s.mu.Unlock()
-		for _, m := range due {
-			s.b.deliverDelayed(m)
+		for _, d := range due {
+			if d.fn != nil {
+				d.fn()
+			} else {
+				s.b.deliverDelayed(d.msg)
+			}
 		}
 		if len(due) > 0 {
 			continue

@@ -1,0 +1,176 @@
+package rocketmqtest_test
+
+import (
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/reliamq/reliamq/adapters/rocketmq/rocketmqtest"
+	"github.com/reliamq/reliamq/adapters/rocketmq/rocketmqtest/internal/wire"
+	"github.com/reliamq/reliamq/pkg/clock/clocktest"
+)
+
+func TestBroker_finds_messages_by_key_and_unique_key(t *testing.T) {
+	b := rocketmqtest.NewTest(t, rocketmqtest.Config{})
+	c := dialRaw(t, b.NameServerAddr())
+	mustSend(t, c, "qm", 0, map[string]string{"KEYS": "order-1 customer-9", "UNIQ_KEY": "U1"}, "a")
+	mustSend(t, c, "qm", 1, map[string]string{"KEYS": "order-2", "UNIQ_KEY": "U2"}, "b")
+	query := func(key string) (int32, []wire.Message) {
+		r := c.call(int32(rocketmqtest.CodeQueryMessage), map[string]string{
+			"topic": "qm", "key": key, "maxNum": "32", "beginTimestamp": "0", "endTimestamp": strconv.FormatInt(time.Now().Add(time.Hour).UnixMilli(), 10),
+		}, nil)
+		msgs, err := wire.DecodeMessages(r.Body)
+		if err != nil {
+			t.Fatalf("decode: %v", err)
+		}
+		return r.Code, msgs
+	}
+	if code, msgs := query("customer-9"); code != 0 || len(msgs) != 1 || string(msgs[0].Body) != "a" {
+		t.Errorf("by key: code %d, %d messages", code, len(msgs))
+	}
+	if code, msgs := query("U2"); code != 0 || len(msgs) != 1 || string(msgs[0].Body) != "b" {
+		t.Errorf("by unique key: code %d, %d messages", code, len(msgs))
+	}
+	if code, _ := query("nothing"); code != int32(rocketmqtest.RespQueryNotFound) {
+		t.Errorf("missing key: code %d, want 22", code)
+	}
+	off := b.Messages("qm")[0].CommitLogOffset
+	r := c.call(int32(rocketmqtest.CodeViewMessageByID), map[string]string{"offset": strconv.FormatInt(off, 10)}, nil)
+	if msgs, _ := wire.DecodeMessages(r.Body); r.Code != 0 || len(msgs) != 1 || string(msgs[0].Body) != "a" {
+		t.Errorf("view by id: code %d", r.Code)
+	}
+}
+
+func TestBroker_forwards_consumer_running_info_requests_to_the_consumer(t *testing.T) {
+	b := rocketmqtest.NewTest(t, rocketmqtest.Config{})
+	consumerConn := dialRaw(t, b.NameServerAddr())
+	consumerConn.call(codeHeartbeat, nil, heartbeat("cid-9", "rg", "rt", "*"))
+	admin := dialRaw(t, b.NameServerAddr())
+
+	// The "consumer" answers the forwarded request on its own goroutine.
+	answered := make(chan error, 1)
+	go func() {
+		for {
+			_ = consumerConn.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+			frame, err := wire.ReadFrame(consumerConn.r, 1<<20)
+			if err != nil {
+				answered <- err
+				return
+			}
+			req, err := wire.DecodeFrame(frame)
+			if err != nil {
+				answered <- err
+				return
+			}
+			if req.Code != int32(rocketmqtest.CodeGetConsumerRunningInfo) {
+				continue // notifications
+			}
+			out, _ := (&wire.Command{Opaque: req.Opaque, Flag: wire.FlagResponse, Body: []byte(`{"running":true}`)}).Encode()
+			_, err = consumerConn.nc.Write(out)
+			answered <- err
+			return
+		}
+	}()
+	r := admin.call(int32(rocketmqtest.CodeGetConsumerRunningInfo), map[string]string{"consumerGroup": "rg", "clientId": "cid-9", "jstackEnable": "false"}, nil)
+	if err := <-answered; err != nil {
+		t.Fatalf("consumer side: %v", err)
+	}
+	if r.Code != 0 || string(r.Body) != `{"running":true}` {
+		t.Errorf("forwarded answer: code %d body %q", r.Code, r.Body)
+	}
+	r = admin.call(int32(rocketmqtest.CodeGetConsumerRunningInfo), map[string]string{"consumerGroup": "rg", "clientId": "nobody"}, nil)
+	if r.Code != int32(rocketmqtest.RespSystemError) {
+		t.Errorf("unknown client: code %d, want 1", r.Code)
+	}
+}
+
+func TestBroker_expires_consumers_that_stop_heartbeating_their_group(t *testing.T) {
+	clk := clocktest.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	b := rocketmqtest.NewTest(t, rocketmqtest.Config{Clock: clk})
+	c := dialRaw(t, b.NameServerAddr())
+	c.call(codeHeartbeat, nil, heartbeat("cid-x", "eg", "et", "*"))
+	if m := b.ConsumerGroupMembers("eg"); len(m) != 1 {
+		t.Fatalf("members = %v", m)
+	}
+	// The connection stays open (a shared client whose other users still
+	// heartbeat), but no heartbeat names the group any more.
+	for i := 0; i < 13; i++ {
+		clk.Advance(10 * time.Second)
+		time.Sleep(5 * time.Millisecond)
+	}
+	waitForCond(t, "the member to expire", func() bool { return len(b.ConsumerGroupMembers("eg")) == 0 })
+}
+
+func TestBroker_keeps_half_messages_hidden_until_end_transaction(t *testing.T) {
+	clk := clocktest.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	b := rocketmqtest.NewTest(t, rocketmqtest.Config{Clock: clk, TransactionCheckInterval: time.Minute, TransactionCheckMax: 1})
+	c := dialRaw(t, b.NameServerAddr())
+	body, _ := jsonMarshal(map[string]any{"clientID": "prod-1", "producerDataSet": []any{map[string]any{"groupName": "txg"}}, "consumerDataSet": []any{}})
+	c.call(codeHeartbeat, nil, body)
+
+	half := func(body string) (int64, *wire.Command) {
+		ext := sendExt("txt", 0, map[string]string{"TRAN_MSG": "true", "PGROUP": "txg", "UNIQ_KEY": "TX-" + body})
+		ext["sysFlag"] = "4"
+		r := c.call(codeSend, ext, []byte(body))
+		if r.Code != 0 || r.ExtFields["transactionId"] != "TX-"+body {
+			t.Fatalf("half send: %+v", r)
+		}
+		for _, m := range b.Messages("RMQ_SYS_TRANS_HALF_TOPIC") {
+			if string(m.Body) == body {
+				return m.CommitLogOffset, r
+			}
+		}
+		t.Fatalf("half message %q not stored", body)
+		return 0, nil
+	}
+	end := func(off int64, typ int) int32 {
+		return c.call(int32(rocketmqtest.CodeEndTransaction), map[string]string{
+			"producerGroup": "txg", "commitLogOffset": strconv.FormatInt(off, 10), "commitOrRollback": strconv.Itoa(typ),
+		}, nil).Code
+	}
+	commitOff, _ := half("yes")
+	rollbackOff, _ := half("no")
+	checkOff, _ := half("later")
+	if n := len(b.Messages("txt")); n != 0 {
+		t.Fatalf("%d half messages visible in the real topic", n)
+	}
+	if code := end(commitOff, 8); code != 0 {
+		t.Fatalf("commit: %d", code)
+	}
+	if code := end(rollbackOff, 12); code != 0 {
+		t.Fatalf("rollback: %d", code)
+	}
+	if code := end(rollbackOff, 8); code != int32(rocketmqtest.RespSystemError) {
+		t.Errorf("commit after rollback: code %d, want 1", code)
+	}
+	if msgs := b.Messages("txt"); len(msgs) != 1 || string(msgs[0].Body) != "yes" || msgs[0].SysFlag&0xC != 8 {
+		t.Fatalf("real topic after commit and rollback: %+v", msgs)
+	}
+
+	// The undecided one is checked back at its producer group.
+	c.pushed = nil
+	clk.Advance(time.Minute)
+	waitForCond(t, "a CHECK_TRANSACTION_STATE", func() bool {
+		c.call(codeRoute, map[string]string{"topic": "txt"}, nil)
+		for _, p := range c.pushed {
+			if p.Code == int32(rocketmqtest.CodeCheckTransactionState) {
+				return true
+			}
+		}
+		return false
+	})
+	var check *wire.Command
+	for _, p := range c.pushed {
+		if p.Code == int32(rocketmqtest.CodeCheckTransactionState) {
+			check = p
+		}
+	}
+	msgs, err := wire.DecodeMessages(check.Body)
+	if err != nil || len(msgs) != 1 || msgs[0].Topic != "txt" || string(msgs[0].Body) != "later" ||
+		check.ExtFields["commitLogOffset"] != strconv.FormatInt(checkOff, 10) || check.ExtFields["transactionId"] != "TX-later" {
+		t.Fatalf("check request %+v, body %+v, %v", check.ExtFields, msgs, err)
+	}
+	// Past TransactionCheckMax the half message is dropped.
+	clk.Advance(time.Minute)
+	waitForCond(t, "the undecided half message to be dropped", func() bool { return end(checkOff, 8) == int32(rocketmqtest.RespSystemError) })
+}
