@@ -38,8 +38,8 @@ type Broker struct {
 
 	storeHost netip.AddrPort
 
-	mu     sync.RWMutex // guards topics and groups
-	topics map[string]*topic
+	mu        sync.RWMutex // guards topics and groups
+	topics    map[string]*topic
 	groups    map[string]*group
 	producers map[string]map[string]*conn // producer group -> client id -> connection
 
