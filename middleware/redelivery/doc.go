@@ -81,7 +81,10 @@
 // Dead-lettered messages go to Config.DeadLetterTopic (default
 // DefaultDeadLetterTopic(group), "reliamq_dlq_<group>", like %DLQ%<group>)
 // through DeadLetterPublisher, with the UUID and payload unchanged and the
-// metadata above plus DeadLetterReason, Attempts and, for panics, PanicStack.
+// metadata above plus DeadLetterReason, Attempts, RedeliveryCount and, for
+// panics, PanicStack. Read the count from Attempts or RedeliveryCount: the
+// subscriber of the dead-letter topic may overwrite ReconsumeTimes with its
+// own count (RocketMQ's does).
 // Transport facts (RocketMQ ids, queue, offset, DelayLevel) are not copied.
 // Replay moves dead-lettered messages back to their original topic.
 //

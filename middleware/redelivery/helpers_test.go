@@ -11,16 +11,20 @@ import (
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 	"go.uber.org/goleak"
 
+	"github.com/reliamq/reliamq/adapters/rocketmq/rocketmqtest"
 	"github.com/reliamq/reliamq/middleware/redelivery"
 	"github.com/reliamq/reliamq/pkg/metadata"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
+	opts := append(rocketmqtest.LeakOptions(),
 		// The Redis subscriber's read loop sleeps 500 ms after the error its
 		// closed client returns before it sees Close: not our goroutine.
 		goleak.IgnoreAnyFunction("github.com/ThreeDotsLabs/watermill-redisstream/pkg/redisstream.(*Subscriber).read"),
+		// The RocketMQ client's rebalance can outlive Shutdown.
+		goleak.IgnoreAnyFunction("github.com/apache/rocketmq-client-go/v2/internal.(*rmqClient).RebalanceImmediately"),
 	)
+	goleak.VerifyTestMain(m, opts...)
 }
 
 // delivery is what a test handler saw.

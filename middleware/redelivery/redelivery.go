@@ -330,6 +330,9 @@ func (r *Redelivery) deadLetter(f failure, reason string) error {
 	md.Set(metadata.DeadLetterReason, reason)
 	md.Set(metadata.Attempts, strconv.Itoa(f.attempts))
 	md.Set(metadata.ReconsumeTimes, strconv.Itoa(f.count))
+	// The subscriber that reads the dead-letter topic may overwrite
+	// ReconsumeTimes with its own count (RocketMQ's does); this key survives.
+	md.Set(RedeliveryCount, strconv.Itoa(f.count))
 	var pe *PanicError
 	if errors.As(f.err, &pe) {
 		md.Set(metadata.PanicStack, string(pe.Stack))

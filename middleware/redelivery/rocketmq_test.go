@@ -1,0 +1,60 @@
+//go:build !race
+
+// The RocketMQ client has data races of its own: these tests run without -race.
+
+package redelivery_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/reliamq/reliamq/adapters/rocketmq"
+	"github.com/reliamq/reliamq/adapters/rocketmq/rocketmqtest"
+	"github.com/reliamq/reliamq/middleware/redelivery"
+	"github.com/reliamq/reliamq/middleware/redelivery/redeliverytest"
+)
+
+// rocketMQBackend runs the suite on one embedded broker per test. With
+// brokerRetry the subscriber hands nacked messages to the broker (Native
+// mode); delay levels are scaled by 1/100, so level 1 (1s) is 10 ms and the
+// head-of-line test's 1h is 36 s.
+func rocketMQBackend(brokerRetry bool, configure func(*testing.T, *redelivery.Config)) redeliverytest.Backend {
+	broker := redeliverytest.PerTest(func(t *testing.T) *rocketmqtest.Broker {
+		return rocketmqtest.NewTest(t, rocketmqtest.Config{DelayScale: 0.01, LongPollHold: 200 * time.Millisecond})
+	})
+	return redeliverytest.Backend{
+		NewPubSub: func(t *testing.T, group string) (message.Publisher, message.Subscriber) {
+			b := broker(t)
+			pub, err := rocketmq.NewPublisher(rocketmq.PublisherConfig{NameServers: []string{b.NameServerAddr()}}, watermill.NopLogger{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sub, err := rocketmq.NewSubscriber(rocketmq.SubscriberConfig{
+				NameServers: []string{b.NameServerAddr()}, ConsumerGroup: group,
+				BrokerRetry: brokerRetry, CloseTimeout: 2 * time.Second,
+			}, watermill.NopLogger{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = pub.Close() })
+			return pub, closedOnce(t, sub)
+		},
+		Configure: configure,
+	}
+}
+
+func TestConformance_RocketMQ_native(t *testing.T) {
+	redeliverytest.Run(t, redeliverytest.Features{
+		ConsumerGroups: true, Durable: true, Native: true, HeadOfLineMessages: externalHeadOfLine,
+		// 5m is level 9, 3 s at this scale: longer than a consumer restart.
+		RestartDelay: 5 * time.Minute,
+	}, rocketMQBackend(true, func(_ *testing.T, cfg *redelivery.Config) { cfg.Mode = redelivery.Native }))
+}
+
+func TestConformance_RocketMQ_durable(t *testing.T) {
+	redeliverytest.Run(t, redeliverytest.Features{ConsumerGroups: true, Durable: true, HeadOfLineMessages: externalHeadOfLine},
+		rocketMQBackend(false, sqliteDurable))
+}
