@@ -11,8 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
+
 	"github.com/reliamq/reliamq/adapters/sqlstore"
 	"github.com/reliamq/reliamq/pkg/clock"
+	"github.com/reliamq/reliamq/pkg/metadata"
 )
 
 // result is what one in-process run of the command produced.
@@ -155,3 +158,10 @@ func rowUUIDs(rows []sqlstore.Message) []string {
 }
 
 func strconvFormat(n int64) string { return strconv.FormatInt(n, 10) }
+
+// newDeadLetterMessage is a consumed message that came from topic.
+func newDeadLetterMessage(id, topic string) *message.Message {
+	m := message.NewMessage(id, []byte("pay "+id))
+	m.Metadata.Set(metadata.OriginalTopic, topic)
+	return m
+}
