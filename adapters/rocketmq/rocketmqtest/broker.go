@@ -89,6 +89,8 @@ func New(cfg Config) (*Broker, error) {
 	n := len(cfg.DelayLevels)
 	b.topics[scheduleTopic] = newTopic(scheduleTopic, n, n, permRW)
 	b.topics[halfTopic] = newTopic(halfTopic, 1, 1, permRW)
+	replyTopic := cfg.ClusterName + "_REPLY_TOPIC"
+	b.topics[replyTopic] = newTopic(replyTopic, 1, 1, permRW)
 	b.sched.after(b.expiryScan(), b.expireClients)
 	if err := b.start(cfg.Addr); err != nil {
 		return nil, err

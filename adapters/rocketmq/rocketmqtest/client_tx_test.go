@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/apache/rocketmq-client-go/v2"
+	"github.com/apache/rocketmq-client-go/v2/consumer"
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 	"github.com/apache/rocketmq-client-go/v2/producer"
 
@@ -94,5 +95,41 @@ func TestBroker_commits_rolls_back_and_checks_back_transactional_messages(t *tes
 		if _, ok := m.Properties["TRAN_MSG"]; ok {
 			t.Errorf("committed message %q still marked prepared", m.Body)
 		}
+	}
+}
+
+func TestBroker_pushes_replies_to_the_requesting_producer(t *testing.T) {
+	b := rocketmqtest.NewTest(t, rocketmqtest.Config{})
+	topic := uniqueName("rpc")
+	requester := newProducer(t, b)
+	if _, err := requester.SendSync(context.Background(), primitive.NewMessage(topic, []byte("create"))); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	replier := newProducer(t, b)
+	startConsumer(t, b, consumerOpts{group: uniqueName("g"), topic: topic, handler: func(ctx context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
+		for _, m := range msgs {
+			if string(m.Body) != "ping" {
+				continue
+			}
+			reply, err := consumer.CreateReplyMessage(m, nil)
+			if err != nil {
+				t.Errorf("create reply: %v", err)
+				continue
+			}
+			reply.Body = []byte("pong") // CreateReplyMessage in v2.1.2 drops the body
+			if _, err := replier.SendSync(ctx, reply); err != nil {
+				t.Errorf("send reply: %v", err)
+			}
+		}
+		return consumer.ConsumeSuccess, nil
+	}})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	reply, err := requester.Request(ctx, 5*time.Second, primitive.NewMessage(topic, []byte("ping")))
+	if err != nil {
+		t.Fatalf("request: %v", err)
+	}
+	if string(reply.Body) != "pong" {
+		t.Errorf("reply body %q, want pong", reply.Body)
 	}
 }

@@ -36,6 +36,7 @@ const (
 	CodeSendMessageV2                 RequestCode = 310
 	CodeSendBatchMessage              RequestCode = 320
 	CodeSendReplyMessage              RequestCode = 324
+	CodePushReplyMessageToClient      RequestCode = 326
 )
 
 // ResponseCode is a remoting response code (ResponseCode.java,

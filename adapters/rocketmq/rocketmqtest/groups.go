@@ -199,16 +199,22 @@ func (b *Broker) expiryScan() time.Duration {
 	return min(10*time.Second, max(b.cfg.ClientExpiry/4, time.Millisecond))
 }
 
-func (b *Broker) groupFilter(groupName, topicName string) (filter, bool) {
+// groupFilter returns the filter of the group's subscription to the topic,
+// and its expression type.
+func (b *Broker) groupFilter(groupName, topicName string) (filter, string, bool) {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	g := b.groups[groupName]
 	if g == nil {
-		return filter{}, false
+		return filter{}, "", false
 	}
 	s, ok := g.subs[topicName]
-	return s.filter, ok
+	return s.filter, s.expType, ok
 }
+
+// isTagType reports whether an expression type filters by tag (the only
+// kind this broker evaluates; an empty type means TAG).
+func isTagType(expType string) bool { return expType == "" || expType == "TAG" }
 
 func (b *Broker) handleConsumerList(req *wire.Command) *wire.Command {
 	name := req.ExtFields["consumerGroup"]

@@ -296,6 +296,51 @@ func (b *Broker) handleViewMessage(req *wire.Command) *wire.Command {
 	return resp
 }
 
+// pushReply delivers a reply message (SEND_REPLY_MESSAGE) to the requesting
+// client named in its REPLY_TO_CLIENT property with
+// PUSH_REPLY_MESSAGE_TO_CLIENT, as the Apache broker does; the message is
+// also stored in its reply topic.
+func (b *Broker) pushReply(m *storedMsg, h sendHeader) error {
+	target := m.props["REPLY_TO_CLIENT"]
+	var c *conn
+	b.lifeMu.Lock()
+	for cc := range b.conns {
+		cc.mu.Lock()
+		_, ok := cc.clientIDs[target]
+		cc.mu.Unlock()
+		if ok {
+			c = cc
+			break
+		}
+	}
+	b.lifeMu.Unlock()
+	if c == nil {
+		return fmt.Errorf("push reply message fail, channel of <%s> not found", target)
+	}
+	c.send(&wire.Command{
+		Code:   int32(CodePushReplyMessageToClient),
+		Opaque: b.opaque.Add(1),
+		ExtFields: map[string]string{
+			"producerGroup":         h.group,
+			"topic":                 m.topic,
+			"defaultTopic":          autoCreateTopic,
+			"defaultTopicQueueNums": strconv.Itoa(b.cfg.DefaultQueueNums),
+			"queueId":               strconv.Itoa(int(m.QueueID)),
+			"sysFlag":               strconv.Itoa(int(m.SysFlag)),
+			"bornTimestamp":         strconv.FormatInt(m.BornTimestamp, 10),
+			"flag":                  strconv.Itoa(int(m.Flag)),
+			"properties":            m.Properties,
+			"reconsumeTimes":        strconv.Itoa(int(m.ReconsumeTimes)),
+			"unitMode":              "false",
+			"bornHost":              m.BornHost.String(),
+			"storeHost":             m.StoreHost.String(),
+			"storeTimestamp":        strconv.FormatInt(m.StoreTimestamp, 10),
+		},
+		Body: m.Body,
+	})
+	return nil
+}
+
 // forwardToConsumer passes an admin request about one consumer
 // (GET_CONSUMER_RUNNING_INFO, CONSUME_MESSAGE_DIRECTLY) to that consumer's
 // connection and returns its answer, as the Apache broker does.
@@ -518,6 +563,16 @@ func (b *Broker) handleSend(c *conn, req *wire.Command) *wire.Command {
 	default:
 		b.append(t, h.queueID, msgs...)
 	}
+	if id := msgs[0].props["REPLY_TO_CLIENT"]; id != "" && RequestCode(req.Code) != CodeSendReplyMessage {
+		// A request of request-reply: its client may not have sent a
+		// heartbeat yet, so remember the connection the request came on.
+		c.addClient(id)
+	}
+	if RequestCode(req.Code) == CodeSendReplyMessage {
+		if err := b.pushReply(msgs[0], h); err != nil {
+			return errorResponse(RespSystemError, err.Error())
+		}
+	}
 	ids := make([]string, len(msgs))
 	for i, m := range msgs {
 		ids[i] = m.offID
@@ -601,12 +656,18 @@ func (b *Broker) handlePull(c *conn, req *wire.Command) {
 		}
 	}
 	var f filter
+	expType := e["expressionType"]
 	if expr := e["subscription"]; sysFlag&4 != 0 && expr != "" {
 		f = parseFilter(expr)
-	} else if gf, ok := b.groupFilter(groupName, topicName); ok {
-		f = gf
+	} else if gf, gt, ok := b.groupFilter(groupName, topicName); ok {
+		f, expType = gf, gt
 	} else {
 		f = filter{all: true}
+	}
+	if !isTagType(expType) {
+		// As an Apache broker without enablePropertyFilter.
+		b.reply(c, req, errorResponse(RespSystemError, "The broker does not support consumer to filter message by "+expType))
+		return
 	}
 	hold := b.cfg.LongPollHold
 	if ms, err := strconv.ParseInt(e["suspendTimeoutMillis"], 10, 64); err == nil && ms > 0 && time.Duration(ms)*time.Millisecond < hold {

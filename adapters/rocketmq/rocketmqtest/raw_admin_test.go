@@ -174,3 +174,17 @@ func TestBroker_keeps_half_messages_hidden_until_end_transaction(t *testing.T) {
 	clk.Advance(time.Minute)
 	waitForCond(t, "the undecided half message to be dropped", func() bool { return end(checkOff, 8) == int32(rocketmqtest.RespSystemError) })
 }
+
+func TestBroker_refuses_sql92_subscriptions_like_a_broker_without_property_filters(t *testing.T) {
+	b := rocketmqtest.NewTest(t, rocketmqtest.Config{})
+	c := dialRaw(t, b.NameServerAddr())
+	mustSend(t, c, "sqlt", 0, nil, "x")
+	hb, _ := jsonMarshal(map[string]any{"clientID": "s1", "consumerDataSet": []any{map[string]any{
+		"groupName": "sqlg", "messageModel": "CLUSTERING",
+		"subscriptionDataSet": []any{map[string]any{"topic": "sqlt", "subString": "a > 1", "expressionType": "SQL92"}},
+	}}})
+	c.call(codeHeartbeat, nil, hb)
+	if r := c.call(codePull, pullExt("sqlg", "sqlt", 0, 0), nil); r.Code != int32(rocketmqtest.RespSystemError) {
+		t.Errorf("pull with a SQL92 subscription: code %d, want 1", r.Code)
+	}
+}
