@@ -222,23 +222,28 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	defer p.active.release()
 	p.callerRan.Add(1)
 	err := p.send(t)
+	p.count(err)
 	if p.cfg.OnResult != nil {
 		p.cfg.OnResult(Result{Topic: topic, Messages: msgs, Err: err, CallerRan: true})
 	}
 	return err
 }
 
-// send publishes t through the inner publisher and counts the outcome.
+// send publishes t through the inner publisher.
 func (p *Publisher) send(t task) error {
 	p.inFlight.Add(1)
 	err := p.inner.Publish(t.topic, t.msgs...)
 	p.inFlight.Add(-1)
+	return err
+}
+
+// count records the outcome of a send that is reported as sent or failed.
+func (p *Publisher) count(err error) {
 	if err != nil {
 		p.failed.Add(1)
 	} else {
 		p.done.Add(1)
 	}
-	return err
 }
 
 // detachedCtx keeps the values of a caller's context and takes cancellation
@@ -375,6 +380,7 @@ func (p *Publisher) run(t task) {
 		p.toLeftovers(t, err)
 		return
 	}
+	p.count(err)
 	if p.cfg.OnResult != nil {
 		p.cfg.OnResult(Result{Topic: t.topic, Messages: t.msgs, Err: err})
 	}

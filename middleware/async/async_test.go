@@ -124,8 +124,10 @@ func TestPublisher_send_outlives_the_callers_cancelled_context(t *testing.T) {
 
 type publisherFunc func(topic string, msgs ...*message.Message) error
 
-func (f publisherFunc) Publish(topic string, msgs ...*message.Message) error { return f(topic, msgs...) }
-func (f publisherFunc) Close() error                                         { return nil }
+func (f publisherFunc) Publish(topic string, msgs ...*message.Message) error {
+	return f(topic, msgs...)
+}
+func (f publisherFunc) Close() error { return nil }
 
 // fullPool returns a publisher with one worker busy on "w" and "q" queued, so
 // the queue is full and no worker can start.
