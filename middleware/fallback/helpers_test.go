@@ -51,7 +51,7 @@ func openPostgres(t testing.TB) *sql.DB {
 	}
 	// Keep connections for every concurrent writer: reopening one per
 	// write (the default keeps 2 idle) costs more than the write itself.
-	db.SetMaxIdleConns(32)
+	db.SetMaxIdleConns(64)
 	t.Cleanup(func() { _ = db.Close() })
 	return db
 }
@@ -64,7 +64,7 @@ func openMySQL(t testing.TB) *sql.DB {
 	}
 	// Keep connections for every concurrent writer: reopening one per
 	// write (the default keeps 2 idle) costs more than the write itself.
-	db.SetMaxIdleConns(32)
+	db.SetMaxIdleConns(64)
 	t.Cleanup(func() { _ = db.Close() })
 	return db
 }
