@@ -333,3 +333,36 @@ func TestPublisher_hash_selection_keeps_a_sharding_key_on_one_queue(t *testing.T
 		t.Errorf("saw %d sharding keys, want 3", len(queueOf))
 	}
 }
+
+// Regression: in client v2.1.2 an async send that times out calls back with
+// the error and then dereferences a nil response; without a panic handler
+// that panic kills the process.
+func TestPublisher_async_timeout_panic_inside_the_client_is_contained(t *testing.T) {
+	logs := watermill.NewCaptureLogger()
+	rocketmq.RouteClientLogs(logs, rocketmq.ClientLogError)
+	defer rocketmq.RouteClientLogs(nil, rocketmq.ClientLogError)
+
+	b := newBroker(t, rocketmqtest.Config{})
+	pub := newPublisher(t, b, rocketmq.PublisherConfig{SendMode: rocketmq.SendAsync, SendTimeout: 200 * time.Millisecond})
+	topic := newTopic()
+	if err := pub.Publish(topic, newMsg("warm-up")); err != nil {
+		t.Fatal(err)
+	}
+	b.Silence(rocketmqtest.CodeSendMessage, true)
+	defer b.Silence(rocketmqtest.CodeSendMessage, false)
+	if err := pub.Publish(topic, newMsg("x")); !errors.Is(err, rocketmq.ErrSendTimeout) {
+		t.Fatalf("Publish = %v, want ErrSendTimeout", err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		for _, e := range logs.Captured()[watermill.ErrorLogLevel] {
+			if strings.Contains(e.Msg, "panicked") {
+				return // the client panicked and the process survived
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the client's async timeout path did not run")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

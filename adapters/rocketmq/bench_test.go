@@ -1,0 +1,213 @@
+//go:build !race
+
+package rocketmq_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	rmq "github.com/apache/rocketmq-client-go/v2"
+	"github.com/apache/rocketmq-client-go/v2/consumer"
+	"github.com/apache/rocketmq-client-go/v2/primitive"
+	"github.com/apache/rocketmq-client-go/v2/producer"
+
+	"github.com/reliamq/reliamq/adapters/rocketmq"
+	"github.com/reliamq/reliamq/adapters/rocketmq/rocketmqtest"
+)
+
+// The benchmarks compare the raw client and the adapter in one run, against
+// the same in-process broker. allocs/op include the broker's own work, which
+// is the same for both, so the difference is the adapter's.
+
+var benchPayload = make([]byte, 256)
+
+func newRawProducer(b *testing.B, broker *rocketmqtest.Broker) rmq.Producer {
+	b.Helper()
+	p, err := rmq.NewProducer(
+		producer.WithNameServer([]string{broker.NameServerAddr()}),
+		producer.WithInstanceName("raw-"+watermill.NewShortUUID()),
+		producer.WithGroupName("raw-pg"),
+		producer.WithRetry(0),
+	)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := p.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = p.Shutdown() })
+	return p
+}
+
+// runConcurrent runs send b.N times spread over g goroutines.
+func runConcurrent(b *testing.B, g int, send func() error) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, g)
+	for i := 0; i < g; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= int64(b.N) {
+				if err := send(); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+}
+
+func BenchmarkSendSync(b *testing.B) {
+	broker := rocketmqtest.NewTest(b, rocketmqtest.Config{})
+	raw := newRawProducer(b, broker)
+	pub, err := rocketmq.NewPublisher(rocketmq.PublisherConfig{NameServers: []string{broker.NameServerAddr()}}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = pub.Close() })
+	topic := "bench-send-" + watermill.NewShortUUID()
+	// Create the topic and warm both clients' routes and connections.
+	if err := pub.Publish(topic, message.NewMessage(watermill.NewUUID(), benchPayload)); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := raw.SendSync(context.Background(), primitive.NewMessage(topic, benchPayload)); err != nil {
+		b.Fatal(err)
+	}
+
+	for _, g := range []int{1, 8} {
+		b.Run(fmt.Sprintf("raw/goroutines=%d", g), func(b *testing.B) {
+			b.ReportAllocs()
+			b.ResetTimer()
+			runConcurrent(b, g, func() error {
+				res, err := raw.SendSync(context.Background(), primitive.NewMessage(topic, benchPayload))
+				if err == nil && res.Status != primitive.SendOK {
+					err = fmt.Errorf("status %d", res.Status)
+				}
+				return err
+			})
+		})
+		b.Run(fmt.Sprintf("adapter/goroutines=%d", g), func(b *testing.B) {
+			b.ReportAllocs()
+			b.ResetTimer()
+			runConcurrent(b, g, func() error {
+				return pub.Publish(topic, message.NewMessage(watermill.NewUUID(), benchPayload))
+			})
+		})
+	}
+}
+
+// fillTopic stores n messages in a new topic through batches, as setup.
+func fillTopic(b *testing.B, broker *rocketmqtest.Broker, pub *rocketmq.Publisher, n int) string {
+	b.Helper()
+	topic := "bench-consume-" + watermill.NewShortUUID()
+	const batch = 256
+	for sent := 0; sent < n; sent += batch {
+		k := min(batch, n-sent)
+		msgs := make([]*message.Message, k)
+		for i := range msgs {
+			msgs[i] = message.NewMessage(watermill.NewUUID(), benchPayload)
+		}
+		if err := pub.Publish(topic, msgs...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	// Keep the broker's heap (and so the GC cost) from growing across runs.
+	b.Cleanup(func() { broker.DeleteTopic(topic) })
+	return topic
+}
+
+func BenchmarkConsume(b *testing.B) {
+	broker := rocketmqtest.NewTest(b, rocketmqtest.Config{LongPollHold: 200 * time.Millisecond})
+	pub, err := rocketmq.NewPublisher(rocketmq.PublisherConfig{NameServers: []string{broker.NameServerAddr()}, Batch: true}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = pub.Close() })
+
+	b.Run("raw", func(b *testing.B) {
+		topic := fillTopic(b, broker, pub, b.N)
+		var got atomic.Int64
+		done := make(chan struct{})
+		b.ReportAllocs()
+		b.ResetTimer()
+		c, err := rmq.NewPushConsumer(
+			consumer.WithNameServer([]string{broker.NameServerAddr()}),
+			consumer.WithGroupName("raw-cg-"+watermill.NewShortUUID()),
+			consumer.WithInstance("raw-c-"+watermill.NewShortUUID()),
+			consumer.WithConsumeFromWhere(consumer.ConsumeFromFirstOffset),
+		)
+		if err != nil {
+			b.Fatal(err)
+		}
+		err = c.Subscribe(topic, consumer.MessageSelector{}, func(_ context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
+			if got.Add(int64(len(msgs))) == int64(b.N) {
+				close(done)
+			}
+			return consumer.ConsumeSuccess, nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := c.Start(); err != nil {
+			b.Fatal(err)
+		}
+		select {
+		case <-done:
+		case <-time.After(5 * time.Minute):
+			b.Fatalf("consumed %d of %d", got.Load(), b.N)
+		}
+		b.StopTimer()
+		_ = c.Shutdown()
+	})
+
+	// One reader that acks at once, as the raw callback returns at once.
+	for _, readers := range []int{1} {
+		b.Run("adapter", func(b *testing.B) {
+			topic := fillTopic(b, broker, pub, b.N)
+			b.ReportAllocs()
+			b.ResetTimer()
+			sub, err := rocketmq.NewSubscriber(rocketmq.SubscriberConfig{
+				NameServers:   []string{broker.NameServerAddr()},
+				ConsumerGroup: "cg-" + watermill.NewShortUUID(),
+			}, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			msgs, err := sub.Subscribe(context.Background(), topic)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var got atomic.Int64
+			done := make(chan struct{})
+			for r := 0; r < readers; r++ {
+				go func() {
+					for m := range msgs {
+						m.Ack()
+						if got.Add(1) == int64(b.N) {
+							close(done)
+						}
+					}
+				}()
+			}
+			select {
+			case <-done:
+			case <-time.After(5 * time.Minute):
+				b.Fatalf("consumed %d of %d", got.Load(), b.N)
+			}
+			b.StopTimer()
+			_ = sub.Close()
+		})
+	}
+}
