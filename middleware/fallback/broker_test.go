@@ -4,6 +4,8 @@ package fallback_test
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -350,5 +352,60 @@ func waitPoisoned(t *testing.T, st *sqlstore.Store) sqlstore.Message {
 			t.Fatalf("row not poisoned after 30s; queue: %+v", rowsOf(t, st, ""))
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestFallback_store_down_too_every_publish_reports_an_error(t *testing.T) {
+	const n = 200
+	b := newBroker(t, rocketmqtest.Config{})
+	for _, c := range sendCodes {
+		b.Fail(c, rocketmqtest.RespServiceNotAvailable, -1)
+	}
+	// A wrong DSN: nothing listens there.
+	db, err := sql.Open("pgx", "postgres://nobody@127.0.0.1:1/none?sslmode=disable&connect_timeout=1")
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	defer db.Close()
+	st, err := sqlstore.New(sqlstore.Config{DB: db, Dialect: sqlstore.Postgres}, nil)
+	if err != nil {
+		t.Fatalf("store: %v", err)
+	}
+	fb, err := fallback.NewPublisher(newRetry(t, newRocketMQPublisher(t, b), 2), fallback.Config{Store: st}, nil)
+	if err != nil {
+		t.Fatalf("fallback publisher: %v", err)
+	}
+	var accepted, notStored, other atomic.Int64
+	pub, err := async.NewPublisher(fb, async.Config{OnResult: func(r async.Result) {
+		switch {
+		case r.Err == nil:
+			accepted.Add(int64(len(r.Messages)))
+		case errors.Is(r.Err, fallback.ErrNotStored) && errors.Is(r.Err, rocketmq.ErrBrokerUnavailable) &&
+			errors.Is(r.Err, sqlstore.ErrStoreUnavailable):
+			notStored.Add(int64(len(r.Messages)))
+		default:
+			other.Add(1)
+		}
+	}}, nil)
+	if err != nil {
+		t.Fatalf("async: %v", err)
+	}
+	for i := range n {
+		// Under caller-runs the error also comes back here; OnResult has
+		// counted it already.
+		if err := pub.Publish("orders", message.NewMessage(fmt.Sprint("u", i), nil)); err != nil &&
+			!errors.Is(err, fallback.ErrNotStored) {
+			t.Fatalf("publish %d: %v", i, err)
+		}
+	}
+	if err := pub.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if accepted.Load() != 0 || notStored.Load() != n || other.Load() != 0 {
+		t.Errorf("accepted %d, neither sent nor stored %d, other outcomes %d; want 0, %d, 0",
+			accepted.Load(), notStored.Load(), other.Load(), n)
+	}
+	if s := fb.Stats(); s.Stored != 0 || s.Sent != 0 || s.NotStored != n {
+		t.Errorf("fallback stats %+v", s)
 	}
 }
