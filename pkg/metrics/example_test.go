@@ -1,0 +1,53 @@
+package metrics_test
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/reliamq/reliamq/middleware/retry"
+	"github.com/reliamq/reliamq/pkg/metrics"
+	"github.com/reliamq/reliamq/pkg/policy"
+)
+
+// A send that fails twice and then succeeds is three attempts and two
+// retries; the waits between them are not failures.
+func ExampleMetrics_Publisher() {
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(metrics.Config{Registerer: reg}, nil)
+	if err != nil {
+		panic(err)
+	}
+	broker := &scriptedPublisher{script: []error{errors.New("broker down"), errors.New("broker down")}}
+	pub, err := retry.NewPublisher(m.Publisher(broker), retry.Config{
+		Policy:  policy.Policy{MaxAttempts: 5, Backoff: policy.Fixed(0)},
+		OnRetry: m.Retry(),
+	}, nil)
+	if err != nil {
+		panic(err)
+	}
+	if err := pub.Publish("orders", message.NewMessage("m1", []byte("{}"))); err != nil {
+		panic(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		panic(err)
+	}
+	for _, mf := range mfs {
+		for _, mt := range mf.GetMetric() {
+			if v := mt.GetCounter().GetValue(); v > 0 {
+				fmt.Print(mf.GetName())
+				for _, l := range mt.GetLabel() {
+					fmt.Printf(" %s=%s", l.GetName(), l.GetValue())
+				}
+				fmt.Println(":", v)
+			}
+		}
+	}
+	// Output:
+	// reliamq_publish_attempts_total outcome=error topic=orders: 2
+	// reliamq_publish_attempts_total outcome=ok topic=orders: 1
+	// reliamq_publish_retries_total topic=orders: 2
+}
