@@ -5,7 +5,7 @@ BENCH         ?= .
 BENCHTIME     ?= 1s
 STATICCHECK   ?= $(shell $(GO) env GOPATH)/bin/staticcheck
 
-.PHONY: test test-unit test-race bench lint cover demo fuzz
+.PHONY: test test-unit test-race bench lint cover demo
 
 ## test: everything a user means by "the tests": unit tests, tests against the
 ## embedded RocketMQ broker with the real client, and tests against the local
@@ -19,6 +19,11 @@ test-unit:
 
 test-race:
 	$(GO) test -count=1 -race -short -timeout $(TEST_TIMEOUT) ./...
+
+## demo: the seed scenario on embedded defaults (embedded RocketMQ broker + SQLite):
+## publishes through a broker outage and failing consumers, prints a summary by UUID.
+demo:
+	$(GO) run ./examples/comment-service
 
 ## bench: every Go benchmark, side by side in one run (see docs/benchmarks.md).
 bench:
