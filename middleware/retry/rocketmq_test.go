@@ -1,0 +1,129 @@
+//go:build !race
+
+// These tests run the RocketMQ client, which has data races of its own: they
+// are left out of race-detector builds.
+
+package retry_test
+
+import (
+	"errors"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/reliamq/reliamq/adapters/rocketmq"
+	"github.com/reliamq/reliamq/adapters/rocketmq/rocketmqtest"
+	"github.com/reliamq/reliamq/middleware/retry"
+	"github.com/reliamq/reliamq/pkg/clock/clocktest"
+	"github.com/reliamq/reliamq/pkg/policy"
+)
+
+func newRocketMQ(t *testing.T) (*rocketmqtest.Broker, *rocketmq.Publisher) {
+	t.Helper()
+	b := rocketmqtest.NewTest(t, rocketmqtest.Config{})
+	pub, err := rocketmq.NewPublisher(rocketmq.PublisherConfig{NameServers: []string{b.NameServerAddr()}}, watermill.NopLogger{})
+	if err != nil {
+		t.Fatalf("rocketmq.NewPublisher: %v", err)
+	}
+	t.Cleanup(func() { _ = pub.Close() })
+	return b, pub
+}
+
+func storedUUIDs(b *rocketmqtest.Broker, topic string) []string {
+	var ids []string
+	for _, m := range b.Messages(topic) {
+		ids = append(ids, m.Properties[rocketmq.PropertyUUID])
+	}
+	sort.Strings(ids) // queues interleave: order is not defined
+	return ids
+}
+
+func TestPublisher_on_rocketmq_retries_a_busy_broker_and_stores_the_message_once(t *testing.T) {
+	b, inner := newRocketMQ(t)
+	topic := "retry_busy_" + watermill.NewShortUUID()
+	// Create the route first, so the faults below hit sends only.
+	if err := inner.Publish(topic, message.NewMessage("warm-up", []byte("w"))); err != nil {
+		t.Fatalf("warm-up publish: %v", err)
+	}
+
+	clk := clocktest.NewFake(time.Time{})
+	hooks := &hookLog{}
+	p := policy.Policy{MaxAttempts: 5, Backoff: policy.Exponential(time.Second, 2, 0)}
+	pub := newPublisher(t, inner, p, clk, hooks)
+
+	b.Fail(rocketmqtest.CodeSendMessage, rocketmqtest.RespSystemBusy, 2)
+	m := message.NewMessage(watermill.NewUUID(), []byte("order"))
+	err, waits := drive(t, clk, func() error { return pub.Publish(topic, m) })
+	if err != nil {
+		t.Fatalf("Publish = %v", err)
+	}
+	if diff := cmp.Diff([]time.Duration{time.Second, 2 * time.Second}, waits); diff != "" {
+		t.Fatalf("waits (-want +got):\n%s", diff)
+	}
+	if n := len(hooks.get()); n != 2 {
+		t.Fatalf("OnRetry called %d times; want 2", n)
+	}
+	for _, h := range hooks.get() {
+		if !errors.Is(h.Err, rocketmq.ErrBrokerUnavailable) {
+			t.Fatalf("retried error %v is not ErrBrokerUnavailable", h.Err)
+		}
+	}
+	want := []string{"warm-up", m.UUID}
+	sort.Strings(want)
+	if diff := cmp.Diff(want, storedUUIDs(b, topic)); diff != "" {
+		t.Fatalf("stored (-want +got):\n%s", diff)
+	}
+}
+
+func TestPublisher_on_rocketmq_gives_up_after_max_attempts_with_the_broker_error(t *testing.T) {
+	b, inner := newRocketMQ(t)
+	topic := "retry_down_" + watermill.NewShortUUID()
+	if err := inner.Publish(topic, message.NewMessage("warm-up", []byte("w"))); err != nil {
+		t.Fatalf("warm-up publish: %v", err)
+	}
+	clk := clocktest.NewFake(time.Time{})
+	pub := newPublisher(t, inner, policy.Policy{MaxAttempts: 3, Backoff: policy.Fixed(time.Minute)}, clk, nil)
+
+	b.Fail(rocketmqtest.CodeSendMessage, rocketmqtest.RespServiceNotAvailable, -1)
+	err, waits := drive(t, clk, func() error { return pub.Publish(topic, message.NewMessage(watermill.NewUUID(), []byte("x"))) })
+	b.ClearFaults()
+	var ex *retry.ExhaustedError
+	if !errors.As(err, &ex) || ex.Attempts != 3 || !errors.Is(err, rocketmq.ErrBrokerUnavailable) {
+		t.Fatalf("Publish = %v; want ExhaustedError after 3 attempts wrapping ErrBrokerUnavailable", err)
+	}
+	if len(waits) != 2 {
+		t.Fatalf("waited %d times; want 2", len(waits))
+	}
+	if got := storedUUIDs(b, topic); len(got) != 1 {
+		t.Fatalf("stored %v; want only the warm-up message", got)
+	}
+}
+
+func TestPublisher_on_rocketmq_does_not_retry_permanent_errors(t *testing.T) {
+	b, inner := newRocketMQ(t)
+	topic := "retry_perm_" + watermill.NewShortUUID()
+	if err := inner.Publish(topic, message.NewMessage("warm-up", []byte("w"))); err != nil {
+		t.Fatalf("warm-up publish: %v", err)
+	}
+	clk := clocktest.NewFake(time.Time{})
+	hooks := &hookLog{}
+	pub := newPublisher(t, inner, policy.RocketMQ(), clk, hooks)
+
+	b.Fail(rocketmqtest.CodeSendMessage, rocketmqtest.RespNoPermission, 1)
+	err := pub.Publish(topic, message.NewMessage(watermill.NewUUID(), []byte("x")))
+	if !policy.IsPermanent(err) || !errors.Is(err, rocketmq.ErrNoPermission) {
+		t.Fatalf("Publish = %v; want permanent ErrNoPermission", err)
+	}
+	if len(hooks.get()) != 0 || clk.Pending() != 0 {
+		t.Fatalf("permanent error was retried (%d hooks, %d timers)", len(hooks.get()), clk.Pending())
+	}
+	// Invalid input never reaches the broker and is not retried either.
+	err = pub.Publish("bad topic!", message.NewMessage(watermill.NewUUID(), []byte("x")))
+	if !errors.Is(err, rocketmq.ErrInvalidTopic) || !policy.IsPermanent(err) || len(hooks.get()) != 0 {
+		t.Fatalf("Publish to an invalid topic = %v", err)
+	}
+}
