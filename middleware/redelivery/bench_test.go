@@ -1,0 +1,186 @@
+package redelivery_test
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
+	"github.com/google/uuid"
+
+	"github.com/reliamq/reliamq/middleware/redelivery"
+	"github.com/reliamq/reliamq/pkg/metadata"
+	"github.com/reliamq/reliamq/pkg/policy"
+)
+
+// benchBatch is the messages published per benchmark operation; 1 % of them
+// fail once, and their next attempt comes 1 s later.
+const (
+	benchBatch    = 1000
+	benchFailEach = 100
+	benchDelay    = time.Second
+)
+
+// consumerVariant installs one way of handling failures on a router.
+type consumerVariant struct {
+	name    string
+	failing bool
+	install func(b *testing.B, router *message.Router, topic string, pub message.Publisher, sub message.Subscriber, h message.NoPublishHandlerFunc) func()
+}
+
+func consumerVariants(reliamqMode redelivery.Mode) []consumerVariant {
+	plain := func(b *testing.B, router *message.Router, topic string, _ message.Publisher, sub message.Subscriber, h message.NoPublishHandlerFunc) func() {
+		router.AddConsumerHandler("h", topic, sub, h)
+		return func() {}
+	}
+	return []consumerVariant{
+		{name: "no_failures", install: plain},
+		{name: "reliamq_redelivery", failing: true, install: func(b *testing.B, router *message.Router, topic string, pub message.Publisher, sub message.Subscriber, h message.NoPublishHandlerFunc) func() {
+			r, err := redelivery.New(redelivery.Config{
+				ConsumerGroup: "bench", Handler: "h", Mode: reliamqMode, Publisher: pub,
+				Policy: policy.Policy{MaxAttempts: 17, Backoff: policy.Table(benchDelay, 2*benchDelay)},
+			}, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := r.AddConsumerHandler(router, topic, sub, h); err != nil {
+				b.Fatal(err)
+			}
+			return func() { _ = r.Close() }
+		}},
+		{name: "watermill_retry_poison", failing: true, install: func(b *testing.B, router *message.Router, topic string, pub message.Publisher, sub message.Subscriber, h message.NoPublishHandlerFunc) func() {
+			poison, err := middleware.PoisonQueue(pub, "bench_poison")
+			if err != nil {
+				b.Fatal(err)
+			}
+			retry := middleware.Retry{MaxRetries: 16, InitialInterval: benchDelay, Multiplier: 2, MaxInterval: 2 * time.Hour}
+			hh := router.AddConsumerHandler("h", topic, sub, h)
+			hh.AddMiddleware(poison, retry.Middleware)
+			return func() {}
+		}},
+	}
+}
+
+// runConsumerBenchmark publishes benchBatch messages per operation through
+// newPubSub's serial subscription and reports healthy messages per second.
+func runConsumerBenchmark(b *testing.B, v consumerVariant, newPubSub func(b *testing.B) (message.Publisher, message.Subscriber)) {
+	pub, sub := newPubSub(b)
+	topic := "bench_" + uuid.NewString()[:8]
+	var healthy atomic.Int64
+	var mu sync.Mutex
+	failedOnce := map[string]bool{}
+	errFail := errors.New("fails once")
+	h := func(msg *message.Message) error {
+		if msg.Metadata.Get("fail") == "1" {
+			mu.Lock()
+			first := !failedOnce[msg.UUID]
+			failedOnce[msg.UUID] = true
+			mu.Unlock()
+			if first {
+				return errFail
+			}
+			return nil
+		}
+		healthy.Add(1)
+		return nil
+	}
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 30 * time.Second}, watermill.NopLogger{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	closeVariant := v.install(b, router, topic, pub, sub, h)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = router.Run(ctx) }()
+	<-router.Running()
+	defer func() { _ = router.Close(); cancel(); <-done; closeVariant() }()
+
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	var wantHealthy int64
+	for i := 0; i < b.N; i++ {
+		msgs := make([]*message.Message, benchBatch)
+		for j := range msgs {
+			msgs[j] = message.NewMessage(uuid.NewString(), []byte(`{}`))
+			if v.failing && j%benchFailEach == benchFailEach/2 {
+				msgs[j].Metadata.Set("fail", "1")
+			} else {
+				wantHealthy++
+			}
+		}
+		if err := pub.Publish(topic, msgs...); err != nil {
+			b.Fatal(err)
+		}
+		deadline := time.Now().Add(10 * time.Minute)
+		for healthy.Load() < wantHealthy {
+			if time.Now().After(deadline) {
+				b.Fatalf("healthy %d of %d", healthy.Load(), wantHealthy)
+			}
+			time.Sleep(100 * time.Microsecond)
+		}
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(wantHealthy)/elapsed.Seconds(), "healthy-msgs/s")
+}
+
+// BenchmarkConsumer_healthy_throughput_with_1pct_failing compares, on a
+// serial gochannel subscription (the next message only after the previous
+// ack, as a broker queue delivers), the throughput of healthy messages when
+// 1 % fail once with a 1 s first delay: reliamq redelivery vs Watermill's
+// Retry+PoisonQueue, and both vs no failures at all.
+func BenchmarkConsumer_healthy_throughput_with_1pct_failing(b *testing.B) {
+	for _, v := range consumerVariants(redelivery.InMemory) {
+		b.Run("gochannel/"+v.name, func(b *testing.B) {
+			runConsumerBenchmark(b, v, func(b *testing.B) (message.Publisher, message.Subscriber) {
+				ps := gochannel.NewGoChannel(gochannel.Config{BlockPublishUntilSubscriberAck: true}, watermill.NopLogger{})
+				b.Cleanup(func() { _ = ps.Close() })
+				return ps, sharedSubscriber{ps}
+			})
+		})
+	}
+}
+
+// BenchmarkInMemory_memory_per_waiting_message fills the in-memory timer heap
+// with 1,000,000 failed messages (UUID, no payload, the metadata the
+// middleware adds) and reports the heap growth per waiting message.
+func BenchmarkInMemory_memory_per_waiting_message(b *testing.B) {
+	const n = 1_000_000
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		r, err := redelivery.New(redelivery.Config{ConsumerGroup: "billing", Handler: "charge", Mode: redelivery.InMemory,
+			Publisher: &capturePublisher{}, Policy: policy.Policy{MaxAttempts: 17, Backoff: policy.Fixed(time.Hour)}}, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		h := r.Middleware(func(*message.Message) ([]*message.Message, error) { return nil, errors.New("payment service down") })
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		b.StartTimer()
+		for j := 0; j < n; j++ {
+			msg := message.NewMessage(uuid.NewString(), nil)
+			msg.Metadata.Set(metadata.Tags, "order")
+			if _, err := h(msg); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StopTimer()
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		if w := r.Stats().Waiting; w != n {
+			b.Fatalf("waiting %d", w)
+		}
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "B/waiting-msg")
+		runtime.KeepAlive(r)
+		_ = r.Close()
+	}
+}
