@@ -113,7 +113,7 @@ func (c *command) purge(ctx context.Context) error {
 		return nil
 	}
 	if !c.o.yes {
-		if err := c.confirm(len(rows)); err != nil {
+		if err := c.confirm(ctx, len(rows)); err != nil {
 			return err
 		}
 	}
@@ -138,13 +138,31 @@ func (c *command) purge(ctx context.Context) error {
 
 // confirm asks on stderr and reads the answer from stdin. No answer (no
 // terminal, an empty pipe) is a refusal: purge never deletes by default.
-func (c *command) confirm(n int) error {
+func (c *command) confirm(ctx context.Context, n int) error {
 	fmt.Fprintf(c.env.stderr, "Delete %d rows from %s? This cannot be undone. Type \"yes\" to confirm: ", n, c.where())
 	if c.env.stdin == nil {
 		fmt.Fprintln(c.env.stderr)
 		return notConfirmedError("no confirmation on stdin; pass --yes to purge without asking")
 	}
-	line, err := bufio.NewReader(c.env.stdin).ReadString('\n')
+	type answerLine struct {
+		line string
+		err  error
+	}
+	// The read cannot be cancelled; reading in a goroutine lets an interrupt
+	// end the command while it waits.
+	got := make(chan answerLine, 1)
+	go func() {
+		line, err := bufio.NewReader(c.env.stdin).ReadString('\n')
+		got <- answerLine{line, err}
+	}()
+	var a answerLine
+	select {
+	case a = <-got:
+	case <-ctx.Done():
+		fmt.Fprintln(c.env.stderr)
+		return notConfirmedError("interrupted; nothing deleted")
+	}
+	line, err := a.line, a.err
 	answer := strings.ToLower(strings.TrimSpace(line))
 	if answer == "" && err != nil {
 		fmt.Fprintln(c.env.stderr)

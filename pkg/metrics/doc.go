@@ -41,7 +41,7 @@
 //	async_rejections_total, async_caller_runs_total,
 //	async_sends_total{outcome}, async_leftovers_total      Publish calls (WatchAsync)
 //	redelivery_scheduled_total{consumer_group,handler,attempt}   (Redelivery)
-//	redelivery_fired_total{consumer_group,handler,attempt}       due messages published (Redelivery)
+//	redelivery_fired_total{consumer_group,handler,attempt}       due messages published (Redelivery; not in Native mode)
 //	redelivery_publish_failures_total{consumer_group,handler}    (Redelivery)
 //	redelivery_dropped_total{consumer_group,handler}             (Redelivery)
 //	redelivery_waiting{consumer_group,handler}   gauge (WatchRedelivery)

@@ -127,6 +127,9 @@ func TestPublisherDecorator_wraps_and_Close_reaches_the_inner_publisher(t *testi
 	if err := pub.Close(); err != nil || !inner.closed {
 		t.Fatalf("Close: err %v, inner closed %v", err, inner.closed)
 	}
+	if err := m.Publisher(nil).Publish("t", message.NewMessage("a", nil)); !errors.Is(err, metrics.ErrInvalidArgument) {
+		t.Fatalf("Publisher(nil).Publish: err = %v, want ErrInvalidArgument", err)
+	}
 	if _, err := m.PublisherDecorator()(nil); !errors.Is(err, metrics.ErrInvalidArgument) {
 		t.Fatalf("nil publisher: err = %v", err)
 	}

@@ -3,6 +3,7 @@ package metrics
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/prometheus/client_golang/prometheus"
@@ -69,7 +70,12 @@ func (m *Metrics) PublisherDecorator() message.PublisherDecorator {
 }
 
 // Publish publishes through the inner publisher and counts the outcome.
+// It returns ErrInvalidArgument, counting nothing, when the Publisher was made
+// around a nil publisher.
 func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
+	if p.inner == nil {
+		return fmt.Errorf("%w: metrics.Publisher around a nil publisher", ErrInvalidArgument)
+	}
 	err := p.inner.Publish(topic, msgs...)
 	c := p.m.countersFor(topic)
 	n := float64(len(msgs))
@@ -88,7 +94,12 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 }
 
 // Close closes the inner publisher.
-func (p *Publisher) Close() error { return p.inner.Close() }
+func (p *Publisher) Close() error {
+	if p.inner == nil {
+		return nil
+	}
+	return p.inner.Close()
+}
 
 // Retry returns the function for retry.Config.OnRetry: it counts the messages
 // of each failed attempt that will be retried in
