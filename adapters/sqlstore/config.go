@@ -80,23 +80,23 @@ func (c *Config) setDefaults() {
 func (c Config) Validate() error {
 	var errs []error
 	if c.DB == nil {
-		errs = append(errs, errors.New("DB: required"))
+		errs = append(errs, fieldError("DB", "required"))
 	}
 	switch c.Dialect {
 	case Postgres, MySQL, SQLite:
 	case "":
-		errs = append(errs, errors.New("Dialect: required (postgres, mysql or sqlite)"))
+		errs = append(errs, fieldError("Dialect", "required (postgres, mysql or sqlite)"))
 	default:
-		errs = append(errs, fmt.Errorf("Dialect: unknown %q (want postgres, mysql or sqlite)", string(c.Dialect)))
+		errs = append(errs, fieldError("Dialect", "unknown %q (want postgres, mysql or sqlite)", string(c.Dialect)))
 	}
 	if err := ValidateTable(c.Table); err != nil {
-		errs = append(errs, fmt.Errorf("Table: %w", err))
+		errs = append(errs, fieldError("Table", "%w", err))
 	}
 	if c.LeaseTimeout < 0 {
-		errs = append(errs, fmt.Errorf("LeaseTimeout: %v: must be >= 0", c.LeaseTimeout))
+		errs = append(errs, fieldError("LeaseTimeout", "%v: must be >= 0", c.LeaseTimeout))
 	}
 	if len(c.Owner) > 255 {
-		errs = append(errs, errors.New("Owner: longer than 255 bytes"))
+		errs = append(errs, fieldError("Owner", "longer than 255 bytes"))
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(errs...))

@@ -84,3 +84,8 @@ func (s *Store) wrap(op string, err error) error {
 	}
 	return &StoreError{Op: op, Table: s.table, Err: err}
 }
+
+// fieldError reports a config problem, naming the field first.
+func fieldError(field, format string, args ...any) error {
+	return fmt.Errorf("%s: "+format, append([]any{field}, args...)...)
+}

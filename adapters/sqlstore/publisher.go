@@ -25,10 +25,10 @@ type PublisherConfig struct {
 func (c PublisherConfig) Validate() error {
 	var errs []error
 	if c.Store == nil {
-		errs = append(errs, errors.New("Store: required"))
+		errs = append(errs, fieldError("Store", "required"))
 	}
 	if err := ValidateQueue(c.Queue); err != nil {
-		errs = append(errs, fmt.Errorf("Queue: %w", err))
+		errs = append(errs, fieldError("Queue", "%w", err))
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(errs...))

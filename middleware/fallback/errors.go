@@ -39,3 +39,8 @@ func (e *NotStoredError) Is(target error) bool { return target == ErrNotStored }
 
 // Unwrap returns both causes.
 func (e *NotStoredError) Unwrap() []error { return []error{e.SendErr, e.StoreErr} }
+
+// fieldError reports a config problem, naming the field first.
+func fieldError(field, format string, args ...any) error {
+	return fmt.Errorf("%s: "+format, append([]any{field}, args...)...)
+}

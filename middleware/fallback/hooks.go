@@ -118,7 +118,7 @@ func validateHooks(hooks []any, kinds ...func(any) bool) error {
 			}
 		}
 		if !ok {
-			errs = append(errs, fmt.Errorf("Hooks[%d]: %T implements no hook interface of this component", i, h))
+			errs = append(errs, fieldError(fmt.Sprintf("Hooks[%d]", i), "%T implements no hook interface of this component", h))
 		}
 	}
 	return errors.Join(errs...)

@@ -26,10 +26,10 @@ type OutboxConfig struct {
 func (c OutboxConfig) Validate() error {
 	var errs []error
 	if c.Store == nil {
-		errs = append(errs, errors.New("Store: required"))
+		errs = append(errs, fieldError("Store", "required"))
 	}
 	if err := sqlstore.ValidateQueue(c.Queue); err != nil {
-		errs = append(errs, fmt.Errorf("Queue: %w", err))
+		errs = append(errs, fieldError("Queue", "%w", err))
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(errs...))

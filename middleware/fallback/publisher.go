@@ -50,13 +50,13 @@ func (c *Config) setDefaults() {
 func (c Config) Validate() error {
 	var errs []error
 	if c.Store == nil {
-		errs = append(errs, errors.New("Store: required"))
+		errs = append(errs, fieldError("Store", "required"))
 	}
 	if err := sqlstore.ValidateQueue(c.Queue); err != nil {
-		errs = append(errs, fmt.Errorf("Queue: %w", err))
+		errs = append(errs, fieldError("Queue", "%w", err))
 	}
 	if c.StoreTimeout < 0 {
-		errs = append(errs, fmt.Errorf("StoreTimeout: %v: must be >= 0", c.StoreTimeout))
+		errs = append(errs, fieldError("StoreTimeout", "%v: must be >= 0", c.StoreTimeout))
 	}
 	if err := validateHooks(c.Hooks, is[StoredHook], is[StoreFailedHook]); err != nil {
 		errs = append(errs, err)

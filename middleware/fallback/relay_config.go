@@ -140,47 +140,47 @@ func (c *RelayConfig) setDefaults() {
 func (c RelayConfig) Validate() error {
 	var errs []error
 	if c.Store == nil {
-		errs = append(errs, errors.New("Store: required"))
+		errs = append(errs, fieldError("Store", "required"))
 	}
 	if c.Publisher == nil {
-		errs = append(errs, errors.New("Publisher: required"))
+		errs = append(errs, fieldError("Publisher", "required"))
 	}
 	if err := c.Policy.Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("Policy: %w", err))
+		errs = append(errs, fieldError("Policy", "%w", err))
 	}
 	if c.PollInterval < 0 {
-		errs = append(errs, fmt.Errorf("PollInterval: %v: must be > 0", c.PollInterval))
+		errs = append(errs, fieldError("PollInterval", "%v: must be > 0", c.PollInterval))
 	}
 	if c.BatchSize < 0 {
-		errs = append(errs, fmt.Errorf("BatchSize: %d: must be > 0", c.BatchSize))
+		errs = append(errs, fieldError("BatchSize", "%d: must be > 0", c.BatchSize))
 	}
 	if c.Concurrency < 0 {
-		errs = append(errs, fmt.Errorf("Concurrency: %d: must be > 0", c.Concurrency))
+		errs = append(errs, fieldError("Concurrency", "%d: must be > 0", c.Concurrency))
 	}
 	if c.FailureThreshold < 0 {
-		errs = append(errs, fmt.Errorf("FailureThreshold: %d: must be > 0", c.FailureThreshold))
+		errs = append(errs, fieldError("FailureThreshold", "%d: must be > 0", c.FailureThreshold))
 	}
 	if v, ok := c.OutageBackoff.(interface{ Validate() error }); ok {
 		if err := v.Validate(); err != nil {
-			errs = append(errs, fmt.Errorf("OutageBackoff: %w", err))
+			errs = append(errs, fieldError("OutageBackoff", "%w", err))
 		}
 	}
 	if err := sqlstore.ValidateQueue(c.Queue); err != nil {
-		errs = append(errs, fmt.Errorf("Queue: %w", err))
+		errs = append(errs, fieldError("Queue", "%w", err))
 	}
 	if err := sqlstore.ValidateQueue(c.PoisonQueue); err != nil {
-		errs = append(errs, fmt.Errorf("PoisonQueue: %w", err))
+		errs = append(errs, fieldError("PoisonQueue", "%w", err))
 	}
 	if c.PoisonTopic != "" {
 		if err := sqlstore.ValidateTopic(c.PoisonTopic); err != nil {
-			errs = append(errs, fmt.Errorf("PoisonTopic: %w", err))
+			errs = append(errs, fieldError("PoisonTopic", "%w", err))
 		}
 	} else if c.PoisonStore != nil && c.Store != nil && c.PoisonQueue == c.Queue &&
 		c.PoisonStore.DB() == c.Store.DB() && c.PoisonStore.Table() == c.Store.Table() {
-		errs = append(errs, fmt.Errorf("PoisonQueue: %q is the queue being drained", c.PoisonQueue))
+		errs = append(errs, fieldError("PoisonQueue", "%q is the queue being drained", c.PoisonQueue))
 	}
 	if c.StoreTimeout < 0 {
-		errs = append(errs, fmt.Errorf("StoreTimeout: %v: must be >= 0", c.StoreTimeout))
+		errs = append(errs, fieldError("StoreTimeout", "%v: must be >= 0", c.StoreTimeout))
 	}
 	if err := validateHooks(c.Hooks, is[SentHook], is[FailedHook], is[PoisonedHook], is[OutageHook]); err != nil {
 		errs = append(errs, err)
