@@ -77,8 +77,9 @@ func (c Config) Validate() error {
 // Relay owns them (at-least-once). It returns the send error unchanged for bad
 // input and permanent errors (nothing is stored), and a NotStoredError
 // (ErrNotStored, with both causes) when the store write fails too. When a
-// multi-message Publish fails, all its messages are stored, including any the
-// broker had taken before the failure: these are duplicates, and so is a
+// multi-message Publish fails, all its messages are stored, except those the
+// error reports as accepted (an error with an Accepted() []string method, like
+// retry.PartialError); others the broker had taken are duplicates, and so is a
 // message whose send timed out after the broker stored it. Every message keeps
 // its UUID through the store and the relay. Publish is safe for concurrent
 // use; Close closes the inner publisher, not the store.
@@ -156,6 +157,12 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 		p.rejected.Add(uint64(len(msgs)))
 		return sendErr
 	}
+	keptRows, keptMsgs := notAccepted(sendErr, rows, msgs)
+	p.sent.Add(uint64(len(msgs) - len(keptMsgs)))
+	if len(keptRows) == 0 {
+		return nil
+	}
+	rows, msgs = keptRows, keptMsgs
 	firstErr := sendErr.Error()
 	for i := range rows {
 		rows[i].FirstError = firstErr
@@ -182,6 +189,35 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 		}
 	}
 	return nil
+}
+
+// partialError is implemented by send errors that know which messages of a
+// multi-message Publish the broker accepted (retry.PartialError).
+type partialError interface {
+	error
+	Accepted() []string
+}
+
+// notAccepted drops the messages a partial failure reports as accepted: they
+// were sent, and storing them would only make duplicates.
+func notAccepted(sendErr error, rows []sqlstore.Message, msgs []*message.Message) ([]sqlstore.Message, []*message.Message) {
+	var partial partialError
+	if !errors.As(sendErr, &partial) {
+		return rows, msgs
+	}
+	accepted := make(map[string]bool, len(partial.Accepted()))
+	for _, id := range partial.Accepted() {
+		accepted[id] = true
+	}
+	var keptRows []sqlstore.Message
+	var keptMsgs []*message.Message
+	for i, m := range msgs {
+		if !accepted[m.UUID] {
+			keptRows = append(keptRows, rows[i])
+			keptMsgs = append(keptMsgs, m)
+		}
+	}
+	return keptRows, keptMsgs
 }
 
 // Close makes later Publish calls fail with ErrClosed and closes the inner

@@ -228,3 +228,27 @@ func checkField(t *testing.T, err error, field string) {
 		t.Fatalf("got %v, want ErrInvalidConfig naming %s", err, field)
 	}
 }
+
+type partialErr struct{ accepted []string }
+
+func (e partialErr) Error() string      { return "partly sent" }
+func (e partialErr) Accepted() []string { return e.accepted }
+
+func TestPublisher_stores_only_the_messages_a_partial_failure_did_not_send(t *testing.T) {
+	st := newStore(t, sqliteBackend, nil, nil)
+	p := newPublisher(t, &recorder{fail: alwaysFail(fmt.Errorf("send: %w", partialErr{accepted: []string{"a", "c"}}))}, st)
+	msgs := []*message.Message{message.NewMessage("a", nil), message.NewMessage("b", nil), message.NewMessage("c", nil)}
+	if err := p.Publish("orders", msgs...); err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	rows, err := st.List(context.Background(), sqlstore.Filter{})
+	if err != nil {
+		t.Fatalf("list: %v", err)
+	}
+	if len(rows) != 1 || rows[0].UUID != "b" {
+		t.Errorf("stored %+v, want only b", rows)
+	}
+	if s := p.Stats(); s.Sent != 2 || s.Stored != 1 {
+		t.Errorf("stats %+v, want 2 sent, 1 stored", s)
+	}
+}
