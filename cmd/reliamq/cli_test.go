@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -439,3 +440,34 @@ func TestParseDSN_recognises_every_documented_form(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconvFormat(n) }
+
+func TestDLQReplay_keeps_the_reconsume_count_only_when_asked(t *testing.T) {
+	for _, keep := range []bool{false, true} {
+		t.Run(fmt.Sprintf("keep=%v", keep), func(t *testing.T) {
+			dsn, db := sqliteDB(t)
+			dlq := newStore(t, db, sqlstore.SQLite, "reliamq_dlq")
+			fb := newStore(t, db, sqlstore.SQLite, sqlstore.DefaultTable)
+			if err := dlq.Insert(context.Background(), sqlstore.Message{Topic: "reliamq_dlq_g", UUID: "d1",
+				Metadata: map[string]string{metadata.OriginalTopic: "payments", metadata.ReconsumeTimes: "16",
+					metadata.DeadLetterReason: redelivery.ReasonMaxAttempts, metadata.LastError: "boom"}}); err != nil {
+				t.Fatal(err)
+			}
+			args := []string{"dlq", "replay", "--dsn", dsn, "--to-store", "--rate", "0"}
+			if keep {
+				args = append(args, "--keep-reconsume-times")
+			}
+			runCmd(t, "", args...).want(t, exitOK)
+			rows := listAll(t, fb, "")
+			if len(rows) != 1 {
+				t.Fatalf("fallback rows %v", rowUUIDs(rows))
+			}
+			md := rows[0].Metadata
+			if md[metadata.DeadLetterReason] != "" {
+				t.Fatalf("dead-letter reason kept: %v", md)
+			}
+			if got, want := md[metadata.ReconsumeTimes], map[bool]string{false: "", true: "16"}[keep]; got != want {
+				t.Fatalf("reconsume times %q, want %q", got, want)
+			}
+		})
+	}
+}

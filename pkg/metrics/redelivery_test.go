@@ -140,3 +140,38 @@ func TestReplay_counts_replayed_and_failed_dead_letters(t *testing.T) {
 	wantValue(t, reg, 2, "reliamq_dlq_replays_total", "topic", "payments", "outcome", "ok")
 	wantValue(t, reg, 1, "reliamq_dlq_replays_total", "topic", "", "outcome", "error")
 }
+
+func TestWatchRedelivery_reports_durable_waits_from_the_store_queue(t *testing.T) {
+	m, reg := newMetrics(t, metrics.Config{})
+	st := newSQLiteStore(t, nil)
+	r, err := redelivery.New(redelivery.Config{
+		ConsumerGroup: "billing", Handler: "charge", Mode: redelivery.Durable, Store: st,
+		Policy:    policy.Policy{MaxAttempts: 5, Backoff: policy.Fixed(time.Hour)},
+		Publisher: &chanPublisher{out: make(chan *message.Message, 10)},
+		Hooks:     []any{m.Redelivery()},
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close() })
+	if err := m.WatchRedelivery(r); err != nil {
+		t.Fatal(err)
+	}
+	labels := []string{"consumer_group", "billing", "handler", "charge"}
+	wantValue(t, reg, 0, "reliamq_redelivery_waiting", labels...)
+	h := r.Middleware(func(*message.Message) ([]*message.Message, error) { return nil, errors.New("declined") })
+	for _, id := range []string{"a", "b", "c"} {
+		if _, err := h(message.NewMessage(id, nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantValue(t, reg, 3, "reliamq_redelivery_waiting", labels...)
+	wantValue(t, reg, 3, "reliamq_redelivery_scheduled_total", append(labels, "attempt", "1")...)
+	stats, err := st.Stats(context.Background(), "billing/charge")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stats.Backlog != 3 {
+		t.Fatalf("store queue billing/charge holds %d rows; the gauge said 3", stats.Backlog)
+	}
+}
