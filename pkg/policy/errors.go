@@ -36,3 +36,11 @@ func IsPermanent(err error) bool {
 func isContextErr(err error) bool {
 	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
+
+// IsRetryable applies the rules every Policy shares, without a Classifier: it
+// is false for nil, for Permanent errors and for context.Canceled and
+// context.DeadlineExceeded, and true otherwise. Policy.Retryable adds the
+// policy's Classifier.
+func IsRetryable(err error) bool {
+	return err != nil && !IsPermanent(err) && !isContextErr(err)
+}

@@ -246,7 +246,7 @@ func (p Policy) WithinBudget(elapsed, delay time.Duration) bool {
 // and when the Classifier returns Stop. Otherwise it is true (Classifier Default
 // or Retry, or no Classifier).
 func (p Policy) Retryable(err error) bool {
-	if err == nil || IsPermanent(err) || isContextErr(err) {
+	if !IsRetryable(err) {
 		return false
 	}
 	if p.Classifier != nil && p.Classifier(err) == Stop {

@@ -391,6 +391,11 @@ func TestPolicy_retryable(t *testing.T) {
 			if got := p.Retryable(tt.err); got != tt.want {
 				t.Fatalf("Retryable(%v) = %v; want %v", tt.err, got, tt.want)
 			}
+			if tt.classifier == nil {
+				if got := policy.IsRetryable(tt.err); got != tt.want {
+					t.Fatalf("IsRetryable(%v) = %v; want %v", tt.err, got, tt.want)
+				}
+			}
 		})
 	}
 }
