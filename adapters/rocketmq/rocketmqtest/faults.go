@@ -74,7 +74,9 @@ func (f *faults) update(code RequestCode, fn func(r *faultRule)) {
 }
 
 // Fail makes the next n requests with the given code fail with resp; n < 0
-// fails them until ClearFaults. A later call replaces the count.
+// fails them until ClearFaults, n == 0 stops failing them. A later call
+// replaces the count. The failure is an answer with that response code: the
+// request has no effect on the broker's state.
 func (b *Broker) Fail(code RequestCode, resp ResponseCode, n int) {
 	b.faults.update(code, func(r *faultRule) { r.failResp, r.failLeft = resp, n })
 }

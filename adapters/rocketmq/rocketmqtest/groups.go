@@ -266,7 +266,7 @@ func (b *Broker) handleLock(req *wire.Command) *wire.Command {
 		return errorResponse(RespSystemError, "bad lock body: "+err.Error())
 	}
 	ok := []mqJSON{}
-	now := time.Now()
+	now := b.cfg.Clock.Now()
 	b.lockMu.Lock()
 	for _, mq := range body.MQSet {
 		k := lockKey{body.ConsumerGroup, mq.Topic, mq.QueueID}

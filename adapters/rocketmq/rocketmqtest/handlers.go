@@ -89,10 +89,7 @@ func (b *Broker) respond(c *conn, req *wire.Command, act faultAction) {
 	if resp == nil {
 		return
 	}
-	resp.Opaque = req.Opaque
-	resp.Flag |= wire.FlagResponse
-	resp.Version = brokerVersion
-	c.write(resp)
+	b.reply(c, req, resp)
 }
 
 func (b *Broker) handle(c *conn, req *wire.Command) *wire.Command {
@@ -275,7 +272,7 @@ func (b *Broker) handleSubscriptionGroups() *wire.Command {
 	b.mu.RUnlock()
 	body, _ := json.Marshal(map[string]any{
 		"subscriptionGroupTable": table,
-		"dataVersion":            map[string]any{"timestamp": time.Now().UnixMilli(), "counter": 0},
+		"dataVersion":            map[string]any{"timestamp": b.cfg.Clock.Now().UnixMilli(), "counter": 0},
 	})
 	resp := okResponse()
 	resp.Body = body
@@ -680,7 +677,12 @@ func (b *Broker) handlePull(c *conn, req *wire.Command) {
 	b.pullFrom(c, req, q, offset, maxNums, f, hold)
 }
 
+// reply answers req unless it was sent oneway (rocketmq-client-go never
+// flags its requests oneway, Java clients do).
 func (b *Broker) reply(c *conn, req *wire.Command, resp *wire.Command) {
+	if req.IsOneway() {
+		return
+	}
 	resp.Opaque = req.Opaque
 	resp.Flag |= wire.FlagResponse
 	resp.Version = brokerVersion

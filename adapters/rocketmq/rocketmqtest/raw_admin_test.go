@@ -188,3 +188,16 @@ func TestBroker_refuses_sql92_subscriptions_like_a_broker_without_property_filte
 		t.Errorf("pull with a SQL92 subscription: code %d, want 1", r.Code)
 	}
 }
+
+func TestBroker_does_not_answer_requests_flagged_oneway(t *testing.T) {
+	b := rocketmqtest.NewTest(t, rocketmqtest.Config{})
+	c := dialRaw(t, b.NameServerAddr())
+	c.write(&wire.Command{Code: int32(rocketmqtest.CodeUpdateConsumerOffset), Flag: wire.FlagOneway,
+		ExtFields: map[string]string{"consumerGroup": "ow", "topic": "owt", "queueId": "2", "commitOffset": "7"}})
+	if _, err := c.read(200 * time.Millisecond); err == nil {
+		t.Error("a oneway request was answered")
+	}
+	if got := b.ConsumerOffsets("ow", "owt"); got[2] != 7 {
+		t.Errorf("offsets = %v, want queue 2 at 7", got)
+	}
+}
