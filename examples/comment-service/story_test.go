@@ -21,6 +21,7 @@ import (
 
 	"github.com/reliamq/reliamq/adapters/rocketmq/rocketmqtest"
 	"github.com/reliamq/reliamq/adapters/sqlstore"
+	"github.com/reliamq/reliamq/examples/internal/exampledb"
 	"github.com/reliamq/reliamq/pkg/policy"
 	"github.com/reliamq/reliamq/pkg/servicetest"
 )
@@ -98,6 +99,14 @@ func TestRunStory_on_PostgreSQL_loses_nothing(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	table := fmt.Sprintf("demo_story_%d", time.Now().UnixNano())
+	t.Cleanup(func() {
+		db, err := exampledb.Open(dsn)
+		if err != nil {
+			return
+		}
+		defer db.Close()
+		_, _ = db.Exec("DROP TABLE IF EXISTS " + table)
+	})
 	s, err := RunStory(ctx, StoryConfig{Out: &out, DSN: dsn, Table: table})
 	if err != nil {
 		t.Fatalf("RunStory: %v\n%s", err, out.String())

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	amqp "github.com/ThreeDotsLabs/watermill-amqp/v3/pkg/amqp"
+	wnats "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"
+	"github.com/ThreeDotsLabs/watermill-redisstream/pkg/redisstream"
+	wsql "github.com/ThreeDotsLabs/watermill-sql/v3/pkg/sql"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
+	_ "github.com/go-sql-driver/mysql" // "mysql" driver
+	_ "github.com/jackc/pgx/v5/stdlib" // "pgx" driver
+	nc "github.com/nats-io/nats.go"
+	"github.com/redis/go-redis/v9"
+)
+
+// Brokers lists the values of --broker.
+var Brokers = []string{"gochannel", "postgres", "mysql", "rabbitmq", "nats", "redis"}
+
+// defaultAddr is each broker's address when --addr is empty: the variable
+// reliamq's tests read, or the local default.
+func defaultAddr(broker string) string {
+	env, def := "", ""
+	switch broker {
+	case "postgres":
+		env, def = "RELIAMQ_POSTGRES_DSN", "postgres://root@127.0.0.1:5432/test?sslmode=disable"
+	case "mysql":
+		env, def = "RELIAMQ_MYSQL_DSN", "root@tcp(127.0.0.1:3306)/test?parseTime=true"
+	case "rabbitmq":
+		env, def = "RELIAMQ_AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/"
+	case "nats":
+		env, def = "RELIAMQ_NATS_URL", "nats://127.0.0.1:4222"
+	case "redis":
+		env, def = "RELIAMQ_REDIS_ADDR", "127.0.0.1:6379"
+	}
+	if v := os.Getenv(env); env != "" && v != "" {
+		return v
+	}
+	return def
+}
+
+// transport builds publishers and subscribers of one broker. Subscribers
+// take a consumer group: every group gets every message of a topic, the
+// members of a group share them.
+type transport struct {
+	name      string
+	publisher message.Publisher
+	subscribe func(group string) (message.Subscriber, error)
+	closers   []func() error
+	mu        sync.Mutex
+}
+
+func (t *transport) Close() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for i := len(t.closers) - 1; i >= 0; i-- {
+		_ = t.closers[i]()
+	}
+	return nil
+}
+
+func (t *transport) onClose(f func() error) {
+	t.mu.Lock()
+	t.closers = append(t.closers, f)
+	t.mu.Unlock()
+}
+
+func newTransport(ctx context.Context, broker, addr string, logger watermill.LoggerAdapter) (*transport, error) {
+	t := &transport{name: broker}
+	switch broker {
+	case "gochannel":
+		// No groups in gochannel: every subscriber gets every message, which is
+		// what one group per topic looks like. Persistent, so a subscriber that
+		// starts late still sees earlier messages.
+		ps := gochannel.NewGoChannel(gochannel.Config{Persistent: true, BlockPublishUntilSubscriberAck: true}, logger)
+		t.publisher = ps
+		t.subscribe = func(string) (message.Subscriber, error) { return noClose{ps}, nil }
+		t.onClose(ps.Close)
+	case "postgres", "mysql":
+		driver, schema, offsets := "pgx", wsql.SchemaAdapter(wsql.DefaultPostgreSQLSchema{}), wsql.OffsetsAdapter(wsql.DefaultPostgreSQLOffsetsAdapter{})
+		if broker == "mysql" {
+			driver, schema, offsets = "mysql", wsql.DefaultMySQLSchema{}, wsql.DefaultMySQLOffsetsAdapter{}
+		}
+		db, err := sql.Open(driver, addr)
+		if err != nil {
+			return nil, err
+		}
+		if err := db.PingContext(ctx); err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("%s: %w", broker, err)
+		}
+		t.onClose(db.Close)
+		pub, err := wsql.NewPublisher(db, wsql.PublisherConfig{SchemaAdapter: schema, AutoInitializeSchema: true}, logger)
+		if err != nil {
+			return nil, err
+		}
+		t.publisher = pub
+		t.subscribe = func(group string) (message.Subscriber, error) {
+			return wsql.NewSubscriber(db, wsql.SubscriberConfig{ConsumerGroup: group, SchemaAdapter: schema,
+				OffsetsAdapter: offsets, InitializeSchema: true, PollInterval: 20 * time.Millisecond,
+				ResendInterval: 20 * time.Millisecond, RetryInterval: 20 * time.Millisecond}, logger)
+		}
+	case "rabbitmq":
+		pubCfg := amqp.NewDurablePubSubConfig(addr, amqp.GenerateQueueNameTopicNameWithSuffix("publisher"))
+		pub, err := amqp.NewPublisher(pubCfg, logger)
+		if err != nil {
+			return nil, err
+		}
+		t.publisher = pub
+		t.subscribe = func(group string) (message.Subscriber, error) {
+			// One durable queue per topic and group (fanout exchange per topic).
+			return amqp.NewSubscriber(amqp.NewDurablePubSubConfig(addr, amqp.GenerateQueueNameTopicNameWithSuffix(group)), logger)
+		}
+	case "nats":
+		js := func(group string) wnats.JetStreamConfig {
+			return wnats.JetStreamConfig{AutoProvision: true, DurablePrefix: group,
+				SubscribeOptions:  []nc.SubOpt{nc.DeliverAll(), nc.AckExplicit()},
+				DurableCalculator: func(prefix, topic string) string { return prefix + "_" + topic }}
+		}
+		pub, err := wnats.NewPublisher(wnats.PublisherConfig{URL: addr, Marshaler: &wnats.NATSMarshaler{}, JetStream: js("publisher")}, logger)
+		if err != nil {
+			return nil, err
+		}
+		t.publisher = pub
+		t.subscribe = func(group string) (message.Subscriber, error) {
+			return wnats.NewSubscriber(wnats.SubscriberConfig{URL: addr, QueueGroupPrefix: group, SubscribersCount: 1,
+				AckWaitTimeout: 30 * time.Second, CloseTimeout: 10 * time.Second, Unmarshaler: &wnats.NATSMarshaler{},
+				JetStream: js(group)}, logger)
+		}
+	case "redis":
+		client := redis.NewClient(&redis.Options{Addr: addr})
+		if err := client.Ping(ctx).Err(); err != nil {
+			_ = client.Close()
+			return nil, fmt.Errorf("redis: %w", err)
+		}
+		t.onClose(client.Close)
+		pub, err := redisstream.NewPublisher(redisstream.PublisherConfig{Client: client}, logger)
+		if err != nil {
+			return nil, err
+		}
+		t.publisher = pub
+		t.subscribe = func(group string) (message.Subscriber, error) {
+			return redisstream.NewSubscriber(redisstream.SubscriberConfig{Client: client, ConsumerGroup: group,
+				OldestId: "0", BlockTime: 50 * time.Millisecond, DisableIndefiniteInitialBlock: true}, logger)
+		}
+	default:
+		return nil, fmt.Errorf("unknown broker %q; one of %v", broker, Brokers)
+	}
+	return t, nil
+}
+
+// noClose lets several routers share one gochannel; the transport closes it.
+type noClose struct{ *gochannel.GoChannel }
+
+func (noClose) Close() error { return nil }
