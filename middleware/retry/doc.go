@@ -17,7 +17,9 @@
 //     as is, after that one attempt.
 //   - Otherwise the publisher waits Policy.JitteredDelay(n, u) (u drawn from
 //     math/rand/v2) on the configured Clock and tries again, up to
-//     Policy.MaxAttempts attempts in total and within Policy.MaxElapsed.
+//     Policy.MaxAttempts attempts in total, and only while the next attempt
+//     starts within Policy.MaxElapsed of the first failure (the success path
+//     reads no clock, so the budget starts when the first attempt fails).
 //   - When attempts or the time budget run out, Publish returns an
 //     *ExhaustedError (errors.Is(err, ErrExhausted)) holding the attempt count;
 //     it unwraps to the last error, so errors.Is/As still see the cause.
