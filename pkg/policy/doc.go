@@ -16,8 +16,9 @@
 //   - Which errors are worth retrying? Retryable: never nil, never a Permanent
 //     error, never context.Canceled or context.DeadlineExceeded; the optional
 //     Classifier decides the rest.
-//   - How long in total? MaxElapsed, an optional budget measured from the start
-//     of the first attempt.
+//   - How long in total? MaxElapsed, an optional budget measured from the
+//     first attempt. Each stage documents its exact starting point: the retry
+//     publisher starts it when the first attempt fails, for example.
 //
 // RocketMQ returns the broker's consumer retry schedule (16 retries, 10s up to
 // 2h, 4h46m in total); Fixed, Exponential and Table build other schedules.

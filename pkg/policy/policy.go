@@ -16,9 +16,10 @@ import (
 //     max-attempts): 1 means no retry, RocketMQ() uses 17 (16 retries). Zero
 //     means unlimited, bounded only by MaxElapsed or the caller's context;
 //     negative values are rejected by Validate.
-//   - MaxElapsed is an optional total budget measured from the start of the first
-//     attempt; zero means none. Loops must not start a retry whose delay would
-//     end past the budget (see WithinBudget).
+//   - MaxElapsed is an optional total budget measured from the first attempt
+//     (each stage documents its exact starting point); zero means none. Loops
+//     must not start a retry whose delay would end past the budget (see
+//     WithinBudget).
 //   - Backoff is the delay schedule; nil means no delay between attempts.
 //   - MaxDelay caps the delay of any schedule, jittered or not; zero means no cap.
 //   - Jitter randomises delays; the zero value is no jitter.
