@@ -201,3 +201,33 @@ func TestBroker_does_not_answer_requests_flagged_oneway(t *testing.T) {
 		t.Errorf("offsets = %v, want queue 2 at 7", got)
 	}
 }
+
+func TestBroker_answers_cluster_and_subscription_group_queries(t *testing.T) {
+	b := rocketmqtest.NewTest(t, rocketmqtest.Config{ClusterName: "C1", BrokerName: "b1"})
+	c := dialRaw(t, b.NameServerAddr())
+	c.call(codeHeartbeat, nil, heartbeat("cid", "sg1", "st", "*"))
+
+	var cluster struct {
+		BrokerAddrTable map[string]struct {
+			BrokerAddrs map[string]string `json:"brokerAddrs"`
+		} `json:"brokerAddrTable"`
+		ClusterAddrTable map[string][]string `json:"clusterAddrTable"`
+	}
+	r := c.call(int32(rocketmqtest.CodeGetBrokerClusterInfo), nil, nil)
+	if err := jsonUnmarshal(r.Body, &cluster); err != nil || cluster.BrokerAddrTable["b1"].BrokerAddrs["0"] != b.BrokerAddr() || len(cluster.ClusterAddrTable["C1"]) != 1 {
+		t.Errorf("cluster info %s, %v", r.Body, err)
+	}
+	var groups struct {
+		SubscriptionGroupTable map[string]struct {
+			GroupName string `json:"groupName"`
+		} `json:"subscriptionGroupTable"`
+	}
+	r = c.call(int32(rocketmqtest.CodeGetAllSubscriptionGroupConfig), nil, nil)
+	if err := jsonUnmarshal(r.Body, &groups); err != nil || groups.SubscriptionGroupTable["sg1"].GroupName != "sg1" {
+		t.Errorf("subscription groups %s, %v", r.Body, err)
+	}
+	topics := b.Topics()
+	if !contains(topics, "%RETRY%sg1") || !contains(topics, "TBW102") {
+		t.Errorf("Topics() = %v", topics)
+	}
+}

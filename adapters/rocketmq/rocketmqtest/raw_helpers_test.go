@@ -87,3 +87,5 @@ func (c *rawClient) call(code int32, ext map[string]string, body []byte) *wire.C
 }
 
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
+
+func jsonUnmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }
