@@ -421,7 +421,12 @@ func (p *Publisher) toLeftovers(t task, sendErr error) {
 // Leftovers. When Close returns, none of the pool's goroutines is left. It
 // returns an error matching ErrNotSent when some call was neither sent nor
 // handed over, joined with the inner publisher's Close error. Later calls
-// return nil.
+// return the same result.
+//
+// A send that a caller runs itself (CallerRuns) is waited for like queued
+// work, but not beyond CloseTimeout: it keeps the caller's context, so Close
+// can not cancel it, and it may then fail against the closed inner publisher;
+// its caller gets that error and OnResult reports it.
 func (p *Publisher) Close() error {
 	p.closeOnce.Do(func() { p.closeErr = p.close() })
 	return p.closeErr
