@@ -438,7 +438,8 @@ func (p *Publisher) close() error {
 	// Wait for Publish calls already past the closed check: blocked ones are
 	// woken by closing.
 	p.mu.Lock()
-	p.mu.Unlock() //nolint:staticcheck // an empty critical section is the barrier
+	//lint:ignore SA2001 the empty critical section is the barrier itself
+	p.mu.Unlock()
 	close(p.sealed)
 
 	p.active.closing()

@@ -21,12 +21,11 @@ var errSend = errors.New("send failed")
 // metadata "block" wait until release is closed or their context ends; messages
 // with metadata "fail" fail.
 type recorder struct {
-	mu       sync.Mutex
-	sent     []string
-	started  chan string // receives the UUID of every blocking send as it starts
-	release  chan struct{}
-	closed   bool
-	failNext int
+	mu      sync.Mutex
+	sent    []string
+	started chan string // receives the UUID of every blocking send as it starts
+	release chan struct{}
+	closed  bool
 }
 
 func newRecorder() *recorder {

@@ -108,7 +108,7 @@ func (c *Config) setDefaults() {
 // Validate reports an invalid Policy.
 func (c Config) Validate() error {
 	if err := c.Policy.Validate(); err != nil {
-		return fmt.Errorf("Policy: %w", err)
+		return fmt.Errorf("field Policy: %w", err)
 	}
 	return nil
 }

@@ -103,7 +103,7 @@ func newPublisher(t *testing.T, inner message.Publisher, p policy.Policy, clk *c
 
 // drive runs publish on another goroutine and advances the fake clock to each
 // timer the publisher waits on, returning the publish error and the waits.
-func drive(t *testing.T, clk *clocktest.Fake, publish func() error) (error, []time.Duration) {
+func drive(t *testing.T, clk *clocktest.Fake, publish func() error) ([]time.Duration, error) {
 	t.Helper()
 	done := make(chan error, 1)
 	go func() { done <- publish() }()
@@ -116,7 +116,7 @@ func drive(t *testing.T, clk *clocktest.Fake, publish func() error) (error, []ti
 		case err := <-done:
 			cancel()
 			<-blocked
-			return err, waits
+			return waits, err
 		case berr := <-blocked:
 			cancel()
 			if berr != nil {
@@ -157,7 +157,7 @@ func TestPublisher_k_failures_then_success_calls_k_plus_1_times_with_scheduled_d
 			start := clk.Now()
 			m := msgs(1)
 
-			err, waits := drive(t, clk, func() error { return pub.Publish("orders", m...) })
+			waits, err := drive(t, clk, func() error { return pub.Publish("orders", m...) })
 			if err != nil {
 				t.Fatalf("Publish = %v; want nil", err)
 			}
@@ -206,7 +206,7 @@ func TestPublisher_returns_exhausted_error_with_attempt_count_and_last_cause(t *
 	hooks := &hookLog{}
 	pub := newPublisher(t, inner, p, clk, hooks)
 
-	err, waits := drive(t, clk, func() error { return pub.Publish("orders", msgs(1)...) })
+	waits, err := drive(t, clk, func() error { return pub.Publish("orders", msgs(1)...) })
 
 	var ex *retry.ExhaustedError
 	if !errors.As(err, &ex) || !errors.Is(err, retry.ErrExhausted) {
@@ -293,7 +293,7 @@ func TestPublisher_does_not_retry_errors_the_policy_calls_final(t *testing.T) {
 			p := policy.RocketMQ()
 			p.Classifier = tt.classify
 			pub := newPublisher(t, inner, p, clk, hooks)
-			err, _ := drive(t, clk, func() error { return pub.Publish("t", msgs(1)...) })
+			_, err := drive(t, clk, func() error { return pub.Publish("t", msgs(1)...) })
 			if err == nil || !tt.check(err) {
 				t.Fatalf("Publish = %v (%T)", err, err)
 			}
@@ -388,7 +388,7 @@ func TestPublisher_stops_before_a_retry_that_would_exceed_max_elapsed(t *testing
 	p := policy.Policy{MaxAttempts: 0, MaxElapsed: 25 * time.Second, Backoff: policy.Fixed(10 * time.Second)}
 	pub := newPublisher(t, inner, p, clk, nil)
 
-	err, waits := drive(t, clk, func() error { return pub.Publish("t", msgs(1)...) })
+	waits, err := drive(t, clk, func() error { return pub.Publish("t", msgs(1)...) })
 	var ex *retry.ExhaustedError
 	if !errors.As(err, &ex) || !ex.Budget || ex.Attempts != 3 {
 		t.Fatalf("Publish = %#v; want budget exhaustion after 3 attempts", err)
@@ -402,7 +402,7 @@ func TestPublisher_unlimited_attempts_retry_until_success(t *testing.T) {
 	clk := clocktest.NewFake(time.Time{})
 	inner := &scripted{script: failTimes(40, errBroker)}
 	pub := newPublisher(t, inner, policy.Policy{Backoff: policy.Fixed(time.Minute)}, clk, nil)
-	err, waits := drive(t, clk, func() error { return pub.Publish("t", msgs(1)...) })
+	waits, err := drive(t, clk, func() error { return pub.Publish("t", msgs(1)...) })
 	if err != nil || len(inner.Calls()) != 41 || len(waits) != 40 {
 		t.Fatalf("Publish = %v after %d calls and %d waits; want nil after 41 and 40", err, len(inner.Calls()), len(waits))
 	}
@@ -430,7 +430,7 @@ func TestPublisher_resends_only_messages_the_backend_did_not_accept(t *testing.T
 	clk := clocktest.NewFake(time.Time{})
 	hooks := &hookLog{}
 	pub := newPublisher(t, inner, policy.RocketMQ(), clk, hooks)
-	err, _ := drive(t, clk, func() error { return pub.Publish("t", m...) })
+	_, err := drive(t, clk, func() error { return pub.Publish("t", m...) })
 	if err != nil {
 		t.Fatalf("Publish = %v", err)
 	}
@@ -447,7 +447,7 @@ func TestPublisher_resends_the_whole_batch_when_the_backend_does_not_say(t *test
 	inner := &scripted{script: failTimes(1, errBroker)}
 	clk := clocktest.NewFake(time.Time{})
 	pub := newPublisher(t, inner, policy.RocketMQ(), clk, nil)
-	err, _ := drive(t, clk, func() error { return pub.Publish("t", msgs(3)...) })
+	_, err := drive(t, clk, func() error { return pub.Publish("t", msgs(3)...) })
 	if err != nil {
 		t.Fatalf("Publish = %v", err)
 	}
@@ -473,7 +473,7 @@ func TestPublisher_hook_reports_the_jittered_delay_actually_waited(t *testing.T)
 	hooks := &hookLog{}
 	p := policy.Policy{MaxAttempts: 10, Backoff: policy.Exponential(time.Second, 2, 0), Jitter: policy.FullJitter()}
 	pub := newPublisher(t, inner, p, clk, hooks)
-	err, waits := drive(t, clk, func() error { return pub.Publish("t", msgs(1)...) })
+	waits, err := drive(t, clk, func() error { return pub.Publish("t", msgs(1)...) })
 	if err != nil {
 		t.Fatalf("Publish = %v", err)
 	}
@@ -561,7 +561,7 @@ func TestPublisherDecorator_delivers_through_gochannel_after_failures(t *testing
 	defer pub.Close()
 
 	m := message.NewMessage(watermill.NewUUID(), []byte("hello"))
-	err, waits := drive(t, clk, func() error { return pub.Publish("orders", m) })
+	waits, err := drive(t, clk, func() error { return pub.Publish("orders", m) })
 	if err != nil {
 		t.Fatalf("Publish = %v", err)
 	}

@@ -57,7 +57,7 @@ func TestPublisher_on_rocketmq_retries_a_busy_broker_and_stores_the_message_once
 
 	b.Fail(rocketmqtest.CodeSendMessage, rocketmqtest.RespSystemBusy, 2)
 	m := message.NewMessage(watermill.NewUUID(), []byte("order"))
-	err, waits := drive(t, clk, func() error { return pub.Publish(topic, m) })
+	waits, err := drive(t, clk, func() error { return pub.Publish(topic, m) })
 	if err != nil {
 		t.Fatalf("Publish = %v", err)
 	}
@@ -89,7 +89,7 @@ func TestPublisher_on_rocketmq_gives_up_after_max_attempts_with_the_broker_error
 	pub := newPublisher(t, inner, policy.Policy{MaxAttempts: 3, Backoff: policy.Fixed(time.Minute)}, clk, nil)
 
 	b.Fail(rocketmqtest.CodeSendMessage, rocketmqtest.RespServiceNotAvailable, -1)
-	err, waits := drive(t, clk, func() error { return pub.Publish(topic, message.NewMessage(watermill.NewUUID(), []byte("x"))) })
+	waits, err := drive(t, clk, func() error { return pub.Publish(topic, message.NewMessage(watermill.NewUUID(), []byte("x"))) })
 	b.ClearFaults()
 	var ex *retry.ExhaustedError
 	if !errors.As(err, &ex) || ex.Attempts != 3 || !errors.Is(err, rocketmq.ErrBrokerUnavailable) {
