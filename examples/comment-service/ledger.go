@@ -93,6 +93,9 @@ type Summary struct {
 	// Reconsumes are the reconsume counts the consumer saw for the message
 	// that ended in the dead-letter topic, in order (0, 1, 2, 3).
 	Reconsumes []int
+	// MetricsAfterOutage and MetricsAfterFailures are the scrapes of /metrics
+	// taken after step 3 (the relay drained the table) and step 4.
+	MetricsAfterOutage, MetricsAfterFailures Scrape
 }
 
 func (l *ledger) summary() Summary {

@@ -28,6 +28,8 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/reliamq/reliamq/adapters/rocketmq"
 	"github.com/reliamq/reliamq/adapters/rocketmq/rocketmqtest"
@@ -36,6 +38,7 @@ import (
 	"github.com/reliamq/reliamq/middleware/fallback"
 	"github.com/reliamq/reliamq/middleware/redelivery"
 	"github.com/reliamq/reliamq/pkg/metadata"
+	"github.com/reliamq/reliamq/pkg/metrics"
 	"github.com/reliamq/reliamq/pkg/policy"
 )
 
@@ -125,12 +128,18 @@ func serve(ctx context.Context, cfg Config, logger watermill.LoggerAdapter, out 
 			say("dlq: %s reason %s", msg.UUID, msg.Metadata.Get(metadata.DeadLetterReason))
 		},
 	}
-	pub, err := NewPublishSide(PublishConfig{NameServers: ns, Store: st, SendPolicy: cfg.SendPolicy,
-		RelayPollInterval: fallback.DefaultPollInterval, Events: ev, Logger: logger})
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(metrics.Config{Registerer: reg}, logger)
 	if err != nil {
 		return err
 	}
-	con, err := NewConsumeSide(ctx, ConsumeConfig{NameServers: ns, Policy: policy.RocketMQ(), Events: ev, Logger: logger})
+	pub, err := NewPublishSide(PublishConfig{NameServers: ns, Store: st, SendPolicy: cfg.SendPolicy,
+		RelayPollInterval: fallback.DefaultPollInterval, Events: ev, Metrics: m, Logger: logger})
+	if err != nil {
+		return err
+	}
+	pub.MetricsHandler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	con, err := NewConsumeSide(ctx, ConsumeConfig{NameServers: ns, Policy: policy.RocketMQ(), Events: ev, Metrics: m, Logger: logger})
 	if err != nil {
 		_ = pub.Close()
 		return err
@@ -144,7 +153,7 @@ func serve(ctx context.Context, cfg Config, logger watermill.LoggerAdapter, out 
 	srv := &http.Server{Handler: pub, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	fmt.Fprintf(out, "database %s, table %s\n", db.Where, cfg.Table)
-	fmt.Fprintf(out, "listening on http://%s  (POST /comments, GET /stats); Ctrl-C to stop\n", ln.Addr())
+	fmt.Fprintf(out, "listening on http://%s  (POST /comments, GET /stats, GET /metrics); Ctrl-C to stop\n", ln.Addr())
 	<-ctx.Done()
 	fmt.Fprintln(out, "stopping: draining the async pool (up to 60s), then the consumer")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

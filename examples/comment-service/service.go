@@ -18,6 +18,7 @@ import (
 	"github.com/reliamq/reliamq/middleware/redelivery"
 	"github.com/reliamq/reliamq/middleware/retry"
 	"github.com/reliamq/reliamq/pkg/metadata"
+	"github.com/reliamq/reliamq/pkg/metrics"
 	"github.com/reliamq/reliamq/pkg/policy"
 )
 
@@ -110,6 +111,9 @@ type PublishSide struct {
 	Store    *sqlstore.Store
 	broker   *rocketmq.Publisher
 
+	// MetricsHandler serves GET /metrics when set.
+	MetricsHandler http.Handler
+
 	relayCancel context.CancelFunc
 	relayDone   chan error
 }
@@ -123,41 +127,58 @@ type PublishConfig struct {
 	// RelayPollInterval is how often the relay looks at the table.
 	RelayPollInterval time.Duration
 	Events            *Events
-	Logger            watermill.LoggerAdapter
+	// Metrics, if set, receives every layer's counters and gauges.
+	Metrics *metrics.Metrics
+	Logger  watermill.LoggerAdapter
 }
 
 // NewPublishSide builds the publish stack and starts the relay.
 func NewPublishSide(cfg PublishConfig) (*PublishSide, error) {
 	h := hooks{ev: cfg.Events}
-	broker, err := rocketmq.NewPublisher(rocketmq.PublisherConfig{NameServers: cfg.NameServers}, cfg.Logger)
+	fbHooks, relayHooks := []any{h}, []any{h}
+	onRetry := cfg.Events.SendRetry
+	rmq, err := rocketmq.NewPublisher(rocketmq.PublisherConfig{NameServers: cfg.NameServers}, cfg.Logger)
 	if err != nil {
 		return nil, err
 	}
+	var broker message.Publisher = rmq
+	if m := cfg.Metrics; m != nil {
+		// Innermost, so that every retry counts as one more attempt.
+		broker = m.Publisher(rmq)
+		fbHooks, relayHooks = append(fbHooks, m.Fallback()), append(relayHooks, m.Relay())
+		countRetry, mine := m.Retry(), onRetry
+		onRetry = func(p retry.Params) {
+			countRetry(p)
+			if mine != nil {
+				mine(p)
+			}
+		}
+	}
 	// The seed's RetryTemplate: attempts with exponential backoff, each one
 	// a synchronous send.
-	retried, err := retry.NewPublisher(broker, retry.Config{Policy: cfg.SendPolicy, OnRetry: cfg.Events.SendRetry}, cfg.Logger)
+	retried, err := retry.NewPublisher(broker, retry.Config{Policy: cfg.SendPolicy, OnRetry: onRetry}, cfg.Logger)
 	if err != nil {
-		_ = broker.Close()
+		_ = rmq.Close()
 		return nil, err
 	}
 	// The seed's fallback(): the failed message goes to a table instead of a
 	// log line.
-	fb, err := fallback.NewPublisher(retried, fallback.Config{Store: cfg.Store, Hooks: []any{h}}, cfg.Logger)
+	fb, err := fallback.NewPublisher(retried, fallback.Config{Store: cfg.Store, Hooks: fbHooks}, cfg.Logger)
 	if err != nil {
-		_ = broker.Close()
+		_ = rmq.Close()
 		return nil, err
 	}
 	// What Close could not send in time goes to the same table.
 	leftovers, err := sqlstore.NewPublisher(sqlstore.PublisherConfig{Store: cfg.Store}, cfg.Logger)
 	if err != nil {
-		_ = broker.Close()
+		_ = rmq.Close()
 		return nil, err
 	}
 	// The seed's ThreadPoolTaskExecutor: 10/50/200, 30s keep-alive,
 	// CallerRuns, 60s await termination (all async defaults).
 	asyncPub, err := async.NewPublisher(fb, async.Config{Leftovers: leftovers, OnResult: cfg.Events.AsyncResult}, cfg.Logger)
 	if err != nil {
-		_ = broker.Close()
+		_ = rmq.Close()
 		return nil, err
 	}
 	// The seed's scheduled task that rescans the table. It sends straight to
@@ -169,14 +190,20 @@ func NewPublishSide(cfg PublishConfig) (*PublishSide, error) {
 		PollInterval: cfg.RelayPollInterval,
 		Policy: policy.Policy{Backoff: policy.Exponential(cfg.RelayPollInterval, 2, 30*time.Second),
 			Jitter: policy.UniformJitter(0.2)},
-		Hooks: []any{h},
+		Hooks: relayHooks,
 	}, cfg.Logger)
 	if err != nil {
 		_ = asyncPub.Close()
 		return nil, err
 	}
+	if m := cfg.Metrics; m != nil {
+		if err := errors.Join(m.WatchAsync(asyncPub), m.WatchFallbackStore(cfg.Store, "")); err != nil {
+			_ = asyncPub.Close()
+			return nil, err
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &PublishSide{Async: asyncPub, Fallback: fb, Relay: relay, Store: cfg.Store, broker: broker,
+	p := &PublishSide{Async: asyncPub, Fallback: fb, Relay: relay, Store: cfg.Store, broker: rmq,
 		relayCancel: cancel, relayDone: make(chan error, 1)}
 	go func() { p.relayDone <- relay.Run(ctx) }()
 	return p, nil
@@ -226,6 +253,8 @@ func (p *PublishSide) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusAccepted)
 		_ = json.NewEncoder(w).Encode(map[string]string{"uuid": id})
+	case r.URL.Path == "/metrics" && p.MetricsHandler != nil:
+		p.MetricsHandler.ServeHTTP(w, r)
 	case r.URL.Path == "/stats" && r.Method == http.MethodGet:
 		rs, err := p.Relay.Stats(r.Context())
 		out := map[string]any{"async": p.Async.Stats(), "fallback": p.Fallback.Stats(), "relay": rs}
@@ -256,7 +285,9 @@ type ConsumeConfig struct {
 	// Policy is the consumer's retry policy (RocketMQ's schedule).
 	Policy policy.Policy
 	Events *Events
-	Logger watermill.LoggerAdapter
+	// Metrics, if set, receives the redelivery counters.
+	Metrics *metrics.Metrics
+	Logger  watermill.LoggerAdapter
 }
 
 // NewConsumeSide starts the consumer and returns once its router runs.
@@ -270,6 +301,10 @@ func NewConsumeSide(ctx context.Context, cfg ConsumeConfig) (*ConsumeSide, error
 		_ = dlqPub.Close()
 		return nil, err
 	}
+	rdHooks := []any{hooks{ev: ev}}
+	if cfg.Metrics != nil {
+		rdHooks = append(rdHooks, cfg.Metrics.Redelivery())
+	}
 	// Native mode: the wait lives in the broker (%RETRY%<group>, delay
 	// levels), the middleware decides the delay and dead-letters with full
 	// metadata after the policy's last attempt.
@@ -279,7 +314,7 @@ func NewConsumeSide(ctx context.Context, cfg ConsumeConfig) (*ConsumeSide, error
 		Policy:              cfg.Policy,
 		Mode:                redelivery.Native,
 		DeadLetterPublisher: dlqPub,
-		Hooks:               []any{hooks{ev: ev}},
+		Hooks:               rdHooks,
 	}, cfg.Logger)
 	if err != nil {
 		return fail(err)
@@ -325,6 +360,11 @@ func NewConsumeSide(ctx context.Context, cfg ConsumeConfig) (*ConsumeSide, error
 			ev.Consumed(msg, c, err)
 		}
 		return err
+	}
+	if cfg.Metrics != nil {
+		if err := cfg.Metrics.WatchRedelivery(rd); err != nil {
+			return fail(err)
+		}
 	}
 	if _, err := rd.AddConsumerHandler(router, TopicCommentPublished, sub, handler); err != nil {
 		return fail(err)

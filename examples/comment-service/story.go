@@ -16,6 +16,8 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/reliamq/reliamq/adapters/rocketmq"
 	"github.com/reliamq/reliamq/adapters/rocketmq/rocketmqtest"
@@ -26,6 +28,7 @@ import (
 	"github.com/reliamq/reliamq/middleware/redelivery"
 	"github.com/reliamq/reliamq/middleware/retry"
 	"github.com/reliamq/reliamq/pkg/metadata"
+	"github.com/reliamq/reliamq/pkg/metrics"
 	"github.com/reliamq/reliamq/pkg/policy"
 )
 
@@ -256,18 +259,24 @@ func RunStory(ctx context.Context, cfg StoryConfig) (Summary, error) {
 		ConsumerGroup, consumerRetries, durations(consumerPolicy.Schedule(consumerRetries)),
 		durations(scaledAll(consumerPolicy.Schedule(consumerRetries), cfg.DelayScale)))
 
-	pub, err := NewPublishSide(PublishConfig{NameServers: ns, Store: st, SendPolicy: cfg.SendPolicy,
-		RelayPollInterval: 500 * time.Millisecond, Events: ev, Logger: cfg.Logger})
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(metrics.Config{Registerer: reg}, cfg.Logger)
 	if err != nil {
 		return Summary{}, err
 	}
+	pub, err := NewPublishSide(PublishConfig{NameServers: ns, Store: st, SendPolicy: cfg.SendPolicy,
+		RelayPollInterval: 500 * time.Millisecond, Events: ev, Metrics: m, Logger: cfg.Logger})
+	if err != nil {
+		return Summary{}, err
+	}
+	pub.MetricsHandler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	pubClosed := false
 	defer func() {
 		if !pubClosed {
 			_ = pub.Close()
 		}
 	}()
-	con, err := NewConsumeSide(ctx, ConsumeConfig{NameServers: ns, Policy: consumerPolicy, Events: ev, Logger: cfg.Logger})
+	con, err := NewConsumeSide(ctx, ConsumeConfig{NameServers: ns, Policy: consumerPolicy, Events: ev, Metrics: m, Logger: cfg.Logger})
 	if err != nil {
 		return Summary{}, err
 	}
@@ -285,7 +294,8 @@ func RunStory(ctx context.Context, cfg StoryConfig) (Summary, error) {
 	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
 	api := "http://" + ln.Addr().String() + "/comments"
-	fmt.Fprintf(cfg.Out, "  API       POST %s\n", api)
+	metricsURL := "http://" + ln.Addr().String() + "/metrics"
+	fmt.Fprintf(cfg.Out, "  API       POST %s, metrics at %s\n", api, metricsURL)
 
 	post := func(c Comment) (string, error) {
 		body, _ := json.Marshal(c)
@@ -327,12 +337,27 @@ func RunStory(ctx context.Context, cfg StoryConfig) (Summary, error) {
 		}
 		return s.Backlog
 	}
-	var storyErr error
-	var maxRows int64
+	var (
+		storyErr                   error
+		maxRows                    int64
+		afterOutage, afterFailures Scrape
+	)
+	showMetrics := func(names ...string) (Scrape, error) {
+		sc, err := scrapeMetrics(metricsURL)
+		if err != nil {
+			return nil, err
+		}
+		n.say("  metrics   GET /metrics:")
+		for _, l := range sc.lines(names...) {
+			n.say("              %s", l)
+		}
+		return sc, nil
+	}
 	sum := func() Summary {
 		s := led.summary()
 		s.StoredInFallback = int(maxRows)
 		s.RelaySent = int(relaySent.Load())
+		s.MetricsAfterOutage, s.MetricsAfterFailures = afterOutage, afterFailures
 		s.SendRetries = int(sendRetries.Load())
 		if id, _ := dlqID.Load().(string); id != "" {
 			s.Reconsumes = led.reconsumesOf(id)
@@ -398,6 +423,11 @@ func RunStory(ctx context.Context, cfg StoryConfig) (Summary, error) {
 		if err := waitFor("the consumer to count the relayed comments", 60*time.Second, func() bool { return led.settled(outageIDs) }); err != nil {
 			return err
 		}
+		var err error
+		if afterOutage, err = showMetrics("reliamq_publish_retries_total", "reliamq_fallback_writes_total",
+			"reliamq_relay_sends_total", "reliamq_relay_outages_total", "reliamq_fallback_backlog"); err != nil {
+			return err
+		}
 		if err := pause(); err != nil {
 			return err
 		}
@@ -414,6 +444,9 @@ func RunStory(ctx context.Context, cfg StoryConfig) (Summary, error) {
 		dlqID.Store(poison)
 		if err := waitFor("the flaky comment to succeed and the poison one to reach the DLQ", 60*time.Second,
 			func() bool { return led.settled([]string{flaky}) && led.isDeadLettered(poison) }); err != nil {
+			return err
+		}
+		if afterFailures, err = showMetrics("reliamq_redelivery_scheduled_total", "reliamq_dead_lettered_total"); err != nil {
 			return err
 		}
 		return pause()

@@ -77,8 +77,41 @@ func checkSummary(t *testing.T, s Summary, out string) {
 			t.Errorf("narration lacks %q", line)
 		}
 	}
+	checkMetrics(t, s)
 	if t.Failed() {
 		t.Logf("narration:\n%s", out)
+	}
+}
+
+// checkMetrics compares the /metrics scrapes the story took with what the
+// story did, counted independently by the narration hooks and the ledger.
+func checkMetrics(t *testing.T, s Summary) {
+	t.Helper()
+	o, f := s.MetricsAfterOutage, s.MetricsAfterFailures
+	if o == nil || f == nil {
+		t.Fatal("the story did not scrape /metrics")
+	}
+	stored := `outcome="stored"`
+	for _, c := range []struct {
+		name      string
+		got, want float64
+	}{
+		{"publish_retries_total after the outage", o.Sum("reliamq_publish_retries_total"), float64(s.SendRetries)},
+		{"fallback_writes_total{stored} after the outage", o.Sum("reliamq_fallback_writes_total", stored), float64(s.StoredInFallback)},
+		{"fallback_backlog once drained", o.Sum("reliamq_fallback_backlog"), 0},
+		{"relay_sends_total{ok} after the outage", o.Sum("reliamq_relay_sends_total", `outcome="ok"`), float64(s.RelaySent)},
+		{"redelivery_scheduled_total (flaky 2 + poison 3)", f.Sum("reliamq_redelivery_scheduled_total"), 5},
+		{"redelivery_scheduled_total{attempt=3}", f.Sum("reliamq_redelivery_scheduled_total", `attempt="3"`), 1},
+		{"dead_lettered_total", f.Sum("reliamq_dead_lettered_total", `consumer_group="comment_counter"`), float64(s.DeadLettered)},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s = %g, want %g", c.name, c.got, c.want)
+		}
+	}
+	// Every attempt of every outage message failed at the broker publisher:
+	// 3 attempts each (the relay's failed probes may add more).
+	if got, want := o.Sum("reliamq_publish_attempts_total", `outcome="error"`), float64(3*s.StoredInFallback); got < want {
+		t.Errorf("publish_attempts_total{error} = %g, want at least %g", got, want)
 	}
 }
 
