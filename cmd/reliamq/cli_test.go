@@ -228,7 +228,7 @@ func TestFallbackReplay_to_store_makes_rows_due_now_and_moves_poisoned_rows_back
 
 	// The poisoned row goes back to the relay's queue with a fresh start.
 	r := runCmd(t, "", "fallback", "replay", "--dsn", dsn, "--queue", "poison", "--to-store").want(t, exitOK)
-	if !strings.Contains(r.stdout, "replayed  id=") || !strings.Contains(r.stdout, "Replayed 1 of 1 rows.") {
+	if !strings.Contains(r.stdout, "replayed  id=") || !strings.Contains(r.stdout, "Replayed 1 of 1 row.") {
 		t.Fatalf("stdout %q", r.stdout)
 	}
 	if got := listAll(t, st, "poison"); len(got) != 0 {
@@ -337,7 +337,7 @@ func TestDLQ_ls_show_and_replay_to_store_of_real_dead_letters(t *testing.T) {
 	if diff := cmp.Diff([]string{"d1", "d2"}, uuids(rows)); diff != "" {
 		t.Fatalf("payments dead letters (-want +got):\n%s", diff)
 	}
-	if r := rows[0]; r.Topic != "payments" || r.StoredTopic != redelivery.DefaultDeadLetterTopic("billing") ||
+	if r := rows[0]; r.Topic != "payments" || r.StoredTopic != redelivery.DefaultDeadLetterTopic("billing") || r.Attempts != 1 ||
 		r.ConsumerGroup != "billing" || r.Handler != "charge" || r.Reason != redelivery.ReasonMaxAttempts || r.LastError == "" {
 		t.Fatalf("dead letter row %+v", r)
 	}

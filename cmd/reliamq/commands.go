@@ -74,9 +74,9 @@ func (c *command) ls(ctx context.Context) error {
 		return err
 	}
 	if more {
-		fmt.Fprintf(c.env.stdout, "%d rows shown; more match (use --limit 0 for all).\n", len(rows))
+		fmt.Fprintf(c.env.stdout, "%s shown; more match (use --limit 0 for all).\n", rowsWord(len(rows)))
 	} else {
-		fmt.Fprintf(c.env.stdout, "%d rows.\n", len(rows))
+		fmt.Fprintf(c.env.stdout, "%s.\n", rowsWord(len(rows)))
 	}
 	return nil
 }
@@ -132,14 +132,14 @@ func (c *command) purge(ctx context.Context) error {
 	if c.o.json {
 		return writeJSON(c.env.stdout, map[string]any{"deleted": deleted, "ids": ids})
 	}
-	fmt.Fprintf(c.env.stdout, "Deleted %d rows from %s.\n", deleted, c.where())
+	fmt.Fprintf(c.env.stdout, "Deleted %s from %s.\n", rowsWord(deleted), c.where())
 	return nil
 }
 
 // confirm asks on stderr and reads the answer from stdin. No answer (no
 // terminal, an empty pipe) is a refusal: purge never deletes by default.
 func (c *command) confirm(ctx context.Context, n int) error {
-	fmt.Fprintf(c.env.stderr, "Delete %d rows from %s? This cannot be undone. Type \"yes\" to confirm: ", n, c.where())
+	fmt.Fprintf(c.env.stderr, "Delete %s from %s? This cannot be undone. Type \"yes\" to confirm: ", rowsWord(n), c.where())
 	if c.env.stdin == nil {
 		fmt.Fprintln(c.env.stderr)
 		return notConfirmedError("no confirmation on stdin; pass --yes to purge without asking")
@@ -221,7 +221,7 @@ func (r *replayReport) summary() {
 			"not_tried": r.matched - r.replayed - r.failed}})
 		return
 	}
-	fmt.Fprintf(r.c.env.stdout, "Replayed %d of %d rows", r.replayed, r.matched)
+	fmt.Fprintf(r.c.env.stdout, "Replayed %d of %s", r.replayed, rowsWord(r.matched))
 	if rest := r.matched - r.replayed - r.failed; r.failed > 0 || rest > 0 {
 		fmt.Fprintf(r.c.env.stdout, "; %d failed, %d not tried (still in %s)", r.failed, rest, r.c.where())
 	}

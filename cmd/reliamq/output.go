@@ -52,8 +52,15 @@ func (c *command) toJSON(m sqlstore.Message, full bool) rowJSON {
 	if r.Topic != m.Topic {
 		r.StoredTopic = m.Topic
 	}
-	if c.o.area == "dlq" && r.LastError == "" {
-		r.LastError = m.Metadata[metadata.LastError]
+	if c.o.area == "dlq" {
+		if r.LastError == "" {
+			r.LastError = m.Metadata[metadata.LastError]
+		}
+		// For a dead letter the interesting count is how often the handler
+		// ran, not the store's send attempts.
+		if n, err := strconv.Atoi(m.Metadata[metadata.Attempts]); err == nil {
+			r.Attempts = n
+		}
 	}
 	if full {
 		r.Metadata = m.Metadata
@@ -93,12 +100,8 @@ func (c *command) writeTable(w io.Writer, rows []sqlstore.Message) error {
 		}
 		age := humanDuration(c.env.clock.Now().Sub(m.CreatedAt))
 		if c.o.area == "dlq" {
-			attempts := m.Metadata[metadata.Attempts]
-			if attempts == "" {
-				attempts = strconv.Itoa(m.Attempts)
-			}
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.ID, r.Topic, m.UUID, dash(r.ConsumerGroup),
-				dash(r.Handler), dash(r.Reason), attempts, age, oneLine(lastErr, 60))
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", m.ID, r.Topic, m.UUID, dash(r.ConsumerGroup),
+				dash(r.Handler), dash(r.Reason), r.Attempts, age, oneLine(lastErr, 60))
 			continue
 		}
 		next := "due"
@@ -131,7 +134,7 @@ func (c *command) writeFull(w io.Writer, rows []sqlstore.Message) error {
 		field("Consumer group", r.ConsumerGroup)
 		field("Handler", r.Handler)
 		field("Reason", r.Reason)
-		field("Attempts", strconv.Itoa(m.Attempts))
+		field("Attempts", strconv.Itoa(r.Attempts))
 		field("Created", m.CreatedAt.UTC().Format(time.RFC3339)+" ("+humanDuration(c.env.clock.Now().Sub(m.CreatedAt))+" ago)")
 		field("Next attempt", m.NextAttemptAt.UTC().Format(time.RFC3339))
 		field("First error", oneLine(m.FirstError, 0))
@@ -153,6 +156,14 @@ func (c *command) writeFull(w io.Writer, rows []sqlstore.Message) error {
 		fmt.Fprintf(w, "Payload (%d bytes, %s):\n%s\n", len(m.Payload), r.PayloadEncoding, *r.Payload)
 	}
 	return nil
+}
+
+// rowsWord is "1 row" or "n rows".
+func rowsWord(n int) string {
+	if n == 1 {
+		return "1 row"
+	}
+	return strconv.Itoa(n) + " rows"
 }
 
 func dash(s string) string {
