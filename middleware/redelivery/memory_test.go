@@ -22,11 +22,16 @@ type flakyPublisher struct {
 	topics []string
 	msgs   []*message.Message
 	pubs   chan struct{}
+	// onPublish runs under the lock on every publish.
+	onPublish func()
 }
 
 func (p *flakyPublisher) Publish(topic string, msgs ...*message.Message) error {
 	p.mu.Lock()
 	defer func() { p.mu.Unlock(); p.pubs <- struct{}{} }()
+	if p.onPublish != nil {
+		p.onPublish()
+	}
 	if p.failN > 0 {
 		p.failN--
 		return errors.New("broker down")

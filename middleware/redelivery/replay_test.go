@@ -1,0 +1,182 @@
+package redelivery_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/reliamq/reliamq/middleware/redelivery"
+	"github.com/reliamq/reliamq/pkg/clock/clocktest"
+	"github.com/reliamq/reliamq/pkg/metadata"
+)
+
+func deadLettered(id, topic string) *message.Message {
+	m := message.NewMessage(id, []byte("p"))
+	md := map[string]string{
+		metadata.OriginalTopic: topic, metadata.DeadLetterReason: redelivery.ReasonMaxAttempts,
+		metadata.Attempts: "17", metadata.ReconsumeTimes: "16", redelivery.RedeliveryCount: "16",
+		metadata.FirstFailureTime: "2024-01-01T00:00:00Z", metadata.LastError: "down", metadata.PanicStack: "stack",
+		metadata.OriginalUUID: id, "tenant": "acme",
+	}
+	for k, v := range md {
+		m.Metadata.Set(k, v)
+	}
+	return m
+}
+
+// ackState reports whether msg was acked, nacked, or neither.
+func ackState(msg *message.Message) string {
+	select {
+	case <-msg.Acked():
+		return "acked"
+	case <-msg.Nacked():
+		return "nacked"
+	default:
+		return "pending"
+	}
+}
+
+func TestReplay_publishes_to_the_original_topic_and_resets_or_keeps_the_count(t *testing.T) {
+	for _, keep := range []bool{false, true} {
+		pub := &capturePublisher{}
+		src := make(chan *message.Message, 2)
+		a, b := deadLettered("a", "orders"), deadLettered("b", "payments")
+		src <- a
+		src <- b
+		var results []redelivery.ReplayResult
+		stats, err := redelivery.Replay(context.Background(), redelivery.ReplayConfig{
+			Messages: src, Publisher: pub, KeepReconsumeTimes: keep, Limit: 2,
+			OnMessage: func(r redelivery.ReplayResult) { results = append(results, r) },
+		}, nil)
+		if err != nil || stats.Replayed != 2 {
+			t.Fatalf("keep=%v: %+v %v", keep, stats, err)
+		}
+		if diff := cmp.Diff([]string{"orders", "payments"}, pub.topics); diff != "" {
+			t.Fatalf("topics (-want +got):\n%s", diff)
+		}
+		if results[0].MessageUUID != "a" || results[0].Reason != redelivery.ReasonMaxAttempts || results[0].Err != nil {
+			t.Fatalf("result %+v", results[0])
+		}
+		out := pub.msgs[0]
+		if out.UUID != "a" || out.Metadata.Get("tenant") != "acme" || out.Metadata.Get(metadata.OriginalUUID) != "a" {
+			t.Fatalf("replayed message %s %v", out.UUID, out.Metadata)
+		}
+		for _, k := range []string{metadata.DeadLetterReason, metadata.Attempts, metadata.PanicStack} {
+			if out.Metadata.Get(k) != "" {
+				t.Fatalf("keep=%v: %s still set", keep, k)
+			}
+		}
+		wantCount := ""
+		if keep {
+			wantCount = "16"
+		}
+		if out.Metadata.Get(redelivery.RedeliveryCount) != wantCount || out.Metadata.Get(metadata.ReconsumeTimes) != wantCount {
+			t.Fatalf("keep=%v: count %q/%q, want %q", keep, out.Metadata.Get(redelivery.RedeliveryCount), out.Metadata.Get(metadata.ReconsumeTimes), wantCount)
+		}
+		if ackState(a) != "acked" || ackState(b) != "acked" {
+			t.Fatalf("source messages %s %s, want acked", ackState(a), ackState(b))
+		}
+	}
+}
+
+func TestReplay_stops_at_a_message_without_original_topic_and_leaves_it_in_the_DLQ(t *testing.T) {
+	pub := &capturePublisher{}
+	src := make(chan *message.Message, 2)
+	orphan := message.NewMessage("orphan", nil)
+	src <- orphan
+	src <- deadLettered("b", "orders")
+	var results []redelivery.ReplayResult
+	stats, err := redelivery.Replay(context.Background(), redelivery.ReplayConfig{
+		Messages: src, Publisher: pub, OnMessage: func(r redelivery.ReplayResult) { results = append(results, r) },
+	}, nil)
+	if !errors.Is(err, redelivery.ErrMissingOriginalTopic) || stats.Replayed != 0 || len(pub.msgs) != 0 {
+		t.Fatalf("stats %+v err %v published %d", stats, err, len(pub.msgs))
+	}
+	if len(results) != 1 || !errors.Is(results[0].Err, redelivery.ErrMissingOriginalTopic) || ackState(orphan) != "nacked" {
+		t.Fatalf("results %+v, orphan %s", results, ackState(orphan))
+	}
+}
+
+func TestReplay_a_publish_failure_nacks_and_stops(t *testing.T) {
+	errDown := errors.New("down")
+	src := make(chan *message.Message, 1)
+	m := deadLettered("a", "orders")
+	src <- m
+	_, err := redelivery.Replay(context.Background(), redelivery.ReplayConfig{Messages: src, Publisher: &capturePublisher{err: errDown}}, nil)
+	if !errors.Is(err, errDown) || ackState(m) != "nacked" {
+		t.Fatalf("err %v, message %s", err, ackState(m))
+	}
+}
+
+func TestReplay_is_rate_limited_on_the_clock_and_stops_when_idle(t *testing.T) {
+	fake := clocktest.NewFake(time.Time{})
+	start := fake.Now()
+	pub := &flakyPublisher{pubs: make(chan struct{}, 10)}
+	var at []time.Duration
+	pub.onPublish = func() { at = append(at, fake.Now().Sub(start)) }
+	src := make(chan *message.Message, 3)
+	for _, id := range []string{"a", "b", "c"} {
+		src <- deadLettered(id, "orders")
+	}
+	type outcome struct {
+		stats redelivery.ReplayStats
+		err   error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		s, err := redelivery.Replay(context.Background(), redelivery.ReplayConfig{
+			Messages: src, Publisher: pub, Rate: 2, IdleTimeout: time.Minute, Clock: fake,
+		}, nil)
+		done <- outcome{s, err}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	recv(t, pub.pubs, "first publish")
+	for i := 0; i < 2; i++ {
+		// Replay waits 500 ms (rate 2/s) before the next message; the idle
+		// timer of the receive is pending too.
+		if err := fake.BlockUntil(ctx, 1); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-pub.pubs:
+			t.Fatal("published before the rate limit allowed")
+		default:
+		}
+		fake.Advance(500 * time.Millisecond)
+		recv(t, pub.pubs, "rate-limited publish")
+	}
+	// Source drained: Replay returns once the idle timeout fired.
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Millisecond):
+				fake.AdvanceToNext()
+			}
+		}
+	}()
+	o := recv(t, done, "Replay to return when idle")
+	if o.err != nil || o.stats.Replayed != 3 {
+		t.Fatalf("%+v %v", o.stats, o.err)
+	}
+	pub.mu.Lock()
+	defer pub.mu.Unlock()
+	if diff := cmp.Diff([]time.Duration{0, 500 * time.Millisecond, time.Second}, at); diff != "" {
+		t.Fatalf("publish times (-want +got):\n%s", diff)
+	}
+}
+
+func TestReplay_rejects_a_config_without_source_or_publisher(t *testing.T) {
+	_, err := redelivery.Replay(context.Background(), redelivery.ReplayConfig{}, nil)
+	if !errors.Is(err, redelivery.ErrInvalidConfig) {
+		t.Fatalf("err = %v", err)
+	}
+}

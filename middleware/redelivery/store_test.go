@@ -1,0 +1,113 @@
+package redelivery_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/reliamq/reliamq/adapters/sqlstore"
+	"github.com/reliamq/reliamq/middleware/redelivery"
+	"github.com/reliamq/reliamq/pkg/clock"
+	"github.com/reliamq/reliamq/pkg/clock/clocktest"
+	"github.com/reliamq/reliamq/pkg/metadata"
+)
+
+func newSQLiteStore(t *testing.T, clk clock.Clock) *sqlstore.Store {
+	t.Helper()
+	db, err := sqlstore.OpenSQLite(filepath.Join(t.TempDir(), "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	st, err := sqlstore.New(sqlstore.Config{DB: db, Dialect: sqlstore.SQLite, Table: "waiting", AutoInitialize: true, Clock: clk}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func TestDurable_parks_the_message_until_due_then_publishes_it_and_deletes_the_row(t *testing.T) {
+	fake := clocktest.NewFake(time.Time{})
+	st := newSQLiteStore(t, fake)
+	pub := &flakyPublisher{failN: 1, pubs: make(chan struct{}, 10)}
+	hooks := newHookRecorder()
+	r, err := redelivery.New(redelivery.Config{
+		ConsumerGroup: "billing", Handler: "charge", Mode: redelivery.Durable, Store: st, Publisher: pub,
+		PollInterval: time.Second, PublishRetryInterval: 5 * time.Second, Clock: fake, Hooks: []any{hooks},
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	msg := message.NewMessage("m1", []byte("p"))
+	msg.Metadata.Set("tenant", "acme")
+	if _, err := r.Middleware(func(*message.Message) ([]*message.Message, error) {
+		return nil, redelivery.RetryAfter(10 * time.Second)
+	})(msg); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if s, err := st.Stats(ctx, "billing/charge"); err != nil || s.Backlog != 1 || s.Due != 0 {
+		t.Fatalf("store stats %+v %v, want one row not yet due in queue billing/charge", s, err)
+	}
+	r.Start()
+	waitCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := fake.BlockUntil(waitCtx, 1); err != nil {
+		t.Fatal(err)
+	}
+	fake.Advance(10 * time.Second) // due: the first publish fails and the row is rescheduled
+	recv(t, pub.pubs, "failed publish")
+	if ev := recv(t, hooks.redelivered, "redelivered event"); ev.Err == nil {
+		t.Fatalf("event %+v, want the publish error", ev)
+	}
+	for _, step := range []time.Duration{time.Second, 4 * time.Second} {
+		if err := fake.BlockUntil(waitCtx, 1); err != nil {
+			t.Fatal(err)
+		}
+		fake.Advance(step)
+	}
+	recv(t, pub.pubs, "publish after the retry interval")
+	if ev := recv(t, hooks.redelivered, "redelivered event"); ev.Err != nil || ev.Retry != 1 || ev.MessageUUID != "m1" {
+		t.Fatalf("event %+v", ev)
+	}
+	_ = r.Close() // waits for the poller: the delete is done
+	if s, err := st.Stats(ctx, "billing/charge"); err != nil || s.Backlog != 0 {
+		t.Fatalf("store stats %+v %v, want the row deleted", s, err)
+	}
+	pub.mu.Lock()
+	defer pub.mu.Unlock()
+	got := pub.msgs[0]
+	if pub.topics[0] != "reliamq_retry_billing_charge" || got.UUID != "m1" || string(got.Payload) != "p" ||
+		got.Metadata.Get("tenant") != "acme" || got.Metadata.Get(metadata.ReconsumeTimes) != "1" {
+		t.Fatalf("published %s to %s: %v", got.UUID, pub.topics[0], got.Metadata)
+	}
+}
+
+// A message the store cannot hold must not be nacked forever: it is
+// dead-lettered with the store's error.
+func TestDurable_dead_letters_a_message_the_store_rejects(t *testing.T) {
+	dlq := &capturePublisher{}
+	r, err := redelivery.New(redelivery.Config{
+		ConsumerGroup: "g", Handler: "h", Mode: redelivery.Durable, Store: newSQLiteStore(t, nil),
+		Publisher: &capturePublisher{}, DeadLetterPublisher: dlq,
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	msg := message.NewMessage("m", nil)
+	msg.Metadata.Set("bad", "nul\x00byte")
+	if _, err := r.Middleware(func(*message.Message) ([]*message.Message, error) {
+		return nil, errors.New("down")
+	})(msg); err != nil {
+		t.Fatalf("err = %v, want nil (dead-lettered)", err)
+	}
+	if len(dlq.msgs) != 1 || dlq.msgs[0].Metadata.Get(metadata.DeadLetterReason) != redelivery.ReasonPermanent {
+		t.Fatalf("dead letters %v", dlq.msgs)
+	}
+}
