@@ -81,6 +81,9 @@ func TestRedelivery_scheduled_fired_and_dead_lettered_are_counted_by_attempt(t *
 		}
 		fake.Advance(time.Minute)
 		delivery = receive(t, retries.out)
+		// The scheduler reports and uncounts the message after its publish
+		// returned: wait for that before the next delivery.
+		waitFor(t, func() bool { return r.Stats().Waiting == 0 })
 	}
 	if _, err := h(delivery); err != nil { // third failure: attempts exhausted
 		t.Fatal(err)
