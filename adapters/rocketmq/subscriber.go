@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -258,11 +259,17 @@ func (s *Subscriber) ensureRoute(ctx context.Context, topic string, queues int, 
 		if err == nil {
 			return nil
 		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		if !errors.Is(err, errNoRoute) {
 			return fmt.Errorf("%w: look up the route of %q: %v", ErrBrokerUnavailable, topic, err)
 		}
 		if !s.cfg.SkipTopicCreation {
 			if err := s.createTopic(ctx, topic, queues); err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
 				return err
 			}
 		} else if !wait {
@@ -333,7 +340,12 @@ type subscription struct {
 	shutdownDone    chan struct{} // closed after the consumer shut down
 	inflight        sync.WaitGroup
 	parked          sync.WaitGroup
+	lastResult      atomic.Int64 // Unix nanoseconds of the last result handed to the client
 }
+
+// resultSettleTime is how long a draining subscription lets the client record
+// the results of acks that arrived during the drain.
+const resultSettleTime = 50 * time.Millisecond
 
 type verdict int
 
@@ -384,6 +396,7 @@ func (sub *subscription) consume(ctx context.Context, msgs ...*primitive.Message
 			cc.DelayLevelWhenNextConsume = delayLevel
 		}
 	}
+	sub.lastResult.Store(time.Now().UnixNano())
 	sub.inflight.Done()
 	return result, nil
 }
@@ -500,6 +513,14 @@ func (sub *subscription) stopAndDrain() {
 	// Consume calls holding a message finish (ack, nack, or CloseTimeout)
 	// while the consumer still runs, so their results are committed.
 	sub.inflight.Wait()
+	if since := time.Since(time.Unix(0, sub.lastResult.Load())); since < resultSettleTime {
+		// The client records a consume result (offset update) on its own
+		// goroutine after the callback returns, and discards it once Shutdown
+		// has marked the queue dropped; it gives no completion signal. A
+		// short pause lets results returned just now land. Wall time on
+		// purpose: this waits for the client, not for a schedule.
+		time.Sleep(resultSettleTime - since)
+	}
 	if err := sub.consumer.Shutdown(); err != nil {
 		sub.s.logger.Error("Consumer shutdown failed", err, watermill.LogFields{"topic": sub.topic})
 	}

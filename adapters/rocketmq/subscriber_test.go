@@ -5,6 +5,7 @@ package rocketmq_test
 import (
 	"context"
 	"errors"
+	"sort"
 	"strconv"
 	"sync"
 	"testing"
@@ -76,12 +77,28 @@ func TestSubscriber_broker_retry_redelivers_on_delay_levels_then_dead_letters(t 
 			t.Errorf("delivery %d reports topic %q, want %q", want, got, topic)
 		}
 		msgIDs = append(msgIDs, m.Metadata.Get(metadata.RocketMQMsgID))
+		if want == 1 {
+			m.Metadata.Set(metadata.DelayLevel, "7") // the handler picks the next delay
+		}
 		m.Nack()
 	}
 	for _, id := range msgIDs[1:] {
 		if id != msgIDs[0] {
 			t.Errorf("msg id changed across broker redeliveries: %v", msgIDs)
 		}
+	}
+	// Delayed copies wait in SCHEDULE_TOPIC_XXXX, queue = delay level - 1:
+	// the broker's default 3 + reconsume times, except where the handler set 7.
+	var levels []int
+	for _, m := range b.Messages("SCHEDULE_TOPIC_XXXX") {
+		if m.Properties[rocketmq.PropertyUUID] == sent.UUID {
+			levels = append(levels, m.QueueID+1)
+		}
+	}
+	// Messages lists them by queue; without the handler's choice they would be 3, 4, 5.
+	sort.Ints(levels)
+	if diff := cmp.Diff([]int{3, 5, 7}, levels); diff != "" {
+		t.Errorf("delay levels of the redeliveries (-want +got):\n%s", diff)
 	}
 	dlq := "%DLQ%" + sub.GroupFor(topic)
 	deadline := time.Now().Add(10 * time.Second)
@@ -432,5 +449,48 @@ func TestSubscriber_rejects_invalid_topics_and_use_after_Close(t *testing.T) {
 	}
 	if _, err := sub.Subscribe(context.Background(), newTopic()); !errors.Is(err, rocketmq.ErrClosed) {
 		t.Fatalf("Subscribe after Close = %v, want ErrClosed", err)
+	}
+}
+
+func TestPublishAndConsume_under_random_send_failures_lose_no_message(t *testing.T) {
+	b := newBroker(t, rocketmqtest.Config{})
+	pub := newPublisher(t, b, rocketmq.PublisherConfig{Batch: true})
+	sub := newSubscriber(t, b, rocketmq.SubscriberConfig{})
+	topic := newTopic()
+	msgs := subscribe(t, sub, topic)
+	b.FailRandomly(rocketmqtest.CodeSendMessage, rocketmqtest.RespSystemBusy, 0.3)
+	b.FailRandomly(rocketmqtest.CodeSendBatchMessage, rocketmqtest.RespServiceNotAvailable, 0.3)
+	defer b.ClearFaults()
+
+	l := newLedger()
+	failures := 0
+	for i := 0; i < 100; i++ {
+		batch := []*message.Message{newMsg("a"), newMsg("b")}
+		if i%2 == 0 {
+			batch = batch[:1]
+		}
+		for {
+			err := pub.Publish(topic, batch...)
+			if err == nil {
+				break
+			}
+			if !rocketmq.IsRetryable(err) {
+				t.Fatalf("Publish: %v is not retryable", err)
+			}
+			failures++
+		}
+		for _, m := range batch {
+			l.markSent(m.UUID)
+		}
+	}
+	if failures == 0 {
+		t.Fatal("no send failed: the fault injection did not run")
+	}
+	sent, _, _, _ := l.counts()
+	consumeAll(t, msgs, l, sent, 20*time.Second)
+	_, delivered, dup, lost := l.counts()
+	t.Logf("sent %d (after %d retryable failures) delivered %d duplicated %d lost %d", sent, failures, delivered, dup, lost)
+	if lost != 0 {
+		t.Fatalf("lost %d messages", lost)
 	}
 }
