@@ -12,6 +12,8 @@ import "go.uber.org/goleak"
 //     response callbacks;
 //   - in-flight pulls, which wait up to 30 s for a response that a closed
 //     connection never fails;
+//   - rebalances started by consumer Start, which can still be waiting for
+//     the client's rebalance lock after Shutdown;
 //   - the go-cache janitor the client starts at package init.
 //
 // The broker's own goroutines are not ignored: Close waits for all of them.
@@ -22,6 +24,8 @@ func LeakOptions() []goleak.Option {
 		goleak.IgnoreAnyFunction("github.com/apache/rocketmq-client-go/v2/consumer.(*pushConsumer).Start.func1.1"),
 		goleak.IgnoreAnyFunction("github.com/apache/rocketmq-client-go/v2/consumer.(*pushConsumer).Start.func1.1.1"),
 		goleak.IgnoreAnyFunction("github.com/apache/rocketmq-client-go/v2/internal/remote.(*ResponseFuture).waitResponse"),
+		goleak.IgnoreAnyFunction("github.com/apache/rocketmq-client-go/v2/internal.(*rmqClient).RebalanceImmediately"),
+		goleak.IgnoreAnyFunction("github.com/apache/rocketmq-client-go/v2/internal.(*rmqClient).RebalanceIfNotPaused"),
 		goleak.IgnoreAnyFunction("github.com/patrickmn/go-cache.(*janitor).Run"),
 	}
 }
