@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -43,6 +44,25 @@ func newRawProducer(b *testing.B, broker *rocketmqtest.Broker) rmq.Producer {
 	}
 	b.Cleanup(func() { _ = p.Shutdown() })
 	return p
+}
+
+// cpuMeter reports the process's CPU time per operation (user + system), which
+// other load on a shared machine disturbs far less than wall time. It counts
+// the in-process broker too, the same for both sides.
+type cpuMeter struct{ start time.Duration }
+
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func startCPU() *cpuMeter { return &cpuMeter{start: processCPU()} }
+
+func (m *cpuMeter) report(b *testing.B) {
+	b.ReportMetric(float64(processCPU()-m.start)/float64(b.N), "cpu-ns/op")
 }
 
 // runConcurrent runs send b.N times spread over g goroutines.
@@ -90,6 +110,8 @@ func BenchmarkSendSync(b *testing.B) {
 		b.Run(fmt.Sprintf("raw/goroutines=%d", g), func(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
+			cpu := startCPU()
+			defer cpu.report(b)
 			runConcurrent(b, g, func() error {
 				res, err := raw.SendSync(context.Background(), primitive.NewMessage(topic, benchPayload))
 				if err == nil && res.Status != primitive.SendOK {
@@ -101,6 +123,8 @@ func BenchmarkSendSync(b *testing.B) {
 		b.Run(fmt.Sprintf("adapter/goroutines=%d", g), func(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
+			cpu := startCPU()
+			defer cpu.report(b)
 			runConcurrent(b, g, func() error {
 				return pub.Publish(topic, message.NewMessage(watermill.NewUUID(), benchPayload))
 			})
@@ -142,6 +166,7 @@ func BenchmarkConsume(b *testing.B) {
 		done := make(chan struct{})
 		b.ReportAllocs()
 		b.ResetTimer()
+		cpu := startCPU()
 		c, err := rmq.NewPushConsumer(
 			consumer.WithNameServer([]string{broker.NameServerAddr()}),
 			consumer.WithGroupName("raw-cg-"+watermill.NewShortUUID()),
@@ -169,6 +194,7 @@ func BenchmarkConsume(b *testing.B) {
 			b.Fatalf("consumed %d of %d", got.Load(), b.N)
 		}
 		b.StopTimer()
+		cpu.report(b)
 		_ = c.Shutdown()
 	})
 
@@ -178,6 +204,7 @@ func BenchmarkConsume(b *testing.B) {
 			topic := fillTopic(b, broker, pub, b.N)
 			b.ReportAllocs()
 			b.ResetTimer()
+			cpu := startCPU()
 			sub, err := rocketmq.NewSubscriber(rocketmq.SubscriberConfig{
 				NameServers:   []string{broker.NameServerAddr()},
 				ConsumerGroup: "cg-" + watermill.NewShortUUID(),
@@ -207,6 +234,7 @@ func BenchmarkConsume(b *testing.B) {
 				b.Fatalf("consumed %d of %d", got.Load(), b.N)
 			}
 			b.StopTimer()
+			cpu.report(b)
 			_ = sub.Close()
 		})
 	}
