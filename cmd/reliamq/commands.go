@@ -421,7 +421,13 @@ func (c *command) replayDeadLetters(ctx context.Context, rows []sqlstore.Message
 			select {
 			case res = <-results:
 			case <-ctx.Done():
-				return
+				// Replay reports a message before it returns, and ctx is
+				// cancelled only after that: take a result already there.
+				select {
+				case res = <-results:
+				default:
+					return
+				}
 			}
 			topic := res.OriginalTopic
 			if topic == "" {
