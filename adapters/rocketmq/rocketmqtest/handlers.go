@@ -380,9 +380,7 @@ func (b *Broker) handleQueryMessage(req *wire.Command) *wire.Command {
 	var parts [][]byte
 	var lastTS, lastOff int64
 	if t != nil && key != "" {
-		b.mu.RLock()
-		queues := append([]*queue(nil), t.queues...)
-		b.mu.RUnlock()
+		queues := t.queues()
 		for _, q := range queues {
 			q.mu.Lock()
 			for _, m := range q.msgs {
@@ -594,6 +592,9 @@ func (b *Broker) newMessage(c *conn, h sendHeader, flag int32, body []byte, prop
 	pm := wire.ParseProperties(props)
 	if pm[propCluster] == "" {
 		pm[propCluster] = b.cfg.ClusterName
+		if props != "" && props[len(props)-1] != wire.PropertySeparator {
+			props += string(wire.PropertySeparator)
+		}
 		props += propCluster + string(wire.NameValueSeparator) + b.cfg.ClusterName + string(wire.PropertySeparator)
 		if len(props) > 32767 {
 			return nil, errorResponse(RespMessageIllegal, "properties exceed 32767 bytes")
@@ -643,7 +644,7 @@ func (b *Broker) handlePull(c *conn, req *wire.Command) {
 		b.reply(c, req, errorResponse(RespNoPermission, fmt.Sprintf("the topic[%s] pulling message is forbidden", topicName)))
 		return
 	}
-	if qid < 0 || qid >= readQueues || qid >= len(t.queues) {
+	if qid < 0 || qid >= readQueues || qid >= len(t.queues()) {
 		b.reply(c, req, errorResponse(RespSystemError, fmt.Sprintf("queueId[%d] is illegal, topic has %d read queues", qid, readQueues)))
 		return
 	}
@@ -673,7 +674,7 @@ func (b *Broker) handlePull(c *conn, req *wire.Command) {
 	if sysFlag&2 == 0 || hold < 0 {
 		hold = 0
 	}
-	q := t.queues[qid]
+	q := t.queues()[qid]
 	b.pullFrom(c, req, q, offset, maxNums, f, hold)
 }
 
@@ -754,11 +755,11 @@ func (b *Broker) handleOffsetQuery(req *wire.Command) *wire.Command {
 	if err != nil {
 		return errorResponse(RespSystemError, "bad queueId")
 	}
-	if t == nil || qid < 0 || qid >= len(t.queues) {
+	if t == nil || qid < 0 || qid >= len(t.queues()) {
 		// The Apache broker answers offset 0 for queues it does not have.
 		return okResponse("offset", "0")
 	}
-	q := t.queues[qid]
+	q := t.queues()[qid]
 	switch RequestCode(req.Code) {
 	case CodeGetMinOffset:
 		return okResponse("offset", "0")

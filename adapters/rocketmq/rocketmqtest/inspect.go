@@ -68,9 +68,7 @@ func (b *Broker) Messages(topicName string) []StoredMessage {
 	if t == nil {
 		return nil
 	}
-	b.mu.RLock()
-	queues := append([]*queue(nil), t.queues...)
-	b.mu.RUnlock()
+	queues := t.queues()
 	var out []StoredMessage
 	for _, q := range queues {
 		q.mu.Lock()
@@ -174,7 +172,7 @@ func (b *Broker) DeleteTopic(name string) {
 	delete(b.topics, name)
 	b.mu.Unlock()
 	if t != nil {
-		for _, q := range t.queues {
+		for _, q := range t.queues() {
 			q.mu.Lock()
 			for _, m := range q.msgs {
 				b.index.Delete(m.CommitLogOffset)

@@ -231,3 +231,44 @@ func TestBroker_answers_cluster_and_subscription_group_queries(t *testing.T) {
 		t.Errorf("Topics() = %v", topics)
 	}
 }
+
+func TestBroker_keeps_properties_written_without_a_trailing_separator(t *testing.T) {
+	b := rocketmqtest.NewTest(t, rocketmqtest.Config{})
+	c := dialRaw(t, b.NameServerAddr())
+	ext := sendExt("props", 0, nil)
+	ext["properties"] = "UNIQ_KEY\x01P1\x02user\x01v" // no final \x02
+	if r := c.call(codeSend, ext, []byte("x")); r.Code != 0 {
+		t.Fatalf("send: %d", r.Code)
+	}
+	r := c.call(codePull, pullExt("g", "props", 0, 0), nil)
+	msgs, err := wire.DecodeMessages(r.Body)
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("pull: %v", err)
+	}
+	props := wire.ParseProperties(msgs[0].Properties)
+	if props["user"] != "v" || props["UNIQ_KEY"] != "P1" || props["CLUSTER"] != "DefaultCluster" {
+		t.Errorf("properties = %q", props)
+	}
+}
+
+func TestBroker_grows_a_topic_while_clients_send_and_pull(t *testing.T) {
+	b := rocketmqtest.NewTest(t, rocketmqtest.Config{LongPollHold: -1})
+	b.CreateTopic(rocketmqtest.TopicConfig{Name: "grow", ReadQueues: 1, WriteQueues: 1})
+	c := dialRaw(t, b.NameServerAddr())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for n := 2; n <= 16; n++ {
+			b.CreateTopic(rocketmqtest.TopicConfig{Name: "grow", ReadQueues: n, WriteQueues: n})
+		}
+	}()
+	for i := 0; i < 50; i++ {
+		mustSend(t, c, "grow", 0, nil, "x")
+		c.call(codePull, pullExt("g", "grow", 0, int64(i)), nil)
+	}
+	<-done
+	mustSend(t, c, "grow", 15, nil, "in the last queue")
+	if n := len(b.Messages("grow")); n != 51 {
+		t.Errorf("%d messages, want 51", n)
+	}
+}

@@ -39,7 +39,7 @@ func (b *Broker) deliverDelayed(m *storedMsg) {
 		}
 		t, _ = b.ensureTopic(name, 1, permRW)
 	}
-	if qid < 0 || qid >= len(t.queues) {
+	if qid < 0 || qid >= len(t.queues()) {
 		qid = 0
 	}
 	props := make(map[string]string, len(m.props))

@@ -3,6 +3,7 @@ package rocketmqtest
 import (
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/reliamq/reliamq/adapters/rocketmq/rocketmqtest/internal/wire"
 )
@@ -62,26 +63,40 @@ func (q *queue) maxOffset() int64 {
 	return int64(len(q.msgs))
 }
 
+// topic fields other than qs are guarded by Broker.mu; qs is read without
+// it on the send and pull paths, so growing it publishes a new slice.
 type topic struct {
-	name   string
-	read   int
-	write  int
-	perm   int
-	order  bool
-	queues []*queue // max(read, write) queues
+	name  string
+	read  int
+	write int
+	perm  int
+	order bool
+	qs    atomic.Pointer[[]*queue] // max(read, write) queues; never shrinks
 }
+
+// queues returns the topic's queues; the slice must not be modified.
+func (t *topic) queues() []*queue { return *t.qs.Load() }
 
 func newTopic(name string, read, write, perm int) *topic {
 	t := &topic{name: name, read: read, write: write, perm: perm}
+	t.qs.Store(&[]*queue{})
 	t.resize()
 	return t
 }
 
+// resize grows the queue list to max(read, write); callers hold Broker.mu.
 func (t *topic) resize() {
+	old := t.queues()
 	n := max(t.read, t.write)
-	for len(t.queues) < n {
-		t.queues = append(t.queues, newQueue())
+	if len(old) >= n {
+		return
 	}
+	grown := make([]*queue, n)
+	copy(grown, old)
+	for i := len(old); i < n; i++ {
+		grown[i] = newQueue()
+	}
+	t.qs.Store(&grown)
 }
 
 // validTopicName mirrors TopicValidator: non-empty, at most 127 bytes, and
@@ -129,7 +144,7 @@ func (b *Broker) ensureTopic(name string, n, perm int) (*topic, bool) {
 // queue qid of t: it assigns the queue offset, commit-log offset and store
 // time, encodes the message once and wakes held pulls.
 func (b *Broker) append(t *topic, qid int, msgs ...*storedMsg) {
-	q := t.queues[qid]
+	q := t.queues()[qid]
 	now := b.cfg.Clock.Now().UnixMilli()
 	q.mu.Lock()
 	for _, m := range msgs {

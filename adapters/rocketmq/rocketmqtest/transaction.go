@@ -74,7 +74,7 @@ func (b *Broker) commitHalf(half *storedMsg) {
 	name := half.props[propRealTopic]
 	qid, _ := strconv.Atoi(half.props[propRealQID])
 	t := b.getTopic(name)
-	if t == nil || qid < 0 || qid >= len(t.queues) {
+	if t == nil || qid < 0 || qid >= len(t.queues()) {
 		return // the topic went away while the transaction was open
 	}
 	props := make(map[string]string, len(half.props))
