@@ -3,7 +3,7 @@
 // protocol (JSON headers, the commit-log message layout) to the real
 // github.com/apache/rocketmq-client-go/v2 v2.1.2 client and to any other
 // RocketMQ client or tool, from one TCP address that serves as both name
-// server and broker.
+// server and broker. The command in cmd/rocketmqtest serves it standalone.
 //
 // Start one with New (or NewTest inside a test), give NameServerAddr to the
 // client's WithNameServer, and Close it when done:
@@ -13,30 +13,59 @@
 //
 // # What it implements
 //
-// Routes (topic auto-creation through TBW102, routes for any %RETRY%<group>
-// on demand), heartbeats and consumer groups with NOTIFY_CONSUMER_IDS_CHANGED
-// on every membership change (so clients rebalance at once), single, batch,
-// one-way and delayed sends, pulls with tag filtering (using the
-// subscription from the heartbeat) and long polling, consumer offsets,
-// consumer send-back to %RETRY%<group> after the delay level and to
-// %DLQ%<group> when reconsume times run out, orderly-consumption queue locks,
-// and the admin requests to create, delete and list topics. Unknown request
-// codes get REQUEST_CODE_NOT_SUPPORTED.
+//   - Routes: topic auto-creation through TBW102 (Config.DisableAutoCreateTopics
+//     turns it off), routes for any %RETRY%<group> on demand so a new consumer
+//     group sees its first redelivery within the delay level rather than
+//     after the client's 20 s rebalance.
+//   - Consumer groups from heartbeats, with NOTIFY_CONSUMER_IDS_CHANGED on
+//     every membership change (a join, a connection close, a member expiring
+//     after Config.ClientExpiry without a heartbeat), so clients rebalance at
+//     once. Consumer lists, orderly-consumption queue locks.
+//   - Sends: single, batch, one-way, compressed; delayed by the DELAY
+//     property (stored in SCHEDULE_TOPIC_XXXX until due); transactional
+//     (half messages hidden in RMQ_SYS_TRANS_HALF_TOPIC until END_TRANSACTION,
+//     with CHECK_TRANSACTION_STATE check-back); request-reply (replies pushed
+//     to the requester).
+//   - Pulls with tag filtering by the subscription from the heartbeat, and
+//     long polling (Config.LongPollHold). SQL92 subscriptions are refused as
+//     by a broker without property filtering.
+//   - Consumer offsets: query, update, commit through pulls; what a new group
+//     gets is Config.NewGroupOffset.
+//   - Consumer send-back: to %RETRY%<group> after the delay level (3 +
+//     reconsume times when the level is 0), reconsume times + 1,
+//     ORIGIN_MESSAGE_ID and RETRY_TOPIC set; to %DLQ%<group> when reconsume
+//     times reach the maximum or the level is negative.
+//   - Admin: create, delete and list topics, cluster info, subscription
+//     groups, query and view messages, consumer running info and direct
+//     consumption forwarded to the consumer.
+//   - Any other request code gets REQUEST_CODE_NOT_SUPPORTED.
 //
 // # Guarantees
 //
 // Everything is kept in memory. A stored message stays until Close or
-// DeleteTopic: Stop and Restart keep messages, offsets and pending delayed
-// messages, so a test can simulate a broker restart on the same port. A send
-// answered with SUCCESS is stored and visible to pulls before the answer is
-// written. Messages of a queue are delivered in offset order. Close waits
-// for every goroutine of the broker; the client's own leftover goroutines
-// are covered by LeakOptions.
+// DeleteTopic. A send answered with SUCCESS is stored and visible to pulls
+// before the answer is written. Messages of a queue are delivered in offset
+// order; requests of one connection are handled in the order they arrive,
+// except held pulls and requests with injected latency. Stop and Restart keep
+// topics, messages, offsets, pending delayed and half messages, so a test can
+// restart the broker on the same port; Stop first answers held pulls with
+// SERVICE_NOT_AVAILABLE, so consumers come back 3 s after Restart instead of
+// after the client's 30 s pull timeout. Close waits for every goroutine of
+// the broker; the client's own leftover goroutines are covered by
+// LeakOptions.
 //
 // # Fault injection
 //
 // Fail, FailRandomly, SetLatency and Silence act per request code; ClearFaults
-// removes them; DropConnections closes every client connection; Stop and
-// Restart take the whole broker down and up. All are safe to call while
-// clients run.
+// removes them; DropConnections closes every client connection abruptly, as
+// a network failure would (a consumer whose long poll is cut then stalls for
+// the client's 30 s pull timeout plus 3 s); Stop and Restart take the whole
+// broker down and up. All are safe to call while clients run.
+//
+// # Inspection
+//
+// Messages lists the messages of any topic, including retry, dead-letter,
+// schedule and half topics, with their properties and reconsume times;
+// ConsumerOffsets, ConsumerGroupMembers, Topics and PendingDelayed read the
+// rest of the state.
 package rocketmqtest
