@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/reliamq/reliamq/adapters/rocketmq/rocketmqtest"
 	"github.com/reliamq/reliamq/adapters/rocketmq/rocketmqtest/internal/wire"
 	"github.com/reliamq/reliamq/pkg/clock/clocktest"
@@ -271,4 +273,35 @@ func TestBroker_grows_a_topic_while_clients_send_and_pull(t *testing.T) {
 	if n := len(b.Messages("grow")); n != 51 {
 		t.Errorf("%d messages, want 51", n)
 	}
+}
+
+func TestBroker_close_ends_every_goroutine_of_the_broker(t *testing.T) {
+	before := goleak.IgnoreCurrent()
+	b, err := rocketmqtest.New(rocketmqtest.Config{LongPollHold: time.Minute, DelayScale: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := dialRaw(t, b.NameServerAddr())
+	mustSend(t, c, "gl", 0, map[string]string{"DELAY": "18"}, "delayed two hours")
+	mustSend(t, c, "gl", 1, nil, "x")
+	c.call(codeHeartbeat, nil, heartbeat("cid", "glg", "gl", "*"))
+	// A held pull, a request held by injected latency, and a silenced one.
+	held := pullExt("glg", "gl", 1, 1)
+	held["sysFlag"] = "2"
+	c.write(&wire.Command{Code: codePull, ExtFields: held})
+	b.SetLatency(rocketmqtest.CodeGetMaxOffset, time.Hour)
+	c.write(&wire.Command{Code: int32(rocketmqtest.CodeGetMaxOffset), ExtFields: map[string]string{"topic": "gl", "queueId": "0"}})
+	b.Silence(rocketmqtest.CodeGetMinOffset, true)
+	c.write(&wire.Command{Code: int32(rocketmqtest.CodeGetMinOffset), ExtFields: map[string]string{"topic": "gl", "queueId": "0"}})
+	time.Sleep(50 * time.Millisecond)
+	if err := b.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	goleak.VerifyNone(t, before)
 }
