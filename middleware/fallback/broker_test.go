@@ -131,31 +131,6 @@ func (d *deliveries) waitAll(t *testing.T, sent []string, timeout time.Duration)
 	}
 }
 
-// publishAll publishes n messages from workers goroutines (standing in for
-// the async publisher's pool) and returns their UUIDs and the errors.
-func publishAll(pub message.Publisher, topic string, n, workers int) ([]string, []error) {
-	uuids := make([]string, n)
-	errs := make([]error, n)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				uuids[i] = watermill.NewUUID()
-				errs[i] = pub.Publish(topic, message.NewMessage(uuids[i], []byte(fmt.Sprint("payload-", i))))
-			}
-		}()
-	}
-	wg.Wait()
-	return uuids, errs
-}
-
 func runRelay(t *testing.T, cfg fallback.RelayConfig) *fallback.Relay {
 	t.Helper()
 	r, err := fallback.NewRelay(cfg, nil)
@@ -261,32 +236,47 @@ func TestFallback_flapping_broker_loses_nothing(t *testing.T) {
 	b := newBroker(t, rocketmqtest.Config{})
 	topic := uniqueName("flap")
 	st := newStore(t, sqliteBackend, nil, nil)
-	rmq := newRocketMQPublisher(t, b)
-	sender := newRetry(t, rmq, 2)
-	fb, err := fallback.NewPublisher(sender, fallback.Config{Store: st}, nil)
+	fb, err := fallback.NewPublisher(newRetry(t, newRocketMQPublisher(t, b), 2), fallback.Config{Store: st}, nil)
 	if err != nil {
 		t.Fatalf("fallback publisher: %v", err)
 	}
-	if err := rmq.Publish(topic, message.NewMessage("warm-up", nil)); err != nil {
+	var failed atomic.Int64
+	pub, err := async.NewPublisher(fb, async.Config{OnResult: func(r async.Result) {
+		if r.Err != nil {
+			failed.Add(1)
+		}
+	}}, nil)
+	if err != nil {
+		t.Fatalf("async publisher: %v", err)
+	}
+	relaySender := newRetry(t, newRocketMQPublisher(t, b), 2)
+	if err := relaySender.Publish(topic, message.NewMessage("warm-up", nil)); err != nil {
 		t.Fatalf("warm-up: %v", err)
 	}
 	got := consume(t, b, topic)
 	for _, c := range sendCodes {
 		b.FailRandomly(c, rocketmqtest.RespServiceNotAvailable, 0.3)
 	}
-	relay := runRelay(t, fallback.RelayConfig{Store: st, Publisher: sender, PollInterval: 20 * time.Millisecond,
+	relay := runRelay(t, fallback.RelayConfig{Store: st, Publisher: relaySender, PollInterval: 20 * time.Millisecond,
 		Policy: policy.Policy{Backoff: policy.Fixed(10 * time.Millisecond)}})
-	sent, errs := publishAll(fb, topic, n, 8)
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("publish %d: %v, want nil (sent or stored)", i, err)
+	sent := make([]string, n)
+	for i := range sent {
+		sent[i] = watermill.NewUUID()
+		if err := pub.Publish(topic, message.NewMessage(sent[i], []byte(fmt.Sprint("payload-", i)))); err != nil {
+			t.Fatalf("publish %d: %v", i, err)
 		}
+	}
+	if err := pub.Close(); err != nil {
+		t.Fatalf("async close: %v", err)
+	}
+	if failed.Load() != 0 {
+		t.Fatalf("%d publishes reported an error, want every message sent or stored", failed.Load())
 	}
 	waitDrained(t, st, "", 60*time.Second)
 	got.waitAll(t, sent, 30*time.Second)
 	delivered, lost, dupes := got.tally(sent)
 	rs, _ := relay.Stats(context.Background())
-	t.Logf("sent %d with 30%% of sends failing: stored %d, relay sent %d after %d failures; delivered %d, lost %d, duplicates %d",
+	t.Logf("published %d with 30%% of sends failing: stored %d, relay sent %d after %d failures; delivered %d, lost %d, duplicates %d",
 		n, fb.Stats().Stored, rs.Sent, rs.Failed, delivered, lost, dupes)
 	if lost != 0 {
 		t.Errorf("lost %d", lost)
