@@ -15,7 +15,10 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m,
+		// watermill-redisstream's Subscriber.Close does not wait for its
+		// reader goroutine, which ends when its blocking read returns.
+		goleak.IgnoreAnyFunction("github.com/ThreeDotsLabs/watermill-redisstream/pkg/redisstream.(*Subscriber).read"))
 }
 
 func runBroker(t *testing.T, cfg Config) {
