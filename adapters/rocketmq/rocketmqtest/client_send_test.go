@@ -71,16 +71,24 @@ func TestBroker_keeps_async_oneway_batch_and_compressed_sends_intact(t *testing.
 		return m
 	}
 
-	if _, err := p.SendSync(ctx, send("sync", []byte("s"))); err != nil {
+	ids := map[string]string{} // MsgID from the send result, by "n"
+	res, err := p.SendSync(ctx, send("sync", []byte("s")))
+	if err != nil {
 		t.Fatalf("sync: %v", err)
 	}
-	if _, err := p.SendSync(ctx, send("big", big)); err != nil {
+	ids["sync"] = res.MsgID
+	if res, err = p.SendSync(ctx, send("big", big)); err != nil {
 		t.Fatalf("big: %v", err)
 	}
+	ids["big"] = res.MsgID
 	done := make(chan error, 1)
-	err := p.SendAsync(ctx, func(_ context.Context, r *primitive.SendResult, err error) {
+	var asyncID string
+	err = p.SendAsync(ctx, func(_ context.Context, r *primitive.SendResult, err error) {
 		if err == nil && r.Status != primitive.SendOK {
 			err = fmt.Errorf("status %d", r.Status)
+		}
+		if err == nil {
+			asyncID = r.MsgID
 		}
 		done <- err
 	}, send("async", []byte("a")))
@@ -90,10 +98,11 @@ func TestBroker_keeps_async_oneway_batch_and_compressed_sends_intact(t *testing.
 	if err := <-done; err != nil {
 		t.Fatalf("async callback: %v", err)
 	}
+	ids["async"] = asyncID
 	if err := p.SendOneWay(ctx, send("oneway", []byte("o"))); err != nil {
 		t.Fatalf("oneway: %v", err)
 	}
-	res, err := p.SendSync(ctx, send("b1", []byte("batch 1")), send("b2", []byte("batch 2")), send("b3", big))
+	res, err = p.SendSync(ctx, send("b1", []byte("batch 1")), send("b2", []byte("batch 2")), send("b3", big))
 	if err != nil {
 		t.Fatalf("batch: %v", err)
 	}
@@ -112,6 +121,9 @@ func TestBroker_keeps_async_oneway_batch_and_compressed_sends_intact(t *testing.
 	}
 	waitFor(t, 10*time.Second, "all messages", func() bool { return len(byN()) == len(want) })
 	for n, m := range byN() {
+		if id := ids[n]; id != "" && m.MsgId != id {
+			t.Errorf("%s: consumer MsgId %q, SendResult.MsgID %q", n, m.MsgId, id)
+		}
 		if !bytes.Equal(m.Body, want[n]) {
 			t.Errorf("%s: body of %d bytes differs from the %d sent", n, len(m.Body), len(want[n]))
 		}
