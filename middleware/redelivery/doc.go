@@ -52,7 +52,9 @@
 //     "<group>/<handler>") with its due time; one poller per Redelivery claims
 //     due rows every PollInterval, publishes them to the retry topic and deletes
 //     them. Rows survive restarts; the store's leases let several instances
-//     share the queue, each row published by one at a time.
+//     share the queue, each row published by one at a time. The poller starts
+//     at Start, which AddHandler calls once the retry topic is subscribed, so
+//     nothing is published to a topic nobody listens to yet.
 //   - Native: for a RocketMQ subscriber in broker-retry mode. The middleware
 //     sets metadata.DelayLevel to DelayLevelFor(delay) and returns the error;
 //     the subscriber nacks and the broker redelivers through %RETRY%<group>
