@@ -195,6 +195,97 @@ func (p *scanner) strEscaped(start int, ascii bool) (string, bool) {
 	return "", false
 }
 
+// internedStr is str for extFields, whose keys and many values repeat on
+// every request: known ones come back as constants, without allocating.
+func (p *scanner) internedStr() (string, bool) {
+	save := p.i
+	if !p.consume('"') {
+		return "", false
+	}
+	start := p.i
+	for p.i < len(p.b) && p.b[p.i] != '"' && p.b[p.i] != '\\' && p.b[p.i] >= 0x20 && p.b[p.i] < 0x80 {
+		p.i++
+	}
+	if p.i < len(p.b) && p.b[p.i] == '"' {
+		if s, ok := interned(p.b[start:p.i]); ok {
+			p.i++
+			return s, true
+		}
+	}
+	p.i = save
+	return p.str()
+}
+
+func interned(b []byte) (string, bool) {
+	switch string(b) {
+	case "topic":
+		return "topic", true
+	case "queueId":
+		return "queueId", true
+	case "sysFlag":
+		return "sysFlag", true
+	case "bornTimestamp":
+		return "bornTimestamp", true
+	case "flag":
+		return "flag", true
+	case "properties":
+		return "properties", true
+	case "reconsumeTimes":
+		return "reconsumeTimes", true
+	case "unitMode":
+		return "unitMode", true
+	case "maxReconsumeTimes":
+		return "maxReconsumeTimes", true
+	case "batch":
+		return "batch", true
+	case "defaultTopic":
+		return "defaultTopic", true
+	case "defaultTopicQueueNums":
+		return "defaultTopicQueueNums", true
+	case "producerGroup":
+		return "producerGroup", true
+	case "consumerGroup":
+		return "consumerGroup", true
+	case "queueOffset":
+		return "queueOffset", true
+	case "maxMsgNums":
+		return "maxMsgNums", true
+	case "commitOffset":
+		return "commitOffset", true
+	case "suspendTimeoutMillis":
+		return "suspendTimeoutMillis", true
+	case "subscription":
+		return "subscription", true
+	case "subVersion":
+		return "subVersion", true
+	case "expressionType":
+		return "expressionType", true
+	case "0":
+		return "0", true
+	case "1":
+		return "1", true
+	case "2":
+		return "2", true
+	case "3":
+		return "3", true
+	case "4":
+		return "4", true
+	case "32":
+		return "32", true
+	case "true":
+		return "true", true
+	case "false":
+		return "false", true
+	case "TBW102":
+		return "TBW102", true
+	case "TAG":
+		return "TAG", true
+	case "":
+		return "", true
+	}
+	return "", false
+}
+
 func (p *scanner) int32() (int32, bool) {
 	p.ws()
 	start := p.i
@@ -233,11 +324,11 @@ func (p *scanner) stringMap(cmd *Command) bool {
 		return true
 	}
 	for {
-		k, ok := p.str()
+		k, ok := p.internedStr()
 		if !ok || !p.consume(':') {
 			return false
 		}
-		v, ok := p.str()
+		v, ok := p.internedStr()
 		if !ok {
 			return false
 		}
