@@ -25,6 +25,7 @@ type Broker struct {
 	cfg    Config
 	logger watermill.LoggerAdapter
 
+	opMu    sync.Mutex // serialises Stop, Restart and Close as whole operations
 	lifeMu  sync.Mutex // guards the fields below up to wg
 	ln      net.Listener
 	addr    string
@@ -122,7 +123,7 @@ func (b *Broker) start(addr string) error {
 	}
 	b.ln = ln
 	b.addr = ln.Addr().String()
-	if b.storeHost != ap {
+	if b.storeHost != ap { // unchanged on Restart, so handlers read it without a lock
 		b.storeHost = ap
 	}
 	b.running = true
@@ -152,6 +153,8 @@ func (b *Broker) BrokerAddr() string { return b.NameServerAddr() }
 // messages. Restart resumes on the same address. Stopping a stopped broker
 // does nothing.
 func (b *Broker) Stop() error {
+	b.opMu.Lock()
+	defer b.opMu.Unlock()
 	b.lifeMu.Lock()
 	if b.closed {
 		b.lifeMu.Unlock()
@@ -196,6 +199,8 @@ func (b *Broker) finishStop() {
 // Restart starts listening again on the address of the first start, keeping
 // the data. Restarting a running broker does nothing.
 func (b *Broker) Restart() error {
+	b.opMu.Lock()
+	defer b.opMu.Unlock()
 	b.lifeMu.Lock()
 	defer b.lifeMu.Unlock()
 	if b.closed {
@@ -210,6 +215,8 @@ func (b *Broker) Restart() error {
 // Close stops the broker for good and drops its data. It waits for every
 // goroutine of the broker to end. Calling it again returns nil.
 func (b *Broker) Close() error {
+	b.opMu.Lock()
+	defer b.opMu.Unlock()
 	b.lifeMu.Lock()
 	if b.closed {
 		b.lifeMu.Unlock()

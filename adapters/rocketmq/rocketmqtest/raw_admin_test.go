@@ -1,7 +1,9 @@
 package rocketmqtest_test
 
 import (
+	"errors"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -304,4 +306,35 @@ func TestBroker_close_ends_every_goroutine_of_the_broker(t *testing.T) {
 		t.Fatal(err)
 	}
 	goleak.VerifyNone(t, before)
+}
+
+func TestBroker_survives_concurrent_stops_restarts_and_closes(t *testing.T) {
+	b, err := rocketmqtest.New(rocketmqtest.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < 10; j++ {
+				_ = b.Stop()
+				_ = b.Restart()
+				b.DropConnections()
+			}
+		}()
+	}
+	wg.Wait()
+	c := dialRaw(t, b.NameServerAddr())
+	mustSend(t, c, "cc", 0, nil, "still serving")
+	var cwg sync.WaitGroup
+	for i := 0; i < 3; i++ {
+		cwg.Add(1)
+		go func() { defer cwg.Done(); _ = b.Close() }()
+	}
+	cwg.Wait()
+	if err := b.Restart(); !errors.Is(err, rocketmqtest.ErrClosed) {
+		t.Errorf("restart after close: %v", err)
+	}
 }
