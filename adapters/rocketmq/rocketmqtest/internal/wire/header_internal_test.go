@@ -72,3 +72,25 @@ func TestHeader_fast_path_takes_what_the_client_sends(t *testing.T) {
 		t.Errorf("decoded %+v", cmd)
 	}
 }
+
+// BenchmarkDecodeHeader compares the hand-written header decoder with
+// encoding/json on a SEND_MESSAGE header as the client writes it.
+func BenchmarkDecodeHeader(b *testing.B) {
+	sent := []byte(`{"code":10,"language":"GO","version":317,"opaque":12,"flag":0,"remark":"","extFields":{"batch":"false","bornTimestamp":"1700000000000","defaultTopic":"TBW102","defaultTopicQueueNums":"4","flag":"0","maxReconsumeTimes":"0","producerGroup":"pg","properties":"UNIQ_KEY\u0001C0A8000100002A9F0000000000000001\u0002TAGS\u0001a\u0002","queueId":"1","reconsumeTimes":"0","sysFlag":"0","topic":"t","unitMode":"false"}}`)
+	b.Run("fast", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if _, err := decodeHeader(sent); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("encoding_json", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if _, err := decodeHeaderJSON(sent); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
