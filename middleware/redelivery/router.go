@@ -40,19 +40,19 @@ func (r *Redelivery) AddHandler(router *message.Router, reg HandlerRegistration)
 		errs = append(errs, errors.New("router is nil"))
 	}
 	if reg.Topic == "" {
-		errs = append(errs, errors.New("Topic is required"))
+		errs = append(errs, errors.New("registration: Topic is required"))
 	}
 	if reg.Subscriber == nil {
-		errs = append(errs, errors.New("Subscriber is required"))
+		errs = append(errs, errors.New("registration: Subscriber is required"))
 	}
 	if reg.HandlerFunc == nil {
-		errs = append(errs, errors.New("HandlerFunc is required"))
+		errs = append(errs, errors.New("registration: HandlerFunc is required"))
 	}
 	if (reg.Publisher == nil) != (reg.PublishTopic == "") {
-		errs = append(errs, errors.New("PublishTopic and Publisher go together"))
+		errs = append(errs, errors.New("registration: PublishTopic and Publisher go together"))
 	}
 	if r.cfg.Mode != Native && reg.Topic == r.cfg.RetryTopic {
-		errs = append(errs, fmt.Errorf("Topic %q is the retry topic", reg.Topic))
+		errs = append(errs, fmt.Errorf("registration: Topic %q is the retry topic", reg.Topic))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("%w: AddHandler: %w", ErrInvalidConfig, err)
