@@ -113,9 +113,11 @@ type Config struct {
 	// prefix closes the connection. Default MaxMessageSize + 1 MiB.
 	MaxFrameSize int
 
-	// Clock drives the delay-level schedule and the store timestamps. Long-poll
-	// holds and injected latency always use real time, because the client's
-	// own timeouts do. Default clock.Real{}.
+	// Clock drives the delay-level schedule, transaction checks, client
+	// expiry, queue-lock expiry and the store timestamps, so a test with a
+	// fake clock can run hours of schedule at once. Long-poll holds and
+	// injected latency always use real time, because the client's own
+	// timeouts do. Default clock.Real{}.
 	Clock clock.Clock
 
 	// Logger receives connection-level events (never message contents).
