@@ -242,3 +242,68 @@ func TestBroker_fault_failed_send_back_loses_the_retry_as_the_client_ignores_it(
 		t.Errorf("handler ran %d times, want 1", c)
 	}
 }
+
+func TestBroker_loses_no_acknowledged_message_when_restarted_under_load(t *testing.T) {
+	b := rocketmqtest.NewTest(t, rocketmqtest.Config{})
+	p := newProducer(t, b)
+	topic, group := uniqueName("t"), uniqueName("g")
+	if _, err := p.SendSync(context.Background(), primitive.NewMessage(topic, []byte("create"))); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	col := newCollector()
+	startConsumer(t, b, consumerOpts{group: group, topic: topic, handler: collectInto(col)})
+
+	acked := map[string]bool{}
+	var failed int
+	stop := time.After(1500 * time.Millisecond)
+	restarted := false
+	start := time.Now()
+	for i := 0; ; i++ {
+		select {
+		case <-stop:
+		default:
+			if !restarted && time.Since(start) > 500*time.Millisecond {
+				if err := b.Stop(); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(200 * time.Millisecond)
+				if err := b.Restart(); err != nil {
+					t.Fatal(err)
+				}
+				restarted = true
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			res, err := p.SendSync(ctx, primitive.NewMessage(topic, []byte(strconv.Itoa(i))))
+			cancel()
+			if err != nil {
+				failed++
+			} else {
+				acked[res.MsgID] = true
+			}
+			time.Sleep(5 * time.Millisecond)
+			continue
+		}
+		break
+	}
+	var lost int
+	waitFor(t, 20*time.Second, "every acknowledged message", func() bool {
+		got := col.distinct()
+		lost = 0
+		for id := range acked {
+			if got[id] == nil {
+				lost++
+			}
+		}
+		return lost == 0
+	})
+	delivered := 0
+	for _, m := range col.snapshot() {
+		if acked[m.MsgId] {
+			delivered++
+		}
+	}
+	t.Logf("acknowledged %d, failed %d, lost %d, duplicate deliveries %d", len(acked), failed, lost, delivered-len(acked))
+	if len(acked) == 0 {
+		t.Fatal("no send succeeded")
+	}
+}
