@@ -3,6 +3,7 @@ package redelivery_test
 import (
 	"context"
 	"database/sql"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,8 +15,10 @@ import (
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v3/pkg/sql"
 	"github.com/ThreeDotsLabs/watermill/message"
 	_ "github.com/go-sql-driver/mysql"
+	"github.com/google/uuid"
 	_ "github.com/jackc/pgx/v5/stdlib"
 	nc "github.com/nats-io/nats.go"
+	amqp091 "github.com/rabbitmq/amqp091-go"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/reliamq/reliamq/adapters/sqlstore"
@@ -32,6 +35,7 @@ const externalHeadOfLine = 2000
 type topicTracker struct {
 	mu     sync.Mutex
 	topics map[string]bool
+	groups map[string]bool
 }
 
 func (tt *topicTracker) add(topic string) {
@@ -48,6 +52,39 @@ func (tt *topicTracker) list() []string {
 		out = append(out, t)
 	}
 	return out
+}
+
+// trackedPerTest gives each test one tracker; cleanup runs at the end of the
+// test with every topic (and consumer group) the test used.
+func trackedPerTest(cleanup func(topics, groups []string)) func(t *testing.T) *topicTracker {
+	return redeliverytest.PerTest(func(t *testing.T) *topicTracker {
+		tt := &topicTracker{topics: map[string]bool{}, groups: map[string]bool{}}
+		t.Cleanup(func() { cleanup(tt.list(), tt.groupList()) })
+		return tt
+	})
+}
+
+func (tt *topicTracker) addGroup(group string) {
+	tt.mu.Lock()
+	tt.groups[group] = true
+	tt.mu.Unlock()
+}
+
+func (tt *topicTracker) groupList() []string {
+	tt.mu.Lock()
+	defer tt.mu.Unlock()
+	var out []string
+	for g := range tt.groups {
+		out = append(out, g)
+	}
+	return out
+}
+
+// track wraps a test's publisher and subscriber so the topics they use are
+// recorded, and the subscriber is closed once.
+func track(t *testing.T, tt *topicTracker, group string, pub message.Publisher, sub message.Subscriber) (message.Publisher, message.Subscriber) {
+	tt.addGroup(group)
+	return trackedPublisher{pub, tt}, closedOnce(t, trackedSubscriber{sub, tt})
 }
 
 type trackedPublisher struct {
@@ -93,36 +130,28 @@ func closedOnce(t *testing.T, sub message.Subscriber) message.Subscriber {
 }
 
 // sqlBackend runs watermill-sql as the transport and sqlstore as the durable
-// delay, on one database per test, dropping the test's tables at the end.
+// delay, in one database, dropping the test's tables at the end.
 func sqlBackend(t *testing.T, driver, dsn string, dialect sqlstore.Dialect,
 	schema wsql.SchemaAdapter, offsets wsql.OffsetsAdapter, quote func(string) string) redeliverytest.Backend {
-	type env struct {
-		db *sql.DB
-		tt *topicTracker
+	db, err := sql.Open(driver, dsn)
+	if err != nil {
+		t.Fatal(err)
 	}
-	perTest := redeliverytest.PerTest(func(t *testing.T) env {
-		db, err := sql.Open(driver, dsn)
-		if err != nil {
-			t.Fatal(err)
+	t.Cleanup(func() { _ = db.Close() })
+	drop := func(table string) { _, _ = db.Exec("DROP TABLE IF EXISTS " + quote(table)) }
+	tracker := trackedPerTest(func(topics, _ []string) {
+		for _, topic := range topics {
+			drop("watermill_" + topic)
+			drop("watermill_offsets_" + topic)
 		}
-		e := env{db: db, tt: &topicTracker{topics: map[string]bool{}}}
-		t.Cleanup(func() {
-			for _, topic := range e.tt.list() {
-				_, _ = db.Exec("DROP TABLE IF EXISTS " + quote("watermill_"+topic))
-				_, _ = db.Exec("DROP TABLE IF EXISTS " + quote("watermill_offsets_"+topic))
-			}
-			_ = db.Close()
-		})
-		return e
 	})
 	return redeliverytest.Backend{
 		NewPubSub: func(t *testing.T, group string) (message.Publisher, message.Subscriber) {
-			e := perTest(t)
-			pub, err := wsql.NewPublisher(e.db, wsql.PublisherConfig{SchemaAdapter: schema, AutoInitializeSchema: true}, watermill.NopLogger{})
+			pub, err := wsql.NewPublisher(db, wsql.PublisherConfig{SchemaAdapter: schema, AutoInitializeSchema: true}, watermill.NopLogger{})
 			if err != nil {
 				t.Fatal(err)
 			}
-			sub, err := wsql.NewSubscriber(e.db, wsql.SubscriberConfig{
+			sub, err := wsql.NewSubscriber(db, wsql.SubscriberConfig{
 				ConsumerGroup: group, SchemaAdapter: schema, OffsetsAdapter: offsets, InitializeSchema: true,
 				PollInterval: 10 * time.Millisecond, ResendInterval: 10 * time.Millisecond, RetryInterval: 10 * time.Millisecond,
 			}, watermill.NopLogger{})
@@ -130,13 +159,15 @@ func sqlBackend(t *testing.T, driver, dsn string, dialect sqlstore.Dialect,
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { _ = pub.Close() })
-			return trackedPublisher{pub, e.tt}, closedOnce(t, trackedSubscriber{sub, e.tt})
+			return track(t, tracker(t), group, pub, sub)
 		},
 		Configure: durableIn(func(t *testing.T) *sqlstore.Store {
-			st, err := sqlstore.New(sqlstore.Config{DB: perTest(t).db, Dialect: dialect, Table: "reliamq_redelivery_test", AutoInitialize: true}, nil)
+			table := "rq_waiting_" + strings.ReplaceAll(uuid.NewString(), "-", "")[:12]
+			st, err := sqlstore.New(sqlstore.Config{DB: db, Dialect: dialect, Table: table, AutoInitialize: true}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
+			t.Cleanup(func() { drop(table) })
 			return st
 		}),
 	}
@@ -161,6 +192,23 @@ var sqliteDurable = durableIn(sqliteStore)
 
 func TestConformance_RabbitMQ_durable(t *testing.T) {
 	uri := servicetest.AMQP.Addr(t)
+	tracker := trackedPerTest(func(topics, groups []string) {
+		conn, err := amqp091.Dial(uri)
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		ch, err := conn.Channel()
+		if err != nil {
+			return
+		}
+		for _, topic := range topics {
+			for _, g := range groups {
+				_, _ = ch.QueueDelete(amqp.GenerateQueueNameTopicNameWithSuffix(g)(topic), false, false, false)
+			}
+			_ = ch.ExchangeDelete(topic, false, false)
+		}
+	})
 	redeliverytest.Run(t, redeliverytest.Features{ConsumerGroups: true, Durable: true, HeadOfLineMessages: externalHeadOfLine}, redeliverytest.Backend{
 		NewPubSub: func(t *testing.T, group string) (message.Publisher, message.Subscriber) {
 			// One durable queue per topic and group: groups on one topic each
@@ -175,7 +223,7 @@ func TestConformance_RabbitMQ_durable(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { _ = pub.Close() })
-			return pub, closedOnce(t, sub)
+			return track(t, tracker(t), group, pub, sub)
 		},
 		Configure: sqliteDurable,
 	})
@@ -183,6 +231,18 @@ func TestConformance_RabbitMQ_durable(t *testing.T) {
 
 func TestConformance_NATS_JetStream_durable(t *testing.T) {
 	url := servicetest.NATS.Addr(t)
+	tracker := trackedPerTest(func(topics, _ []string) {
+		conn, err := nc.Connect(url)
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		if js, err := conn.JetStream(); err == nil {
+			for _, topic := range topics {
+				_ = js.DeleteStream(topic)
+			}
+		}
+	})
 	redeliverytest.Run(t, redeliverytest.Features{ConsumerGroups: true, Durable: true, HeadOfLineMessages: externalHeadOfLine}, redeliverytest.Backend{
 		NewPubSub: func(t *testing.T, group string) (message.Publisher, message.Subscriber) {
 			js := wnats.JetStreamConfig{
@@ -204,7 +264,7 @@ func TestConformance_NATS_JetStream_durable(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { _ = pub.Close() })
-			return pub, closedOnce(t, sub)
+			return track(t, tracker(t), group, pub, sub)
 		},
 		Configure: sqliteDurable,
 	})
@@ -212,6 +272,13 @@ func TestConformance_NATS_JetStream_durable(t *testing.T) {
 
 func TestConformance_Redis_streams_durable(t *testing.T) {
 	addr := servicetest.Redis.Addr(t)
+	tracker := trackedPerTest(func(topics, _ []string) {
+		client := redis.NewClient(&redis.Options{Addr: addr})
+		defer client.Close()
+		if len(topics) > 0 {
+			_ = client.Del(context.Background(), topics...).Err()
+		}
+	})
 	redeliverytest.Run(t, redeliverytest.Features{ConsumerGroups: true, Durable: true, HeadOfLineMessages: externalHeadOfLine}, redeliverytest.Backend{
 		NewPubSub: func(t *testing.T, group string) (message.Publisher, message.Subscriber) {
 			client := redis.NewClient(&redis.Options{Addr: addr})
@@ -227,7 +294,7 @@ func TestConformance_Redis_streams_durable(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { _ = pub.Close(); _ = client.Close() })
-			return pub, closedOnce(t, sub)
+			return track(t, tracker(t), group, pub, sub)
 		},
 		Configure: sqliteDurable,
 	})
