@@ -255,3 +255,27 @@ func TestDefaultTopics_are_valid_on_every_backend_and_distinct_per_group_and_han
 		}
 	}
 }
+
+func FuzzDefaultRetryTopic_is_always_a_valid_distinct_topic(f *testing.F) {
+	f.Add("billing", "charge")
+	f.Add("billing.eu/prod", "charge handler %")
+	f.Add(strings.Repeat("g", 200), "h")
+	f.Add("", "")
+	f.Fuzz(func(t *testing.T, group, handler string) {
+		topic := redelivery.DefaultRetryTopic(group, handler)
+		if topic != redelivery.DefaultRetryTopic(group, handler) {
+			t.Fatal("not deterministic")
+		}
+		if len(topic) == 0 || len(topic) > 40 {
+			t.Fatalf("%q: length %d", topic, len(topic))
+		}
+		for _, c := range topic {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
+				t.Fatalf("%q has %q", topic, c)
+			}
+		}
+		if topic == redelivery.DefaultDeadLetterTopic(group) {
+			t.Fatalf("retry and dead-letter topics collide: %q", topic)
+		}
+	})
+}
