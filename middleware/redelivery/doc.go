@@ -62,7 +62,8 @@
 //     MaxReconsumeTimes(policy) (or more) so the middleware, not the broker,
 //     dead-letters with full metadata. The broker resends the message as first
 //     stored, so FirstFailureTime and LastError are not carried between
-//     native redeliveries.
+//     native redeliveries, and Policy.MaxElapsed (measured from
+//     FirstFailureTime) does not apply in Native mode.
 //
 // # Consumer groups and the retry topic
 //
