@@ -253,7 +253,7 @@ func (s *Subscriber) ensureRoutes(ctx context.Context, topic string) error {
 }
 
 func (s *Subscriber) ensureRoute(ctx context.Context, topic string, queues int, wait bool) error {
-	logged := false
+	logged, created := false, false
 	for {
 		_, err := topicRoute(ctx, s.cfg.NameServers, topic)
 		if err == nil {
@@ -265,36 +265,32 @@ func (s *Subscriber) ensureRoute(ctx context.Context, topic string, queues int, 
 		if !errors.Is(err, errNoRoute) {
 			return fmt.Errorf("%w: look up the route of %q: %v", ErrBrokerUnavailable, topic, err)
 		}
-		if !s.cfg.SkipTopicCreation {
+		if !s.cfg.SkipTopicCreation && !created {
 			if err := s.createTopic(ctx, topic, queues); err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
 				return err
 			}
-		} else if !wait {
+			// The broker registers a created topic at once; check again
+			// before waiting.
+			created = true
+			continue
+		} else if s.cfg.SkipTopicCreation && !wait {
 			return nil
 		} else if !logged {
 			logged = true
-			s.logger.Info("Waiting for the topic to get a route (topic creation is off)", watermill.LogFields{"topic": topic})
+			s.logger.Info("Waiting for the topic to get a route", watermill.LogFields{
+				"topic": topic, "created_by_subscriber": created})
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-s.closing:
 			return policy.Permanent(ErrClosed)
-		case <-s.cfg.Clock.After(s.routePoll(logged)):
+		case <-s.cfg.Clock.After(s.cfg.RoutePollInterval):
 		}
 	}
-}
-
-// routePoll is short right after creating a topic (the route appears as soon
-// as the broker registers it) and RoutePollInterval while waiting for others.
-func (s *Subscriber) routePoll(waiting bool) time.Duration {
-	if waiting {
-		return s.cfg.RoutePollInterval
-	}
-	return s.cfg.RoutePollInterval / 10
 }
 
 func (s *Subscriber) createTopic(ctx context.Context, topic string, queues int) error {

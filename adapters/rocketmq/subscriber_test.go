@@ -16,6 +16,7 @@ import (
 
 	"github.com/reliamq/reliamq/adapters/rocketmq"
 	"github.com/reliamq/reliamq/adapters/rocketmq/rocketmqtest"
+	"github.com/reliamq/reliamq/pkg/clock/clocktest"
 	"github.com/reliamq/reliamq/pkg/metadata"
 )
 
@@ -492,5 +493,39 @@ func TestPublishAndConsume_under_random_send_failures_lose_no_message(t *testing
 	t.Logf("sent %d (after %d retryable failures) delivered %d duplicated %d lost %d", sent, failures, delivered, dup, lost)
 	if lost != 0 {
 		t.Fatalf("lost %d messages", lost)
+	}
+}
+
+func TestSubscriber_waits_NackResendDelay_on_its_clock_before_redelivering(t *testing.T) {
+	b := newBroker(t, rocketmqtest.Config{})
+	pub := newPublisher(t, b, rocketmq.PublisherConfig{})
+	fake := clocktest.NewFake(time.Unix(1_700_000_000, 0))
+	sub := newSubscriber(t, b, rocketmq.SubscriberConfig{NackResendDelay: time.Minute, Clock: fake})
+	topic := newTopic()
+	msgs := subscribe(t, sub, topic)
+	sent := newMsg("x")
+	if err := pub.Publish(topic, sent); err != nil {
+		t.Fatal(err)
+	}
+	receive(t, msgs, 10*time.Second).Nack()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := fake.BlockUntil(ctx, 1); err != nil {
+		t.Fatalf("no redelivery timer pending: %v", err)
+	}
+	if d, _ := fake.NextDeadline(); d.Sub(fake.Now()) != time.Minute {
+		t.Errorf("redelivery scheduled in %v, want 1m", d.Sub(fake.Now()))
+	}
+	select {
+	case m := <-msgs:
+		t.Fatalf("redelivered %s before the delay passed", m.UUID)
+	default:
+	}
+	fake.Advance(time.Minute)
+	m := receive(t, msgs, 10*time.Second)
+	m.Ack()
+	if m.UUID != sent.UUID {
+		t.Fatalf("got %s, want %s", m.UUID, sent.UUID)
 	}
 }
