@@ -4,11 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"strconv"
 	"strings"
-	"syscall"
 
 	rmqerrors "github.com/apache/rocketmq-client-go/v2/errors"
 
@@ -188,11 +185,4 @@ func responseCode(err error) (int, bool) {
 		return 0, false
 	}
 	return code, true
-}
-
-// isConnectionError reports errors that mean the broker could not be reached.
-func isConnectionError(err error) bool {
-	var netErr net.Error
-	return errors.As(err, &netErr) || errors.Is(err, syscall.ECONNREFUSED) ||
-		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF)
 }
