@@ -242,6 +242,12 @@ func TestSubscriber_tag_selector_filters_messages(t *testing.T) {
 }
 
 func TestSubscriber_keeps_consuming_across_a_broker_restart_without_losing_messages(t *testing.T) {
+	if testing.Short() {
+		// A pull in transit when the broker stops is never answered, and the
+		// client waits 30 s + 3 s for it (client v2.1.2): usually 3 s, at
+		// worst about 35 s. Runs in the full pass.
+		t.Skip("broker restart can stall a queue for 33 s; runs without -short")
+	}
 	b := newBroker(t, rocketmqtest.Config{})
 	pub := newPublisher(t, b, rocketmq.PublisherConfig{SendTimeout: time.Second})
 	sub := newSubscriber(t, b, rocketmq.SubscriberConfig{})
