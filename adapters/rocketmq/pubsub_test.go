@@ -57,3 +57,29 @@ func TestPublisher_message_round_trips_through_the_broker(t *testing.T) {
 		t.Errorf("stored %d messages, DELAY=%q; want 1 message without DELAY", len(stored), stored[0].Properties["DELAY"])
 	}
 }
+
+func TestPublisherAndSubscriber_with_a_namespace_use_prefixed_topics(t *testing.T) {
+	b := newBroker(t, rocketmqtest.Config{})
+	pub := newPublisher(t, b, rocketmq.PublisherConfig{Namespace: "tenant1"})
+	sub := newSubscriber(t, b, rocketmq.SubscriberConfig{Namespace: "tenant1"})
+	topic := newTopic()
+	msgs := subscribe(t, sub, topic)
+	sent := newMsg("x")
+	if err := pub.Publish(topic, sent); err != nil {
+		t.Fatal(err)
+	}
+	got := receive(t, msgs, 10*time.Second)
+	got.Ack()
+	if got.UUID != sent.UUID {
+		t.Fatalf("got %s, want %s", got.UUID, sent.UUID)
+	}
+	if v := got.Metadata.Get(metadata.RocketMQTopic); v != topic {
+		t.Errorf("topic metadata = %q, want %q without the namespace", v, topic)
+	}
+	if n := len(b.Messages("tenant1%" + topic)); n != 1 {
+		t.Errorf("%d messages in the namespaced topic, want 1", n)
+	}
+	if n := len(b.Messages(topic)); n != 0 {
+		t.Errorf("%d messages in the bare topic, want 0", n)
+	}
+}

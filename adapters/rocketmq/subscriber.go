@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -423,6 +424,13 @@ func (sub *subscription) deliver(ext *primitive.MessageExt) (verdict, int) {
 			sub.s.logger.Error("Cannot unmarshal message", err, watermill.LogFields{
 				"topic": sub.topic, "msg_id": ext.MsgId})
 			return verdictBrokerRetry, 0
+		}
+		if cfg.Namespace != "" {
+			// Report the topic the application subscribed to, as for
+			// messages without a namespace.
+			if v := msg.Metadata.Get(metadata.RocketMQTopic); strings.HasPrefix(v, cfg.Namespace+"%") {
+				msg.Metadata.Set(metadata.RocketMQTopic, v[len(cfg.Namespace)+1:])
+			}
 		}
 		if cfg.Broadcasting {
 			msg.Metadata.Set(metadata.Broadcast, "true")

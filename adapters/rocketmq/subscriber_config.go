@@ -65,7 +65,8 @@ type SubscriberConfig struct {
 	// it, ignored otherwise.
 	ConsumeTimestamp time.Time
 	// ConsumeGoroutines bounds the messages of one subscription handed out at
-	// the same time (the client's ConsumeGoroutineNums). Default 20.
+	// the same time (the client's ConsumeGoroutineNums, per topic: broker
+	// redeliveries from %RETRY%<group> have a bound of their own). Default 20.
 	ConsumeGoroutines int
 	// InstanceName is the base of the client instance names. Each Subscribe
 	// call gets its own client, named InstanceName + "-" + topic (plus a
@@ -74,7 +75,8 @@ type SubscriberConfig struct {
 	// name. Default: unique per Subscriber. Set it for broadcasting consumers
 	// that must resume from their local offsets after a restart.
 	InstanceName string
-	// Namespace is prefixed to topics and the group by the client. Default none.
+	// Namespace is prefixed to topics and the group by the client. Default
+	// none. metadata.RocketMQTopic reports the topic without it.
 	Namespace string
 	// Credentials for brokers with ACL enabled. Default none. The admin
 	// requests that create topics do not carry credentials in client v2.1.2;
