@@ -94,3 +94,17 @@ func BenchmarkDecodeHeader(b *testing.B) {
 		}
 	})
 }
+
+func TestHeader_decodes_what_a_Java_client_sends(t *testing.T) {
+	// Java's RemotingCommand serialises with fastjson, sorted keys and an
+	// extra serializeTypeCurrentRPC field.
+	sent := `{"code":105,"extFields":{"topic":"t"},"flag":0,"language":"JAVA","opaque":3,"serializeTypeCurrentRPC":"JSON","version":395}`
+	cmd, err := decodeHeader([]byte(sent))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Command{Code: 105, Language: "JAVA", Version: 395, Opaque: 3, ExtFields: map[string]string{"topic": "t"}}
+	if diff := cmp.Diff(want, cmd); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
