@@ -9,20 +9,22 @@ import (
 	"github.com/reliamq/reliamq/adapters/rocketmq/rocketmqtest/internal/wire"
 )
 
-// group is a consumer group: its live members and the subscription the
-// broker filters pulls with (the latest heartbeat wins, as in the Apache
-// broker's ConsumerGroupInfo).
+// group is a consumer group: its live members and, per member, the
+// subscriptions of its last heartbeat. Pulls are filtered with the
+// subscription of the most recently heard member that subscribes the topic:
+// the Apache broker keeps one table per group, replaced by every heartbeat,
+// which flips back and forth when members of one group subscribe different
+// topics; keeping them per member gives the same filter without that churn.
 type group struct {
 	name    string
-	model   string
 	members map[string]*member // by client id
-	subs    map[string]subscription
 }
 
 type member struct {
 	clientID string
 	conn     *conn
 	lastSeen time.Time
+	subs     map[string]subscription
 }
 
 type subscription struct {
@@ -78,10 +80,9 @@ func (b *Broker) handleHeartbeat(c *conn, req *wire.Command) *wire.Command {
 		b.mu.Lock()
 		g := b.groups[cd.GroupName]
 		if g == nil {
-			g = &group{name: cd.GroupName, members: map[string]*member{}, subs: map[string]subscription{}}
+			g = &group{name: cd.GroupName, members: map[string]*member{}}
 			b.groups[cd.GroupName] = g
 		}
-		g.model = cd.MessageModel
 		m := g.members[hb.ClientID]
 		isNew := m == nil || m.conn != c
 		if m == nil {
@@ -90,14 +91,21 @@ func (b *Broker) handleHeartbeat(c *conn, req *wire.Command) *wire.Command {
 		}
 		m.conn = c
 		m.lastSeen = now
+		// The heartbeat carries the member's whole subscription table: topics
+		// it no longer names are dropped.
 		subChanged := false
+		subs := make(map[string]subscription, len(cd.Subscriptions))
 		for _, s := range cd.Subscriptions {
-			old, ok := g.subs[s.Topic]
+			old, ok := m.subs[s.Topic]
 			if !ok || old.expr != s.SubString || old.expType != s.ExpType {
 				subChanged = true
 			}
-			g.subs[s.Topic] = subscription{expr: s.SubString, expType: s.ExpType, filter: parseFilter(s.SubString)}
+			subs[s.Topic] = subscription{expr: s.SubString, expType: s.ExpType, filter: parseFilter(s.SubString)}
 		}
+		if len(subs) != len(m.subs) {
+			subChanged = true
+		}
+		m.subs = subs
 		b.mu.Unlock()
 		if isNew || subChanged {
 			changed = append(changed, cd.GroupName)
@@ -208,8 +216,17 @@ func (b *Broker) groupFilter(groupName, topicName string) (filter, string, bool)
 	if g == nil {
 		return filter{}, "", false
 	}
-	s, ok := g.subs[topicName]
-	return s.filter, s.expType, ok
+	var best *member
+	for _, m := range g.members {
+		if _, ok := m.subs[topicName]; ok && (best == nil || m.lastSeen.After(best.lastSeen)) {
+			best = m
+		}
+	}
+	if best == nil {
+		return filter{}, "", false
+	}
+	s := best.subs[topicName]
+	return s.filter, s.expType, true
 }
 
 // isTagType reports whether an expression type filters by tag (the only

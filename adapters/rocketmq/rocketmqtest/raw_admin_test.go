@@ -338,3 +338,61 @@ func TestBroker_survives_concurrent_stops_restarts_and_closes(t *testing.T) {
 		t.Errorf("restart after close: %v", err)
 	}
 }
+
+func TestBroker_replaces_a_group_subscription_table_on_each_heartbeat(t *testing.T) {
+	b := rocketmqtest.NewTest(t, rocketmqtest.Config{LongPollHold: -1})
+	c := dialRaw(t, b.NameServerAddr())
+	mustSend(t, c, "subs", 0, map[string]string{"TAGS": "A"}, "a")
+	mustSend(t, c, "subs", 0, map[string]string{"TAGS": "B"}, "b")
+	count := func() int {
+		r := c.call(codePull, pullExt("sg", "subs", 0, 0), nil)
+		msgs, _ := wire.DecodeMessages(r.Body)
+		return len(msgs)
+	}
+	c.call(codeHeartbeat, nil, heartbeat("c1", "sg", "subs", "A"))
+	if n := count(); n != 1 {
+		t.Fatalf("with subscription A: %d messages, want 1", n)
+	}
+	// The group now subscribes another topic only: pulls of "subs" are no
+	// longer filtered by the old expression.
+	c.call(codeHeartbeat, nil, heartbeat("c1", "sg", "other", "X"))
+	if n := count(); n != 2 {
+		t.Errorf("after the subscription was dropped: %d messages, want 2", n)
+	}
+}
+
+func TestBroker_filters_each_topic_of_a_group_whose_members_subscribe_different_topics(t *testing.T) {
+	b := rocketmqtest.NewTest(t, rocketmqtest.Config{LongPollHold: -1})
+	one := dialRaw(t, b.NameServerAddr())
+	two := dialRaw(t, b.NameServerAddr())
+	for _, topic := range []string{"ta", "tb"} {
+		mustSend(t, one, topic, 0, map[string]string{"TAGS": "A"}, "a")
+		mustSend(t, one, topic, 0, map[string]string{"TAGS": "B"}, "b")
+	}
+	one.call(codeHeartbeat, nil, heartbeat("m1", "mixed", "ta", "A"))
+	two.call(codeHeartbeat, nil, heartbeat("m2", "mixed", "tb", "B"))
+	one.call(codeRoute, map[string]string{"topic": "ta"}, nil) // collects the join notification
+	// Heartbeats repeat every 30 s; unchanged ones notify nobody.
+	one.pushed, two.pushed = nil, nil
+	one.call(codeHeartbeat, nil, heartbeat("m1", "mixed", "ta", "A"))
+	two.call(codeHeartbeat, nil, heartbeat("m2", "mixed", "tb", "B"))
+	one.call(codeRoute, map[string]string{"topic": "ta"}, nil)
+	if notified(one.pushed, "mixed") || notified(two.pushed, "mixed") {
+		t.Error("unchanged heartbeats notified the group")
+	}
+	pulled := func(topic string) []string {
+		r := one.call(codePull, pullExt("mixed", topic, 0, 0), nil)
+		msgs, _ := wire.DecodeMessages(r.Body)
+		var bodies []string
+		for _, m := range msgs {
+			bodies = append(bodies, string(m.Body))
+		}
+		return bodies
+	}
+	if got := pulled("ta"); len(got) != 1 || got[0] != "a" {
+		t.Errorf("ta pulled %v, want [a]", got)
+	}
+	if got := pulled("tb"); len(got) != 1 || got[0] != "b" {
+		t.Errorf("tb pulled %v, want [b]", got)
+	}
+}
