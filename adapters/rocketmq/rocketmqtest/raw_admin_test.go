@@ -339,7 +339,7 @@ func TestBroker_survives_concurrent_stops_restarts_and_closes(t *testing.T) {
 	}
 }
 
-func TestBroker_replaces_a_group_subscription_table_on_each_heartbeat(t *testing.T) {
+func TestBroker_replaces_a_member_subscription_table_on_each_heartbeat(t *testing.T) {
 	b := rocketmqtest.NewTest(t, rocketmqtest.Config{LongPollHold: -1})
 	c := dialRaw(t, b.NameServerAddr())
 	mustSend(t, c, "subs", 0, map[string]string{"TAGS": "A"}, "a")
