@@ -76,7 +76,9 @@ func (b *Broker) handleHeartbeat(c *conn, req *wire.Command) *wire.Command {
 		if cd.GroupName == "" || hb.ClientID == "" {
 			continue
 		}
-		b.ensureTopic(retryPrefix+cd.GroupName, 1, permRW)
+		if validTopicName(retryPrefix + cd.GroupName) {
+			b.ensureTopic(retryPrefix+cd.GroupName, 1, permRW)
+		}
 		b.mu.Lock()
 		g := b.groups[cd.GroupName]
 		if g == nil {

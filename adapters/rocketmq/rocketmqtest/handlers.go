@@ -783,7 +783,7 @@ func (b *Broker) handleSendBack(req *wire.Command) *wire.Command {
 	e := req.ExtFields
 	groupName := e["group"]
 	off, err := strconv.ParseInt(e["offset"], 10, 64)
-	if err != nil || groupName == "" {
+	if err != nil || !validTopicName(retryPrefix+groupName) || !validTopicName(dlqPrefix+groupName) {
 		return errorResponse(RespSystemError, "bad group or offset")
 	}
 	level := atoiDefault(e["delayLevel"], 0)

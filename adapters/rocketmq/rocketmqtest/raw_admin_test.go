@@ -3,6 +3,7 @@ package rocketmqtest_test
 import (
 	"errors"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -394,5 +395,25 @@ func TestBroker_filters_each_topic_of_a_group_whose_members_subscribe_different_
 	}
 	if got := pulled("tb"); len(got) != 1 || got[0] != "b" {
 		t.Errorf("tb pulled %v, want [b]", got)
+	}
+}
+
+func TestBroker_rejects_groups_too_long_for_their_retry_topic(t *testing.T) {
+	b := rocketmqtest.NewTest(t, rocketmqtest.Config{})
+	c := dialRaw(t, b.NameServerAddr())
+	mustSend(t, c, "lg", 0, nil, "x")
+	long := strings.Repeat("g", 300)
+	if r := c.call(codeHeartbeat, nil, heartbeat("c", long, "lg", "*")); r.Code != 0 {
+		t.Errorf("heartbeat: %d", r.Code)
+	}
+	off := b.Messages("lg")[0].CommitLogOffset
+	r := c.call(int32(rocketmqtest.CodeConsumerSendMsgBack), map[string]string{"group": long, "offset": strconv.FormatInt(off, 10), "delayLevel": "0"}, nil)
+	if r.Code != int32(rocketmqtest.RespSystemError) {
+		t.Errorf("send back for a 300-byte group: code %d, want 1", r.Code)
+	}
+	for _, topic := range b.Topics() {
+		if len(topic) > 127 {
+			t.Errorf("topic of %d bytes created", len(topic))
+		}
 	}
 }
