@@ -366,3 +366,48 @@ func TestPublisher_async_timeout_panic_inside_the_client_is_contained(t *testing
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+func TestPublisher_partial_failure_reports_the_first_unsent_message(t *testing.T) {
+	b := newBroker(t, rocketmqtest.Config{})
+	pub := newPublisher(t, b, rocketmq.PublisherConfig{Batch: true})
+	topic := newTopic()
+	if err := pub.Publish(topic, newMsg("warm-up")); err != nil {
+		t.Fatal(err)
+	}
+	// Requests: [m0 m1] as a batch, [m2] alone (delayed messages are not
+	// batched), [m3 m4] as a batch. The single send fails.
+	msgs := []*message.Message{newMsg("0"), newMsg("1"), newMsg("2"), newMsg("3"), newMsg("4")}
+	msgs[2].Metadata.Set(metadata.DelayLevel, "1")
+	b.Fail(rocketmqtest.CodeSendMessage, rocketmqtest.RespSystemBusy, 1)
+	err := pub.Publish(topic, msgs...)
+	var se *rocketmq.SendError
+	if !errors.As(err, &se) || se.Index != 2 || se.MessageUUID != msgs[2].UUID || !rocketmq.IsRetryable(err) {
+		t.Fatalf("Publish = %v, want a retryable SendError at index 2", err)
+	}
+	stored := map[string]bool{}
+	for _, s := range b.Messages(topic) {
+		stored[s.Properties[rocketmq.PropertyUUID]] = true
+	}
+	for i, m := range msgs {
+		if want := i < 2; stored[m.UUID] != want {
+			t.Errorf("message %d stored = %v, want %v", i, stored[m.UUID], want)
+		}
+	}
+}
+
+func TestPublisher_batches_stay_within_the_broker_size_limit(t *testing.T) {
+	const limit = 2000
+	b := newBroker(t, rocketmqtest.Config{MaxMessageSize: limit})
+	pub := newPublisher(t, b, rocketmq.PublisherConfig{Batch: true, MaxMessageSize: limit})
+	topic := newTopic()
+	var msgs []*message.Message
+	for i := 0; i < 12; i++ {
+		msgs = append(msgs, newMsg(strings.Repeat("x", 450)))
+	}
+	if err := pub.Publish(topic, msgs...); err != nil {
+		t.Fatalf("Publish: %v (a batch went over the broker's limit?)", err)
+	}
+	if n := len(b.Messages(topic)); n != len(msgs) {
+		t.Fatalf("stored %d messages, want %d", n, len(msgs))
+	}
+}
