@@ -90,7 +90,7 @@ func invokeNameServer(ctx context.Context, addr string, code int, ext map[string
 // brokerAddrsPattern finds the master address (broker id 0) in a brokerAddrs
 // object. Java name servers write it as {0:"host:port"}, which is not valid
 // JSON, so the body is scanned rather than decoded.
-var brokerAddrsPattern = regexp.MustCompile(`"brokerAddrs"\s*:\s*\{[^}]*?(?:"0"|[{,\s]0)\s*:\s*"([^"]+)"`)
+var brokerAddrsPattern = regexp.MustCompile(`"brokerAddrs"\s*:\s*\{\s*(?:[^}]*?[,\s])?(?:"0"|0)\s*:\s*"([^"]+)"`)
 
 func masterAddrs(body []byte) []string {
 	seen := map[string]struct{}{}
