@@ -115,7 +115,11 @@ type SubscriberConfig struct {
 	// RoutePollInterval is how often Subscribe checks for a route it is
 	// waiting for. Default 1s.
 	RoutePollInterval time.Duration
-	// Marshaler converts messages. Default DefaultMarshaler.
+	// Marshaler converts messages. Default DefaultMarshaler (which never
+	// fails). A message a custom Marshaler cannot unmarshal is logged and
+	// handed to the broker's retry, so it ends in %DLQ%<group> after
+	// MaxReconsumeTimes, whatever BrokerRetry says (dropped when
+	// Broadcasting).
 	Marshaler Marshaler
 	// Clock drives NackResendDelay, CloseTimeout and route polling. Default
 	// the real clock.
