@@ -289,7 +289,10 @@ func (s *Subscriber) ensureRoute(ctx context.Context, topic string, queues int, 
 			return ctx.Err()
 		case <-s.closing:
 			return policy.Permanent(ErrClosed)
-		case <-s.cfg.Clock.After(s.cfg.RoutePollInterval):
+		case <-time.After(s.cfg.RoutePollInterval):
+			// Real time on purpose: this waits for an external broker, and a
+			// fake Clock that drives redelivery in a test must not freeze
+			// Subscribe while a route propagates.
 		}
 	}
 }

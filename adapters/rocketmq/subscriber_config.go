@@ -121,7 +121,7 @@ type SubscriberConfig struct {
 	// MaxReconsumeTimes, whatever BrokerRetry says (dropped when
 	// Broadcasting).
 	Marshaler Marshaler
-	// Clock drives NackResendDelay, CloseTimeout and route polling. Default
+	// Clock drives NackResendDelay and CloseTimeout (route polling waits in real time). Default
 	// the real clock.
 	Clock clock.Clock
 }
