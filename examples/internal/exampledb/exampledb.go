@@ -22,7 +22,7 @@ import (
 )
 
 // ErrUnknownDSN is returned for a DSN whose scheme is none of the above.
-var ErrUnknownDSN = errors.New("exampledb: DSN must start with postgres://, postgresql://, mysql:// or sqlite:")
+var ErrUnknownDSN = errors.New("exampledb: DSN must start with postgres://, postgresql://, mysql:// or sqlite")
 
 // DB is an open database and what the examples print about it.
 type DB struct {
