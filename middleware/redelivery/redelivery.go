@@ -19,11 +19,10 @@ import (
 )
 
 // RedeliveryCount is the metadata key where the middleware keeps its own
-// count of redeliveries in InMemory and Durable modes. Handlers read
-// metadata.ReconsumeTimes, which the middleware sets from this key on every
-// delivery; the separate key exists because some subscribers (RocketMQ's)
-// overwrite metadata.ReconsumeTimes with the broker's own count.
-const RedeliveryCount = "reliamq_redelivery_count"
+// count of redeliveries in InMemory and Durable modes; it is
+// metadata.RedeliveryCount, repeated here for handlers that import only this
+// package.
+const RedeliveryCount = metadata.RedeliveryCount
 
 // stripped are delivery facts of one transport that must not travel with a
 // copy: a stale DelayLevel would delay the retry publish on RocketMQ.

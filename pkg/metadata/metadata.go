@@ -59,7 +59,16 @@ const (
 )
 
 // Redelivery and dead-letter facts, written by middleware/redelivery.
+// OriginalUUID, FirstFailureTime, LastError, ConsumerGroup, OriginalTopic,
+// Handler and RedeliveryCount travel on every redelivered message; the DLQ
+// message adds DeadLetterReason, Attempts and, for panics, PanicStack.
 const (
+	// RedeliveryCount is middleware/redelivery's own count of redeliveries in
+	// its in-memory and durable modes. Handlers read ReconsumeTimes, which the
+	// middleware sets from this key on every delivery; the separate key exists
+	// because the RocketMQ subscriber overwrites ReconsumeTimes with the
+	// broker's count on each delivery.
+	RedeliveryCount = "reliamq_redelivery_count"
 	// OriginalUUID is the UUID of the first delivery. The message UUID itself
 	// also stays the same; this key survives tools that re-create messages.
 	OriginalUUID = "reliamq_original_uuid"
@@ -67,9 +76,9 @@ const (
 	FirstFailureTime = "reliamq_first_failure_time"
 	// LastError is the text of the handler's last error.
 	LastError = "reliamq_last_error"
-	// OriginalTopic is the topic the message was consumed from (DLQ messages).
+	// OriginalTopic is the topic the message was consumed from.
 	OriginalTopic = "reliamq_original_topic"
-	// Handler is the name of the handler that failed (DLQ messages).
+	// Handler is the name of the handler that failed.
 	Handler = "reliamq_handler"
 	// ConsumerGroup is the consumer group that failed (DLQ and retry messages).
 	ConsumerGroup = "reliamq_consumer_group"
