@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/reliamq/reliamq/adapters/sqlstore"
+	"github.com/reliamq/reliamq/adapters/sqlstore/sqlstoretest"
 )
 
 // BenchmarkStore_insert measures store writes per dialect: one message per
@@ -15,8 +16,8 @@ func BenchmarkStore_insert(b *testing.B) {
 	payload := make([]byte, 512)
 	for _, be := range backends {
 		for _, batch := range []int{1, 100} {
-			b.Run(fmt.Sprintf("%s/batch=%d", be.name, batch), func(b *testing.B) {
-				db := be.open(b)
+			b.Run(fmt.Sprintf("%s/batch=%d", be.Name, batch), func(b *testing.B) {
+				db := sqlstoretest.Open(b, be.Dialect)
 				db.SetMaxIdleConns(8)
 				st := newStore(b, be, sqlstore.Config{DB: db})
 				msgs := make([]sqlstore.Message, batch)
@@ -43,7 +44,7 @@ func BenchmarkStore_insert(b *testing.B) {
 // message: claim 100 due rows, then delete them with one statement.
 func BenchmarkStore_claim_and_delete(b *testing.B) {
 	for _, be := range backends {
-		b.Run(be.name, func(b *testing.B) {
+		b.Run(be.Name, func(b *testing.B) {
 			st := newStore(b, be, sqlstore.Config{})
 			insertN(b, st, "", b.N)
 			ctx := context.Background()

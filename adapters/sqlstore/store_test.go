@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/reliamq/reliamq/adapters/sqlstore"
+	"github.com/reliamq/reliamq/adapters/sqlstore/sqlstoretest"
 	"github.com/reliamq/reliamq/pkg/clock/clocktest"
 )
 
@@ -410,7 +411,7 @@ func TestStore_concurrent_claimers_never_share_a_leased_row(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, be backend) {
 		st := newStore(t, be, sqlstore.Config{LeaseTimeout: time.Minute})
 		// Each claimer gets its own Store value (as separate processes would).
-		other, err := sqlstore.New(sqlstore.Config{DB: st.DB(), Dialect: be.dialect, Table: st.Table(), LeaseTimeout: time.Minute}, nil)
+		other, err := sqlstore.New(sqlstore.Config{DB: st.DB(), Dialect: be.Dialect, Table: st.Table(), LeaseTimeout: time.Minute}, nil)
 		if err != nil {
 			t.Fatalf("second store: %v", err)
 		}
@@ -482,7 +483,7 @@ func TestStore_concurrent_claimers_never_share_a_leased_row(t *testing.T) {
 
 func TestStore_database_failures_match_ErrStoreUnavailable(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, be backend) {
-		db := be.open(t)
+		db := sqlstoretest.Open(t, be.Dialect)
 		st := newStore(t, be, sqlstore.Config{DB: db})
 		_ = db.Close()
 		ctx := context.Background()

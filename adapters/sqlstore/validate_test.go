@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/reliamq/reliamq/adapters/sqlstore"
+	"github.com/reliamq/reliamq/adapters/sqlstore/sqlstoretest"
 )
 
 func TestConfig_Validate_rejects_bad_configs_naming_the_field(t *testing.T) {
@@ -51,7 +52,7 @@ func TestConfig_Validate_rejects_bad_configs_naming_the_field(t *testing.T) {
 func TestStore_rejects_bad_input_with_typed_errors_before_any_SQL(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, be backend) {
 		st := newStore(t, be, sqlstore.Config{})
-		victim := uniqueTable("victim")
+		victim := sqlstoretest.UniqueName("victim")
 		if _, err := st.DB().Exec("CREATE TABLE " + victim + " (id INTEGER)"); err != nil {
 			t.Fatalf("create victim: %v", err)
 		}
