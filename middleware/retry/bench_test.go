@@ -14,9 +14,16 @@ type noopPublisher struct{}
 func (noopPublisher) Publish(string, ...*message.Message) error { return nil }
 func (noopPublisher) Close() error                              { return nil }
 
+// nopAttemptHook is the cheapest possible observer: it measures the cost of
+// running an AttemptHook, not of what it does.
+type nopAttemptHook struct{}
+
+func (nopAttemptHook) OnPublishAttempt(retry.AttemptParams) {}
+
 // BenchmarkPublisher_success_path compares a bare no-op publisher with the same
-// publisher behind the retry decorator; the difference is the decorator's cost
-// on a successful Publish.
+// publisher behind the retry decorator, without hooks and with one no-op
+// AttemptHook; the differences are the decorator's and the hook's cost on a
+// successful Publish.
 func BenchmarkPublisher_success_path(b *testing.B) {
 	msg := message.NewMessage("bench", []byte("payload"))
 	pubs := []struct {
@@ -33,6 +40,14 @@ func BenchmarkPublisher_success_path(b *testing.B) {
 		name string
 		pub  message.Publisher
 	}{"retry", rp})
+	hooked, err := retry.NewPublisher(noopPublisher{}, retry.Config{Policy: policy.RocketMQ(), Hooks: []any{nopAttemptHook{}}}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pubs = append(pubs, struct {
+		name string
+		pub  message.Publisher
+	}{"retry_with_attempt_hook", hooked})
 
 	for _, p := range pubs {
 		b.Run(p.name, func(b *testing.B) {

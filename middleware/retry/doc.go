@@ -28,6 +28,18 @@
 //     Publish returns an error matching both the context error and the last
 //     publish error. A cancelled context is never retried.
 //
+// # Hooks
+//
+// Config.Hooks takes observers implementing AttemptHook (every call to the
+// inner publisher, with the policy's verdict on its error in
+// AttemptParams.Retryable), RetryHook (a failed attempt that will be retried,
+// like Config.OnRetry) and GiveUpHook (a Publish about to return an error,
+// with its GiveUpReason). Several may coexist; they run synchronously on the
+// Publish caller's goroutine, must be fast and safe for concurrent use, and
+// only observe. pkg/metrics builds its publish counters on them. Without an
+// AttemptHook the success path is unchanged (one length check); with one it
+// costs one interface call per attempt and no allocation.
+//
 // # Delivery guarantees
 //
 // At-least-once for every Publish that returns nil; a Publish that returns an

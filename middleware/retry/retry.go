@@ -98,19 +98,31 @@ type Config struct {
 	// retried, before the wait, on the goroutine that called Publish. It is not
 	// called for the last failure (see the returned error). It must be fast and
 	// safe for concurrent use, since Publish may run on many goroutines.
+	// A RetryHook in Hooks receives the same calls; OnRetry runs first.
 	OnRetry func(Params)
+	// Hooks are observers: values implementing AttemptHook, RetryHook and/or
+	// GiveUpHook (see AttemptHook). Default none; a value implementing none of
+	// them fails validation. With no AttemptHook the success path runs no
+	// hook code beyond a length check.
+	Hooks []any
 }
 
 func (c *Config) setDefaults() {
 	c.Clock = clock.OrReal(c.Clock)
+	c.Hooks = append([]any(nil), c.Hooks...)
 }
 
-// Validate reports an invalid Policy.
+// Validate reports an invalid Policy and every hook value that implements no
+// hook interface.
 func (c Config) Validate() error {
+	var errs []error
 	if err := c.Policy.Validate(); err != nil {
-		return fmt.Errorf("field Policy: %w", err)
+		errs = append(errs, fmt.Errorf("field Policy: %w", err))
 	}
-	return nil
+	if err := validateHooks(c.Hooks); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
 }
 
 // Publisher retries a failed Publish of its inner publisher. See the package
@@ -118,6 +130,7 @@ func (c Config) Validate() error {
 type Publisher struct {
 	inner  message.Publisher
 	cfg    Config
+	hooks  hooks
 	logger watermill.LoggerAdapter
 }
 
@@ -137,6 +150,7 @@ func NewPublisher(inner message.Publisher, cfg Config, logger watermill.LoggerAd
 	return &Publisher{
 		inner:  inner,
 		cfg:    cfg,
+		hooks:  newHooks(cfg.Hooks),
 		logger: logger.With(watermill.LogFields{"component": "reliamq.retry"}),
 	}, nil
 }
@@ -165,10 +179,39 @@ func (p *Publisher) Close() error { return p.inner.Close() }
 // most the backend's send timeout, is therefore not counted.
 func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	err := p.inner.Publish(topic, msgs...)
+	if len(p.hooks.attempt) > 0 {
+		p.attempted(1, topic, msgs, err)
+	}
 	if err == nil {
 		return nil
 	}
 	return p.retry(p.cfg.Clock.Now(), topic, msgs, err)
+}
+
+// attempted runs the AttemptHooks for one call to the inner publisher.
+func (p *Publisher) attempted(attempt int, topic string, msgs []*message.Message, err error) {
+	params := AttemptParams{Attempt: attempt, Topic: topic, Messages: msgs, Err: err}
+	if err != nil {
+		params.Retryable = p.cfg.Policy.Retryable(err)
+	}
+	for _, h := range p.hooks.attempt {
+		h.OnPublishAttempt(params)
+	}
+}
+
+// gaveUp runs the GiveUpHooks and returns err.
+func (l *loop) gaveUp(reason GiveUpReason, elapsed time.Duration, err error) error {
+	if len(l.p.hooks.giveUp) == 0 {
+		return err
+	}
+	params := GiveUpParams{
+		Reason: reason, Attempts: l.attempts, Elapsed: elapsed,
+		Topic: l.topic, Messages: l.pending, Err: err,
+	}
+	for _, h := range l.p.hooks.giveUp {
+		h.OnGiveUp(params)
+	}
+	return err
 }
 
 type stopReason int
@@ -224,18 +267,28 @@ func (p *Publisher) retry(start time.Time, topic string, msgs []*message.Message
 	// without retry-go's wrappers, and l.stop says why the loop ended.
 	switch l.stop {
 	case stopFinal:
-		return l.lastErr
+		reason := GiveUpPermanent
+		if errors.Is(l.lastErr, context.Canceled) || errors.Is(l.lastErr, context.DeadlineExceeded) {
+			reason = GiveUpCanceled
+		}
+		return l.gaveUp(reason, elapsed, l.lastErr)
 	case stopExhausted, stopBudget:
 		p.logger.Debug("Publish retries exhausted", watermill.LogFields{
 			"topic": topic, "attempts": l.attempts, "elapsed": elapsed, "budget": l.stop == stopBudget, "err": l.lastErr,
 		})
-		return &ExhaustedError{Topic: topic, Attempts: l.attempts, Elapsed: elapsed, Budget: l.stop == stopBudget, Err: l.lastErr}
+		reason := GiveUpExhausted
+		if l.stop == stopBudget {
+			reason = GiveUpBudget
+		}
+		return l.gaveUp(reason, elapsed,
+			&ExhaustedError{Topic: topic, Attempts: l.attempts, Elapsed: elapsed, Budget: l.stop == stopBudget, Err: l.lastErr})
 	}
 	cause := context.Cause(ctx)
 	if cause == nil {
 		cause = err
 	}
-	return fmt.Errorf("retry: publish to %q stopped after %d attempts: %w", topic, l.attempts, errors.Join(cause, l.lastErr))
+	return l.gaveUp(GiveUpCanceled, elapsed,
+		fmt.Errorf("retry: publish to %q stopped after %d attempts: %w", topic, l.attempts, errors.Join(cause, l.lastErr)))
 }
 
 // attempt is retry-go's retryable function.
@@ -251,6 +304,9 @@ func (l *loop) attempt() error {
 	}
 	l.attempts++
 	err := l.p.inner.Publish(l.topic, l.pending...)
+	if len(l.p.hooks.attempt) > 0 {
+		l.p.attempted(l.attempts, l.topic, l.pending, err)
+	}
 	if err != nil {
 		l.lastErr = err
 		l.dropAccepted(err)
@@ -286,11 +342,17 @@ func (l *loop) retryIf(err error) bool {
 	l.p.logger.Debug("Publish failed, retrying", watermill.LogFields{
 		"topic": l.topic, "attempt": l.attempts, "delay": d, "err": err,
 	})
-	if l.p.cfg.OnRetry != nil {
-		l.p.cfg.OnRetry(Params{
+	if l.p.cfg.OnRetry != nil || len(l.p.hooks.retry) > 0 {
+		params := Params{
 			Attempt: l.attempts, Delay: d, Err: err, Elapsed: elapsed,
 			Topic: l.topic, Messages: l.pending,
-		})
+		}
+		if l.p.cfg.OnRetry != nil {
+			l.p.cfg.OnRetry(params)
+		}
+		for _, h := range l.p.hooks.retry {
+			h.OnPublishRetry(params)
+		}
 	}
 	return true
 }
