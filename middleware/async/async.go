@@ -61,6 +61,11 @@ type Stats struct {
 	// Leftover counts calls that Close handed to Leftovers or reported as not
 	// sent.
 	Leftover int64
+	// Capacity is Config.QueueCapacity (after defaults): Queued/Capacity is
+	// the queue's saturation, and FullPolicy applies once it reaches 1.
+	Capacity int
+	// MaxWorkers is Config.MaxWorkers (after defaults), the bound of Workers.
+	MaxWorkers int
 }
 
 // Publisher sends messages through an inner publisher on a bounded pool of
@@ -145,6 +150,11 @@ func (p *Publisher) Stats() Stats {
 		Rejected:  p.rejected.Load(),
 		CallerRan: p.callerRan.Load(),
 		Leftover:  p.leftover.Load(),
+		// Capacity and MaxWorkers are fixed at construction; they travel
+		// with the counters so an observer can compute saturation from one
+		// snapshot, without keeping the Config.
+		Capacity:   cap(p.queue),
+		MaxWorkers: p.cfg.MaxWorkers,
 	}
 }
 

@@ -58,5 +58,5 @@ func ExampleNewPublisher() {
 	// Output:
 	// order-1 sent, err=<nil>
 	// order-2 sent, err=<nil>
-	// {Queued:0 InFlight:0 Workers:0 Done:2 Failed:0 Rejected:0 CallerRan:0 Leftover:0}
+	// {Queued:0 InFlight:0 Workers:0 Done:2 Failed:0 Rejected:0 CallerRan:0 Leftover:0 Capacity:200 MaxWorkers:50}
 }
