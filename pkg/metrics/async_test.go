@@ -95,3 +95,46 @@ func TestWatchAsync_reports_queue_depth_rejections_and_caller_runs_of_all_pools(
 	wantValue(t, reg, 0, "reliamq_async_leftovers_total")
 	lint(t, reg)
 }
+
+func TestWatchAsync_reports_the_saturation_of_the_fullest_pool_and_the_limits(t *testing.T) {
+	m, reg := newMetrics(t, metrics.Config{})
+	busyInner := newGatePublisher()
+	busy, err := async.NewPublisher(busyInner, async.Config{CoreWorkers: 1, MaxWorkers: 1, QueueCapacity: 4}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idle, err := async.NewPublisher(newGatePublisher(), async.Config{CoreWorkers: 1, MaxWorkers: 3, QueueCapacity: 10}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []*async.Publisher{busy, idle} {
+		if err := m.WatchAsync(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantValue(t, reg, 0, "reliamq_async_queue_saturation")
+
+	// The worker blocks on "block"; two more calls wait in a queue of 4.
+	if err := busy.Publish("t", message.NewMessage("block", nil)); err != nil {
+		t.Fatal(err)
+	}
+	<-busyInner.started
+	for _, id := range []string{"q1", "q2"} {
+		if err := busy.Publish("t", message.NewMessage(id, nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantValue(t, reg, 0.5, "reliamq_async_queue_saturation")
+	wantValue(t, reg, 2, "reliamq_async_queue_depth")
+	wantValue(t, reg, 14, "reliamq_async_queue_capacity")
+	wantValue(t, reg, 4, "reliamq_async_max_workers")
+
+	close(busyInner.gate)
+	for _, p := range []*async.Publisher{busy, idle} {
+		if err := p.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantValue(t, reg, 0, "reliamq_async_queue_saturation")
+	lint(t, reg)
+}

@@ -17,8 +17,8 @@ func (nopPublisher) Publish(string, ...*message.Message) error { return nil }
 func (nopPublisher) Close() error                              { return nil }
 
 // BenchmarkPublish_success_path compares, in one run, a successful publish
-// through retry.Publisher without metrics and with the metrics Publisher and
-// Retry hook installed, over a publisher that does nothing (so the decorators
+// through retry.Publisher without metrics, with the metrics Publisher and
+// Retry callback installed, and with RetryHooks in retry.Config.Hooks, over a publisher that does nothing (so the decorators
 // are all that is measured).
 func BenchmarkPublish_success_path(b *testing.B) {
 	pol := policy.Policy{MaxAttempts: 3, Backoff: policy.Fixed(0)}
@@ -34,6 +34,7 @@ func BenchmarkPublish_success_path(b *testing.B) {
 		{"bare", nil, retry.Config{}},
 		{"retry_without_metrics", nopPublisher{}, retry.Config{Policy: pol}},
 		{"retry_with_metrics", m.Publisher(nopPublisher{}), retry.Config{Policy: pol, OnRetry: m.Retry()}},
+		{"retry_with_metrics_hooks", nopPublisher{}, retry.Config{Policy: pol, Hooks: []any{m.RetryHooks()}}},
 	}
 	for _, v := range variants {
 		b.Run(v.name, func(b *testing.B) {

@@ -22,6 +22,8 @@ type watched struct {
 
 	backlog, due, oldestAge              *prometheus.Desc
 	asyncDepth, asyncInFlight, asyncWork *prometheus.Desc
+	asyncSaturation, asyncCapacity       *prometheus.Desc
+	asyncMaxWorkers                      *prometheus.Desc
 	asyncRejected, asyncCallerRuns       *prometheus.Desc
 	asyncSends, asyncLeftovers           *prometheus.Desc
 	waiting                              *prometheus.Desc
@@ -49,6 +51,9 @@ func newWatched(m *Metrics) *watched {
 		asyncDepth:      d("async_queue_depth", "Publish calls waiting for an async worker."),
 		asyncInFlight:   d("async_in_flight", "Publish calls being sent by async workers or callers now."),
 		asyncWork:       d("async_workers", "Async worker goroutines running."),
+		asyncSaturation: d("async_queue_saturation", "Queued Publish calls over queue capacity (0 to 1) of the fullest watched async publisher; at 1 its FullPolicy applies."),
+		asyncCapacity:   d("async_queue_capacity", "Queue capacity (QueueCapacity) of the watched async publishers."),
+		asyncMaxWorkers: d("async_max_workers", "Worker limit (MaxWorkers) of the watched async publishers."),
 		asyncRejected:   d("async_rejections_total", "Publish calls the async publisher refused (queue full under Reject, closed, Block context ended)."),
 		asyncCallerRuns: d("async_caller_runs_total", "Publish calls sent on the caller's goroutine because the async queue was full (CallerRuns)."),
 		asyncSends:      d("async_sends_total", "Publish calls sent by the async publisher, by outcome (ok, error).", "outcome"),
@@ -104,7 +109,7 @@ func (m *Metrics) WatchRedelivery(r *redelivery.Redelivery) error {
 // Describe sends every scrape-time descriptor.
 func (w *watched) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{w.backlog, w.due, w.oldestAge, w.asyncDepth, w.asyncInFlight,
-		w.asyncWork, w.asyncRejected, w.asyncCallerRuns, w.asyncSends, w.asyncLeftovers, w.waiting} {
+		w.asyncWork, w.asyncSaturation, w.asyncCapacity, w.asyncMaxWorkers, w.asyncRejected, w.asyncCallerRuns, w.asyncSends, w.asyncLeftovers, w.waiting} {
 		ch <- d
 	}
 }
@@ -149,8 +154,16 @@ func (w *watched) Collect(ch chan<- prometheus.Metric) {
 
 	if len(asyncs) > 0 {
 		var sum async.Stats
+		saturation := 0.0
 		for _, p := range asyncs {
 			st := p.Stats()
+			// The fullest pool, not the pooled ratio: one saturated pool
+			// falls back to its FullPolicy however empty the others are.
+			if st.Capacity > 0 {
+				saturation = max(saturation, float64(st.Queued)/float64(st.Capacity))
+			}
+			sum.Capacity += st.Capacity
+			sum.MaxWorkers += st.MaxWorkers
 			sum.Queued += st.Queued
 			sum.InFlight += st.InFlight
 			sum.Workers += st.Workers
@@ -163,6 +176,9 @@ func (w *watched) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(w.asyncDepth, prometheus.GaugeValue, float64(sum.Queued))
 		ch <- prometheus.MustNewConstMetric(w.asyncInFlight, prometheus.GaugeValue, float64(sum.InFlight))
 		ch <- prometheus.MustNewConstMetric(w.asyncWork, prometheus.GaugeValue, float64(sum.Workers))
+		ch <- prometheus.MustNewConstMetric(w.asyncSaturation, prometheus.GaugeValue, saturation)
+		ch <- prometheus.MustNewConstMetric(w.asyncCapacity, prometheus.GaugeValue, float64(sum.Capacity))
+		ch <- prometheus.MustNewConstMetric(w.asyncMaxWorkers, prometheus.GaugeValue, float64(sum.MaxWorkers))
 		ch <- prometheus.MustNewConstMetric(w.asyncRejected, prometheus.CounterValue, float64(sum.Rejected))
 		ch <- prometheus.MustNewConstMetric(w.asyncCallerRuns, prometheus.CounterValue, float64(sum.CallerRan))
 		ch <- prometheus.MustNewConstMetric(w.asyncSends, prometheus.CounterValue, float64(sum.Done), OutcomeOK)

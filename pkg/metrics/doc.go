@@ -8,8 +8,7 @@
 // component:
 //
 //	m, err := metrics.New(metrics.Config{Registerer: reg}, logger)
-//	broker := m.Publisher(rocketmqPublisher)              // attempts, permanent failures
-//	retried, _ := retry.NewPublisher(broker, retry.Config{Policy: p, OnRetry: m.Retry()}, logger)
+//	retried, _ := retry.NewPublisher(rocketmqPublisher, retry.Config{Policy: p, Hooks: []any{m.RetryHooks()}}, logger)
 //	fb, _ := fallback.NewPublisher(retried, fallback.Config{Store: st, Hooks: []any{m.Fallback()}}, logger)
 //	relay, _ := fallback.NewRelay(fallback.RelayConfig{Store: st, Publisher: retried, Hooks: []any{m.Relay()}}, logger)
 //	pool, _ := async.NewPublisher(fb, async.Config{Leftovers: ...}, logger)
@@ -19,6 +18,13 @@
 //	_ = m.WatchRedelivery(rd)
 //	redelivery.Replay(ctx, redelivery.ReplayConfig{..., OnMessage: m.Replay()}, logger)
 //
+// RetryHooks count attempts from inside retry.Publisher, so an error the
+// policy's Classifier stops counts as "permanent" like a policy.Permanent one.
+// The older pair, m.Publisher around the broker publisher plus m.Retry() as
+// retry.Config.OnRetry, still works (and is the way to count sends made
+// without a retry.Publisher), but it sees only the error, not the policy's
+// verdict; never combine it with RetryHooks, or every attempt counts twice.
+//
 // # Schema
 //
 // Every name starts with "reliamq_". Labels are limited to topic,
@@ -26,9 +32,10 @@
 // and no label ever carries a message id. Counters count messages unless said
 // otherwise.
 //
-//	publish_attempts_total{topic,outcome}        sends through Publisher; outcome ok|error|permanent|canceled
-//	publish_retries_total{topic}                 failed attempts that will be retried (Retry)
-//	publish_permanent_failures_total{topic}      sends failed with a permanent error
+//	publish_attempts_total{topic,outcome}        broker sends (RetryHooks or Publisher); outcome ok|error|permanent|canceled
+//	publish_retries_total{topic}                 failed attempts that will be retried (RetryHooks or Retry)
+//	publish_permanent_failures_total{topic}      sends failed with an error the policy does not retry
+//	publish_give_ups_total{topic,outcome}        failed Publish calls, permanent|exhausted|budget|canceled (RetryHooks)
 //	fallback_writes_total{topic,outcome}         stored|not_stored after a failed send (Fallback)
 //	relay_sends_total{topic,outcome}             relay sends, ok|error (Relay)
 //	relay_poisoned_total{topic}                  rows moved to poison (Relay)
@@ -38,6 +45,8 @@
 //	fallback_due                                 gauge: rows due now (WatchFallbackStore)
 //	fallback_oldest_age_seconds                  gauge: age of the oldest row (WatchFallbackStore)
 //	async_queue_depth, async_in_flight, async_workers      gauges (WatchAsync)
+//	async_queue_saturation                       gauge: depth/capacity of the fullest pool, 0..1 (WatchAsync)
+//	async_queue_capacity, async_max_workers      gauges: configured limits (WatchAsync)
 //	async_rejections_total, async_caller_runs_total,
 //	async_sends_total{outcome}, async_leftovers_total      Publish calls (WatchAsync)
 //	redelivery_scheduled_total{consumer_group,handler,attempt}   (Redelivery)

@@ -51,3 +51,50 @@ func ExampleMetrics_Publisher() {
 	// reliamq_publish_attempts_total outcome=ok topic=orders: 1
 	// reliamq_publish_retries_total topic=orders: 2
 }
+
+// RetryHooks count from inside retry.Publisher: a failure the policy's
+// Classifier stops is a permanent failure even without policy.Permanent.
+func ExampleMetrics_RetryHooks() {
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(metrics.Config{Registerer: reg}, nil)
+	if err != nil {
+		panic(err)
+	}
+	errQuota := errors.New("quota exceeded")
+	broker := &scriptedPublisher{script: []error{errors.New("broker down"), errQuota}}
+	pub, err := retry.NewPublisher(broker, retry.Config{
+		Policy: policy.Policy{MaxAttempts: 5, Backoff: policy.Fixed(0), Classifier: func(err error) policy.Class {
+			if errors.Is(err, errQuota) {
+				return policy.Stop
+			}
+			return policy.Default
+		}},
+		Hooks: []any{m.RetryHooks()},
+	}, nil)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(pub.Publish("orders", message.NewMessage("m1", []byte("{}"))))
+	mfs, err := reg.Gather()
+	if err != nil {
+		panic(err)
+	}
+	for _, mf := range mfs {
+		for _, mt := range mf.GetMetric() {
+			if v := mt.GetCounter().GetValue(); v > 0 {
+				fmt.Print(mf.GetName())
+				for _, l := range mt.GetLabel() {
+					fmt.Printf(" %s=%s", l.GetName(), l.GetValue())
+				}
+				fmt.Println(":", v)
+			}
+		}
+	}
+	// Output:
+	// quota exceeded
+	// reliamq_publish_attempts_total outcome=error topic=orders: 1
+	// reliamq_publish_attempts_total outcome=permanent topic=orders: 1
+	// reliamq_publish_give_ups_total outcome=permanent topic=orders: 1
+	// reliamq_publish_permanent_failures_total topic=orders: 1
+	// reliamq_publish_retries_total topic=orders: 1
+}

@@ -1,13 +1,21 @@
 package metrics
 
 import (
+	"context"
+	"errors"
+
 	"github.com/reliamq/reliamq/middleware/fallback"
 	"github.com/reliamq/reliamq/middleware/redelivery"
+	"github.com/reliamq/reliamq/middleware/retry"
 )
 
 // Compile-time checks that the hook values implement the components' hook
 // interfaces: a renamed hook method breaks the build here, not silently.
 var (
+	_ retry.AttemptHook = RetryHooks{}
+	_ retry.RetryHook   = RetryHooks{}
+	_ retry.GiveUpHook  = RetryHooks{}
+
 	_ fallback.StoredHook      = FallbackHooks{}
 	_ fallback.StoreFailedHook = FallbackHooks{}
 
@@ -117,4 +125,48 @@ func (m *Metrics) Replay() func(redelivery.ReplayResult) {
 		}
 		m.dlqReplays.WithLabelValues(r.OriginalTopic, outcome).Inc()
 	}
+}
+
+// RetryHooks feeds reliamq_publish_attempts_total,
+// reliamq_publish_retries_total, reliamq_publish_permanent_failures_total and
+// reliamq_publish_give_ups_total from inside a retry.Publisher. Put it in
+// retry.Config.Hooks (one value may serve several publishers). It replaces
+// the pair Publisher + Retry: do not combine them, or attempts and retries
+// count twice.
+type RetryHooks struct{ m *Metrics }
+
+// RetryHooks returns the hook value for retry.Config.Hooks.
+func (m *Metrics) RetryHooks() RetryHooks { return RetryHooks{m: m} }
+
+// OnPublishAttempt counts the messages of one call to the broker publisher.
+// A failed attempt is "canceled" for a context error (not a failure),
+// "permanent" when the retry policy does not retry its error
+// (AttemptParams.Retryable false: policy.Permanent or a Classifier Stop),
+// and "error" otherwise; a permanent one also counts in
+// reliamq_publish_permanent_failures_total.
+func (h RetryHooks) OnPublishAttempt(p retry.AttemptParams) {
+	c := h.m.countersFor(p.Topic)
+	n := float64(len(p.Messages))
+	switch {
+	case p.Err == nil:
+		c.ok.Add(n)
+	case errors.Is(p.Err, context.Canceled) || errors.Is(p.Err, context.DeadlineExceeded):
+		c.canceled.Add(n)
+	case !p.Retryable:
+		c.permanent.Add(n)
+		c.permanentFailures.Add(n)
+	default:
+		c.failed.Add(n)
+	}
+}
+
+// OnPublishRetry counts the messages of a failed attempt that will be retried.
+func (h RetryHooks) OnPublishRetry(p retry.Params) {
+	h.m.countersFor(p.Topic).retries.Add(float64(len(p.Messages)))
+}
+
+// OnGiveUp counts the messages of a Publish that returns an error, by
+// p.Reason (permanent, exhausted, budget, canceled).
+func (h RetryHooks) OnGiveUp(p retry.GiveUpParams) {
+	h.m.publishGiveUps.WithLabelValues(p.Topic, p.Reason.String()).Add(float64(len(p.Messages)))
 }

@@ -87,6 +87,7 @@ type Metrics struct {
 	publishAttempts  *prometheus.CounterVec
 	publishRetries   *prometheus.CounterVec
 	publishPermanent *prometheus.CounterVec
+	publishGiveUps   *prometheus.CounterVec
 
 	fallbackWrites *prometheus.CounterVec
 	relaySends     *prometheus.CounterVec
@@ -129,6 +130,8 @@ func New(cfg Config, logger watermill.LoggerAdapter) (*Metrics, error) {
 		"Messages whose failed send will be tried again after a backoff.", "topic")
 	m.publishPermanent = counter("publish_permanent_failures_total",
 		"Messages whose send failed with a permanent error (never retried, never stored).", "topic")
+	m.publishGiveUps = counter("publish_give_ups_total",
+		"Messages whose retried Publish returned an error, by why retrying stopped (permanent, exhausted, budget, canceled).", "topic", "outcome")
 	m.fallbackWrites = counter("fallback_writes_total",
 		"Messages the fallback publisher wrote to the store after a failed send (stored), or could not (not_stored).", "topic", "outcome")
 	m.relaySends = counter("relay_sends_total",
@@ -157,7 +160,7 @@ func New(cfg Config, logger watermill.LoggerAdapter) (*Metrics, error) {
 	m.watched = newWatched(m)
 
 	cs := []prometheus.Collector{
-		m.publishAttempts, m.publishRetries, m.publishPermanent,
+		m.publishAttempts, m.publishRetries, m.publishPermanent, m.publishGiveUps,
 		m.fallbackWrites, m.relaySends, m.relayPoisoned, m.relayOutages, m.relayDown,
 		m.redeliveryScheduled, m.redeliveryFired, m.redeliveryPubFailed, m.redeliveryDropped,
 		m.deadLettered, m.dlqReplays, m.scrapeErrors, m.watched,

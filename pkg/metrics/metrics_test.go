@@ -90,7 +90,8 @@ func TestPublisher_and_Retry_count_attempts_retries_and_permanent_failures(t *te
 	wantValue(t, reg, 0, attempts, "topic", "events", "outcome", "ok")
 	wantValue(t, reg, 2, "reliamq_publish_retries_total", "topic", "orders")
 	wantValue(t, reg, 2, "reliamq_publish_retries_total", "topic", "events")
-	wantValue(t, reg, -1, "reliamq_publish_retries_total", "topic", "invoices")
+	// The series exists from the first attempt, at 0: no retry.
+	wantValue(t, reg, 0, "reliamq_publish_retries_total", "topic", "invoices")
 	wantValue(t, reg, 1, "reliamq_publish_permanent_failures_total", "topic", "invoices")
 	wantValue(t, reg, 0, "reliamq_publish_permanent_failures_total", "topic", "orders")
 	if broker.calls != 7 {
@@ -142,3 +143,72 @@ type closeRecorder struct{ closed bool }
 
 func (c *closeRecorder) Publish(string, ...*message.Message) error { return nil }
 func (c *closeRecorder) Close() error                              { c.closed = true; return nil }
+
+var errQuota = errors.New("quota exceeded")
+
+func TestRetryHooks_count_attempts_retries_give_ups_and_classifier_stops_as_permanent(t *testing.T) {
+	m, reg := newMetrics(t, metrics.Config{})
+	broker := &scriptedPublisher{script: []error{
+		// orders: two failures, then success (3 attempts, 2 retries)
+		errBrokerDown, errBrokerDown, nil,
+		// invoices: permanent at once (1 attempt, no retry)
+		policy.Permanent(errors.New("no permission")),
+		// quotas: an error the policy's Classifier stops, with no permanent
+		// marker of its own; it must count as permanent, not as error
+		errQuota,
+		// events: every attempt fails (3 attempts, 2 retries, exhausted)
+		errBrokerDown, errBrokerDown, errBrokerDown,
+		// late: the message context is already canceled
+		context.Canceled,
+	}}
+	pol := policy.Policy{MaxAttempts: 3, Backoff: policy.Fixed(0), Classifier: func(err error) policy.Class {
+		if errors.Is(err, errQuota) {
+			return policy.Stop
+		}
+		return policy.Default
+	}}
+	pub, err := retry.NewPublisher(broker, retry.Config{Policy: pol, Hooks: []any{m.RetryHooks()}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.Publish("orders", message.NewMessage("o1", nil)); err != nil {
+		t.Fatalf("orders: %v", err)
+	}
+	if err := pub.Publish("invoices", message.NewMessage("i1", nil)); !policy.IsPermanent(err) {
+		t.Fatalf("invoices: err = %v, want permanent", err)
+	}
+	if err := pub.Publish("quotas", message.NewMessage("q1", nil), message.NewMessage("q2", nil)); !errors.Is(err, errQuota) {
+		t.Fatalf("quotas: err = %v, want the classified error", err)
+	}
+	if err := pub.Publish("events", message.NewMessage("e1", nil)); !errors.Is(err, retry.ErrExhausted) {
+		t.Fatalf("events: err = %v, want ErrExhausted", err)
+	}
+	if err := pub.Publish("late", message.NewMessage("l1", nil)); !errors.Is(err, context.Canceled) {
+		t.Fatalf("late: err = %v, want context.Canceled", err)
+	}
+	const attempts = "reliamq_publish_attempts_total"
+	wantValue(t, reg, 1, attempts, "topic", "orders", "outcome", "ok")
+	wantValue(t, reg, 2, attempts, "topic", "orders", "outcome", "error")
+	wantValue(t, reg, 1, attempts, "topic", "invoices", "outcome", "permanent")
+	wantValue(t, reg, 2, attempts, "topic", "quotas", "outcome", "permanent")
+	wantValue(t, reg, 0, attempts, "topic", "quotas", "outcome", "error")
+	wantValue(t, reg, 3, attempts, "topic", "events", "outcome", "error")
+	wantValue(t, reg, 1, attempts, "topic", "late", "outcome", "canceled")
+	wantValue(t, reg, 0, attempts, "topic", "late", "outcome", "permanent")
+	wantValue(t, reg, 2, "reliamq_publish_retries_total", "topic", "orders")
+	wantValue(t, reg, 2, "reliamq_publish_retries_total", "topic", "events")
+	wantValue(t, reg, 0, "reliamq_publish_retries_total", "topic", "quotas")
+	wantValue(t, reg, 1, "reliamq_publish_permanent_failures_total", "topic", "invoices")
+	wantValue(t, reg, 2, "reliamq_publish_permanent_failures_total", "topic", "quotas")
+	wantValue(t, reg, 0, "reliamq_publish_permanent_failures_total", "topic", "late")
+	const giveUps = "reliamq_publish_give_ups_total"
+	wantValue(t, reg, -1, giveUps, "topic", "orders", "outcome", "exhausted")
+	wantValue(t, reg, 1, giveUps, "topic", "invoices", "outcome", "permanent")
+	wantValue(t, reg, 2, giveUps, "topic", "quotas", "outcome", "permanent")
+	wantValue(t, reg, 1, giveUps, "topic", "events", "outcome", "exhausted")
+	wantValue(t, reg, 1, giveUps, "topic", "late", "outcome", "canceled")
+	if broker.calls != 9 {
+		t.Fatalf("broker saw %d calls, want 9", broker.calls)
+	}
+	lint(t, reg)
+}

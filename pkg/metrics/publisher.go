@@ -19,6 +19,7 @@ var _ message.Publisher = (*Publisher)(nil)
 type topicCounters struct {
 	ok, failed, permanent, canceled prometheus.Counter
 	permanentFailures               prometheus.Counter
+	retries                         prometheus.Counter
 }
 
 func (m *Metrics) countersFor(topic string) *topicCounters {
@@ -31,14 +32,19 @@ func (m *Metrics) countersFor(topic string) *topicCounters {
 		permanent:         m.publishAttempts.WithLabelValues(topic, OutcomePermanent),
 		canceled:          m.publishAttempts.WithLabelValues(topic, OutcomeCanceled),
 		permanentFailures: m.publishPermanent.WithLabelValues(topic),
+		retries:           m.publishRetries.WithLabelValues(topic),
 	}
 	actual, _ := m.topics.LoadOrStore(topic, c)
 	return actual.(*topicCounters)
 }
 
 // Publisher counts every call to the publisher it wraps as one attempt per
-// message. Put it innermost, around the broker publisher, so that each retry
-// of retry.Publisher is one more attempt:
+// message. RetryHooks count the same attempts from inside retry.Publisher,
+// with the policy's Classifier taken into account, and are the better choice
+// behind a retry.Publisher; use Publisher where there is no retry.Publisher,
+// never both around the same sends (each attempt would count twice). Put it
+// innermost, around the broker publisher, so that each retry of
+// retry.Publisher is one more attempt:
 //
 //	async( fallback( retry( metrics.Publisher( broker ) ) ) )
 //
@@ -104,12 +110,13 @@ func (p *Publisher) Close() error {
 // Retry returns the function for retry.Config.OnRetry: it counts the messages
 // of each failed attempt that will be retried in
 // reliamq_publish_retries_total. The wait that follows is not a failure and
-// is not counted. To keep an OnRetry of your own, call both:
+// is not counted. RetryHooks count the same retries; use one or the other. To
+// keep an OnRetry of your own, call both:
 //
 //	onRetry := m.Retry()
 //	cfg.OnRetry = func(p retry.Params) { onRetry(p); mine(p) }
 func (m *Metrics) Retry() func(retry.Params) {
 	return func(p retry.Params) {
-		m.publishRetries.WithLabelValues(p.Topic).Add(float64(len(p.Messages)))
+		m.countersFor(p.Topic).retries.Add(float64(len(p.Messages)))
 	}
 }
