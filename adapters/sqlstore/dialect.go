@@ -208,3 +208,31 @@ func (q queries) stats() string {
 		" COALESCE(SUM(CASE WHEN leased_until > " + q.ph(2) + " THEN 1 ELSE 0 END), 0)" +
 		" FROM " + q.table + " WHERE queue = " + q.ph(3)
 }
+
+// get args: id.
+func (q queries) get() string {
+	return "SELECT " + columns + " FROM " + q.table + " WHERE id = " + q.ph(1)
+}
+
+// errorContains matches rows whose first or last error contains the text
+// bound at placeholders a and b (the same text twice, since "?" placeholders
+// cannot be reused). A substring function rather than LIKE: LIKE would need
+// its wildcards escaped, and is case-insensitive in SQLite.
+func (q queries) errorContains(a, b int) string {
+	fn := "instr(first_error, " + q.ph(a) + ") > 0 OR instr(last_error, " + q.ph(b) + ") > 0"
+	if q.dialect == Postgres {
+		fn = "strpos(first_error, " + q.ph(a) + ") > 0 OR strpos(last_error, " + q.ph(b) + ") > 0"
+	}
+	return "(" + fn + ")"
+}
+
+// tableExists args: the unquoted table name.
+func (q queries) tableExists() string {
+	switch q.dialect {
+	case Postgres:
+		return "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = $1"
+	case MySQL:
+		return "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ?"
+	}
+	return "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?"
+}

@@ -5,10 +5,13 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"sort"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ThreeDotsLabs/watermill"
 
@@ -431,7 +434,15 @@ func (s *Store) Stats(ctx context.Context, queue string) (Stats, error) {
 	return st, nil
 }
 
-// Filter selects rows for List. Conditions combine with AND.
+// ErrInvalidFilter is returned by List for a Filter that no query can carry
+// unchanged: a negative OlderThan, or an ErrorContains with invalid UTF-8 or
+// NUL characters (which error columns never hold). It is marked
+// policy.Permanent like the other bad-input errors.
+var ErrInvalidFilter = errors.New("sqlstore: invalid filter")
+
+// Filter selects rows for List. Conditions combine with AND; the zero value of
+// each field means "no condition" (except Queue, see AllQueues). Every value
+// reaches the database as a bind parameter, never as SQL text.
 type Filter struct {
 	// Queue restricts the rows to one queue unless AllQueues is set.
 	Queue string
@@ -441,16 +452,40 @@ type Filter struct {
 	Topic string
 	// UUID, if not empty, restricts the rows to one message UUID.
 	UUID string
+	// OlderThan, if positive, restricts the rows to those created at least
+	// this long ago on the Store's Clock (CreatedAt <= now - OlderThan).
+	// Negative is ErrInvalidFilter.
+	OlderThan time.Duration
+	// ErrorContains, if not empty, restricts the rows to those whose
+	// FirstError or LastError contains this text, compared byte for byte
+	// (case-sensitive in every dialect; no wildcards). The error columns
+	// keep at most MaxErrorLen bytes, so text cut from a longer error does
+	// not match. Error text kept in metadata (dead letters' LastError key) is
+	// not searched.
+	ErrorContains string
 	// AfterID lists rows with id > AfterID, for paging.
 	AfterID int64
 	// Limit is the most rows returned; default 100.
 	Limit int
 }
 
+func (f Filter) validate() error {
+	if f.OlderThan < 0 {
+		return invalid(ErrInvalidFilter, "OlderThan %v: must not be negative", f.OlderThan)
+	}
+	if !utf8.ValidString(f.ErrorContains) || strings.ContainsRune(f.ErrorContains, 0) {
+		return invalid(ErrInvalidFilter, "ErrorContains: must be UTF-8 without NUL")
+	}
+	return nil
+}
+
 // List returns rows matching f in id order without claiming them.
 func (s *Store) List(ctx context.Context, f Filter) ([]Message, error) {
 	if f.Limit <= 0 {
 		f.Limit = 100
+	}
+	if err := f.validate(); err != nil {
+		return nil, err
 	}
 	var (
 		conds []string
@@ -472,6 +507,13 @@ func (s *Store) List(ctx context.Context, f Filter) ([]Message, error) {
 	if f.UUID != "" {
 		add("uuid =", f.UUID)
 	}
+	if f.OlderThan > 0 {
+		add("created_at <=", toMicros(s.clock.Now().Add(-f.OlderThan)))
+	}
+	if f.ErrorContains != "" {
+		args = append(args, f.ErrorContains, f.ErrorContains)
+		conds = append(conds, s.q.errorContains(len(args)-1, len(args)))
+	}
 	add("id >", f.AfterID)
 	query := "SELECT " + columns + " FROM " + s.q.table + " WHERE "
 	for i, c := range conds {
@@ -483,6 +525,32 @@ func (s *Store) List(ctx context.Context, f Filter) ([]Message, error) {
 	args = append(args, f.Limit)
 	query += " ORDER BY id LIMIT " + s.q.ph(len(args))
 	return s.query(ctx, "list", s.db, query, args...)
+}
+
+// Get returns the row with id, whatever its queue, without claiming it. It
+// returns an error matching ErrNotFound when no row has the id.
+func (s *Store) Get(ctx context.Context, id int64) (Message, error) {
+	msgs, err := s.query(ctx, "get", s.db, s.q.get(), id)
+	if err != nil {
+		return Message{}, err
+	}
+	if len(msgs) == 0 {
+		return Message{}, fmt.Errorf("%w: id %d", ErrNotFound, id)
+	}
+	return msgs[0], nil
+}
+
+// TableExists reports whether the Store's table exists, asking the
+// database's catalogue (information_schema in the current schema or database
+// for PostgreSQL and MySQL, sqlite_master for SQLite). Unlike a failing query
+// on the table, a false answer is not confused with an outage: database
+// failures return an error matching ErrStoreUnavailable.
+func (s *Store) TableExists(ctx context.Context) (bool, error) {
+	var n int
+	if err := s.db.QueryRowContext(ctx, s.q.tableExists(), s.table).Scan(&n); err != nil {
+		return false, s.wrap("table exists", err)
+	}
+	return n > 0, nil
 }
 
 func defaultOwner() string {
