@@ -471,3 +471,57 @@ func TestDLQReplay_keeps_the_reconsume_count_only_when_asked(t *testing.T) {
 		})
 	}
 }
+
+func TestShow_finds_rows_by_id_only_in_the_selected_queue(t *testing.T) {
+	dsn, db := sqliteDB(t)
+	st := newStore(t, db, sqlstore.SQLite, sqlstore.DefaultTable)
+	if err := st.Insert(context.Background(),
+		sqlstore.Message{Topic: "orders", UUID: "relay", FirstError: "refused"},
+		sqlstore.Message{Queue: "poison", Topic: "orders", UUID: "poisoned", FirstError: "refused"},
+	); err != nil {
+		t.Fatal(err)
+	}
+	all, err := st.List(context.Background(), sqlstore.Filter{AllQueues: true})
+	if err != nil || len(all) != 2 {
+		t.Fatalf("List = %v, %v", all, err)
+	}
+	poisonID := strconvFormat(all[1].ID)
+	rows := runCmd(t, "", "fallback", "show", "--dsn", dsn, "--queue", "poison", "--json", poisonID).want(t, exitOK).rowsJSON(t)
+	if diff := cmp.Diff([]string{"poisoned"}, uuids(rows)); diff != "" {
+		t.Fatalf("show --queue poison (-want +got):\n%s", diff)
+	}
+	r := runCmd(t, "", "fallback", "show", "--dsn", dsn, poisonID).want(t, exitNotFound)
+	if !strings.Contains(r.stderr, "no row "+poisonID) {
+		t.Fatalf("stderr %q", r.stderr)
+	}
+}
+
+func TestLs_filters_in_the_database_across_many_pages(t *testing.T) {
+	dsn, db := sqliteDB(t)
+	st := newStore(t, db, sqlstore.SQLite, sqlstore.DefaultTable)
+	now := time.Now()
+	// 1200 recent rows that no filter below selects, then two old timeouts:
+	// the matches sit beyond the first pages of the table.
+	var rows []sqlstore.Message
+	for i := 0; i < 1200; i++ {
+		rows = append(rows, sqlstore.Message{Topic: "orders", UUID: fmt.Sprintf("n%d", i), FirstError: "refused"})
+	}
+	rows = append(rows,
+		sqlstore.Message{Topic: "orders", UUID: "old1", CreatedAt: now.Add(-2 * time.Hour), FirstError: "send timeout"},
+		sqlstore.Message{Topic: "orders", UUID: "old2", CreatedAt: now.Add(-3 * time.Hour), LastError: "i/o timeout"},
+	)
+	if err := st.Insert(context.Background(), rows...); err != nil {
+		t.Fatal(err)
+	}
+	for _, flags := range [][]string{
+		{"--older-than", "1h"},
+		{"--error-contains", "timeout"},
+		{"--older-than", "90m", "--error-contains", "timeout"},
+	} {
+		args := append([]string{"fallback", "ls", "--dsn", dsn, "--json", "--limit", "0"}, flags...)
+		got := runCmd(t, "", args...).want(t, exitOK).rowsJSON(t)
+		if diff := cmp.Diff([]string{"old1", "old2"}, uuids(got)); diff != "" {
+			t.Fatalf("%v (-want +got):\n%s", flags, diff)
+		}
+	}
+}

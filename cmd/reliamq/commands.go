@@ -30,7 +30,7 @@ func execute(ctx context.Context, o options, e env) error {
 		return err
 	}
 	defer func() { _ = db.db.Close() }()
-	st, err := db.store(ctx, o.table)
+	st, err := db.store(ctx, o.table, e.clock)
 	if err != nil {
 		return err
 	}
@@ -290,7 +290,7 @@ func (c *command) targetStore(ctx context.Context) (*sqlstore.Store, error) {
 	if table == c.store.Table() {
 		return c.store, nil
 	}
-	st, err := c.db.store(ctx, table)
+	st, err := c.db.store(ctx, table, c.env.clock)
 	if err != nil {
 		return nil, fmt.Errorf("--to-table: %w", err)
 	}

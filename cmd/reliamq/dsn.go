@@ -15,6 +15,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // "pgx" driver
 
 	"github.com/reliamq/reliamq/adapters/sqlstore"
+	"github.com/reliamq/reliamq/pkg/clock"
 )
 
 // database is an open store database and a description of it without
@@ -152,36 +153,24 @@ func openDatabase(ctx context.Context, dsn string, timeout time.Duration) (*data
 	return &database{db: db, dialect: dialect, where: where}, nil
 }
 
-// tableExists asks the database's catalogue whether table exists, so a typo
-// in --table is reported as such and not as an SQL error.
-func (d *database) tableExists(ctx context.Context, table string) (bool, error) {
-	var q string
-	switch d.dialect {
-	case sqlstore.Postgres:
-		q = `SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = $1`
-	case sqlstore.MySQL:
-		q = `SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ?`
-	default:
-		q = `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?`
-	}
-	var n int
-	if err := d.db.QueryRowContext(ctx, q, table).Scan(&n); err != nil {
-		return false, fmt.Errorf("checking table %s in %s: %w", table, d.where, err)
-	}
-	return n > 0, nil
-}
-
-// store opens the sqlstore.Store over table, which must exist.
-func (d *database) store(ctx context.Context, table string) (*sqlstore.Store, error) {
+// store opens the sqlstore.Store over table, which must exist. The store
+// measures row ages (--older-than) on clk, the clock the output uses too.
+func (d *database) store(ctx context.Context, table string, clk clock.Clock) (*sqlstore.Store, error) {
 	if err := sqlstore.ValidateTable(table); err != nil {
 		return nil, usageError("--table %q: not a valid table name (letters, digits and _, at most 63)", table)
 	}
-	ok, err := d.tableExists(ctx, table)
+	st, err := sqlstore.New(sqlstore.Config{DB: d.db, Dialect: d.dialect, Table: table, Clock: clk}, nil)
 	if err != nil {
 		return nil, err
+	}
+	// Asked of the catalogue, so a typo in --table is reported as such and
+	// not as an SQL error.
+	ok, err := st.TableExists(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("checking table %s in %s: %w", table, d.where, err)
 	}
 	if !ok {
 		return nil, notFoundError("table %s does not exist in %s (check --table; docs/sql-store.md has the schema)", table, d.where)
 	}
-	return sqlstore.New(sqlstore.Config{DB: d.db, Dialect: d.dialect, Table: table}, nil)
+	return st, nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -58,9 +59,13 @@ func (s selection) rows(ctx context.Context) ([]sqlstore.Message, bool, error) {
 		return s.byID(ctx)
 	}
 	var out []sqlstore.Message
-	f := sqlstore.Filter{Queue: s.o.queue, Limit: pageSize}
+	// The database filters what its columns hold; matches re-checks every
+	// row and adds what only metadata holds (dead letters' original topic,
+	// group and error text).
+	f := sqlstore.Filter{Queue: s.o.queue, Limit: pageSize, OlderThan: s.o.olderThan}
 	if s.o.area == "fallback" {
-		f.Topic = s.o.topic // server-side where the column is the filtered topic
+		f.Topic = s.o.topic
+		f.ErrorContains = s.o.errorContains
 	}
 	for {
 		page, err := s.store.List(ctx, f)
@@ -99,17 +104,17 @@ func (s selection) byID(ctx context.Context) ([]sqlstore.Message, bool, error) {
 		if i > 0 && ids[i-1] == id {
 			continue
 		}
-		page, err := s.store.List(ctx, sqlstore.Filter{Queue: s.o.queue, AfterID: id - 1, Limit: 1})
+		m, err := s.store.Get(ctx, id)
+		if errors.Is(err, sqlstore.ErrNotFound) || err == nil && m.Queue != s.o.queue {
+			return nil, false, notFoundError("no row %d in table %s queue %q", id, s.store.Table(), s.o.queue)
+		}
 		if err != nil {
 			return nil, false, fmt.Errorf("reading row %d: %w", id, err)
 		}
-		if len(page) == 0 || page[0].ID != id {
-			return nil, false, notFoundError("no row %d in table %s queue %q", id, s.store.Table(), s.o.queue)
-		}
-		if !s.matches(page[0]) {
+		if !s.matches(m) {
 			return nil, false, notFoundError("row %d does not match the filters", id)
 		}
-		out = append(out, page[0])
+		out = append(out, m)
 	}
 	return out, false, nil
 }
