@@ -14,6 +14,7 @@ import (
 	"github.com/reliamq/reliamq/adapters/rocketmq"
 	"github.com/reliamq/reliamq/adapters/rocketmq/rocketmqtest"
 	"github.com/reliamq/reliamq/adapters/sqlstore"
+	"github.com/reliamq/reliamq/adapters/sqlstore/sqlstoretest"
 	"github.com/reliamq/reliamq/middleware/fallback"
 )
 
@@ -68,8 +69,8 @@ func BenchmarkRelay_drain_vs_direct_publish(b *testing.B) {
 	})
 	for _, be := range []backend{sqliteBackend, postgresBackend} {
 		for _, conc := range []int{1, 4} {
-			b.Run(fmt.Sprintf("relay/%s/concurrency=%d", be.name, conc), func(b *testing.B) {
-				db := be.open(b)
+			b.Run(fmt.Sprintf("relay/%s/concurrency=%d", be.Name, conc), func(b *testing.B) {
+				db := sqlstoretest.Open(b, be.Dialect)
 				db.SetMaxIdleConns(8)
 				st := newStore(b, be, db, nil)
 				rows := make([]sqlstore.Message, b.N)

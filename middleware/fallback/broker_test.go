@@ -310,12 +310,17 @@ func TestFallback_message_the_broker_refuses_ends_in_the_poison_store_with_its_r
 		}
 	})
 	t.Run("refused until the policy runs out", func(t *testing.T) {
-		// With auto-creation off, the broker keeps answering TOPIC_NOT_EXIST,
-		// which the adapter treats as retryable (a route may appear).
-		b := newBroker(t, rocketmqtest.Config{DisableAutoCreateTopics: true})
+		// The broker answers SYSTEM_BUSY to every send: a retryable refusal
+		// that never ends, so the row runs through all of the policy's
+		// attempts.
+		b := newBroker(t, rocketmqtest.Config{})
+		b.CreateTopic(rocketmqtest.TopicConfig{Name: "busy-topic"})
+		for _, c := range sendCodes {
+			b.Fail(c, rocketmqtest.RespSystemBusy, -1)
+		}
 		st := newStore(t, sqliteBackend, nil, nil)
 		sender := newRetry(t, newRocketMQPublisher(t, b), 1)
-		if err := st.Insert(context.Background(), sqlstore.Message{Topic: "no-such-topic", UUID: "poison-2"}); err != nil {
+		if err := st.Insert(context.Background(), sqlstore.Message{Topic: "busy-topic", UUID: "poison-2"}); err != nil {
 			t.Fatalf("insert: %v", err)
 		}
 		runRelay(t, fallback.RelayConfig{Store: st, Publisher: sender, PollInterval: 10 * time.Millisecond,

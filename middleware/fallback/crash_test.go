@@ -1,71 +1,59 @@
+//go:build !race
+
 package fallback_test
 
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
+	"github.com/reliamq/reliamq/adapters/rocketmq"
+	"github.com/reliamq/reliamq/adapters/rocketmq/rocketmqtest"
 	"github.com/reliamq/reliamq/adapters/sqlstore"
+	"github.com/reliamq/reliamq/adapters/sqlstore/sqlstoretest"
 	"github.com/reliamq/reliamq/middleware/fallback"
-	"github.com/reliamq/reliamq/pkg/servicetest"
 )
 
 // Environment of the relay child process started by the crash test.
 const (
-	envHelper    = "RELIAMQ_FALLBACK_RELAY_CHILD"
-	envDialect   = "RELIAMQ_FALLBACK_DIALECT"
-	envDSN       = "RELIAMQ_FALLBACK_DSN"
-	envSource    = "RELIAMQ_FALLBACK_SOURCE"
-	envSink      = "RELIAMQ_FALLBACK_SINK"
-	envExitEmpty = "RELIAMQ_FALLBACK_EXIT_WHEN_EMPTY"
-	crashBatch   = 50
-	crashLease   = time.Second
+	envHelper     = "RELIAMQ_FALLBACK_RELAY_CHILD"
+	envDialect    = "RELIAMQ_FALLBACK_DIALECT"
+	envDSN        = "RELIAMQ_FALLBACK_DSN"
+	envTable      = "RELIAMQ_FALLBACK_TABLE"
+	envNameServer = "RELIAMQ_FALLBACK_NAMESERVER"
+	envExitEmpty  = "RELIAMQ_FALLBACK_EXIT_WHEN_EMPTY"
+	crashBatch    = 50
+	crashLease    = time.Second
 )
 
-func openDSN(dialect sqlstore.Dialect, dsn string) (*sql.DB, error) {
-	switch dialect {
-	case sqlstore.Postgres:
-		return sql.Open("pgx", dsn)
-	case sqlstore.MySQL:
-		return sql.Open("mysql", dsn)
-	default:
-		return sqlstore.OpenSQLite(dsn)
-	}
-}
-
 // TestHelperProcess is the relay child of the crash test, not a test: it
-// runs a relay from the source table into the sink table (a sqlstore
-// Publisher standing in for a broker) until killed, or until the source is
-// empty when envExitEmpty is set.
+// relays the table's rows through the RocketMQ adapter to the embedded broker
+// of the parent until killed, or until the table is empty when envExitEmpty
+// is set.
 func TestHelperProcess(t *testing.T) {
 	if os.Getenv(envHelper) != "1" {
 		t.Skip("relay child process for TestRelay_killed_mid_drain_..., started by that test")
 	}
 	dialect := sqlstore.Dialect(os.Getenv(envDialect))
-	db, err := openDSN(dialect, os.Getenv(envDSN))
+	db, err := sqlstoretest.OpenDSN(dialect, os.Getenv(envDSN))
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}
 	defer db.Close()
-	src, err := sqlstore.New(sqlstore.Config{DB: db, Dialect: dialect, Table: os.Getenv(envSource), LeaseTimeout: crashLease}, nil)
+	src, err := sqlstore.New(sqlstore.Config{DB: db, Dialect: dialect, Table: os.Getenv(envTable), LeaseTimeout: crashLease}, nil)
 	if err != nil {
-		t.Fatalf("source store: %v", err)
+		t.Fatalf("store: %v", err)
 	}
-	sinkStore, err := sqlstore.New(sqlstore.Config{DB: db, Dialect: dialect, Table: os.Getenv(envSink)}, nil)
+	pub, err := rocketmq.NewPublisher(rocketmq.PublisherConfig{NameServers: []string{os.Getenv(envNameServer)},
+		SendTimeout: 2 * time.Second}, nil)
 	if err != nil {
-		t.Fatalf("sink store: %v", err)
+		t.Fatalf("rocketmq publisher: %v", err)
 	}
-	sink, err := sqlstore.NewPublisher(sqlstore.PublisherConfig{Store: sinkStore}, nil)
-	if err != nil {
-		t.Fatalf("sink: %v", err)
-	}
-	relay, err := fallback.NewRelay(fallback.RelayConfig{Store: src, Publisher: sink, BatchSize: crashBatch,
+	defer pub.Close()
+	relay, err := fallback.NewRelay(fallback.RelayConfig{Store: src, Publisher: pub, BatchSize: crashBatch,
 		PollInterval: 10 * time.Millisecond}, nil)
 	if err != nil {
 		t.Fatalf("relay: %v", err)
@@ -89,35 +77,39 @@ func TestHelperProcess(t *testing.T) {
 	}
 }
 
+// brokerCount counts, by UUID, the copies of messages the broker stored
+// for topic.
+func brokerCount(b *rocketmqtest.Broker, topic string) map[string]int {
+	count := map[string]int{}
+	for _, m := range b.Messages(topic) {
+		count[m.Properties[rocketmq.PropertyUUID]]++
+	}
+	return count
+}
+
 func TestRelay_killed_mid_drain_loses_nothing_after_restart(t *testing.T) {
 	n := 2000
 	if testing.Short() {
 		n = 500
 	}
 	for _, be := range backends {
-		t.Run(be.name, func(t *testing.T) {
-			var dsn string
-			switch be.dialect {
-			case sqlstore.Postgres:
-				dsn = servicetest.Postgres.Addr(t)
-			case sqlstore.MySQL:
-				dsn = servicetest.MySQL.Addr(t)
-			default:
-				dsn = filepath.Join(t.TempDir(), "crash.db")
-			}
-			db, err := openDSN(be.dialect, dsn)
+		t.Run(be.Name, func(t *testing.T) {
+			b := newBroker(t, rocketmqtest.Config{})
+			topic := uniqueName("crash")
+			b.CreateTopic(rocketmqtest.TopicConfig{Name: topic})
+			dsn := sqlstoretest.DSN(t, be.Dialect)
+			db, err := sqlstoretest.OpenDSN(be.Dialect, dsn)
 			if err != nil {
 				t.Fatalf("open: %v", err)
 			}
 			t.Cleanup(func() { _ = db.Close() })
 			src := newStore(t, be, db, nil)
-			sink := newStore(t, be, db, nil)
-			ids := insertRows(t, src, "", n)
+			ids := insertRowsOn(t, src, topic, n)
 
-			child := func(exitWhenEmpty bool) (*exec.Cmd, *bytes.Buffer) {
+			child := func(exitWhenEmpty string) (*exec.Cmd, *bytes.Buffer) {
 				cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
-				cmd.Env = append(os.Environ(), envHelper+"=1", envDialect+"="+string(be.dialect), envDSN+"="+dsn,
-					envSource+"="+src.Table(), envSink+"="+sink.Table(), envExitEmpty+"="+boolEnv(exitWhenEmpty))
+				cmd.Env = append(os.Environ(), envHelper+"=1", envDialect+"="+string(be.Dialect), envDSN+"="+dsn,
+					envTable+"="+src.Table(), envNameServer+"="+b.NameServerAddr(), envExitEmpty+"="+exitWhenEmpty)
 				out := &bytes.Buffer{}
 				cmd.Stdout, cmd.Stderr = out, out
 				if err := cmd.Start(); err != nil {
@@ -126,12 +118,13 @@ func TestRelay_killed_mid_drain_loses_nothing_after_restart(t *testing.T) {
 				return cmd, out
 			}
 
-			first, _ := child(false)
+			first, firstOut := child("0")
 			deadline := time.Now().Add(30 * time.Second)
-			for sinkCount(t, sink) < n/3 {
+			for len(b.Messages(topic)) < n/3 {
 				if time.Now().After(deadline) {
 					_ = first.Process.Kill()
-					t.Fatalf("child sent only %d rows in 30s", sinkCount(t, sink))
+					_ = first.Wait()
+					t.Fatalf("child sent only %d messages in 30s\n%s", len(b.Messages(topic)), firstOut)
 				}
 				time.Sleep(5 * time.Millisecond)
 			}
@@ -139,14 +132,17 @@ func TestRelay_killed_mid_drain_loses_nothing_after_restart(t *testing.T) {
 				t.Fatalf("kill: %v", err)
 			}
 			_ = first.Wait()
-			sentAtKill := sinkCount(t, sink)
+			// Read the lease table at once: the dead relay's leases run out
+			// after crashLease, and rows still leased now are the ones it may
+			// have sent without deleting.
 			st, err := src.Stats(context.Background(), "")
 			if err != nil {
 				t.Fatalf("stats: %v", err)
 			}
 			inFlight := st.Leased
+			sentAtKill := len(b.Messages(topic))
 
-			second, out := child(true)
+			second, out := child("1")
 			waitErr := make(chan error, 1)
 			go func() { waitErr <- second.Wait() }()
 			select {
@@ -156,13 +152,11 @@ func TestRelay_killed_mid_drain_loses_nothing_after_restart(t *testing.T) {
 				}
 			case <-time.After(45 * time.Second):
 				_ = second.Process.Kill()
-				t.Fatalf("restarted child did not drain the table in 45s")
+				<-waitErr
+				t.Fatalf("restarted child did not drain the table in 45s\n%s", out)
 			}
 
-			count := map[string]int{}
-			for _, m := range rowsOf(t, sink, "") {
-				count[m.UUID]++
-			}
+			count := brokerCount(b, topic)
 			lost, dupes := 0, 0
 			for _, id := range ids {
 				switch c := count[id]; {
@@ -172,28 +166,26 @@ func TestRelay_killed_mid_drain_loses_nothing_after_restart(t *testing.T) {
 					dupes += c - 1
 				}
 			}
-			t.Logf("%s: killed after %d of %d sent with %d rows leased; lost %d, duplicates %d",
-				be.name, sentAtKill, n, inFlight, lost, dupes)
+			t.Logf("%s: killed after %d of %d at the broker with %d rows leased; lost %d, duplicates %d",
+				be.Name, sentAtKill, n, inFlight, lost, dupes)
 			if lost != 0 {
 				t.Errorf("lost %d messages", lost)
 			}
 			if int64(dupes) > inFlight || dupes > crashBatch {
 				t.Errorf("%d duplicates, more than the %d rows in flight at the kill", dupes, inFlight)
 			}
+			stored := make(map[string]bool, n)
+			for _, id := range ids {
+				stored[id] = true
+			}
+			for id := range count {
+				if !stored[id] {
+					t.Errorf("the broker holds UUID %q that was never stored", id)
+				}
+			}
 			if left := rowsOf(t, src, ""); len(left) != 0 {
-				t.Errorf("%d rows left in the source table", len(left))
+				t.Errorf("%d rows left in the table", len(left))
 			}
 		})
 	}
 }
-
-func sinkCount(t *testing.T, sink *sqlstore.Store) int {
-	t.Helper()
-	s, err := sink.Stats(context.Background(), "")
-	if err != nil {
-		t.Fatalf("sink stats: %v", err)
-	}
-	return int(s.Backlog)
-}
-
-func boolEnv(b bool) string { return strconv.Itoa(map[bool]int{false: 0, true: 1}[b]) }

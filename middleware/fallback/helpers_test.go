@@ -1,94 +1,36 @@
 package fallback_test
 
 import (
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"errors"
-	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
-	_ "github.com/go-sql-driver/mysql"
-	_ "github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/reliamq/reliamq/adapters/sqlstore"
+	"github.com/reliamq/reliamq/adapters/sqlstore/sqlstoretest"
 	"github.com/reliamq/reliamq/pkg/clock"
-	"github.com/reliamq/reliamq/pkg/servicetest"
 )
 
 var errBrokerDown = errors.New("broker down")
 
-type backend struct {
-	name    string
-	dialect sqlstore.Dialect
-	open    func(t testing.TB) *sql.DB
-}
+type backend = sqlstoretest.Backend
 
 var (
-	sqliteBackend   = backend{"sqlite", sqlstore.SQLite, openSQLite}
-	postgresBackend = backend{"postgres", sqlstore.Postgres, openPostgres}
-	mysqlBackend    = backend{"mysql", sqlstore.MySQL, openMySQL}
-	backends        = []backend{sqliteBackend, postgresBackend, mysqlBackend}
+	backends        = sqlstoretest.Backends()
+	sqliteBackend   = backends[0]
+	postgresBackend = backends[1]
+	mysqlBackend    = backends[2]
+	uniqueName      = sqlstoretest.UniqueName
 )
 
-func openSQLite(t testing.TB) *sql.DB {
-	t.Helper()
-	db, err := sqlstore.OpenSQLite(filepath.Join(t.TempDir(), "fallback.db"))
-	if err != nil {
-		t.Fatalf("open sqlite: %v", err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	return db
-}
-
-func openPostgres(t testing.TB) *sql.DB {
-	t.Helper()
-	db, err := sql.Open("pgx", servicetest.Postgres.Addr(t))
-	if err != nil {
-		t.Fatalf("open postgres: %v", err)
-	}
-	// Keep connections for every concurrent writer: reopening one per
-	// write (the default keeps 2 idle) costs more than the write itself.
-	db.SetMaxIdleConns(64)
-	t.Cleanup(func() { _ = db.Close() })
-	return db
-}
-
-func openMySQL(t testing.TB) *sql.DB {
-	t.Helper()
-	db, err := sql.Open("mysql", servicetest.MySQL.Addr(t))
-	if err != nil {
-		t.Fatalf("open mysql: %v", err)
-	}
-	// Keep connections for every concurrent writer: reopening one per
-	// write (the default keeps 2 idle) costs more than the write itself.
-	db.SetMaxIdleConns(64)
-	t.Cleanup(func() { _ = db.Close() })
-	return db
-}
-
-func uniqueName(prefix string) string {
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	return prefix + "_" + hex.EncodeToString(b[:])
-}
-
-// newStore creates a fresh table (dropped at the end of the test).
+// newStore creates a fresh table (dropped at the end of the test), on db or
+// on a new database of the backend when db is nil.
 func newStore(t testing.TB, be backend, db *sql.DB, clk clock.Clock) *sqlstore.Store {
 	t.Helper()
-	if db == nil {
-		db = be.open(t)
-	}
-	table := uniqueName("fb")
-	st, err := sqlstore.New(sqlstore.Config{DB: db, Dialect: be.dialect, Table: table, AutoInitialize: true,
-		Clock: clk, LeaseTimeout: 30e9}, nil)
-	if err != nil {
-		t.Fatalf("new store: %v", err)
-	}
-	t.Cleanup(func() { _, _ = db.Exec("DROP TABLE " + table) })
-	return st
+	return sqlstoretest.NewStore(t, be.Dialect, sqlstore.Config{DB: db, Clock: clk, LeaseTimeout: 30 * time.Second})
 }
 
 // sent is one message seen by a recorder.

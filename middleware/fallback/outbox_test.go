@@ -16,7 +16,7 @@ import (
 
 func TestOutbox_rolled_back_transaction_leaves_no_message_and_committed_one_is_delivered(t *testing.T) {
 	for _, be := range backends {
-		t.Run(be.name, func(t *testing.T) {
+		t.Run(be.Name, func(t *testing.T) {
 			st := newStore(t, be, nil, nil)
 			db := st.DB()
 			business := uniqueName("orders")

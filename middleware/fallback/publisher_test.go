@@ -55,7 +55,7 @@ func TestPublisher_passes_messages_through_when_the_send_succeeds(t *testing.T) 
 
 func TestPublisher_stores_messages_when_the_send_fails_with_a_retryable_error(t *testing.T) {
 	for _, be := range backends {
-		t.Run(be.name, func(t *testing.T) {
+		t.Run(be.Name, func(t *testing.T) {
 			st := newStore(t, be, nil, nil)
 			rec := &recorder{fail: alwaysFail(errBrokerDown)}
 			hook := &storedHook{}

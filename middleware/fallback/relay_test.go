@@ -9,10 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/reliamq/reliamq/adapters/sqlstore"
+	"github.com/reliamq/reliamq/adapters/sqlstore/sqlstoretest"
 	"github.com/reliamq/reliamq/middleware/fallback"
 	"github.com/reliamq/reliamq/pkg/clock/clocktest"
 	"github.com/reliamq/reliamq/pkg/metadata"
@@ -80,17 +82,36 @@ func (h *relayHarness) stop() {
 
 func insertRows(t *testing.T, st *sqlstore.Store, queue string, n int) []string {
 	t.Helper()
-	msgs := make([]sqlstore.Message, n)
 	ids := make([]string, n)
-	for i := range msgs {
+	for i := range ids {
 		ids[i] = fmt.Sprintf("uuid-%05d", i)
-		msgs[i] = sqlstore.Message{Queue: queue, Topic: "orders", UUID: ids[i], Payload: []byte("p" + ids[i]),
-			Metadata: map[string]string{"k": ids[i]}, FirstError: "broker down"}
+	}
+	insertMessages(t, st, queue, "orders", ids)
+	return ids
+}
+
+// insertRowsOn stores n rows for topic under fresh random UUIDs, so rows of
+// different tests never look alike at a shared broker.
+func insertRowsOn(t *testing.T, st *sqlstore.Store, topic string, n int) []string {
+	t.Helper()
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = watermill.NewUUID()
+	}
+	insertMessages(t, st, "", topic, ids)
+	return ids
+}
+
+func insertMessages(t *testing.T, st *sqlstore.Store, queue, topic string, ids []string) {
+	t.Helper()
+	msgs := make([]sqlstore.Message, len(ids))
+	for i, id := range ids {
+		msgs[i] = sqlstore.Message{Queue: queue, Topic: topic, UUID: id, Payload: []byte("p" + id),
+			Metadata: map[string]string{"k": id}, FirstError: "broker down"}
 	}
 	if err := st.Insert(context.Background(), msgs...); err != nil {
 		t.Fatalf("insert: %v", err)
 	}
-	return ids
 }
 
 func rowsOf(t *testing.T, st *sqlstore.Store, queue string) []sqlstore.Message {
@@ -137,7 +158,7 @@ func (h *relayHooks) OnRelayOutage(p fallback.OutageParams) {
 
 func TestRelay_deletes_rows_after_successful_send_keeping_uuid_payload_and_metadata(t *testing.T) {
 	for _, be := range backends {
-		t.Run(be.name, func(t *testing.T) {
+		t.Run(be.Name, func(t *testing.T) {
 			clk := clocktest.NewFake(t0)
 			st := newStore(t, be, nil, clk)
 			ids := insertRows(t, st, "", 250)
@@ -215,7 +236,7 @@ func TestRelay_reschedules_a_failed_row_under_its_policy(t *testing.T) {
 
 func TestRelay_poisons_a_row_after_the_policys_last_attempt_with_its_reason(t *testing.T) {
 	for _, be := range backends {
-		t.Run(be.name, func(t *testing.T) {
+		t.Run(be.Name, func(t *testing.T) {
 			clk := clocktest.NewFake(t0)
 			st := newStore(t, be, nil, clk)
 			insertRows(t, st, "", 1)
@@ -497,7 +518,7 @@ func TestRelay_releases_rows_it_cannot_send_before_its_lease_runs_out(t *testing
 
 func TestRelay_keeps_running_while_the_store_is_down_and_counts_the_errors(t *testing.T) {
 	clk := clocktest.NewFake(t0)
-	db := sqliteBackend.open(t)
+	db := sqlstoretest.Open(t, sqlstore.SQLite)
 	st := newStore(t, sqliteBackend, db, clk)
 	_ = db.Close()
 	h := startRelay(t, clk, fallback.RelayConfig{Store: st, Publisher: &recorder{}, PollInterval: time.Second})
