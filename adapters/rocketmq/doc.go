@@ -54,6 +54,19 @@
 // IsRetryable. Send failures are *SendError values with the broker's
 // response code and the index of the first unconfirmed message.
 //
+// ErrTopicNotExist tells an unknown topic from an unreachable broker. It is
+// permanent when the name servers confirm that neither the topic nor TBW102
+// has a route: the brokers do not create topics on first send
+// (autoCreateTopicEnable=false), so only an operator creating the topic helps
+// and a retry would wait in vain. A TOPIC_NOT_EXIST answer for a topic that
+// has a route (being created or deleted) also matches ErrBrokerUnavailable
+// and stays retryable.
+//
+// SendError.Accepted lists the UUIDs of the messages of a failed
+// multi-message Publish that the broker confirmed; middleware/retry and
+// middleware/fallback use it (retry.PartialError) to resend or store only the
+// others, so a partial failure does not duplicate what was stored.
+//
 // # Delivery guarantees
 //
 // Publishing (SendSync, the default, and SendAsync): Publish returns nil only
@@ -61,7 +74,8 @@
 // a stored message (the answer was lost or late), so retries are
 // at-least-once, with the same UUID on every copy. Bad input is rejected for
 // the whole Publish call before any message is sent. When a call with several
-// messages fails, SendError.Index tells which were stored (see Publisher).
+// messages fails, SendError.Index and SendError.Accepted tell which were
+// stored (see Publisher).
 // SendOneWay is at-most-once: no answer, no error on loss.
 //
 // Consuming: at-least-once. An offset is committed only after the message's

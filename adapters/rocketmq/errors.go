@@ -51,6 +51,17 @@ var (
 	// does not wrap context.DeadlineExceeded: the deadline is the adapter's,
 	// not the caller's, and the send is worth retrying.
 	ErrSendTimeout = errors.New("rocketmq: send timeout")
+	// ErrTopicNotExist is returned by Publish when the topic does not exist
+	// and the broker will not create it. When the name servers say that
+	// neither the topic nor the default topic TBW102 (through which brokers
+	// with autoCreateTopicEnable create topics on first send) has a route,
+	// topic creation is disabled and the error is permanent: only an operator
+	// creating the topic changes the outcome, and nothing was sent. When a
+	// broker answers TOPIC_NOT_EXIST although a route exists (a topic being
+	// created or deleted), the error also matches ErrBrokerUnavailable and is
+	// worth retrying. It lets callers tell an unknown topic from an
+	// unreachable broker.
+	ErrTopicNotExist = errors.New("rocketmq: topic does not exist")
 )
 
 // Broker response codes the adapter classifies (RocketMQ ResponseCode).
@@ -81,7 +92,19 @@ type SendError struct {
 	Code int
 	// Err is the classified cause.
 	Err error
+
+	accepted []string
 }
+
+// Accepted returns the UUIDs of the messages of the failed Publish that the
+// broker confirmed (SEND_OK) before or despite the failure, in Publish order,
+// so a retry or a fallback store handles only the others (see
+// middleware/retry.PartialError). In SendSync mode they are the messages
+// before Index; in SendAsync mode every request the broker confirmed, before
+// or after Index. In SendOneWay mode, which has no confirmations, they are the
+// messages written to the broker before Index: resending them would duplicate
+// what a successful one-way Publish also leaves unconfirmed.
+func (e *SendError) Accepted() []string { return e.accepted }
 
 func (e *SendError) Error() string {
 	var b strings.Builder
@@ -146,9 +169,15 @@ func classifyClientError(callerCtx context.Context, timedOut bool, se *SendError
 		case codeMessageIllegal:
 			se.Err = fmt.Errorf("%w: %w", ErrMessageTooLarge, err)
 			return policy.Permanent(se)
+		case codeTopicNotExist:
+			// A route exists (the client found a broker), so the topic is
+			// being created or deleted: worth retrying. The publisher turns
+			// this into a permanent error when topic creation is disabled.
+			se.Err = fmt.Errorf("%w: %w: %w", ErrBrokerUnavailable, ErrTopicNotExist, err)
+			return se
 		}
-		// SYSTEM_ERROR, SYSTEM_BUSY, SERVICE_NOT_AVAILABLE, TOPIC_NOT_EXIST and
-		// anything unknown: the broker may accept the message later.
+		// SYSTEM_ERROR, SYSTEM_BUSY, SERVICE_NOT_AVAILABLE and anything
+		// unknown: the broker may accept the message later.
 		se.Err = fmt.Errorf("%w: %w", ErrBrokerUnavailable, err)
 		return se
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -32,7 +33,9 @@ import (
 // the returned *SendError's Index says which message failed; those before it
 // were stored, those from it on were not confirmed. In SendAsync mode all
 // requests are sent before waiting, so messages after Index may have been
-// stored too. Order between messages is kept only within one queue (see
+// stored too. SendError.Accepted lists the confirmed messages in both modes,
+// so retries and fallbacks handle only the rest. A topic that does not exist
+// on brokers that do not create topics is a permanent ErrTopicNotExist. Order between messages is kept only within one queue (see
 // HashShardingKey) and only for sequential sends.
 //
 // Publish is safe for concurrent use. Close waits for the Publish calls in
@@ -257,10 +260,6 @@ func request(out []*primitive.Message, s span) []*primitive.Message {
 	return group
 }
 
-func (p *Publisher) newSendError(topic string, msgs []*message.Message, s span) *SendError {
-	return &SendError{Topic: topic, MessageUUID: msgs[s.from].UUID, Index: s.from}
-}
-
 func (p *Publisher) sendSync(ctx context.Context, topic string, msgs []*message.Message, out []*primitive.Message, sends []span) error {
 	for _, s := range sends {
 		sendCtx, cancel := context.WithTimeout(ctx, p.cfg.SendTimeout)
@@ -274,12 +273,86 @@ func (p *Publisher) sendSync(ctx context.Context, topic string, msgs []*message.
 	return nil
 }
 
+// newSendError starts the error of the failed request s; the messages before
+// it were confirmed (sync) or written (one-way).
+func (p *Publisher) newSendError(topic string, msgs []*message.Message, s span) *SendError {
+	return &SendError{Topic: topic, MessageUUID: msgs[s.from].UUID, Index: s.from, accepted: uuids(msgs[:s.from])}
+}
+
+func uuids(msgs []*message.Message) []string {
+	if len(msgs) == 0 {
+		return nil
+	}
+	ids := make([]string, len(msgs))
+	for i, m := range msgs {
+		ids[i] = m.UUID
+	}
+	return ids
+}
+
+// classify is classifyClientError plus the check that tells a topic that does
+// not exist (and will not be created) from a broker that cannot be reached.
+func (p *Publisher) classify(ctx context.Context, timedOut bool, se *SendError, err error) error {
+	out := classifyClientError(ctx, timedOut, se, err)
+	if timedOut || ctx.Err() != nil || !IsRetryable(out) {
+		return out
+	}
+	if se.Code != codeTopicNotExist && !strings.Contains(err.Error(), "route info not found") {
+		return out
+	}
+	if p.topicCreationDisabled(ctx, se.Topic) {
+		se.Err = fmt.Errorf("%w: neither the topic nor %s has a route, so brokers do not create topics: %v",
+			ErrTopicNotExist, defaultTopic, err)
+		return policy.Permanent(se)
+	}
+	return out
+}
+
+// defaultTopic is the topic whose route brokers with autoCreateTopicEnable
+// register, and through which a first send creates a topic.
+const defaultTopic = "TBW102"
+
+// topicCreationDisabled asks the name servers whether topic and the default
+// topic both have no route. Any other answer, or none, is false: the failure
+// then stays retryable.
+func (p *Publisher) topicCreationDisabled(ctx context.Context, topic string) bool {
+	if p.cfg.Namespace != "" {
+		topic = p.cfg.Namespace + "%" + topic
+	}
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.SendTimeout)
+	defer cancel()
+	_, err := topicRoute(ctx, p.cfg.NameServers, topic)
+	if !noRouteAnywhere(err) {
+		return false
+	}
+	_, err = topicRoute(ctx, p.cfg.NameServers, defaultTopic)
+	return noRouteAnywhere(err)
+}
+
+// noRouteAnywhere reports whether every name server answered that the topic
+// has no route (topicRoute joins one error per name server).
+func noRouteAnywhere(err error) bool {
+	if err == nil {
+		return false
+	}
+	joined, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return errors.Is(err, errNoRoute)
+	}
+	for _, e := range joined.Unwrap() {
+		if !errors.Is(e, errNoRoute) {
+			return false
+		}
+	}
+	return len(joined.Unwrap()) > 0
+}
+
 // result turns the client's answer into nil or an error. Only SEND_OK with a
 // result counts as stored: v2.1.2 returns a non-nil result on some errors and
 // maps flush/slave failures to a non-OK status without an error.
 func (p *Publisher) result(ctx context.Context, timedOut bool, se *SendError, res *primitive.SendResult, err error) error {
 	if err != nil {
-		return classifyClientError(ctx, timedOut, se, err)
+		return p.classify(ctx, timedOut, se, err)
 	}
 	if res == nil {
 		se.Err = fmt.Errorf("%w: the client reported no send result", ErrBrokerUnavailable)
@@ -331,6 +404,7 @@ func (p *Publisher) sendAsync(ctx context.Context, topic string, msgs []*message
 			ch <- asyncResult{err: err}
 		}
 	}
+	var accepted []string
 	for i, s := range sends {
 		var r asyncResult
 		timedOut := false
@@ -344,9 +418,20 @@ func (p *Publisher) sendAsync(ctx context.Context, topic string, msgs []*message
 				r.err = errors.New("no answer from the broker")
 			}
 		}
-		if err := p.result(ctx, timedOut || sendCtx.Err() != nil && r.err != nil, p.newSendError(topic, msgs, s), r.res, r.err); err != nil && firstErr == nil {
+		se := &SendError{Topic: topic, MessageUUID: msgs[s.from].UUID, Index: s.from}
+		err := p.result(ctx, timedOut || sendCtx.Err() != nil && r.err != nil, se, r.res, r.err)
+		switch {
+		case err == nil:
+			accepted = append(accepted, uuids(msgs[s.from:s.to])...)
+		case firstErr == nil:
 			firstErr = err
 		}
+	}
+	// Requests after the first failure were sent too: report every
+	// confirmed one, so a retry resends only what the broker did not take.
+	var se *SendError
+	if errors.As(firstErr, &se) {
+		se.accepted = accepted
 	}
 	return firstErr
 }
@@ -358,7 +443,7 @@ func (p *Publisher) sendOneWay(ctx context.Context, topic string, msgs []*messag
 		timedOut := sendCtx.Err() != nil
 		cancel()
 		if err != nil {
-			return classifyClientError(ctx, timedOut, p.newSendError(topic, msgs, s), err)
+			return p.classify(ctx, timedOut, p.newSendError(topic, msgs, s), err)
 		}
 	}
 	return nil
