@@ -127,7 +127,21 @@ func (DefaultMarshaler) Unmarshal(ext *primitive.MessageExt) (*message.Message, 
 	if !fromReliamq || uuid == "" {
 		uuid = ext.MsgId
 	}
-	md := make(message.Metadata, len(props)+8)
+	// Size the map exactly: an oversized hint doubles its table, and this
+	// runs once per delivered message.
+	n := deliveryFactCount
+	for k := range props {
+		if strings.HasPrefix(k, PropertyMetadataPrefix) || !fromReliamq && !isSystemProperty(k) {
+			n++
+		}
+	}
+	tags, keys, shard := props[primitive.PropertyTags], props[primitive.PropertyKeys], props[primitive.PropertyShardingKey]
+	for _, v := range [...]string{tags, keys, shard} {
+		if v != "" {
+			n++
+		}
+	}
+	md := make(message.Metadata, n)
 	for k, v := range props {
 		if strings.HasPrefix(k, PropertyMetadataPrefix) {
 			md[k[len(PropertyMetadataPrefix):]] = v
@@ -137,14 +151,14 @@ func (DefaultMarshaler) Unmarshal(ext *primitive.MessageExt) (*message.Message, 
 			md[k] = v
 		}
 	}
-	if v := props[primitive.PropertyTags]; v != "" {
-		md[metadata.Tags] = v
+	if tags != "" {
+		md[metadata.Tags] = tags
 	}
-	if v := props[primitive.PropertyKeys]; v != "" {
-		md[metadata.Keys] = v
+	if keys != "" {
+		md[metadata.Keys] = keys
 	}
-	if v := props[primitive.PropertyShardingKey]; v != "" {
-		md[metadata.ShardingKey] = v
+	if shard != "" {
+		md[metadata.ShardingKey] = shard
 	}
 	md[metadata.ReconsumeTimes] = strconv.FormatInt(int64(ext.ReconsumeTimes), 10)
 	md[metadata.RocketMQMsgID] = ext.MsgId
@@ -153,9 +167,17 @@ func (DefaultMarshaler) Unmarshal(ext *primitive.MessageExt) (*message.Message, 
 	if ext.Queue != nil {
 		md[metadata.RocketMQQueueID] = strconv.Itoa(ext.Queue.QueueId)
 	}
-	md[metadata.RocketMQQueueOffset] = strconv.FormatInt(ext.QueueOffset, 10)
-	md[metadata.RocketMQBornTimestamp] = strconv.FormatInt(ext.BornTimestamp, 10)
-	md[metadata.RocketMQStoreTimestamp] = strconv.FormatInt(ext.StoreTimestamp, 10)
+	// The three numbers share one allocation.
+	var buf [3 * 20]byte
+	num := strconv.AppendInt(buf[:0], ext.QueueOffset, 10)
+	offsetEnd := len(num)
+	num = strconv.AppendInt(num, ext.BornTimestamp, 10)
+	bornEnd := len(num)
+	num = strconv.AppendInt(num, ext.StoreTimestamp, 10)
+	nums := string(num)
+	md[metadata.RocketMQQueueOffset] = nums[:offsetEnd]
+	md[metadata.RocketMQBornTimestamp] = nums[offsetEnd:bornEnd]
+	md[metadata.RocketMQStoreTimestamp] = nums[bornEnd:]
 
 	payload := ext.Body
 	if payload == nil {
@@ -238,6 +260,11 @@ var systemProperties = map[string]struct{}{
 	"INNER_MULTI_DISPATCH": {}, "INNER_MULTI_QUEUE_OFFSET": {}, "TRACE_CONTEXT": {},
 	"UNIQ_KEY_INNER": {}, PropertyUUID: {},
 }
+
+// deliveryFactCount is the number of delivery facts Unmarshal sets:
+// reconsume times, both message ids, topic, queue id (when known), queue
+// offset, born and store timestamps.
+const deliveryFactCount = 8
 
 func isSystemProperty(name string) bool {
 	_, ok := systemProperties[name]

@@ -188,7 +188,7 @@ func (s *Subscriber) start(ctx context.Context, topic, instance string) (*subscr
 	sub := &subscription{
 		s:            s,
 		topic:        topic,
-		ctx:          ctx,
+		msgBase:      context.WithoutCancel(ctx),
 		out:          make(chan *message.Message),
 		stop:         make(chan struct{}),
 		shutdownDone: make(chan struct{}),
@@ -327,9 +327,15 @@ func (s *Subscriber) createTopic(ctx context.Context, topic string, queues int) 
 
 // subscription is one Subscribe call: one push consumer and its channel.
 type subscription struct {
-	s        *Subscriber
-	topic    string
-	ctx      context.Context
+	s     *Subscriber
+	topic string
+	// msgBase is the Subscribe context without its cancellation: the parent
+	// of every message context. A message context is cancelled by its
+	// deliver call (on ack, nack, or when the subscription stops, which the
+	// end of the Subscribe context also causes), so it need not register
+	// with the Subscribe context: that would cost a lock and two map
+	// operations per message.
+	msgBase  context.Context
 	out      chan *message.Message
 	consumer rmq.PushConsumer
 
@@ -438,7 +444,7 @@ func (sub *subscription) deliver(ext *primitive.MessageExt) (verdict, int) {
 		if cfg.Broadcasting {
 			msg.Metadata.Set(metadata.Broadcast, "true")
 		}
-		msgCtx, cancel := context.WithCancel(sub.ctx)
+		msgCtx, cancel := context.WithCancel(sub.msgBase)
 		msg.SetContext(msgCtx)
 
 		select {
