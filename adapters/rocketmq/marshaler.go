@@ -122,34 +122,28 @@ func (DefaultMarshaler) Marshal(topic string, msg *message.Message) (*primitive.
 
 // Unmarshal implements Marshaler.
 func (DefaultMarshaler) Unmarshal(ext *primitive.MessageExt) (*message.Message, error) {
-	props := ext.GetProperties()
-	uuid, fromReliamq := props[PropertyUUID]
+	// GetProperties returns a copy, which becomes the metadata in place:
+	// building a second map would double the allocations of every delivery.
+	md := message.Metadata(ext.GetProperties())
+	uuid, fromReliamq := md[PropertyUUID]
 	if !fromReliamq || uuid == "" {
 		uuid = ext.MsgId
 	}
-	// Size the map exactly: an oversized hint doubles its table, and this
-	// runs once per delivered message.
-	n := deliveryFactCount
-	for k := range props {
-		if strings.HasPrefix(k, PropertyMetadataPrefix) || !fromReliamq && !isSystemProperty(k) {
-			n++
+	tags, keys, shard := md[primitive.PropertyTags], md[primitive.PropertyKeys], md[primitive.PropertyShardingKey]
+	var prefixed []string // user metadata: allocated only when there is some
+	for k := range md {
+		switch {
+		case strings.HasPrefix(k, PropertyMetadataPrefix):
+			prefixed = append(prefixed, k)
+		case fromReliamq || isSystemProperty(k):
+			delete(md, k)
 		}
 	}
-	tags, keys, shard := props[primitive.PropertyTags], props[primitive.PropertyKeys], props[primitive.PropertyShardingKey]
-	for _, v := range [...]string{tags, keys, shard} {
-		if v != "" {
-			n++
-		}
-	}
-	md := make(message.Metadata, n)
-	for k, v := range props {
-		if strings.HasPrefix(k, PropertyMetadataPrefix) {
-			md[k[len(PropertyMetadataPrefix):]] = v
-			continue
-		}
-		if !fromReliamq && !isSystemProperty(k) {
-			md[k] = v
-		}
+	// Renamed after the loop, so that a renamed key is not visited again.
+	for _, k := range prefixed {
+		v := md[k]
+		delete(md, k)
+		md[k[len(PropertyMetadataPrefix):]] = v
 	}
 	if tags != "" {
 		md[metadata.Tags] = tags
@@ -260,11 +254,6 @@ var systemProperties = map[string]struct{}{
 	"INNER_MULTI_DISPATCH": {}, "INNER_MULTI_QUEUE_OFFSET": {}, "TRACE_CONTEXT": {},
 	"UNIQ_KEY_INNER": {}, PropertyUUID: {},
 }
-
-// deliveryFactCount is the number of delivery facts Unmarshal sets:
-// reconsume times, both message ids, topic, queue id (when known), queue
-// offset, born and store timestamps.
-const deliveryFactCount = 8
 
 func isSystemProperty(name string) bool {
 	_, ok := systemProperties[name]

@@ -423,27 +423,17 @@ func (sub *subscription) park() (consumer.ConsumeResult, error) {
 }
 
 // deliver hands ext to the output channel until it is acked, handed to the
-// broker's retry, or the subscription ends.
+// broker's retry, or the subscription ends. It runs on a goroutine the client
+// starts for each consume call, whose stack grows (a copy) once the calls
+// under it need more than its initial size; the rare paths are therefore in
+// functions of their own, keeping the frames of the common path small.
 func (sub *subscription) deliver(ext *primitive.MessageExt) (verdict, int) {
-	cfg := &sub.s.cfg
 	for {
-		msg, err := cfg.Marshaler.Unmarshal(ext)
+		msg, err := sub.s.cfg.Marshaler.Unmarshal(ext)
 		if err != nil {
-			// Undecodable: let the broker's retry and DLQ deal with it.
-			sub.s.logger.Error("Cannot unmarshal message", err, watermill.LogFields{
-				"topic": sub.topic, "msg_id": ext.MsgId})
-			return verdictBrokerRetry, 0
+			return sub.undecodable(ext, err)
 		}
-		if cfg.Namespace != "" {
-			// Report the topic the application subscribed to, as for
-			// messages without a namespace.
-			if v := msg.Metadata.Get(metadata.RocketMQTopic); strings.HasPrefix(v, cfg.Namespace+"%") {
-				msg.Metadata.Set(metadata.RocketMQTopic, v[len(cfg.Namespace)+1:])
-			}
-		}
-		if cfg.Broadcasting {
-			msg.Metadata.Set(metadata.Broadcast, "true")
-		}
+		sub.adjust(msg)
 		msgCtx, cancel := context.WithCancel(sub.msgBase)
 		msg.SetContext(msgCtx)
 
@@ -454,50 +444,95 @@ func (sub *subscription) deliver(ext *primitive.MessageExt) (verdict, int) {
 			return verdictAbandon, 0
 		}
 
-		var nacked bool
 		select {
 		case <-msg.Acked():
 			cancel()
 			return verdictAck, 0
 		case <-msg.Nacked():
 			cancel()
-			nacked = true
 		case <-sub.stop:
-			// Tell the handler, then give it CloseTimeout to finish.
 			cancel()
-			select {
-			case <-msg.Acked():
-				return verdictAck, 0
-			case <-msg.Nacked():
-				nacked = true
-			case <-cfg.Clock.After(cfg.CloseTimeout):
-				return verdictAbandon, 0
+			if v := sub.awaitOnStop(msg); v != verdictBrokerRetry {
+				return v, 0
 			}
+			// Nacked while stopping.
 		}
-		if !nacked {
-			continue
-		}
-		switch {
-		case cfg.Broadcasting:
-			sub.s.logger.Error("Nacked message of a broadcasting subscription dropped", nil, watermill.LogFields{
-				"topic": sub.topic, "message_uuid": msg.UUID})
-			return verdictAck, 0
-		case cfg.BrokerRetry:
-			return verdictBrokerRetry, nackDelayLevel(sub.s.logger, msg)
-		}
-		select {
-		case <-sub.stop:
-			return verdictAbandon, 0
-		default:
-		}
-		if cfg.NackResendDelay > 0 {
-			select {
-			case <-cfg.Clock.After(cfg.NackResendDelay):
-			case <-sub.stop:
-				return verdictAbandon, 0
-			}
+		if v, level, again := sub.nacked(msg); !again {
+			return v, level
 		}
 	}
+}
+
+// undecodable leaves a message the marshaler cannot read to the broker's
+// retry and DLQ.
+//
+//go:noinline
+func (sub *subscription) undecodable(ext *primitive.MessageExt, err error) (verdict, int) {
+	sub.s.logger.Error("Cannot unmarshal message", err, watermill.LogFields{
+		"topic": sub.topic, "msg_id": ext.MsgId})
+	return verdictBrokerRetry, 0
+}
+
+// adjust adds what depends on the subscription to a decoded message.
+func (sub *subscription) adjust(msg *message.Message) {
+	cfg := &sub.s.cfg
+	if cfg.Namespace != "" {
+		// Report the topic the application subscribed to, as for
+		// messages without a namespace.
+		if v := msg.Metadata.Get(metadata.RocketMQTopic); strings.HasPrefix(v, cfg.Namespace+"%") {
+			msg.Metadata.Set(metadata.RocketMQTopic, v[len(cfg.Namespace)+1:])
+		}
+	}
+	if cfg.Broadcasting {
+		msg.Metadata.Set(metadata.Broadcast, "true")
+	}
+}
+
+// awaitOnStop gives a handler whose message context was just cancelled
+// CloseTimeout to finish: verdictAck when it acks, verdictBrokerRetry (to be
+// read as "nacked") when it nacks, verdictAbandon when the time runs out.
+//
+//go:noinline
+func (sub *subscription) awaitOnStop(msg *message.Message) verdict {
+	cfg := &sub.s.cfg
+	select {
+	case <-msg.Acked():
+		return verdictAck
+	case <-msg.Nacked():
+		return verdictBrokerRetry
+	case <-cfg.Clock.After(cfg.CloseTimeout):
+		return verdictAbandon
+	}
+}
+
+// nacked decides what happens to a nacked message: dropped (broadcasting),
+// handed to the broker's retry, abandoned because the subscription stops, or
+// delivered again (again = true) after NackResendDelay.
+//
+//go:noinline
+func (sub *subscription) nacked(msg *message.Message) (v verdict, level int, again bool) {
+	cfg := &sub.s.cfg
+	switch {
+	case cfg.Broadcasting:
+		sub.s.logger.Error("Nacked message of a broadcasting subscription dropped", nil, watermill.LogFields{
+			"topic": sub.topic, "message_uuid": msg.UUID})
+		return verdictAck, 0, false
+	case cfg.BrokerRetry:
+		return verdictBrokerRetry, nackDelayLevel(sub.s.logger, msg), false
+	}
+	select {
+	case <-sub.stop:
+		return verdictAbandon, 0, false
+	default:
+	}
+	if cfg.NackResendDelay > 0 {
+		select {
+		case <-cfg.Clock.After(cfg.NackResendDelay):
+		case <-sub.stop:
+			return verdictAbandon, 0, false
+		}
+	}
+	return 0, 0, true
 }
 
 // nackDelayLevel reads the retry delay level a handler chose for a nacked
