@@ -50,7 +50,8 @@
 // ErrClosed are also policy.IsPermanent: reliamq's retry and fallback never
 // retry or store them. Timeouts (ErrSendTimeout), refused or dropped
 // connections, SYSTEM_ERROR, SYSTEM_BUSY, SERVICE_NOT_AVAILABLE, a topic
-// without a route and non-OK send statuses match ErrBrokerUnavailable and
+// without a route yet (unless brokers do not create topics: ErrTopicNotExist
+// below) and non-OK send statuses match ErrBrokerUnavailable and
 // IsRetryable. Send failures are *SendError values with the broker's
 // response code and the index of the first unconfirmed message.
 //

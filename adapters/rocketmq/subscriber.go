@@ -49,6 +49,10 @@ import (
 // handing out messages, cancels the contexts of messages in handlers, waits up
 // to CloseTimeout for their acks, shuts the consumer down, and closes the
 // output channel. Subscribe and Close are safe for concurrent use.
+//
+// A delivered message's context carries the values and deadline of the
+// Subscribe context and is cancelled when the message is acked or nacked, or
+// when the subscription ends.
 type Subscriber struct {
 	cfg    SubscriberConfig
 	logger watermill.LoggerAdapter
@@ -188,7 +192,7 @@ func (s *Subscriber) start(ctx context.Context, topic, instance string) (*subscr
 	sub := &subscription{
 		s:            s,
 		topic:        topic,
-		msgBase:      context.WithoutCancel(ctx),
+		msgBase:      uncancelled{ctx},
 		out:          make(chan *message.Message),
 		stop:         make(chan struct{}),
 		shutdownDone: make(chan struct{}),
@@ -329,12 +333,12 @@ func (s *Subscriber) createTopic(ctx context.Context, topic string, queues int) 
 type subscription struct {
 	s     *Subscriber
 	topic string
-	// msgBase is the Subscribe context without its cancellation: the parent
-	// of every message context. A message context is cancelled by its
-	// deliver call (on ack, nack, or when the subscription stops, which the
-	// end of the Subscribe context also causes), so it need not register
-	// with the Subscribe context: that would cost a lock and two map
-	// operations per message.
+	// msgBase is the Subscribe context without its cancellation (its values
+	// and deadline stay): the parent of every message context. A message
+	// context is cancelled by its deliver call (on ack, nack, or when the
+	// subscription stops, which the end of the Subscribe context also
+	// causes), so it need not register with the Subscribe context: that
+	// would cost a lock and two map operations per message.
 	msgBase  context.Context
 	out      chan *message.Message
 	consumer rmq.PushConsumer
@@ -348,6 +352,13 @@ type subscription struct {
 	parked          sync.WaitGroup
 	lastResult      atomic.Int64 // Unix nanoseconds of the last result handed to the client
 }
+
+// uncancelled keeps the values and deadline of a context but not its
+// cancellation, so that a context derived from it does not register with it.
+type uncancelled struct{ context.Context }
+
+func (uncancelled) Done() <-chan struct{} { return nil }
+func (uncancelled) Err() error            { return nil }
 
 // resultSettleTime is how long a draining subscription lets the client record
 // the results of acks that arrived during the drain.
