@@ -17,7 +17,9 @@
 // Every outcome reaches the caller's code: OnResult receives one Result per
 // call that the pool took or the caller ran (success or the final error, with
 // the messages), Publish returns an error for every call it refused, and Stats
-// counts both.
+// counts both. Stats also carries the queue capacity and the worker limit
+// after defaults, so Queued/Capacity is the queue's saturation
+// (pkg/metrics exports it as reliamq_async_queue_saturation).
 //
 // Contexts: Watermill takes the send context from each message. The caller's
 // context typically ends when Publish returns (an HTTP handler's request
