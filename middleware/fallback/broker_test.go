@@ -104,16 +104,7 @@ func consume(t *testing.T, b *rocketmqtest.Broker, topic string) *deliveries {
 func (d *deliveries) tally(sent []string) (delivered, lost, dupes int) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for _, id := range sent {
-		switch c := d.count[id]; {
-		case c == 0:
-			lost++
-		default:
-			delivered++
-			dupes += c - 1
-		}
-	}
-	return delivered, lost, dupes
+	return tally(sent, d.count)
 }
 
 func (d *deliveries) waitAll(t *testing.T, sent []string, timeout time.Duration) {
@@ -307,6 +298,27 @@ func TestFallback_message_the_broker_refuses_ends_in_the_poison_store_with_its_r
 		}
 		if rs, _ := relay.Stats(context.Background()); rs.Poisoned != 1 {
 			t.Errorf("relay stats %+v", rs)
+		}
+	})
+	t.Run("unknown topic with topic creation off", func(t *testing.T) {
+		// No route for the topic or for TBW102: the broker will never
+		// create it, so the first attempt is the last.
+		b := newBroker(t, rocketmqtest.Config{DisableAutoCreateTopics: true})
+		st := newStore(t, sqliteBackend, nil, nil)
+		sender := newRetry(t, newRocketMQPublisher(t, b), 3)
+		if err := st.Insert(context.Background(), sqlstore.Message{Topic: "no-such-topic", UUID: "poison-3",
+			Payload: []byte("x")}); err != nil {
+			t.Fatalf("insert: %v", err)
+		}
+		runRelay(t, fallback.RelayConfig{Store: st, Publisher: sender, PollInterval: 10 * time.Millisecond,
+			Policy: policy.Policy{MaxAttempts: 3, Backoff: policy.Fixed(10 * time.Millisecond)}})
+		p := waitPoisoned(t, st)
+		if p.Metadata[metadata.DeadLetterReason] != fallback.ReasonPermanent || p.Attempts != 1 || p.UUID != "poison-3" ||
+			!strings.Contains(p.LastError, rocketmq.ErrTopicNotExist.Error()) {
+			t.Errorf("poison row %+v", p)
+		}
+		if got := b.Messages("no-such-topic"); len(got) != 0 {
+			t.Errorf("the broker stored %d messages for a topic it does not have", len(got))
 		}
 	})
 	t.Run("refused until the policy runs out", func(t *testing.T) {

@@ -99,14 +99,9 @@ func checkTwoRelays(t *testing.T, st *sqlstore.Store, ids []string, sends []rela
 		by[s.UUID] = c
 		byRelay[s.Relay]++
 	}
-	lost, dupes, both := 0, 0, 0
+	_, lost, dupes := tally(ids, count)
+	both := 0
 	for _, id := range ids {
-		switch c := count[id]; {
-		case c == 0:
-			lost++
-		case c > 1:
-			dupes += c - 1
-		}
 		if c := by[id]; c[0] > 0 && c[1] > 0 {
 			both++
 		}

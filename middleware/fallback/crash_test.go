@@ -157,15 +157,7 @@ func TestRelay_killed_mid_drain_loses_nothing_after_restart(t *testing.T) {
 			}
 
 			count := brokerCount(b, topic)
-			lost, dupes := 0, 0
-			for _, id := range ids {
-				switch c := count[id]; {
-				case c == 0:
-					lost++
-				case c > 1:
-					dupes += c - 1
-				}
-			}
+			_, lost, dupes := tally(ids, count)
 			t.Logf("%s: killed after %d of %d at the broker with %d rows leased; lost %d, duplicates %d",
 				be.Name, sentAtKill, n, inFlight, lost, dupes)
 			if lost != 0 {

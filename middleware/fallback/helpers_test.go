@@ -94,3 +94,18 @@ func (r *recorder) callCount() int {
 func alwaysFail(err error) func(string, *message.Message) error {
 	return func(string, *message.Message) error { return err }
 }
+
+// tally compares how often each sent UUID was seen with the UUIDs sent:
+// delivered counts the UUIDs seen at least once, dupes the extra copies.
+func tally(sent []string, count map[string]int) (delivered, lost, dupes int) {
+	for _, id := range sent {
+		switch c := count[id]; {
+		case c == 0:
+			lost++
+		default:
+			delivered++
+			dupes += c - 1
+		}
+	}
+	return delivered, lost, dupes
+}
