@@ -2,8 +2,6 @@ package redelivery_test
 
 import (
 	"context"
-	"database/sql"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,14 +12,12 @@ import (
 	"github.com/ThreeDotsLabs/watermill-redisstream/pkg/redisstream"
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v3/pkg/sql"
 	"github.com/ThreeDotsLabs/watermill/message"
-	_ "github.com/go-sql-driver/mysql"
-	"github.com/google/uuid"
-	_ "github.com/jackc/pgx/v5/stdlib"
 	nc "github.com/nats-io/nats.go"
 	amqp091 "github.com/rabbitmq/amqp091-go"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/reliamq/reliamq/adapters/sqlstore"
+	"github.com/reliamq/reliamq/adapters/sqlstore/sqlstoretest"
 	"github.com/reliamq/reliamq/middleware/redelivery/redeliverytest"
 	"github.com/reliamq/reliamq/pkg/servicetest"
 )
@@ -131,13 +127,9 @@ func closedOnce(t *testing.T, sub message.Subscriber) message.Subscriber {
 
 // sqlBackend runs watermill-sql as the transport and sqlstore as the durable
 // delay, in one database, dropping the test's tables at the end.
-func sqlBackend(t *testing.T, driver, dsn string, dialect sqlstore.Dialect,
+func sqlBackend(t *testing.T, dialect sqlstore.Dialect,
 	schema wsql.SchemaAdapter, offsets wsql.OffsetsAdapter, quote func(string) string) redeliverytest.Backend {
-	db, err := sql.Open(driver, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
+	db := sqlstoretest.Open(t, dialect)
 	drop := func(table string) { _, _ = db.Exec("DROP TABLE IF EXISTS " + quote(table)) }
 	tracker := trackedPerTest(func(topics, _ []string) {
 		for _, topic := range topics {
@@ -162,29 +154,21 @@ func sqlBackend(t *testing.T, driver, dsn string, dialect sqlstore.Dialect,
 			return track(t, tracker(t), group, pub, sub)
 		},
 		Configure: durableIn(func(t *testing.T) *sqlstore.Store {
-			table := "rq_waiting_" + strings.ReplaceAll(uuid.NewString(), "-", "")[:12]
-			st, err := sqlstore.New(sqlstore.Config{DB: db, Dialect: dialect, Table: table, AutoInitialize: true}, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { drop(table) })
-			return st
+			return sqlstoretest.NewStore(t, dialect, sqlstore.Config{DB: db, Table: sqlstoretest.UniqueName("rq_waiting")})
 		}),
 	}
 }
 
 func TestConformance_PostgreSQL_durable(t *testing.T) {
-	dsn := servicetest.Postgres.Addr(t)
 	quote := func(s string) string { return `"` + s + `"` }
 	redeliverytest.Run(t, redeliverytest.Features{ConsumerGroups: true, Durable: true, HeadOfLineMessages: externalHeadOfLine},
-		sqlBackend(t, "pgx", dsn, sqlstore.Postgres, wsql.DefaultPostgreSQLSchema{}, wsql.DefaultPostgreSQLOffsetsAdapter{}, quote))
+		sqlBackend(t, sqlstore.Postgres, wsql.DefaultPostgreSQLSchema{}, wsql.DefaultPostgreSQLOffsetsAdapter{}, quote))
 }
 
 func TestConformance_MariaDB_durable(t *testing.T) {
-	dsn := servicetest.MySQL.Addr(t)
 	quote := func(s string) string { return "`" + s + "`" }
 	redeliverytest.Run(t, redeliverytest.Features{ConsumerGroups: true, Durable: true, HeadOfLineMessages: externalHeadOfLine},
-		sqlBackend(t, "mysql", dsn, sqlstore.MySQL, wsql.DefaultMySQLSchema{}, wsql.DefaultMySQLOffsetsAdapter{}, quote))
+		sqlBackend(t, sqlstore.MySQL, wsql.DefaultMySQLSchema{}, wsql.DefaultMySQLOffsetsAdapter{}, quote))
 }
 
 // sqliteDurable parks waiting messages in SQLite for the broker backends.

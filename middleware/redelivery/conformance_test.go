@@ -1,7 +1,6 @@
 package redelivery_test
 
 import (
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -10,6 +9,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 
 	"github.com/reliamq/reliamq/adapters/sqlstore"
+	"github.com/reliamq/reliamq/adapters/sqlstore/sqlstoretest"
 	"github.com/reliamq/reliamq/middleware/redelivery"
 	"github.com/reliamq/reliamq/middleware/redelivery/redeliverytest"
 )
@@ -53,16 +53,7 @@ func durableIn(newStore func(t *testing.T) *sqlstore.Store) func(t *testing.T, c
 }
 
 func sqliteStore(t *testing.T) *sqlstore.Store {
-	db, err := sqlstore.OpenSQLite(filepath.Join(t.TempDir(), "redelivery.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	st, err := sqlstore.New(sqlstore.Config{DB: db, Dialect: sqlstore.SQLite, Table: "reliamq_redelivery", AutoInitialize: true}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st
+	return sqlstoretest.NewStore(t, sqlstore.SQLite, sqlstore.Config{Table: "reliamq_redelivery"})
 }
 
 // watermill-sql v3.1.0 has no SQLite schema, so the SQLite run carries the

@@ -3,13 +3,13 @@ package redelivery_test
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/reliamq/reliamq/adapters/sqlstore"
+	"github.com/reliamq/reliamq/adapters/sqlstore/sqlstoretest"
 	"github.com/reliamq/reliamq/middleware/redelivery"
 	"github.com/reliamq/reliamq/pkg/clock"
 	"github.com/reliamq/reliamq/pkg/clock/clocktest"
@@ -18,16 +18,7 @@ import (
 
 func newSQLiteStore(t *testing.T, clk clock.Clock) *sqlstore.Store {
 	t.Helper()
-	db, err := sqlstore.OpenSQLite(filepath.Join(t.TempDir(), "s.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	st, err := sqlstore.New(sqlstore.Config{DB: db, Dialect: sqlstore.SQLite, Table: "waiting", AutoInitialize: true, Clock: clk}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st
+	return sqlstoretest.NewStore(t, sqlstore.SQLite, sqlstore.Config{Table: "waiting", Clock: clk})
 }
 
 func TestDurable_parks_the_message_until_due_then_publishes_it_and_deletes_the_row(t *testing.T) {
