@@ -12,7 +12,10 @@
 // the outbox pattern) creates it; Claim leases due rows to one worker; the
 // worker then Deletes the row (done), Reschedules it (failed: attempts+1, due
 // again later) or Requeues it (not tried). A lease that is never released ends
-// after LeaseTimeout and the row can be claimed again.
+// after LeaseTimeout and the row can be claimed again. For operators and
+// tools, Get reads one row by id, List pages through rows with filters (queue,
+// topic, age, error text), Stats reports the backlog and the oldest row, and
+// TableExists tells a missing table from an unreachable database.
 //
 // Why not watermill-sql's subscriber: its model is an append-only log with a
 // consumer-group offset. Rows are never deleted, a message cannot be made due

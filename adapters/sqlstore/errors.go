@@ -38,8 +38,14 @@ var (
 	// operation did not happen, or for a commit whose answer was lost, may
 	// have happened.
 	ErrStoreUnavailable = errors.New("sqlstore: store unavailable")
-	// ErrNotFound is returned by Reschedule and Requeue when no row has the id.
+	// ErrNotFound is returned by Get, Reschedule and Requeue when no row has
+	// the id.
 	ErrNotFound = errors.New("sqlstore: row not found")
+	// ErrInvalidFilter is returned by List for a Filter that no query can
+	// carry unchanged: a negative OlderThan, or an ErrorContains with invalid
+	// UTF-8 or NUL characters (which error columns never hold). It is marked
+	// policy.Permanent like the other bad-input errors.
+	ErrInvalidFilter = errors.New("sqlstore: invalid filter")
 	// ErrClosed is returned by Publisher.Publish after Close.
 	ErrClosed = errors.New("sqlstore: publisher closed")
 )

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"os"
 	"sort"
@@ -433,12 +432,6 @@ func (s *Store) Stats(ctx context.Context, queue string) (Stats, error) {
 	st.Oldest = fromMicros(oldest)
 	return st, nil
 }
-
-// ErrInvalidFilter is returned by List for a Filter that no query can carry
-// unchanged: a negative OlderThan, or an ErrorContains with invalid UTF-8 or
-// NUL characters (which error columns never hold). It is marked
-// policy.Permanent like the other bad-input errors.
-var ErrInvalidFilter = errors.New("sqlstore: invalid filter")
 
 // Filter selects rows for List. Conditions combine with AND; the zero value of
 // each field means "no condition" (except Queue, see AllQueues). Every value
