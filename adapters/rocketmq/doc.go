@@ -83,7 +83,8 @@
 // Ack. Nacked messages are redelivered in process (default) or through the
 // broker's retry topic and its delay levels up to MaxReconsumeTimes, then
 // %DLQ%<group> (BrokerRetry). Messages in handlers when a subscription ends
-// get CloseTimeout to be acked; unacked ones are redelivered to the group.
+// get CloseTimeout to be acked; unacked ones, and those still unread in the
+// output channel, are redelivered to the group.
 // Rebalances, broker restarts and late acks cause duplicates; deduplicate on
 // the UUID. Broadcasting subscriptions never redeliver a nacked message. No
 // ordering guarantee: queues are consumed concurrently.

@@ -45,10 +45,15 @@ import (
 // advances and the message is lost. Network failures are retried by the
 // client.
 //
+// The output channel is buffered (ConsumeGoroutines messages), so that a
+// message changes goroutines with one wake-up rather than two; each buffered
+// message still holds its consume call until acked or nacked.
+//
 // Close (and the end of a Subscribe context for its subscription) stops
-// handing out messages, cancels the contexts of messages in handlers, waits up
-// to CloseTimeout for their acks, shuts the consumer down, and closes the
-// output channel. Subscribe and Close are safe for concurrent use.
+// handing out messages, takes back the messages nobody has read from the
+// channel yet (left uncommitted: the group gets them again), cancels the
+// contexts of messages in handlers, waits up to CloseTimeout for their acks,
+// shuts the consumer down, and closes the output channel. Subscribe and Close are safe for concurrent use.
 //
 // A delivered message's context carries the values and deadline of the
 // Subscribe context and is cancelled when the message is acked or nacked, or
@@ -190,10 +195,15 @@ func (s *Subscriber) start(ctx context.Context, topic, instance string) (*subscr
 		return nil, err
 	}
 	sub := &subscription{
-		s:            s,
-		topic:        topic,
-		msgBase:      uncancelled{ctx},
-		out:          make(chan *message.Message),
+		s:       s,
+		topic:   topic,
+		msgBase: uncancelled{ctx},
+		// A buffer lets a consume call hand its message over without
+		// waiting for the reader, and the reader take messages without
+		// waiting for a consume call: one goroutine wake-up per message
+		// instead of two. stopAndDrain takes back what is still buffered.
+		out:          make(chan *message.Message, s.cfg.ConsumeGoroutines),
+		reclaimed:    map[*message.Message]struct{}{},
 		stop:         make(chan struct{}),
 		shutdownDone: make(chan struct{}),
 	}
@@ -350,7 +360,8 @@ type subscription struct {
 	shutdownDone    chan struct{} // closed after the consumer shut down
 	inflight        sync.WaitGroup
 	parked          sync.WaitGroup
-	lastResult      atomic.Int64 // Unix nanoseconds of the last result handed to the client
+	lastResult      atomic.Int64                  // Unix nanoseconds of the last result handed to the client
+	reclaimed       map[*message.Message]struct{} // taken back from out unread; guarded by mu
 }
 
 // uncancelled keeps the values and deadline of a context but not its
@@ -468,6 +479,10 @@ func (sub *subscription) deliver(ext *primitive.MessageExt) (verdict, int) {
 			}
 			// Nacked while stopping.
 		}
+		if sub.wasReclaimed(msg) {
+			// Never read: not the handler's nack.
+			return verdictAbandon, 0
+		}
 		if v, level, again := sub.nacked(msg); !again {
 			return v, level
 		}
@@ -497,6 +512,17 @@ func (sub *subscription) adjust(msg *message.Message) {
 	if cfg.Broadcasting {
 		msg.Metadata.Set(metadata.Broadcast, "true")
 	}
+}
+
+// wasReclaimed reports whether stopAndDrain took msg back from the output
+// channel before anyone read it (and nacked it to say so).
+//
+//go:noinline
+func (sub *subscription) wasReclaimed(msg *message.Message) bool {
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	_, ok := sub.reclaimed[msg]
+	return ok
 }
 
 // awaitOnStop gives a handler whose message context was just cancelled
@@ -571,7 +597,26 @@ func (sub *subscription) stopAndDrain() {
 
 	// Consume calls holding a message finish (ack, nack, or CloseTimeout)
 	// while the consumer still runs, so their results are committed.
-	sub.inflight.Wait()
+	// Meanwhile messages nobody has read yet, in the output buffer or
+	// handed over after the stop, are taken back: their consume calls
+	// leave them uncommitted at once instead of waiting CloseTimeout for an
+	// ack that cannot come.
+	inflightDone := make(chan struct{})
+	go func() {
+		sub.inflight.Wait()
+		close(inflightDone)
+	}()
+	for drained := false; !drained; {
+		select {
+		case m := <-sub.out:
+			sub.mu.Lock()
+			sub.reclaimed[m] = struct{}{}
+			sub.mu.Unlock()
+			m.Nack()
+		case <-inflightDone:
+			drained = true
+		}
+	}
 	if since := time.Since(time.Unix(0, sub.lastResult.Load())); since < resultSettleTime {
 		// The client records a consume result (offset update) on its own
 		// goroutine after the callback returns, and discards it once Shutdown
