@@ -150,25 +150,38 @@ func TestSendError_Accepted_is_empty_when_the_first_request_fails(t *testing.T) 
 }
 
 func TestPublisher_unknown_topic_without_auto_creation_is_a_permanent_ErrTopicNotExist(t *testing.T) {
+	modes := []struct {
+		name string
+		mode rocketmq.SendMode
+	}{
+		{"sync", rocketmq.SendSync},
+		{"async", rocketmq.SendAsync},
+		{"one-way", rocketmq.SendOneWay},
+	}
 	b := newBroker(t, rocketmqtest.Config{DisableAutoCreateTopics: true})
-	pub := newPublisher(t, b, rocketmq.PublisherConfig{})
-	topic := newTopic()
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			pub := newPublisher(t, b, rocketmq.PublisherConfig{SendMode: m.mode})
+			topic := newTopic()
 
-	err := pub.Publish(topic, newMsg("x"))
-	if !errors.Is(err, rocketmq.ErrTopicNotExist) || !policy.IsPermanent(err) || rocketmq.IsRetryable(err) {
-		t.Fatalf("Publish = %v, want a permanent ErrTopicNotExist", err)
-	}
-	if errors.Is(err, rocketmq.ErrBrokerUnavailable) {
-		t.Errorf("Publish = %v, also matches ErrBrokerUnavailable", err)
-	}
-	if n := len(b.Messages(topic)); n != 0 {
-		t.Errorf("broker stored %d messages", n)
-	}
+			err := pub.Publish(topic, newMsg("x"), newMsg("y"))
+			if !errors.Is(err, rocketmq.ErrTopicNotExist) || !policy.IsPermanent(err) || rocketmq.IsRetryable(err) {
+				t.Fatalf("Publish = %v, want a permanent ErrTopicNotExist", err)
+			}
+			if errors.Is(err, rocketmq.ErrBrokerUnavailable) {
+				t.Errorf("Publish = %v, also matches ErrBrokerUnavailable", err)
+			}
+			if n := len(b.Messages(topic)); n != 0 {
+				t.Errorf("broker stored %d messages", n)
+			}
 
-	// Once an operator creates the topic, the same publisher sends to it.
-	b.CreateTopic(rocketmqtest.TopicConfig{Name: topic})
-	if err := pub.Publish(topic, newMsg("y")); err != nil {
-		t.Fatalf("Publish after CreateTopic: %v", err)
+			// Once an operator creates the topic, the same publisher sends
+			// to it.
+			b.CreateTopic(rocketmqtest.TopicConfig{Name: topic})
+			if err := pub.Publish(topic, newMsg("z")); err != nil {
+				t.Fatalf("Publish after CreateTopic: %v", err)
+			}
+		})
 	}
 }
 

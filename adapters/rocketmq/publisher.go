@@ -35,8 +35,9 @@ import (
 // requests are sent before waiting, so messages after Index may have been
 // stored too. SendError.Accepted lists the confirmed messages in both modes,
 // so retries and fallbacks handle only the rest. A topic that does not exist
-// on brokers that do not create topics is a permanent ErrTopicNotExist. Order between messages is kept only within one queue (see
-// HashShardingKey) and only for sequential sends.
+// on brokers that do not create topics is a permanent ErrTopicNotExist.
+// Order between messages is kept only within one queue (see HashShardingKey)
+// and only for sequential sends.
 //
 // Publish is safe for concurrent use. Close waits for the Publish calls in
 // progress (each bounded by SendTimeout), then shuts the producer down; Publish
@@ -418,13 +419,15 @@ func (p *Publisher) sendAsync(ctx context.Context, topic string, msgs []*message
 				r.err = errors.New("no answer from the broker")
 			}
 		}
-		se := &SendError{Topic: topic, MessageUUID: msgs[s.from].UUID, Index: s.from}
-		err := p.result(ctx, timedOut || sendCtx.Err() != nil && r.err != nil, se, r.res, r.err)
-		switch {
-		case err == nil:
+		if r.err == nil && r.res != nil && r.res.Status == primitive.SendOK {
 			accepted = append(accepted, uuids(msgs[s.from:s.to])...)
-		case firstErr == nil:
-			firstErr = err
+			continue
+		}
+		if firstErr == nil {
+			// Only the first failure is classified (which may ask the name
+			// servers about the topic); the others are only not accepted.
+			se := &SendError{Topic: topic, MessageUUID: msgs[s.from].UUID, Index: s.from}
+			firstErr = p.result(ctx, timedOut || sendCtx.Err() != nil && r.err != nil, se, r.res, r.err)
 		}
 	}
 	// Requests after the first failure were sent too: report every
