@@ -48,7 +48,9 @@
 // message (a timeout, a lost reply) and the message is sent again; the message
 // keeps its UUID across attempts so consumers can deduplicate. Batches: when a
 // Publish of several messages fails and the error implements PartialError, only
-// the messages the backend did not accept are sent again; when it does not,
+// the messages the backend did not accept are sent again, and the
+// ExhaustedError returned when retries run out lists in Accepted what every
+// attempt delivered, so a fallback stores only the rest; when it does not,
 // every message of the call is sent again, so the ones the backend had already
 // stored are duplicated. Order within one call is kept; order between
 // concurrent calls is not. The publisher holds no state between calls and

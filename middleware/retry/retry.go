@@ -41,7 +41,15 @@ type ExhaustedError struct {
 	Budget bool
 	// Err is the last publish error.
 	Err error
+
+	accepted []string
 }
+
+// Accepted returns the UUIDs of the messages of the Publish call that the
+// backend accepted in any attempt (reported through PartialError), so a
+// fallback stores only the others. It is empty when the backend never said.
+// Err's own Accepted, if any, covers only the last attempt.
+func (e *ExhaustedError) Accepted() []string { return e.accepted }
 
 func (e *ExhaustedError) Error() string {
 	why := "attempts exhausted"
@@ -229,6 +237,7 @@ type loop struct {
 	ctx      context.Context
 	start    time.Time
 	topic    string
+	all      []*message.Message // the call's messages, for Accepted
 	pending  []*message.Message
 	attempts int
 	lastErr  error
@@ -244,7 +253,7 @@ func (p *Publisher) retry(start time.Time, topic string, msgs []*message.Message
 	ctx, cleanup := sendContext(msgs)
 	defer cleanup()
 
-	l := &loop{p: p, ctx: ctx, start: start, topic: topic, pending: msgs, attempts: 1, lastErr: first, replay: true}
+	l := &loop{p: p, ctx: ctx, start: start, topic: topic, all: msgs, pending: msgs, attempts: 1, lastErr: first, replay: true}
 	l.dropAccepted(first)
 	if len(l.pending) == 0 {
 		// The backend accepted every message although the call failed.
@@ -281,7 +290,8 @@ func (p *Publisher) retry(start time.Time, topic string, msgs []*message.Message
 			reason = GiveUpBudget
 		}
 		return l.gaveUp(reason, elapsed,
-			&ExhaustedError{Topic: topic, Attempts: l.attempts, Elapsed: elapsed, Budget: l.stop == stopBudget, Err: l.lastErr})
+			&ExhaustedError{Topic: topic, Attempts: l.attempts, Elapsed: elapsed, Budget: l.stop == stopBudget, Err: l.lastErr,
+				accepted: l.accepted()})
 	}
 	cause := context.Cause(ctx)
 	if cause == nil {
@@ -362,6 +372,25 @@ func jitterDraw(pol *policy.Policy) float64 {
 		return 0
 	}
 	return rand.Float64()
+}
+
+// accepted lists the UUIDs of the messages no longer pending: accepted by the
+// backend in some attempt.
+func (l *loop) accepted() []string {
+	if len(l.pending) == len(l.all) {
+		return nil
+	}
+	still := make(map[*message.Message]struct{}, len(l.pending))
+	for _, m := range l.pending {
+		still[m] = struct{}{}
+	}
+	var ids []string
+	for _, m := range l.all {
+		if _, ok := still[m]; !ok && m != nil {
+			ids = append(ids, m.UUID)
+		}
+	}
+	return ids
 }
 
 // dropAccepted removes from pending the messages err reports as accepted.

@@ -443,6 +443,40 @@ func TestPublisher_resends_only_messages_the_backend_did_not_accept(t *testing.T
 	}
 }
 
+func TestPublisher_exhausted_error_lists_messages_accepted_in_every_attempt(t *testing.T) {
+	// Regression: the error returned when retries ran out carried only the last
+	// attempt's Accepted, so a fallback stored messages an earlier attempt had
+	// already delivered.
+	m := msgs(4)
+	inner := &scripted{script: func(call int, ms []*message.Message) error {
+		switch call {
+		case 0: // stores m0
+			return &partialErr{accepted: []string{ms[0].UUID}}
+		case 1: // stores m1
+			return &partialErr{accepted: []string{ms[0].UUID}}
+		}
+		return errBroker // m2 and m3 never make it
+	}}
+	clk := clocktest.NewFake(time.Time{})
+	p := policy.Policy{MaxAttempts: 3, Backoff: policy.Fixed(time.Second)}
+	pub := newPublisher(t, inner, p, clk, nil)
+	_, err := drive(t, clk, func() error { return pub.Publish("t", m...) })
+	var exhausted *retry.ExhaustedError
+	if !errors.As(err, &exhausted) {
+		t.Fatalf("Publish = %v, want *retry.ExhaustedError", err)
+	}
+	var partial retry.PartialError
+	if !errors.As(err, &partial) {
+		t.Fatalf("exhausted error is not a PartialError: %v", err)
+	}
+	if diff := cmp.Diff([]string{"m0", "m1"}, partial.Accepted()); diff != "" {
+		t.Fatalf("Accepted (-want +got):\n%s", diff)
+	}
+	if !errors.Is(err, errBroker) {
+		t.Fatalf("errors.Is(err, errBroker) = false for %v", err)
+	}
+}
+
 func TestPublisher_resends_the_whole_batch_when_the_backend_does_not_say(t *testing.T) {
 	inner := &scripted{script: failTimes(1, errBroker)}
 	clk := clocktest.NewFake(time.Time{})
