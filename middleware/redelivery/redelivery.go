@@ -170,7 +170,15 @@ func (r *Redelivery) Start() {
 func (r *Redelivery) Middleware(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
 		count := r.reconsumeTimes(msg)
-		msg.Metadata.Set(metadata.ReconsumeTimes, strconv.Itoa(count))
+		// Every healthy delivery pays for this line, so it writes only when
+		// the value changes: a subscriber that already set the count (the
+		// RocketMQ one does) costs no map write.
+		if msg.Metadata == nil {
+			msg.Metadata = make(message.Metadata, 1)
+		}
+		if v := strconv.Itoa(count); msg.Metadata[metadata.ReconsumeTimes] != v {
+			msg.Metadata[metadata.ReconsumeTimes] = v
+		}
 		produced, err := call(h, msg)
 		if err == nil {
 			r.stats.succeeded.Add(1)
@@ -194,7 +202,33 @@ func (r *Redelivery) reconsumeTimes(msg *message.Message) int {
 	if r.cfg.Mode == Native {
 		key = metadata.ReconsumeTimes
 	}
-	n, err := strconv.Atoi(msg.Metadata.Get(key))
+	return parseCount(msg.Metadata.Get(key))
+}
+
+// parseCount reads a reconsume count; anything but a non-negative decimal
+// number counts as 0. The common cases (absent, a few digits) are parsed
+// here because strconv.Atoi allocates an error for the absent key, which
+// every first delivery would pay.
+func parseCount(s string) int {
+	if s == "" {
+		return 0
+	}
+	if len(s) <= 9 {
+		n := 0
+		for i := 0; i < len(s); i++ {
+			c := s[i]
+			if c < '0' || c > '9' {
+				return parseCountSlow(s)
+			}
+			n = n*10 + int(c-'0')
+		}
+		return n
+	}
+	return parseCountSlow(s)
+}
+
+func parseCountSlow(s string) int {
+	n, err := strconv.Atoi(s)
 	if err != nil || n < 0 {
 		return 0
 	}

@@ -166,6 +166,57 @@ func TestMiddleware_sets_reconsume_times_zero_on_a_first_delivery_and_passes_pro
 	}
 }
 
+func TestMiddleware_reads_the_count_key_as_a_non_negative_decimal_and_anything_else_as_zero(t *testing.T) {
+	for _, tc := range []struct {
+		mode          redelivery.Mode
+		key, in, want string
+	}{
+		{redelivery.InMemory, redelivery.RedeliveryCount, "", "0"},
+		{redelivery.InMemory, redelivery.RedeliveryCount, "3", "3"},
+		{redelivery.InMemory, redelivery.RedeliveryCount, "007", "7"},
+		{redelivery.InMemory, redelivery.RedeliveryCount, "+5", "5"},
+		{redelivery.InMemory, redelivery.RedeliveryCount, "-2", "0"},
+		{redelivery.InMemory, redelivery.RedeliveryCount, "x1", "0"},
+		{redelivery.InMemory, redelivery.RedeliveryCount, "1x", "0"},
+		{redelivery.InMemory, redelivery.RedeliveryCount, "12345678901", "12345678901"},
+		{redelivery.InMemory, redelivery.RedeliveryCount, "99999999999999999999", "0"},
+		{redelivery.Native, metadata.ReconsumeTimes, "", "0"},
+		{redelivery.Native, metadata.ReconsumeTimes, "16", "16"},
+		{redelivery.Native, metadata.ReconsumeTimes, "-1", "0"},
+	} {
+		cfg := redelivery.Config{ConsumerGroup: "g", Handler: "h", Mode: tc.mode, Publisher: &capturePublisher{}}
+		r, err := redelivery.New(cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var seen string
+		h := r.Middleware(func(m *message.Message) ([]*message.Message, error) {
+			seen = m.Metadata.Get(metadata.ReconsumeTimes)
+			return nil, nil
+		})
+		msg := message.NewMessage("m", nil)
+		if tc.in != "" {
+			msg.Metadata.Set(tc.key, tc.in)
+		}
+		if _, err := h(msg); err != nil || seen != tc.want {
+			t.Errorf("%v %s=%q: handler saw %q (err %v), want %q", tc.mode, tc.key, tc.in, seen, err, tc.want)
+		}
+		_ = r.Close()
+	}
+}
+
+func TestMiddleware_gives_a_message_without_a_metadata_map_one(t *testing.T) {
+	r := newMemory(t, redelivery.Config{})
+	var seen string
+	_, err := r.Middleware(func(m *message.Message) ([]*message.Message, error) {
+		seen = m.Metadata.Get(metadata.ReconsumeTimes)
+		return nil, nil
+	})(&message.Message{UUID: "m"})
+	if err != nil || seen != "0" {
+		t.Fatalf("err %v reconsume %q, want \"0\"", err, seen)
+	}
+}
+
 func TestMiddleware_in_native_mode_sets_the_delay_level_and_returns_the_error(t *testing.T) {
 	dlq := &capturePublisher{}
 	hooks := newHookRecorder()
