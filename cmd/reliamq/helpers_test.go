@@ -5,7 +5,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,6 +13,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/reliamq/reliamq/adapters/sqlstore"
+	"github.com/reliamq/reliamq/adapters/sqlstore/sqlstoretest"
 	"github.com/reliamq/reliamq/pkg/clock"
 	"github.com/reliamq/reliamq/pkg/metadata"
 )
@@ -95,12 +95,13 @@ func uuids(rows []rowJSON) []string {
 	return out
 }
 
-// sqliteDB creates a SQLite database file with the fallback and dlq tables
-// and returns its DSN and the database.
+// sqliteDB creates a SQLite database file and returns the DSN the command
+// takes for it and the database. The helper's DSN is a bare file path; the
+// command is given it as a sqlite:// URL, the form users type.
 func sqliteDB(t *testing.T) (string, *sql.DB) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "store.db")
-	db, err := sqlstore.OpenSQLite(path)
+	path := sqlstoretest.DSN(t, sqlstore.SQLite)
+	db, err := sqlstoretest.OpenDSN(sqlstore.SQLite, path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,13 +109,10 @@ func sqliteDB(t *testing.T) (string, *sql.DB) {
 	return "sqlite://" + path, db
 }
 
+// newStore creates the store of table in db, dropped when the test ends.
 func newStore(t *testing.T, db *sql.DB, dialect sqlstore.Dialect, table string) *sqlstore.Store {
 	t.Helper()
-	st, err := sqlstore.New(sqlstore.Config{DB: db, Dialect: dialect, Table: table, AutoInitialize: true}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st
+	return sqlstoretest.NewStore(t, dialect, sqlstore.Config{DB: db, Table: table})
 }
 
 // seedFallback inserts the fallback rows most tests use:

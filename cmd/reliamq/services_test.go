@@ -8,58 +8,44 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/google/uuid"
 
 	"github.com/reliamq/reliamq/adapters/sqlstore"
-	"github.com/reliamq/reliamq/pkg/servicetest"
+	"github.com/reliamq/reliamq/adapters/sqlstore/sqlstoretest"
 )
 
-// serverDB opens the service's database and returns its DSN, the handle and
-// a table name unique to the test, dropped at cleanup.
-func serverDB(t *testing.T, svc servicetest.Service, dialect sqlstore.Dialect) (string, *sql.DB, string) {
+// serverDB opens the server database of dialect and returns its DSN, the
+// handle and a table name unique to the test. The stores the test creates
+// with newStore are dropped at cleanup.
+func serverDB(t *testing.T, dialect sqlstore.Dialect) (string, *sql.DB, string) {
 	t.Helper()
-	dsn := svc.Addr(t)
-	driver, driverDSN, _, _, err := parseDSN(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := sql.Open(driver, driverDSN)
+	dsn := sqlstoretest.DSN(t, dialect)
+	db, err := sqlstoretest.OpenDSN(dialect, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = db.Close() })
-	table := "cli_" + strings.ReplaceAll(uuid.NewString()[:13], "-", "")
-	t.Cleanup(func() {
-		q := `DROP TABLE IF EXISTS "` + table + `"`
-		if dialect == sqlstore.MySQL {
-			q = "DROP TABLE IF EXISTS `" + table + "`"
-		}
-		_, _ = db.Exec(q)
-		_, _ = db.Exec(strings.Replace(q, table, table+"_dlq", 1))
-	})
-	return dsn, db, table
+	return dsn, db, sqlstoretest.UniqueName("cli")
 }
 
 func TestCommand_on_PostgreSQL_and_MariaDB(t *testing.T) {
 	services := []struct {
 		name    string
-		svc     servicetest.Service
 		dialect sqlstore.Dialect
 		// dsnForms are the other spellings of the same DSN that must work too.
 		dsnForms func(dsn string) []string
 		// wrong is a DSN of an unreachable server.
 		wrong string
 	}{
-		{"PostgreSQL", servicetest.Postgres, sqlstore.Postgres,
+		{"PostgreSQL", sqlstore.Postgres,
 			func(dsn string) []string { return []string{strings.Replace(dsn, "postgres://", "postgresql://", 1)} },
 			"postgres://root@127.0.0.1:1/test?sslmode=disable&connect_timeout=2"},
-		{"MariaDB", servicetest.MySQL, sqlstore.MySQL,
+		{"MariaDB", sqlstore.MySQL,
 			func(dsn string) []string { return []string{"mysql://" + dsn} },
 			"mysql://root@127.0.0.1:1/test?timeout=2s"},
 	}
 	for _, s := range services {
 		t.Run(s.name, func(t *testing.T) {
-			dsn, db, table := serverDB(t, s.svc, s.dialect)
+			dsn, db, table := serverDB(t, s.dialect)
 			st := newStore(t, db, s.dialect, table)
 			seedFallback(t, st)
 
