@@ -2,13 +2,13 @@ package metrics_test
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/reliamq/reliamq/adapters/sqlstore"
+	"github.com/reliamq/reliamq/adapters/sqlstore/sqlstoretest"
 	"github.com/reliamq/reliamq/middleware/fallback"
 	"github.com/reliamq/reliamq/middleware/retry"
 	"github.com/reliamq/reliamq/pkg/clock"
@@ -19,16 +19,7 @@ import (
 
 func newSQLiteStore(t *testing.T, clk clock.Clock) *sqlstore.Store {
 	t.Helper()
-	db, err := sqlstore.OpenSQLite(filepath.Join(t.TempDir(), "store.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	st, err := sqlstore.New(sqlstore.Config{DB: db, Dialect: sqlstore.SQLite, AutoInitialize: true, Clock: clk}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st
+	return sqlstoretest.NewStore(t, sqlstore.SQLite, sqlstore.Config{Clock: clk})
 }
 
 func TestFallback_writes_and_the_store_backlog_match_the_outage(t *testing.T) {
@@ -80,14 +71,8 @@ func TestFallback_writes_and_the_store_backlog_match_the_outage(t *testing.T) {
 
 func TestFallback_store_failure_is_counted_as_not_stored(t *testing.T) {
 	m, reg := newMetrics(t, metrics.Config{})
-	db, err := sqlstore.OpenSQLite(filepath.Join(t.TempDir(), "gone.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := sqlstore.New(sqlstore.Config{DB: db, Dialect: sqlstore.SQLite, AutoInitialize: true}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := sqlstoretest.Open(t, sqlstore.SQLite)
+	st := sqlstoretest.NewStore(t, sqlstore.SQLite, sqlstore.Config{DB: db})
 	if err := m.WatchFallbackStore(st, ""); err != nil {
 		t.Fatal(err)
 	}
