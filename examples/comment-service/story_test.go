@@ -21,7 +21,7 @@ import (
 
 	"github.com/reliamq/reliamq/adapters/rocketmq/rocketmqtest"
 	"github.com/reliamq/reliamq/adapters/sqlstore"
-	"github.com/reliamq/reliamq/examples/internal/exampledb"
+	"github.com/reliamq/reliamq/adapters/sqlstore/sqlstoretest"
 	"github.com/reliamq/reliamq/pkg/policy"
 	"github.com/reliamq/reliamq/pkg/servicetest"
 )
@@ -131,15 +131,8 @@ func TestRunStory_on_PostgreSQL_loses_nothing(t *testing.T) {
 	var out bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	table := fmt.Sprintf("demo_story_%d", time.Now().UnixNano())
-	t.Cleanup(func() {
-		db, err := exampledb.Open(dsn)
-		if err != nil {
-			return
-		}
-		defer db.Close()
-		_, _ = db.Exec("DROP TABLE IF EXISTS " + table)
-	})
+	table := sqlstoretest.UniqueName("demo_story")
+	sqlstoretest.DropAtCleanup(t, sqlstoretest.Open(t, sqlstore.Postgres), table)
 	s, err := RunStory(ctx, StoryConfig{Out: &out, DSN: dsn, Table: table})
 	if err != nil {
 		t.Fatalf("RunStory: %v\n%s", err, out.String())
@@ -149,15 +142,7 @@ func TestRunStory_on_PostgreSQL_loses_nothing(t *testing.T) {
 
 func TestCommentAPI_accepts_comments_rejects_bad_bodies_and_reports_stats(t *testing.T) {
 	b := rocketmqtest.NewTest(t, rocketmqtest.Config{LongPollHold: 200 * time.Millisecond})
-	db, err := sqlstore.OpenSQLite(t.TempDir() + "/api.db")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	st, err := sqlstore.New(sqlstore.Config{DB: db, Dialect: sqlstore.SQLite, AutoInitialize: true}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := sqlstoretest.NewStore(t, sqlstore.SQLite, sqlstore.Config{})
 	pub, err := NewPublishSide(PublishConfig{NameServers: []string{b.NameServerAddr()}, Store: st,
 		SendPolicy: policy.Policy{MaxAttempts: 1}, RelayPollInterval: 100 * time.Millisecond, Events: &Events{}})
 	if err != nil {
