@@ -3,13 +3,20 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
+	amqp "github.com/ThreeDotsLabs/watermill-amqp/v3/pkg/amqp"
+	nc "github.com/nats-io/nats.go"
+	amqp091 "github.com/rabbitmq/amqp091-go"
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
-	"github.com/reliamq/reliamq/examples/internal/exampledb"
+	"github.com/reliamq/reliamq/adapters/sqlstore"
+	"github.com/reliamq/reliamq/adapters/sqlstore/sqlstoretest"
 	"github.com/reliamq/reliamq/middleware/redelivery"
 	"github.com/reliamq/reliamq/pkg/servicetest"
 )
@@ -24,8 +31,15 @@ func TestMain(m *testing.M) {
 func runBroker(t *testing.T, cfg Config) {
 	t.Helper()
 	cfg.RunID = strings.ToLower(watermill.NewShortUUID()[:8])
-	if cfg.Broker == "postgres" || cfg.Broker == "mysql" {
-		t.Cleanup(func() { dropSQL(t, cfg) })
+	switch cfg.Broker {
+	case "postgres", "mysql":
+		dropSQL(t, cfg)
+	case "rabbitmq":
+		t.Cleanup(func() { deleteAMQP(t, cfg) })
+	case "nats":
+		t.Cleanup(func() { deleteNATS(t, cfg) })
+	case "redis":
+		t.Cleanup(func() { deleteRedis(t, cfg) })
 	}
 	var out bytes.Buffer
 	s, err := Run(context.Background(), cfg, &out)
@@ -44,28 +58,171 @@ func runBroker(t *testing.T, cfg Config) {
 	}
 }
 
-// dropSQL removes the tables a run created on a shared server.
+// runTopic is a topic a run publishes to and the consumer group that reads it.
+type runTopic struct{ topic, group string }
+
+// runTopics returns the topics of a run, as Run names them: the events topic
+// and the retry topic, both read by the handler's group, and the dead-letter
+// topic, read by the group's "_dlq" subscriber.
+func runTopics(runID string) []runTopic {
+	group := "anybroker_" + runID
+	return []runTopic{
+		{group + "_events", group},
+		{redelivery.DefaultRetryTopic(group, "handle"), group},
+		{redelivery.DefaultDeadLetterTopic(group), group + "_dlq"},
+	}
+}
+
+// dropSQL drops, when the test ends, the tables a run creates on a database
+// server: the store's table, and watermill-sql's messages and offsets tables
+// of each topic.
 func dropSQL(t *testing.T, cfg Config) {
-	dsn := cfg.Addr
+	t.Helper()
+	dialect := sqlstore.Postgres
 	if cfg.Broker == "mysql" {
-		dsn = "mysql://" + dsn
+		dialect = sqlstore.MySQL
 	}
-	db, err := exampledb.Open(dsn)
-	if err != nil {
-		t.Logf("cleanup: %v", err)
-		return
+	db := sqlstoretest.Open(t, dialect)
+	sqlstoretest.DropAtCleanup(t, db, "anybroker_"+cfg.RunID)
+	for _, rt := range runTopics(cfg.RunID) {
+		sqlstoretest.DropAtCleanup(t, db, "watermill_"+rt.topic)
+		sqlstoretest.DropAtCleanup(t, db, "watermill_offsets_"+rt.topic)
 	}
-	defer db.Close()
-	group := "anybroker_" + cfg.RunID
-	tables := []string{group}
-	for _, topic := range []string{group + "_events", redelivery.DefaultRetryTopic(group, "handle"), redelivery.DefaultDeadLetterTopic(group)} {
-		tables = append(tables, "watermill_"+topic, "watermill_offsets_"+topic)
-	}
-	for _, table := range tables {
-		if _, err := db.Exec("DROP TABLE IF EXISTS " + table); err != nil {
-			t.Logf("cleanup %s: %v", table, err)
+}
+
+// deleteEach deletes the named objects of a broker that a run left behind. A
+// run that passed created every one of them, so a missing one fails the test
+// (the names would be wrong and the cleanup a no-op), and so does one still
+// there after its deletion.
+func deleteEach(t *testing.T, kind string, names []string, exists func(string) (bool, error), remove func(string) error) {
+	t.Helper()
+	ranWell := !t.Failed()
+	for _, name := range names {
+		found, err := exists(name)
+		if err != nil {
+			t.Errorf("cleanup: looking up %s %s: %v", kind, name, err)
+			continue
+		}
+		if !found {
+			if ranWell {
+				t.Errorf("cleanup: the run created no %s %s", kind, name)
+			}
+			continue
+		}
+		if err := remove(name); err != nil {
+			t.Errorf("cleanup: deleting %s %s: %v", kind, name, err)
+			continue
+		}
+		if found, err := exists(name); err != nil || found {
+			t.Errorf("cleanup: %s %s still exists after its deletion (lookup error %v)", kind, name, err)
 		}
 	}
+}
+
+// deleteAMQP deletes the fanout exchange of each topic and the durable queue
+// of each topic and group (transport.go's amqp configuration).
+func deleteAMQP(t *testing.T, cfg Config) {
+	t.Helper()
+	conn, err := amqp091.Dial(cfg.Addr)
+	if err != nil {
+		t.Errorf("cleanup: %v", err)
+		return
+	}
+	defer conn.Close()
+	// A passive declaration of a missing object closes its channel with 404,
+	// so each lookup and deletion gets a channel of its own.
+	onChannel := func(f func(ch *amqp091.Channel) error) (bool, error) {
+		ch, err := conn.Channel()
+		if err != nil {
+			return false, err
+		}
+		err = f(ch)
+		var ae *amqp091.Error
+		if errors.As(err, &ae) && ae.Code == amqp091.NotFound {
+			return false, nil
+		}
+		_ = ch.Close()
+		return err == nil, err
+	}
+	var queues, exchanges []string
+	for _, rt := range runTopics(cfg.RunID) {
+		queues = append(queues, amqp.GenerateQueueNameTopicNameWithSuffix(rt.group)(rt.topic))
+		exchanges = append(exchanges, amqp.GenerateExchangeNameTopicName(rt.topic))
+	}
+	deleteEach(t, "queue", queues,
+		func(name string) (bool, error) {
+			return onChannel(func(ch *amqp091.Channel) error {
+				_, err := ch.QueueDeclarePassive(name, true, false, false, false, nil)
+				return err
+			})
+		},
+		func(name string) error {
+			_, err := onChannel(func(ch *amqp091.Channel) error {
+				_, err := ch.QueueDelete(name, false, false, false)
+				return err
+			})
+			return err
+		})
+	deleteEach(t, "exchange", exchanges,
+		func(name string) (bool, error) {
+			return onChannel(func(ch *amqp091.Channel) error {
+				return ch.ExchangeDeclarePassive(name, "fanout", true, false, false, false, nil)
+			})
+		},
+		func(name string) error {
+			_, err := onChannel(func(ch *amqp091.Channel) error { return ch.ExchangeDelete(name, false, false) })
+			return err
+		})
+}
+
+// deleteNATS deletes the JetStream stream of each topic, named after it,
+// with the durable consumers of the groups in it.
+func deleteNATS(t *testing.T, cfg Config) {
+	t.Helper()
+	conn, err := nc.Connect(cfg.Addr)
+	if err != nil {
+		t.Errorf("cleanup: %v", err)
+		return
+	}
+	defer conn.Close()
+	js, err := conn.JetStream()
+	if err != nil {
+		t.Errorf("cleanup: %v", err)
+		return
+	}
+	var streams []string
+	for _, rt := range runTopics(cfg.RunID) {
+		streams = append(streams, rt.topic)
+	}
+	deleteEach(t, "stream", streams,
+		func(name string) (bool, error) {
+			_, err := js.StreamInfo(name)
+			if errors.Is(err, nc.ErrStreamNotFound) {
+				return false, nil
+			}
+			return err == nil, err
+		},
+		func(name string) error { return js.DeleteStream(name) })
+}
+
+// deleteRedis deletes the stream key of each topic, with the consumer groups
+// on it.
+func deleteRedis(t *testing.T, cfg Config) {
+	t.Helper()
+	client := redis.NewClient(&redis.Options{Addr: cfg.Addr})
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var keys []string
+	for _, rt := range runTopics(cfg.RunID) {
+		keys = append(keys, rt.topic)
+	}
+	deleteEach(t, "stream", keys,
+		func(key string) (bool, error) {
+			n, err := client.Exists(ctx, key).Result()
+			return n == 1, err
+		},
+		func(key string) error { return client.Del(ctx, key).Err() })
 }
 
 func TestRun_on_gochannel_with_SQLite_loses_nothing(t *testing.T) {
