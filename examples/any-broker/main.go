@@ -265,10 +265,15 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Summary, error) {
 	})
 	runDone := make(chan error, 1)
 	go func() { runDone <- router.Run(context.Background()) }()
-	defer func() {
-		_ = router.Close()
-		<-runDone
-	}()
+	routerClosed := false
+	closeRouter := func() {
+		if !routerClosed {
+			routerClosed = true
+			_ = router.Close()
+			<-runDone
+		}
+	}
+	defer closeRouter()
 	select {
 	case <-router.Running():
 	case err := <-runDone:
@@ -347,6 +352,11 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Summary, error) {
 		return waitSettled(2)
 	}()
 	errClose := closePub()
+	// The counters are final once the consumer side stopped: the poller
+	// counts a redelivery after its publish returned, which can be after
+	// the handler already saw the message.
+	closeRouter()
+	errClose = errors.Join(errClose, rd.Close())
 	st := rd.Stats()
 	mu.Lock()
 	s := Summary{Stored: int(stored.Load()), Redelivered: int(st.Redelivered)}
