@@ -128,6 +128,7 @@ func (s *memoryScheduler) run() {
 func (s *memoryScheduler) publish(e memEntry, now time.Time) {
 	r := s.r
 	msg := message.NewMessage(e.uuid, e.payload)
+	msg.Metadata = make(message.Metadata, len(e.md)/2)
 	for i := 0; i+1 < len(e.md); i += 2 {
 		msg.Metadata[e.md[i]] = e.md[i+1]
 	}
