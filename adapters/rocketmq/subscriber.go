@@ -33,9 +33,11 @@ import (
 // BrokerRetry (redelivered after the delay level with ReconsumeTimes + 1, then
 // moved to %DLQ%<group>). A message neither acked nor nacked when the
 // subscription ends is not committed and is redelivered to the group later;
-// so are messages whose ack arrives after CloseTimeout. Duplicates also
-// happen after rebalances and broker restarts; the UUID stays the same, so
-// handlers can deduplicate. Broadcasting subscriptions drop nacked messages.
+// so are messages whose ack arrives after CloseTimeout, and the messages
+// already acked of a consume call that had not finished (the client hands
+// ConsumeBatch messages to a call and commits them when it returns).
+// Duplicates also happen after rebalances and broker restarts; the UUID stays
+// the same, so handlers can deduplicate. Broadcasting subscriptions drop nacked messages.
 // Order is not guaranteed: queues are consumed concurrently, and messages of
 // one queue by up to ConsumeGoroutines goroutines.
 //
@@ -212,8 +214,7 @@ func (s *Subscriber) start(ctx context.Context, topic, instance string) (*subscr
 		consumer.WithGroupName(s.GroupFor(topic)),
 		consumer.WithInstance(instance),
 		consumer.WithConsumeGoroutineNums(s.cfg.ConsumeGoroutines),
-		// One message per consume call: a verdict is per message.
-		consumer.WithConsumeMessageBatchMaxSize(1),
+		consumer.WithConsumeMessageBatchMaxSize(s.cfg.consumeBatch()),
 	}
 	switch s.cfg.ConsumeFrom {
 	case ConsumeFromLastOffset:
@@ -385,10 +386,12 @@ const (
 	verdictAck verdict = iota
 	verdictBrokerRetry
 	verdictAbandon // not acked before the end: leave it uncommitted
+	verdictAgain   // nacked: deliver it again after NackResendDelay
 )
 
-// consume is the client's callback. It returns only when the message was
-// acked or nacked, or the subscription ended.
+// consume is the client's callback. It returns only when every message of
+// the call was acked, dropped or handed to the broker's retry, or the
+// subscription ended.
 func (sub *subscription) consume(ctx context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
 	sub.mu.Lock()
 	if sub.stopping {
@@ -400,28 +403,31 @@ func (sub *subscription) consume(ctx context.Context, msgs ...*primitive.Message
 
 	result := consumer.ConsumeSuccess
 	delayLevel := 0
-	for _, ext := range msgs {
-		v, level := sub.deliver(ext)
-		switch v {
-		case verdictAbandon:
-			sub.mu.Lock()
-			if !sub.shutdownStarted {
-				sub.parked.Add(1)
-				sub.mu.Unlock()
-				sub.inflight.Done()
-				<-sub.shutdownDone
-				sub.parked.Done()
-			} else {
-				sub.mu.Unlock()
-				sub.inflight.Done()
+	// Every message is handed out on its own, one after another. A nacked
+	// one waits for the next round, after the others of the call, so it does
+	// not hold them up.
+	started := time.Now()
+	for round, pending := 0, msgs; len(pending) > 0; round++ {
+		var again []*primitive.MessageExt
+		for i, ext := range pending {
+			if (round > 0 || i > 0) && time.Since(started) > consumeClockSlack {
+				restartConsumeClock(ext)
 			}
-			// The consumer is shut down: the client discards this result, so
-			// the offset stays and the group gets the message again.
-			return consumer.ConsumeRetryLater, nil
-		case verdictBrokerRetry:
-			result = consumer.ConsumeRetryLater
-			delayLevel = level
+			v, level := sub.deliver(ext)
+			switch v {
+			case verdictAbandon:
+				return sub.abandon()
+			case verdictBrokerRetry:
+				result = consumer.ConsumeRetryLater
+				delayLevel = level
+			case verdictAgain:
+				again = append(again, ext)
+			}
 		}
+		if len(again) > 0 && !sub.waitResend() {
+			return sub.abandon()
+		}
+		pending = again
 	}
 	if result == consumer.ConsumeRetryLater {
 		if cc, ok := primitive.GetConcurrentlyCtx(ctx); ok {
@@ -431,6 +437,63 @@ func (sub *subscription) consume(ctx context.Context, msgs ...*primitive.Message
 	sub.lastResult.Store(time.Now().UnixNano())
 	sub.inflight.Done()
 	return result, nil
+}
+
+// abandon ends a consume call whose subscription stopped before all its
+// messages were acked. The consumer is shut down before it returns: the client
+// discards the result, so the offsets stay and the group gets the messages
+// again.
+//
+//go:noinline
+func (sub *subscription) abandon() (consumer.ConsumeResult, error) {
+	sub.mu.Lock()
+	if !sub.shutdownStarted {
+		sub.parked.Add(1)
+		sub.mu.Unlock()
+		sub.inflight.Done()
+		<-sub.shutdownDone
+		sub.parked.Done()
+	} else {
+		sub.mu.Unlock()
+		sub.inflight.Done()
+	}
+	return consumer.ConsumeRetryLater, nil
+}
+
+// consumeClockSlack is how late a message of a consume call may be handed out
+// before restartConsumeClock corrects its start time: a second against the
+// client's ConsumeTimeout of 15 minutes, and a call whose messages are handled
+// quickly pays nothing for it.
+const consumeClockSlack = time.Second
+
+// restartConsumeClock sets the time the client measures ConsumeTimeout from
+// (it sends a message back to the broker once that long has passed) to now,
+// for a message handed out after others of its consume call, or again after
+// a nack: the client sets it once, when the call starts.
+func restartConsumeClock(ext *primitive.MessageExt) {
+	ext.WithProperty(primitive.PropertyConsumeStartTime, strconv.FormatInt(time.Now().UnixMilli(), 10))
+}
+
+// waitResend waits NackResendDelay before nacked messages are handed out
+// again; false when the subscription stops first.
+//
+//go:noinline
+func (sub *subscription) waitResend() bool {
+	select {
+	case <-sub.stop:
+		return false
+	default:
+	}
+	d := sub.s.cfg.NackResendDelay
+	if d <= 0 {
+		return true
+	}
+	select {
+	case <-sub.s.cfg.Clock.After(d):
+		return true
+	case <-sub.stop:
+		return false
+	}
 }
 
 // park holds a consume call that arrived after the subscription started
@@ -448,49 +511,46 @@ func (sub *subscription) park() (consumer.ConsumeResult, error) {
 	return consumer.ConsumeRetryLater, nil
 }
 
-// deliver hands ext to the output channel until it is acked, handed to the
-// broker's retry, or the subscription ends. It runs on a goroutine the client
-// starts for each consume call, whose stack grows (a copy) once the calls
-// under it need more than its initial size; the rare paths are therefore in
-// functions of their own, keeping the frames of the common path small.
+// deliver hands ext to the output channel once and waits until it is acked
+// (verdictAck), nacked (verdictAgain, or what nacked decides), or the
+// subscription ends. It runs on a goroutine the client starts for each
+// consume call, whose stack grows (a copy) once the calls under it need more
+// than its initial size; the rare paths are therefore in functions of their
+// own, keeping the frames of the common path small.
 func (sub *subscription) deliver(ext *primitive.MessageExt) (verdict, int) {
-	for {
-		msg, err := sub.s.cfg.Marshaler.Unmarshal(ext)
-		if err != nil {
-			return sub.undecodable(ext, err)
-		}
-		sub.adjust(msg)
-		msgCtx, cancel := context.WithCancel(sub.msgBase)
-		msg.SetContext(msgCtx)
-
-		select {
-		case sub.out <- msg:
-		case <-sub.stop:
-			cancel()
-			return verdictAbandon, 0
-		}
-
-		select {
-		case <-msg.Acked():
-			cancel()
-			return verdictAck, 0
-		case <-msg.Nacked():
-			cancel()
-		case <-sub.stop:
-			cancel()
-			if v := sub.awaitOnStop(msg); v != verdictBrokerRetry {
-				return v, 0
-			}
-			// Nacked while stopping.
-		}
-		if sub.wasReclaimed(msg) {
-			// Never read: not the handler's nack.
-			return verdictAbandon, 0
-		}
-		if v, level, again := sub.nacked(msg); !again {
-			return v, level
-		}
+	msg, err := sub.s.cfg.Marshaler.Unmarshal(ext)
+	if err != nil {
+		return sub.undecodable(ext, err)
 	}
+	sub.adjust(msg)
+	msgCtx, cancel := context.WithCancel(sub.msgBase)
+	msg.SetContext(msgCtx)
+
+	select {
+	case sub.out <- msg:
+	case <-sub.stop:
+		cancel()
+		return verdictAbandon, 0
+	}
+
+	select {
+	case <-msg.Acked():
+		cancel()
+		return verdictAck, 0
+	case <-msg.Nacked():
+		cancel()
+	case <-sub.stop:
+		cancel()
+		if v := sub.awaitOnStop(msg); v != verdictBrokerRetry {
+			return v, 0
+		}
+		// Nacked while stopping.
+	}
+	if sub.wasReclaimed(msg) {
+		// Never read: not the handler's nack.
+		return verdictAbandon, 0
+	}
+	return sub.nacked(msg)
 }
 
 // undecodable leaves a message the marshaler cannot read to the broker's
@@ -547,33 +607,21 @@ func (sub *subscription) awaitOnStop(msg *message.Message) verdict {
 }
 
 // nacked decides what happens to a nacked message: dropped (broadcasting),
-// handed to the broker's retry, abandoned because the subscription stops, or
-// delivered again (again = true) after NackResendDelay.
+// handed to the broker's retry, or delivered again (verdictAgain) after
+// NackResendDelay.
 //
 //go:noinline
-func (sub *subscription) nacked(msg *message.Message) (v verdict, level int, again bool) {
+func (sub *subscription) nacked(msg *message.Message) (verdict, int) {
 	cfg := &sub.s.cfg
 	switch {
 	case cfg.Broadcasting:
 		sub.s.logger.Error("Nacked message of a broadcasting subscription dropped", nil, watermill.LogFields{
 			"topic": sub.topic, "message_uuid": msg.UUID})
-		return verdictAck, 0, false
+		return verdictAck, 0
 	case cfg.BrokerRetry:
-		return verdictBrokerRetry, nackDelayLevel(sub.s.logger, msg), false
+		return verdictBrokerRetry, nackDelayLevel(sub.s.logger, msg)
 	}
-	select {
-	case <-sub.stop:
-		return verdictAbandon, 0, false
-	default:
-	}
-	if cfg.NackResendDelay > 0 {
-		select {
-		case <-cfg.Clock.After(cfg.NackResendDelay):
-		case <-sub.stop:
-			return verdictAbandon, 0, false
-		}
-	}
-	return 0, 0, true
+	return verdictAgain, 0
 }
 
 // nackDelayLevel reads the retry delay level a handler chose for a nacked
