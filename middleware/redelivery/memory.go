@@ -2,6 +2,7 @@ package redelivery
 
 import (
 	"context"
+	"encoding/binary"
 	"sync"
 	"time"
 
@@ -10,14 +11,15 @@ import (
 )
 
 // memEntry is one waiting message, kept compact because InMemory mode may
-// hold millions: the metadata is flattened to key/value pairs and the
-// message's channels and context are only created when it is due.
+// hold millions: its UUID, metadata and payload are packed into one byte
+// slice (packMessage), and its channels and context are only created when it
+// is due. The garbage collector, which marks every waiting message on every
+// cycle, marks one object without pointers per entry instead of a string per
+// metadata key and value.
 type memEntry struct {
-	due     int64 // Unix nanoseconds
-	retry   int32
-	uuid    string
-	payload []byte
-	md      []string // k0, v0, k1, v1, ...
+	due   int64 // Unix nanoseconds
+	retry int32
+	msg   []byte // packMessage
 }
 
 // memoryScheduler is a min-heap of due times served by one goroutine that
@@ -45,11 +47,7 @@ func newMemoryScheduler(r *Redelivery) *memoryScheduler {
 }
 
 func (s *memoryScheduler) schedule(_ context.Context, msg *message.Message, retry int, due time.Time, _ string) error {
-	e := memEntry{due: due.UnixNano(), retry: int32(retry), uuid: msg.UUID, payload: msg.Payload}
-	e.md = make([]string, 0, 2*len(msg.Metadata))
-	for k, v := range msg.Metadata {
-		e.md = append(e.md, k, v)
-	}
+	e := memEntry{due: due.UnixNano(), retry: int32(retry), msg: packMessage(msg)}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -127,19 +125,15 @@ func (s *memoryScheduler) run() {
 
 func (s *memoryScheduler) publish(e memEntry, now time.Time) {
 	r := s.r
-	msg := message.NewMessage(e.uuid, e.payload)
-	msg.Metadata = make(message.Metadata, len(e.md)/2)
-	for i := 0; i+1 < len(e.md); i += 2 {
-		msg.Metadata[e.md[i]] = e.md[i+1]
-	}
+	msg := unpackMessage(e.msg)
 	err := r.cfg.Publisher.Publish(r.cfg.RetryTopic, msg)
-	r.fireRedelivered(e.uuid, int(e.retry), time.Unix(0, e.due), now, err)
+	r.fireRedelivered(msg.UUID, int(e.retry), time.Unix(0, e.due), now, err)
 	if err == nil {
 		r.stats.waiting.Add(-1)
 		return
 	}
 	r.logger.Error("Publishing a due message to the retry topic failed; will try again", err,
-		watermill.LogFields{"message_uuid": e.uuid, "retry_topic": r.cfg.RetryTopic})
+		watermill.LogFields{"message_uuid": msg.UUID, "retry_topic": r.cfg.RetryTopic})
 	e.due = now.Add(r.cfg.PublishRetryInterval).UnixNano()
 	s.mu.Lock()
 	if !s.closed {
@@ -208,4 +202,59 @@ func (s *memoryScheduler) pop() memEntry {
 	}
 	s.heap = h
 	return top
+}
+
+// packMessage encodes msg's UUID, its number of metadata pairs, each key and
+// value, and its payload, every count and length a uvarint.
+func packMessage(msg *message.Message) []byte {
+	n := uvarintLen(len(msg.UUID)) + len(msg.UUID) + uvarintLen(len(msg.Metadata)) + len(msg.Payload)
+	for k, v := range msg.Metadata {
+		n += uvarintLen(len(k)) + len(k) + uvarintLen(len(v)) + len(v)
+	}
+	b := make([]byte, 0, n)
+	b = appendString(b, msg.UUID)
+	b = binary.AppendUvarint(b, uint64(len(msg.Metadata)))
+	for k, v := range msg.Metadata {
+		b = appendString(b, k)
+		b = appendString(b, v)
+	}
+	return append(b, msg.Payload...)
+}
+
+// unpackMessage decodes what packMessage encoded. The payload shares b's
+// storage: the entry is dropped once published, and a message published again
+// after a failed publish gets the same bytes.
+func unpackMessage(b []byte) *message.Message {
+	uuid, b := unpackString(b)
+	pairs, n := binary.Uvarint(b)
+	b = b[n:]
+	md := make(message.Metadata, int(pairs))
+	for i := uint64(0); i < pairs; i++ {
+		var k, v string
+		k, b = unpackString(b)
+		v, b = unpackString(b)
+		md[k] = v
+	}
+	msg := message.NewMessage(uuid, b[:len(b):len(b)])
+	msg.Metadata = md
+	return msg
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func uvarintLen(x int) int {
+	n := 1
+	for ; x >= 0x80; x >>= 7 {
+		n++
+	}
+	return n
+}
+
+func unpackString(b []byte) (string, []byte) {
+	l, n := binary.Uvarint(b)
+	end := n + int(l)
+	return string(b[n:end]), b[end:]
 }
