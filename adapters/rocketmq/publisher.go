@@ -267,6 +267,9 @@ func (p *Publisher) sendSync(ctx context.Context, topic string, msgs []*message.
 		res, err := p.producer.SendSync(sendCtx, request(out, s)...)
 		timedOut := sendCtx.Err() != nil
 		cancel()
+		if err == nil && res != nil && res.Status == primitive.SendOK {
+			continue // the common case: no error value to build
+		}
 		if err := p.result(ctx, timedOut, p.newSendError(topic, msgs, s), res, err); err != nil {
 			return err
 		}
