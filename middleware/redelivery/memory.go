@@ -221,23 +221,61 @@ func packMessage(msg *message.Message) []byte {
 	return append(b, msg.Payload...)
 }
 
-// unpackMessage decodes what packMessage encoded. The payload shares b's
-// storage: the entry is dropped once published, and a message published again
-// after a failed publish gets the same bytes.
+// unpackMessage decodes what packMessage encoded. The UUID and the metadata
+// are substrings of one string copied from b, one allocation for all of them;
+// the payload shares b's storage: the entry is dropped once published, and a
+// message published again after a failed publish gets the same bytes.
 func unpackMessage(b []byte) *message.Message {
-	uuid, b := unpackString(b)
-	pairs, n := binary.Uvarint(b)
-	b = b[n:]
+	// The first pass finds where the payload starts.
+	off := skipString(b, 0)
+	pairs, n := binary.Uvarint(b[off:])
+	off += n
+	for i := uint64(0); i < 2*pairs; i++ {
+		off = skipString(b, off)
+	}
+	head := string(b[:off])
+	uuid, off := readString(head, 0)
+	_, n = binary.Uvarint(b[off:])
+	off += n
 	md := make(message.Metadata, int(pairs))
 	for i := uint64(0); i < pairs; i++ {
 		var k, v string
-		k, b = unpackString(b)
-		v, b = unpackString(b)
+		k, off = readString(head, off)
+		v, off = readString(head, off)
 		md[k] = v
 	}
-	msg := message.NewMessage(uuid, b[:len(b):len(b)])
+	msg := message.NewMessage(uuid, b[len(head):len(b):len(b)])
 	msg.Metadata = md
 	return msg
+}
+
+// skipString returns the offset after the length-prefixed string at off.
+func skipString(b []byte, off int) int {
+	l, n := binary.Uvarint(b[off:])
+	return off + n + int(l)
+}
+
+// readString returns the length-prefixed string at off in s, which holds the
+// same bytes as the packed slice up to the payload, and the offset after it.
+func readString(s string, off int) (string, int) {
+	l, n := uvarintString(s[off:])
+	start := off + n
+	return s[start : start+int(l)], start + int(l)
+}
+
+// uvarintString is binary.Uvarint for a string.
+func uvarintString(s string) (uint64, int) {
+	var x uint64
+	var shift uint
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x80 {
+			return x | uint64(c)<<shift, i + 1
+		}
+		x |= uint64(c&0x7f) << shift
+		shift += 7
+	}
+	return 0, len(s)
 }
 
 func appendString(b []byte, s string) []byte {
@@ -251,10 +289,4 @@ func uvarintLen(x int) int {
 		n++
 	}
 	return n
-}
-
-func unpackString(b []byte) (string, []byte) {
-	l, n := binary.Uvarint(b)
-	end := n + int(l)
-	return string(b[n:end]), b[end:]
 }

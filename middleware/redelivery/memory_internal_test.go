@@ -37,3 +37,22 @@ func TestPackMessage_round_trips_and_is_sized_exactly(t *testing.T) {
 		}
 	}
 }
+
+func TestUnpackMessage_copies_the_strings_in_one_allocation(t *testing.T) {
+	in := message.NewMessage("order-1", []byte("payload"))
+	for i := 0; i < 6; i++ {
+		in.Metadata.Set(strings.Repeat("k", i+1), strings.Repeat("v", 3*i+1))
+	}
+	b := packMessage(in)
+	few := testing.AllocsPerRun(100, func() { _ = unpackMessage(b) })
+	for i := 6; i < 40; i++ {
+		in.Metadata.Set(strings.Repeat("k", i+1), strings.Repeat("v", 3*i+1))
+	}
+	b = packMessage(in)
+	many := testing.AllocsPerRun(100, func() { _ = unpackMessage(b) })
+	// The message, its channels and the map's storage; the map grows with
+	// the keys (a few allocations), the strings must not (one each).
+	if many-few > 8 {
+		t.Errorf("unpacking 40 metadata pairs takes %.0f allocations, 6 pairs %.0f: the strings are allocated one by one", many, few)
+	}
+}
