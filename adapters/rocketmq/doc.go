@@ -80,15 +80,16 @@
 // SendOneWay is at-most-once: no answer, no error on loss.
 //
 // Consuming: at-least-once. An offset is committed only after the message's
-// Ack (and the Acks of the other messages of its consume call:
-// SubscriberConfig.ConsumeBatch, default 8, delivered one at a time). Nacked messages are redelivered in process (default) or through the
+// Ack and the Acks of the other messages of its consume call
+// (SubscriberConfig.ConsumeBatch, default 8, handed out one at a time).
+// Nacked messages are redelivered in process (default) or through the
 // broker's retry topic and its delay levels up to MaxReconsumeTimes, then
 // %DLQ%<group> (BrokerRetry). Messages in handlers when a subscription ends
-// get CloseTimeout to be acked; unacked ones, and those still unread in the
-// output channel, are redelivered to the group.
-// So are the acked messages of a consume call that had not finished.
-// Rebalances, broker restarts and late acks cause duplicates; deduplicate on
-// the UUID. Broadcasting subscriptions never redeliver a nacked message. No
+// get CloseTimeout to be acked; unacked ones, those still unread in the
+// output channel, and the acked messages of a consume call that had not
+// finished are redelivered to the group. Rebalances, broker restarts and late
+// acks cause duplicates; deduplicate on the UUID. Broadcasting subscriptions
+// never redeliver a nacked message. No
 // ordering guarantee: queues are consumed concurrently.
 //
 // Consumer groups: RocketMQ requires every member of a group to subscribe to
