@@ -37,8 +37,8 @@ import (
 // already acked of a consume call that had not finished (the client hands
 // ConsumeBatch messages to a call and commits them when it returns).
 // Duplicates also happen after rebalances and broker restarts; the UUID stays
-// the same, so handlers can deduplicate. Broadcasting subscriptions drop nacked messages.
-// Order is not guaranteed: queues are consumed concurrently, and messages of
+// the same, so handlers can deduplicate. Broadcasting subscriptions drop
+// nacked messages. Order is not guaranteed: queues are consumed concurrently, and messages of
 // one queue by up to ConsumeGoroutines goroutines.
 //
 // Broker retry caveat: client v2.1.2 ignores the broker's answer to the

@@ -234,14 +234,14 @@ func unpackMessage(b []byte) *message.Message {
 		off = skipString(b, off)
 	}
 	head := string(b[:off])
-	uuid, off := readString(head, 0)
+	uuid, off := readString(b, head, 0)
 	_, n = binary.Uvarint(b[off:])
 	off += n
 	md := make(message.Metadata, int(pairs))
 	for i := uint64(0); i < pairs; i++ {
 		var k, v string
-		k, off = readString(head, off)
-		v, off = readString(head, off)
+		k, off = readString(b, head, off)
+		v, off = readString(b, head, off)
 		md[k] = v
 	}
 	msg := message.NewMessage(uuid, b[len(head):len(b):len(b)])
@@ -255,27 +255,12 @@ func skipString(b []byte, off int) int {
 	return off + n + int(l)
 }
 
-// readString returns the length-prefixed string at off in s, which holds the
-// same bytes as the packed slice up to the payload, and the offset after it.
-func readString(s string, off int) (string, int) {
-	l, n := uvarintString(s[off:])
+// readString returns the length-prefixed string at off in b as a substring of
+// head, which holds b's bytes up to the payload, and the offset after it.
+func readString(b []byte, head string, off int) (string, int) {
+	l, n := binary.Uvarint(b[off:])
 	start := off + n
-	return s[start : start+int(l)], start + int(l)
-}
-
-// uvarintString is binary.Uvarint for a string.
-func uvarintString(s string) (uint64, int) {
-	var x uint64
-	var shift uint
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x80 {
-			return x | uint64(c)<<shift, i + 1
-		}
-		x |= uint64(c&0x7f) << shift
-		shift += 7
-	}
-	return 0, len(s)
+	return head[start : start+int(l)], start + int(l)
 }
 
 func appendString(b []byte, s string) []byte {
