@@ -14,6 +14,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 	"github.com/google/uuid"
 
+	"github.com/reliamq/reliamq/internal/benchmeter"
 	"github.com/reliamq/reliamq/middleware/redelivery"
 	"github.com/reliamq/reliamq/pkg/metadata"
 	"github.com/reliamq/reliamq/pkg/policy"
@@ -152,16 +153,16 @@ func runConsumerBenchmark(b *testing.B, v consumerVariant, newPubSub func(b *tes
 	b.ReportAllocs()
 	b.ResetTimer()
 	start := time.Now()
-	cpuStart, cpuOK := processCPU()
+	meter := benchmeter.Start()
 	for i := 0; i < b.N; i++ {
 		batch()
 	}
+	cpu, cpuOK := meter.Stop()
 	elapsed := time.Since(start)
-	cpuEnd, _ := processCPU()
 	b.StopTimer()
 	b.ReportMetric(float64(wantHealthy)/elapsed.Seconds(), "healthy-msgs/s")
 	if cpuOK {
-		b.ReportMetric(float64((cpuEnd-cpuStart).Nanoseconds())/float64(wantHealthy), "cpu-ns/healthy-msg")
+		b.ReportMetric(float64(cpu.Nanoseconds())/float64(wantHealthy), "cpu-ns/healthy-msg")
 	}
 }
 
