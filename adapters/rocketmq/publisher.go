@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -261,12 +262,39 @@ func request(out []*primitive.Message, s span) []*primitive.Message {
 	return group
 }
 
+// clientAttemptTimeout is the bound the v2.1.2 client puts on every send
+// attempt itself, whatever its options say.
+const clientAttemptTimeout = 3 * time.Second
+
+// ownSendTimeout reports whether a synchronous send needs the adapter's own
+// SendTimeout context. It does not when the client's bound is already the
+// tighter one: a single attempt (SendRetries 0), a SendTimeout of at least the
+// client's 3 s, and a caller context that cannot be cancelled (a message's
+// context.Background()). A context of the adapter's would then only make the
+// client's per-attempt context a child of it, which costs a timer and about
+// eight allocations per send, and never end a send sooner.
+func (p *Publisher) ownSendTimeout(ctx context.Context) bool {
+	return p.cfg.SendRetries > 0 || p.cfg.SendTimeout < clientAttemptTimeout || ctx.Done() != nil
+}
+
 func (p *Publisher) sendSync(ctx context.Context, topic string, msgs []*message.Message, out []*primitive.Message, sends []span) error {
+	own := p.ownSendTimeout(ctx)
 	for _, s := range sends {
-		sendCtx, cancel := context.WithTimeout(ctx, p.cfg.SendTimeout)
-		res, err := p.producer.SendSync(sendCtx, request(out, s)...)
-		timedOut := sendCtx.Err() != nil
-		cancel()
+		var res *primitive.SendResult
+		var err error
+		var timedOut bool
+		if own {
+			sendCtx, cancel := context.WithTimeout(ctx, p.cfg.SendTimeout)
+			res, err = p.producer.SendSync(sendCtx, request(out, s)...)
+			timedOut = sendCtx.Err() != nil
+			cancel()
+		} else {
+			res, err = p.producer.SendSync(ctx, request(out, s)...)
+			// The client's own 3 s context ended the attempt: a dial that
+			// did not finish in time (a response that did not come is
+			// ErrRequestTimeout, which classify knows).
+			timedOut = err != nil && errors.Is(err, context.DeadlineExceeded)
+		}
 		if err == nil && res != nil && res.Status == primitive.SendOK {
 			continue // the common case: no error value to build
 		}

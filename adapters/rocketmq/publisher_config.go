@@ -98,8 +98,12 @@ type PublisherConfig struct {
 	// batches); a message with a delay level is sent on its own.
 	Batch bool
 	// SendTimeout bounds each send (each batch in batch mode), retries by the
-	// client included. Default 3s. The adapter enforces it itself: the v2.1.2
-	// client ignores its own timeout option and waits 3s per attempt.
+	// client included. Default 3s. The v2.1.2 client ignores its own timeout
+	// option and bounds every attempt by 3s itself, so a longer SendTimeout
+	// does not lengthen a single attempt. The adapter enforces a shorter one,
+	// the total over SendRetries, and a message context's cancellation with a
+	// context of its own; with the defaults the client's bound is the
+	// tighter one and the adapter adds none.
 	SendTimeout time.Duration
 	// SendRetries is how many times the client itself resends a failed
 	// synchronous send before reporting the error. Default 0: retries belong

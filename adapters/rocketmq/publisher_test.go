@@ -290,6 +290,36 @@ func TestPublisher_async_and_oneway_modes_deliver(t *testing.T) {
 	}
 }
 
+// With the defaults (SendTimeout 3s, SendRetries 0) the adapter relies on the
+// client's own 3 s bound per attempt; a silent broker must still give a
+// retryable ErrSendTimeout, not a hang and not the caller's deadline.
+func TestPublisher_default_SendTimeout_ends_a_send_to_a_silent_broker(t *testing.T) {
+	b := newBroker(t, rocketmqtest.Config{})
+	pub := newPublisher(t, b, rocketmq.PublisherConfig{})
+	topic := newTopic()
+	if err := pub.Publish(topic, newMsg("warm-up")); err != nil {
+		t.Fatal(err)
+	}
+	b.Silence(rocketmqtest.CodeSendMessage, true)
+	defer b.Silence(rocketmqtest.CodeSendMessage, false)
+	done := make(chan error, 1)
+	go func() { done <- pub.Publish(topic, newMsg("x")) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, rocketmq.ErrSendTimeout) || !rocketmq.IsRetryable(err) {
+			t.Fatalf("Publish = %v, want a retryable ErrSendTimeout", err)
+		}
+		if errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("the send timeout must not look like the caller's deadline: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Publish to a silent broker did not return")
+	}
+	if n := len(b.Messages(topic)); n != 1 {
+		t.Errorf("broker stored %d messages, want only the warm-up", n)
+	}
+}
+
 func TestPublisher_async_mode_reports_failures(t *testing.T) {
 	b := newBroker(t, rocketmqtest.Config{})
 	pub := newPublisher(t, b, rocketmq.PublisherConfig{SendMode: rocketmq.SendAsync, SendTimeout: 300 * time.Millisecond})
