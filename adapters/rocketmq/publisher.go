@@ -277,24 +277,22 @@ func (p *Publisher) ownSendTimeout(ctx context.Context) bool {
 	return p.cfg.SendRetries > 0 || p.cfg.SendTimeout < clientAttemptTimeout || ctx.Done() != nil
 }
 
+// noCancel is the cancel function of a send without a context of its own.
+func noCancel() {}
+
 func (p *Publisher) sendSync(ctx context.Context, topic string, msgs []*message.Message, out []*primitive.Message, sends []span) error {
 	own := p.ownSendTimeout(ctx)
 	for _, s := range sends {
-		var res *primitive.SendResult
-		var err error
-		var timedOut bool
+		sendCtx, cancel := ctx, noCancel
 		if own {
-			sendCtx, cancel := context.WithTimeout(ctx, p.cfg.SendTimeout)
-			res, err = p.producer.SendSync(sendCtx, request(out, s)...)
-			timedOut = sendCtx.Err() != nil
-			cancel()
-		} else {
-			res, err = p.producer.SendSync(ctx, request(out, s)...)
-			// The client's own 3 s context ended the attempt: a dial that
-			// did not finish in time (a response that did not come is
-			// ErrRequestTimeout, which classify knows).
-			timedOut = err != nil && errors.Is(err, context.DeadlineExceeded)
+			sendCtx, cancel = context.WithTimeout(ctx, p.cfg.SendTimeout)
 		}
+		res, err := p.producer.SendSync(sendCtx, request(out, s)...)
+		// Without a context of the adapter's, the client's own 3 s context
+		// ends an attempt whose dial did not finish in time (a response that
+		// did not come is ErrRequestTimeout, which classify knows).
+		timedOut := sendCtx.Err() != nil || (!own && err != nil && errors.Is(err, context.DeadlineExceeded))
+		cancel()
 		if err == nil && res != nil && res.Status == primitive.SendOK {
 			continue // the common case: no error value to build
 		}

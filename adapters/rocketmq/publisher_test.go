@@ -157,9 +157,15 @@ func TestPublisher_no_permission_is_permanent(t *testing.T) {
 	}
 }
 
-func TestPublisher_enforces_SendTimeout_on_a_silent_broker(t *testing.T) {
+// publishToSilentBroker publishes one message after the broker stopped
+// answering sends and fails the test when Publish has not returned within
+// limit. It checks that the error is a retryable
+// ErrSendTimeout that does not look like the caller's deadline, and that only
+// the warm-up message reached the broker.
+func publishToSilentBroker(t *testing.T, cfg rocketmq.PublisherConfig, limit time.Duration) {
+	t.Helper()
 	b := newBroker(t, rocketmqtest.Config{})
-	pub := newPublisher(t, b, rocketmq.PublisherConfig{SendTimeout: 300 * time.Millisecond})
+	pub := newPublisher(t, b, cfg)
 	topic := newTopic()
 	if err := pub.Publish(topic, newMsg("warm-up")); err != nil {
 		t.Fatal(err)
@@ -174,12 +180,19 @@ func TestPublisher_enforces_SendTimeout_on_a_silent_broker(t *testing.T) {
 			t.Fatalf("Publish = %v, want a retryable ErrSendTimeout", err)
 		}
 		if errors.Is(err, context.DeadlineExceeded) {
-			t.Errorf("the adapter's timeout must not look like the caller's deadline: %v", err)
+			t.Errorf("the send timeout must not look like the caller's deadline: %v", err)
 		}
-	case <-time.After(2500 * time.Millisecond):
-		// The client alone would wait 3 s per attempt.
-		t.Fatal("Publish did not return within SendTimeout")
+	case <-time.After(limit):
+		t.Fatalf("Publish to a silent broker did not return within %v", limit)
 	}
+	if n := len(b.Messages(topic)); n != 1 {
+		t.Errorf("broker stored %d messages, want only the warm-up", n)
+	}
+}
+
+func TestPublisher_enforces_SendTimeout_on_a_silent_broker(t *testing.T) {
+	// The client alone would wait 3 s per attempt.
+	publishToSilentBroker(t, rocketmq.PublisherConfig{SendTimeout: 300 * time.Millisecond}, 2500*time.Millisecond)
 }
 
 func TestPublisher_returns_the_callers_context_error_unretryable(t *testing.T) {
@@ -294,30 +307,7 @@ func TestPublisher_async_and_oneway_modes_deliver(t *testing.T) {
 // client's own 3 s bound per attempt; a silent broker must still give a
 // retryable ErrSendTimeout, not a hang and not the caller's deadline.
 func TestPublisher_default_SendTimeout_ends_a_send_to_a_silent_broker(t *testing.T) {
-	b := newBroker(t, rocketmqtest.Config{})
-	pub := newPublisher(t, b, rocketmq.PublisherConfig{})
-	topic := newTopic()
-	if err := pub.Publish(topic, newMsg("warm-up")); err != nil {
-		t.Fatal(err)
-	}
-	b.Silence(rocketmqtest.CodeSendMessage, true)
-	defer b.Silence(rocketmqtest.CodeSendMessage, false)
-	done := make(chan error, 1)
-	go func() { done <- pub.Publish(topic, newMsg("x")) }()
-	select {
-	case err := <-done:
-		if !errors.Is(err, rocketmq.ErrSendTimeout) || !rocketmq.IsRetryable(err) {
-			t.Fatalf("Publish = %v, want a retryable ErrSendTimeout", err)
-		}
-		if errors.Is(err, context.DeadlineExceeded) {
-			t.Errorf("the send timeout must not look like the caller's deadline: %v", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("Publish to a silent broker did not return")
-	}
-	if n := len(b.Messages(topic)); n != 1 {
-		t.Errorf("broker stored %d messages, want only the warm-up", n)
-	}
+	publishToSilentBroker(t, rocketmq.PublisherConfig{}, 20*time.Second)
 }
 
 func TestPublisher_async_mode_reports_failures(t *testing.T) {
