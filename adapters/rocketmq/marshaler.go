@@ -122,8 +122,9 @@ func (DefaultMarshaler) Marshal(topic string, msg *message.Message) (*primitive.
 
 // Unmarshal implements Marshaler.
 func (DefaultMarshaler) Unmarshal(ext *primitive.MessageExt) (*message.Message, error) {
-	// GetProperties returns a copy, which becomes the metadata in place:
-	// building a second map would double the allocations of every delivery.
+	// GetProperties returns a copy, which becomes the metadata in place
+	// unless the metadata would outgrow it: building a second map for every
+	// delivery would double its allocations.
 	md := message.Metadata(ext.GetProperties())
 	uuid, fromReliamq := md[PropertyUUID]
 	if !fromReliamq || uuid == "" {
@@ -134,16 +135,29 @@ func (DefaultMarshaler) Unmarshal(ext *primitive.MessageExt) (*message.Message, 
 	for k := range md {
 		switch {
 		case strings.HasPrefix(k, PropertyMetadataPrefix):
-			prefixed = append(prefixed, k)
-		case fromReliamq || isSystemProperty(k):
+			prefixed = append(prefixed, k, md[k])
+		case !fromReliamq && isSystemProperty(k):
 			delete(md, k)
 		}
 	}
+	if fromReliamq {
+		// Every property of a reliamq message that is not user metadata
+		// is the client's or the broker's: one clear, not a delete each,
+		// or a new map where the metadata will outgrow the copy's
+		// (a map of up to smallMap entries grows when it gets more).
+		if n := len(prefixed)/2 + deliveryFacts + countSet(tags, keys, shard); n > smallMap {
+			md = make(message.Metadata, n)
+		} else {
+			clear(md)
+		}
+	} else {
+		for i := 0; i < len(prefixed); i += 2 {
+			delete(md, prefixed[i])
+		}
+	}
 	// Renamed after the loop, so that a renamed key is not visited again.
-	for _, k := range prefixed {
-		v := md[k]
-		delete(md, k)
-		md[k[len(PropertyMetadataPrefix):]] = v
+	for i := 0; i < len(prefixed); i += 2 {
+		md[prefixed[i][len(PropertyMetadataPrefix):]] = prefixed[i+1]
 	}
 	if tags != "" {
 		md[metadata.Tags] = tags
@@ -180,6 +194,25 @@ func (DefaultMarshaler) Unmarshal(ext *primitive.MessageExt) (*message.Message, 
 	msg := message.NewMessage(uuid, payload)
 	msg.Metadata = md
 	return msg, nil
+}
+
+// deliveryFacts is how many metadata keys Unmarshal adds to every message:
+// reconsume times, the two message ids, topic, queue id, queue offset, born
+// and store timestamps.
+const deliveryFacts = 8
+
+// smallMap is how many entries a Go map holds in its first group; one more
+// makes it grow (Go 1.24 and later).
+const smallMap = 8
+
+func countSet(vs ...string) int {
+	n := 0
+	for _, v := range vs {
+		if v != "" {
+			n++
+		}
+	}
+	return n
 }
 
 // ParseDelayLevel parses a metadata.DelayLevel value: "" and "0" mean no

@@ -150,6 +150,42 @@ func TestDefaultMarshaler_sets_delivery_facts_and_hides_system_properties(t *tes
 	}
 }
 
+// A delivery of a message without user metadata or send controls fills the
+// map of its properties in place (the other test's message outgrows it).
+func TestDefaultMarshaler_hides_system_properties_of_a_message_without_metadata(t *testing.T) {
+	ext := deliveredWithoutMetadata()
+	got, err := rocketmq.DefaultMarshaler{}.Unmarshal(ext)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		metadata.ReconsumeTimes: "0", metadata.RocketMQMsgID: "MSGID", metadata.RocketMQOffsetMsgID: "OFFID",
+		metadata.RocketMQTopic: "orders", metadata.RocketMQQueueID: "1", metadata.RocketMQQueueOffset: "5",
+		metadata.RocketMQBornTimestamp: "111", metadata.RocketMQStoreTimestamp: "222",
+	}
+	if diff := cmp.Diff(want, map[string]string(got.Metadata)); diff != "" {
+		t.Errorf("metadata (-want +got):\n%s", diff)
+	}
+	if got.UUID != "the-uuid" {
+		t.Errorf("UUID = %q", got.UUID)
+	}
+}
+
+// deliveredWithoutMetadata is a reliamq message as a consumer receives it
+// from the broker: the client's and the broker's properties beside the UUID.
+func deliveredWithoutMetadata() *primitive.MessageExt {
+	ext := &primitive.MessageExt{MsgId: "MSGID", OffsetMsgId: "OFFID", QueueOffset: 5,
+		BornTimestamp: 111, StoreTimestamp: 222}
+	ext.Topic = "orders"
+	ext.Body = make([]byte, 256)
+	ext.Queue = &primitive.MessageQueue{Topic: "orders", QueueId: 1}
+	ext.WithProperties(map[string]string{
+		rocketmq.PropertyUUID: "the-uuid", "UNIQ_KEY": "MSGID", "CLUSTER": "DefaultCluster",
+		"MIN_OFFSET": "0", "MAX_OFFSET": "6", "CONSUME_START_TIME": "1795264478087",
+	})
+	return ext
+}
+
 func TestDefaultMarshaler_uses_msg_id_and_plain_properties_of_a_plain_producer(t *testing.T) {
 	ext := &primitive.MessageExt{MsgId: "7F0000010001", OffsetMsgId: "OFF"}
 	ext.Topic = "t"
@@ -361,6 +397,16 @@ func BenchmarkDefaultMarshaler(b *testing.B) {
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
 			if _, err := m.Unmarshal(ext); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	// A delivery of a message without metadata, as BenchmarkConsume's.
+	plain := deliveredWithoutMetadata()
+	b.Run("Unmarshal_without_metadata", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if _, err := m.Unmarshal(plain); err != nil {
 				b.Fatal(err)
 			}
 		}

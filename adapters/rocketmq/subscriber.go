@@ -527,10 +527,14 @@ func (sub *subscription) deliver(ext *primitive.MessageExt) (verdict, int) {
 	msg.SetContext(msgCtx)
 
 	select {
-	case sub.out <- msg:
-	case <-sub.stop:
-		cancel()
-		return verdictAbandon, 0
+	case sub.out <- msg: // room in the buffer: no need to watch stop
+	default:
+		select {
+		case sub.out <- msg:
+		case <-sub.stop:
+			cancel()
+			return verdictAbandon, 0
+		}
 	}
 
 	select {
