@@ -114,8 +114,10 @@ func (DefaultMarshaler) Marshal(topic string, msg *message.Message) (*primitive.
 	if err := CheckProperties(props); err != nil {
 		return nil, err
 	}
-	out := primitive.NewMessage(topic, msg.Payload)
-	// WithProperties keeps empty values, which WithProperty would drop.
+	// Not primitive.NewMessage: its empty properties map would be replaced
+	// at once. WithProperties keeps empty values, which WithProperty would
+	// drop.
+	out := &primitive.Message{Topic: topic, Body: msg.Payload}
 	out.WithProperties(props)
 	return out, nil
 }

@@ -199,6 +199,9 @@ const uniqKeyLen = len(primitive.PropertyUniqueClientMessageIdKeyIndex) + 2 + 32
 // batch wrapper without properties, so the broker would ignore their delay
 // and the selector their key.
 func (p *Publisher) plan(out []*primitive.Message) []span {
+	if len(out) == 1 {
+		return singleSend
+	}
 	spans := make([]span, 0, len(out))
 	if !p.cfg.Batch || len(out) == 1 {
 		for i := range out {
@@ -231,6 +234,10 @@ func (p *Publisher) plan(out []*primitive.Message) []span {
 	flush(len(out))
 	return spans
 }
+
+// singleSend is the plan of every single-message Publish, shared and never
+// modified.
+var singleSend = []span{{0, 1}}
 
 func (p *Publisher) batchable(m *primitive.Message) bool {
 	if m.GetProperty(primitive.PropertyDelayTimeLevel) != "" {
