@@ -62,11 +62,32 @@ func (m cpuMeter) report(b *testing.B) {
 	}
 }
 
-// settleHeap collects garbage before a timed section, so that every run,
-// raw or adapter, starts its section from the same heap: the broker keeps
-// the topic in memory, and the collections inside a section, each of which
-// marks it, then come at the same points of every run.
-func settleHeap() { runtime.GC() }
+// startSection starts a benchmark's timed section. It collects garbage
+// first, so that every run, raw or adapter, starts its section from the same
+// heap: the broker keeps the topic in memory, and the collections inside a
+// section, each of which marks it, then come at the same points of every run.
+func startSection(b *testing.B) cpuMeter {
+	b.ReportAllocs()
+	runtime.GC()
+	b.ResetTimer()
+	return startCPU()
+}
+
+// endSection stops the timer and reports the section's CPU time.
+func (m cpuMeter) endSection(b *testing.B) {
+	b.StopTimer()
+	m.report(b)
+}
+
+// awaitConsumed waits until the consumer closes done, having seen b.N
+// messages.
+func awaitConsumed(b *testing.B, done <-chan struct{}, got *atomic.Int64) {
+	select {
+	case <-done:
+	case <-time.After(5 * time.Minute):
+		b.Fatalf("consumed %d of %d", got.Load(), b.N)
+	}
+}
 
 // runConcurrent runs send b.N times spread over g goroutines.
 func runConcurrent(b *testing.B, g int, send func() error) {
@@ -110,13 +131,9 @@ func BenchmarkSendSync(b *testing.B) {
 		if err := warmUp(topic); err != nil {
 			b.Fatal(err)
 		}
-		b.ReportAllocs()
-		settleHeap()
-		b.ResetTimer()
-		cpu := startCPU()
+		cpu := startSection(b)
 		runConcurrent(b, g, func() error { return send(topic) })
-		b.StopTimer()
-		cpu.report(b)
+		cpu.endSection(b)
 		broker.DeleteTopic(topic)
 	}
 	rawSend := func(topic string) error {
@@ -202,20 +219,12 @@ func BenchmarkConsume(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		b.ReportAllocs()
-		settleHeap()
-		b.ResetTimer()
-		cpu := startCPU()
+		cpu := startSection(b)
 		if err := c.Start(); err != nil {
 			b.Fatal(err)
 		}
-		select {
-		case <-done:
-		case <-time.After(5 * time.Minute):
-			b.Fatalf("consumed %d of %d", got.Load(), b.N)
-		}
-		b.StopTimer()
-		cpu.report(b)
+		awaitConsumed(b, done, &got)
+		cpu.endSection(b)
 		_ = c.Shutdown()
 	}
 	b.Run("raw", func(b *testing.B) { raw(b, 1) })
@@ -236,10 +245,7 @@ func BenchmarkConsume(b *testing.B) {
 		}
 		var got atomic.Int64
 		done := make(chan struct{})
-		b.ReportAllocs()
-		settleHeap()
-		b.ResetTimer()
-		cpu := startCPU()
+		cpu := startSection(b)
 		msgs, err := sub.Subscribe(context.Background(), topic)
 		if err != nil {
 			b.Fatal(err)
@@ -252,13 +258,8 @@ func BenchmarkConsume(b *testing.B) {
 				}
 			}
 		}()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Minute):
-			b.Fatalf("consumed %d of %d", got.Load(), b.N)
-		}
-		b.StopTimer()
-		cpu.report(b)
+		awaitConsumed(b, done, &got)
+		cpu.endSection(b)
 		_ = sub.Close()
 	})
 	b.Run("raw_batch", func(b *testing.B) { raw(b, rocketmq.DefaultConsumeBatch) })
