@@ -3,6 +3,7 @@
 package rocketmq_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 
 	"github.com/reliamq/reliamq/adapters/rocketmq"
 	"github.com/reliamq/reliamq/adapters/rocketmq/rocketmqtest"
+	"github.com/reliamq/reliamq/pkg/clock/clocktest"
 	"github.com/reliamq/reliamq/pkg/metadata"
 )
 
@@ -160,5 +162,140 @@ func TestSubscriber_Close_part_way_through_a_consume_call_loses_nothing(t *testi
 	// call that never started does.
 	if dup > acked+1 {
 		t.Errorf("duplicated %d, want at most the %d messages the unfinished call handed out", dup, acked+1)
+	}
+}
+
+func TestSubscriber_hands_out_at_most_ConsumeGoroutines_unacked_messages_and_never_stalls(t *testing.T) {
+	b := newBroker(t, rocketmqtest.Config{})
+	pub := newPublisher(t, b, rocketmq.PublisherConfig{})
+	topic := newTopic()
+	l := newLedger()
+	const n, bound = 120, 3
+	for i := 0; i < n; i++ {
+		m := newMsg("m")
+		if err := pub.Publish(topic, m); err != nil {
+			t.Fatal(err)
+		}
+		l.markSent(m.UUID)
+	}
+	// Every consume call gets up to 8 messages and would hand all of them
+	// out at once if nothing bounded the subscription.
+	sub := newSubscriber(t, b, rocketmq.SubscriberConfig{ConsumeGoroutines: bound, ConsumeBatch: 8})
+	msgs := subscribe(t, sub, topic)
+
+	// The reader holds messages until it holds the bound (or nothing more
+	// comes), checks that no more comes, then settles them newest first, nacking every fifth message
+	// the first time it sees it: calls see their messages settled out of
+	// order, and some of them redelivered.
+	acked, nackedOnce := map[string]bool{}, map[string]bool{}
+	var held []*message.Message
+	full, seen := 0, 0
+	deadline := time.After(60 * time.Second)
+	for len(acked) < n {
+		select {
+		case m := <-msgs:
+			l.markDelivered(m.UUID)
+			held = append(held, m)
+			if len(held) < bound {
+				continue
+			}
+			full++
+			// Holding the bound, the reader must get nothing more.
+			select {
+			case extra := <-msgs:
+				t.Fatalf("message %s handed out while %d were unsettled, ConsumeGoroutines is %d", extra.UUID, len(held), bound)
+			case <-time.After(20 * time.Millisecond):
+			}
+		case <-time.After(200 * time.Millisecond):
+		case <-deadline:
+			sent, delivered, dup, lost := l.counts()
+			t.Fatalf("stalled holding %d: sent %d delivered %d duplicated %d lost %d, acked %d", len(held), sent, delivered, dup, lost, len(acked))
+		}
+		for i := len(held) - 1; i >= 0; i-- {
+			m := held[i]
+			seen++
+			if seen%5 == 0 && !nackedOnce[m.UUID] && !acked[m.UUID] {
+				nackedOnce[m.UUID] = true
+				m.Nack()
+				continue
+			}
+			acked[m.UUID] = true
+			m.Ack()
+		}
+		held = held[:0]
+	}
+	sent, delivered, dup, lost := l.counts()
+	t.Logf("sent %d delivered %d duplicated %d lost %d; %d nacked once; the reader held the bound %d times", sent, delivered, dup, lost, len(nackedOnce), full)
+	if lost != 0 || delivered != n {
+		t.Fatalf("lost %d, delivered %d of %d", lost, delivered, n)
+	}
+	if dup < len(nackedOnce) {
+		t.Errorf("duplicated %d, want at least the %d nacked messages again", dup, len(nackedOnce))
+	}
+	if full == 0 {
+		t.Error("the subscription never had the bound of messages out at once")
+	}
+}
+
+func TestSubscriber_Close_gives_all_held_messages_one_CloseTimeout(t *testing.T) {
+	b := newBroker(t, rocketmqtest.Config{})
+	pub := newPublisher(t, b, rocketmq.PublisherConfig{})
+	topic := newTopic()
+	group := "held-" + topic
+	l := newLedger()
+	const n = 5
+	fillOneQueue(t, b, pub, topic, n, l)
+	fake := clocktest.NewFake(time.Unix(1_700_000_000, 0))
+	sub := newSubscriber(t, b, rocketmq.SubscriberConfig{ConsumerGroup: group, ConsumeGoroutines: n, ConsumeBatch: 8,
+		CloseTimeout: time.Minute, Clock: fake})
+	msgs := subscribe(t, sub, topic)
+	var held []*message.Message
+	for i := 0; i < n; i++ {
+		m := receive(t, msgs, 15*time.Second) // never settled
+		l.markDelivered(m.UUID)
+		held = append(held, m)
+	}
+
+	closed := make(chan error, 1)
+	go func() { closed <- sub.Close() }()
+	for _, m := range held {
+		select {
+		case <-m.Context().Done():
+		case <-time.After(10 * time.Second):
+			t.Fatal("Close did not cancel the context of a held message")
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := fake.BlockUntil(ctx, 1); err != nil {
+		t.Fatalf("Close started no CloseTimeout timer: %v", err)
+	}
+	select {
+	case <-closed:
+		t.Fatal("Close returned before CloseTimeout while handlers held messages")
+	default:
+	}
+	// One CloseTimeout for all of them, not one after another.
+	fake.Advance(time.Minute)
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Close still waiting after CloseTimeout passed once")
+	}
+
+	// None of them was committed: the group gets every one again.
+	again := newLedger()
+	for _, m := range held {
+		again.markSent(m.UUID)
+	}
+	next := newSubscriber(t, b, rocketmq.SubscriberConfig{ConsumerGroup: group})
+	consumeAll(t, subscribe(t, next, topic), again, n, 20*time.Second)
+	sent, delivered, dup, lost := again.counts()
+	t.Logf("held and redelivered: sent %d delivered %d duplicated %d lost %d", sent, delivered, dup, lost)
+	if lost != 0 || delivered != n {
+		t.Fatalf("lost %d, delivered %d of the %d held messages", lost, delivered, n)
 	}
 }
