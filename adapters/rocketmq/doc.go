@@ -81,17 +81,16 @@
 //
 // Consuming: at-least-once. An offset is committed only after the message's
 // Ack and the Acks of the other messages of its consume call
-// (SubscriberConfig.ConsumeBatch, default 8, handed out together within the
-// subscription's bound of ConsumeGoroutines messages out at once).
+// (SubscriberConfig.ConsumeBatch, default 8, handed out one at a time).
 // Nacked messages are redelivered in process (default) or through the
 // broker's retry topic and its delay levels up to MaxReconsumeTimes, then
 // %DLQ%<group> (BrokerRetry). Messages in handlers when a subscription ends
-// get CloseTimeout (one deadline for all) to be acked; unacked ones, those
-// still unread in the output channel, and the acked messages of a consume
-// call that had not finished are redelivered to the group. Rebalances,
-// broker restarts and late acks cause duplicates; deduplicate on the UUID.
-// Broadcasting subscriptions never redeliver a nacked message. No ordering
-// guarantee: queues are consumed concurrently.
+// get CloseTimeout to be acked; unacked ones, those still unread in the
+// output channel, and the acked messages of a consume call that had not
+// finished are redelivered to the group. Rebalances, broker restarts and late
+// acks cause duplicates; deduplicate on the UUID. Broadcasting subscriptions
+// never redeliver a nacked message. No
+// ordering guarantee: queues are consumed concurrently.
 //
 // Consumer groups: RocketMQ requires every member of a group to subscribe to
 // the same topics, and each Subscribe call is a member of its own, so by

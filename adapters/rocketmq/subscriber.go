@@ -38,8 +38,8 @@ import (
 // ConsumeBatch messages to a call and commits them when it returns).
 // Duplicates also happen after rebalances and broker restarts; the UUID stays
 // the same, so handlers can deduplicate. Broadcasting subscriptions drop
-// nacked messages. Order is not guaranteed: queues are consumed concurrently,
-// and up to ConsumeGoroutines messages are out at a time.
+// nacked messages. Order is not guaranteed: queues are consumed concurrently, and messages of
+// one queue by up to ConsumeGoroutines goroutines.
 //
 // Broker retry caveat: client v2.1.2 ignores the broker's answer to the
 // send-back that carries a nacked message to %RETRY%<group>; if the broker
@@ -47,18 +47,14 @@ import (
 // advances and the message is lost. Network failures are retried by the
 // client.
 //
-// At most ConsumeGoroutines messages of a subscription are out (in the
-// output channel, which has room for all of them, or with a handler) and not
-// yet acked or nacked, broker redeliveries included. A consume call hands out
-// its messages together, as many as that bound leaves room for, and waits
-// until each of them is acked or nacked before it takes room for more: its
-// goroutine wakes about once per such chunk rather than once per message.
+// The output channel is buffered (ConsumeGoroutines messages), so that a
+// message changes goroutines with one wake-up rather than two; each buffered
+// message still holds its consume call until acked or nacked.
 //
 // Close (and the end of a Subscribe context for its subscription) stops
 // handing out messages, takes back the messages nobody has read from the
 // channel yet (left uncommitted: the group gets them again), cancels the
-// contexts of messages in handlers, waits up to CloseTimeout (one deadline
-// for all of them) for their acks,
+// contexts of messages in handlers, waits up to CloseTimeout for their acks,
 // shuts the consumer down, and closes the output channel. Subscribe and Close are safe for concurrent use.
 //
 // A delivered message's context carries the values and deadline of the
@@ -209,10 +205,8 @@ func (s *Subscriber) start(ctx context.Context, topic, instance string) (*subscr
 		// waiting for a consume call: one goroutine wake-up per message
 		// instead of two. stopAndDrain takes back what is still buffered.
 		out:          make(chan *message.Message, s.cfg.ConsumeGoroutines),
-		slots:        newSlots(s.cfg.ConsumeGoroutines),
 		reclaimed:    map[*message.Message]struct{}{},
 		stop:         make(chan struct{}),
-		expired:      make(chan struct{}),
 		shutdownDone: make(chan struct{}),
 	}
 	opts := []consumer.Option{
@@ -358,14 +352,12 @@ type subscription struct {
 	// would cost a lock and two map operations per message.
 	msgBase  context.Context
 	out      chan *message.Message
-	slots    *slots // messages handed out and not yet acked or nacked
 	consumer rmq.PushConsumer
 
 	mu              sync.Mutex
 	stopping        bool          // no new consume calls enter
 	shutdownStarted bool          // no consume call parks any more
 	stop            chan struct{} // closed when stopping
-	expired         chan struct{} // closed CloseTimeout after stop
 	shutdownDone    chan struct{} // closed after the consumer shut down
 	inflight        sync.WaitGroup
 	parked          sync.WaitGroup
@@ -388,6 +380,15 @@ func (uncancelled) Err() error            { return nil }
 // result was handed over less than this long before Close.
 const resultSettleTime = 250 * time.Millisecond
 
+type verdict int
+
+const (
+	verdictAck verdict = iota
+	verdictBrokerRetry
+	verdictAbandon // not acked before the end: leave it uncommitted
+	verdictAgain   // nacked: deliver it again after NackResendDelay
+)
+
 // consume is the client's callback. It returns only when every message of
 // the call was acked, dropped or handed to the broker's retry, or the
 // subscription ended.
@@ -400,185 +401,42 @@ func (sub *subscription) consume(ctx context.Context, msgs ...*primitive.Message
 	sub.inflight.Add(1)
 	sub.mu.Unlock()
 
-	c := call{sub: sub, started: time.Now(), result: consumer.ConsumeSuccess}
-	// A nacked message waits for the next round, after the others of the
-	// call, so it does not hold them up.
-	for pending := msgs; len(pending) > 0; {
-		again, ok := c.round(pending)
-		if !ok || len(again) > 0 && !sub.waitResend() {
+	result := consumer.ConsumeSuccess
+	delayLevel := 0
+	// Every message is handed out on its own, one after another. A nacked
+	// one waits for the next round, after the others of the call, so it does
+	// not hold them up.
+	started := time.Now()
+	for round, pending := 0, msgs; len(pending) > 0; round++ {
+		var again []*primitive.MessageExt
+		for i, ext := range pending {
+			if (round > 0 || i > 0) && time.Since(started) > consumeClockSlack {
+				restartConsumeClock(ext)
+			}
+			v, level := sub.deliver(ext)
+			switch v {
+			case verdictAbandon:
+				return sub.abandon()
+			case verdictBrokerRetry:
+				result = consumer.ConsumeRetryLater
+				delayLevel = level
+			case verdictAgain:
+				again = append(again, ext)
+			}
+		}
+		if len(again) > 0 && !sub.waitResend() {
 			return sub.abandon()
 		}
 		pending = again
 	}
-	if c.result == consumer.ConsumeRetryLater {
+	if result == consumer.ConsumeRetryLater {
 		if cc, ok := primitive.GetConcurrentlyCtx(ctx); ok {
-			cc.DelayLevelWhenNextConsume = c.delayLevel
+			cc.DelayLevelWhenNextConsume = delayLevel
 		}
 	}
 	sub.lastResult.Store(time.Now().UnixNano())
 	sub.inflight.Done()
-	return c.result, nil
-}
-
-// call is the state of one consume call.
-type call struct {
-	sub        *subscription
-	started    time.Time
-	handedOut  int // messages handed out so far, redeliveries included
-	result     consumer.ConsumeResult
-	delayLevel int
-}
-
-// handed is a message of a call that is in the output channel or with a
-// handler.
-type handed struct {
-	ext    *primitive.MessageExt
-	msg    *message.Message
-	cancel context.CancelFunc
-}
-
-// round hands out pending in chunks, each of as many messages as the
-// subscription has free slots, and waits until every message of a chunk is
-// acked or nacked before it takes slots for the next. It returns the nacked
-// messages to deliver again, and false when the subscription stopped before
-// the round was decided.
-func (c *call) round(pending []*primitive.MessageExt) (again []*primitive.MessageExt, ok bool) {
-	sub := c.sub
-	var buf [maxConsumeBatch]handed
-	for len(pending) > 0 {
-		n := sub.slots.take(len(pending), sub.stop)
-		if n == 0 {
-			return nil, false
-		}
-		chunk := buf[:0]
-		for _, ext := range pending[:n] {
-			if c.handedOut > 0 && time.Since(c.started) > consumeClockSlack {
-				restartConsumeClock(ext)
-			}
-			c.handedOut++
-			if h, ok := sub.handOut(ext); ok {
-				chunk = append(chunk, h)
-			} else {
-				c.result = consumer.ConsumeRetryLater
-			}
-		}
-		pending = pending[n:]
-		for i := range chunk {
-			h := &chunk[i]
-			select {
-			case <-h.msg.Acked():
-				h.cancel()
-				continue
-			case <-h.msg.Nacked():
-				h.cancel()
-			case <-sub.stop:
-				return nil, c.finishOnStop(chunk[i:], len(pending) > 0 || len(again) > 0)
-			}
-			if sub.wasReclaimed(h.msg) {
-				// Never read: the drain took it back, no handler nacked it.
-				c.finishOnStop(chunk[i+1:], true)
-				return nil, false
-			}
-			if c.nacked(h.msg) {
-				again = append(again, h.ext)
-			}
-		}
-		sub.slots.give(n)
-	}
-	return again, true
-}
-
-// handOut decodes ext and puts it into the output channel; false for a
-// message the marshaler cannot read, which it leaves to the broker's retry.
-func (sub *subscription) handOut(ext *primitive.MessageExt) (handed, bool) {
-	msg, err := sub.s.cfg.Marshaler.Unmarshal(ext)
-	if err != nil {
-		sub.undecodable(ext, err)
-		return handed{}, false
-	}
-	sub.adjust(msg)
-	msgCtx, cancel := context.WithCancel(sub.msgBase)
-	msg.SetContext(msgCtx)
-	select {
-	case sub.out <- msg:
-		// The buffer holds ConsumeGoroutines messages and every message in
-		// it holds a slot, so there is always room.
-	default:
-		sub.handOutLate(msg)
-	}
-	return handed{ext: ext, msg: msg, cancel: cancel}, true
-}
-
-// handOutLate puts msg into the output channel once there is room, or takes
-// it back as the drain does if the subscription stops first.
-//
-//go:noinline
-func (sub *subscription) handOutLate(msg *message.Message) {
-	select {
-	case sub.out <- msg:
-	case <-sub.stop:
-		sub.reclaim(msg)
-	}
-}
-
-// reclaim marks msg as taken back unread and nacks it, so the call that
-// handed it out leaves it uncommitted.
-func (sub *subscription) reclaim(msg *message.Message) {
-	sub.mu.Lock()
-	sub.reclaimed[msg] = struct{}{}
-	sub.mu.Unlock()
-	msg.Nack()
-}
-
-// finishOnStop is called once the subscription stopped while the messages
-// in rest were out. It cancels their contexts, gives their handlers until
-// CloseTimeout after the stop to ack or nack, and reports whether the call
-// may still return its result: every one of them acked (or dropped, or
-// handed to the broker's retry) and nothing else of the call left (more
-// false). Otherwise the call is abandoned and its messages stay
-// uncommitted.
-//
-//go:noinline
-func (c *call) finishOnStop(rest []handed, more bool) bool {
-	sub := c.sub
-	for i := range rest {
-		rest[i].cancel()
-	}
-	decided := !more
-	for i := range rest {
-		msg := rest[i].msg
-		select {
-		case <-msg.Acked():
-			continue
-		case <-msg.Nacked():
-			if !sub.wasReclaimed(msg) && !c.nacked(msg) {
-				continue // dropped or left to the broker's retry
-			}
-		case <-sub.expired:
-		}
-		decided = false
-	}
-	return decided
-}
-
-// nacked applies the nack of msg to the call: dropped (broadcasting), handed
-// to the broker's retry (the call's result), or to be delivered again (true)
-// after NackResendDelay.
-//
-//go:noinline
-func (c *call) nacked(msg *message.Message) bool {
-	cfg := &c.sub.s.cfg
-	switch {
-	case cfg.Broadcasting:
-		c.sub.s.logger.Error("Nacked message of a broadcasting subscription dropped", nil, watermill.LogFields{
-			"topic": c.sub.topic, "message_uuid": msg.UUID})
-		return false
-	case cfg.BrokerRetry:
-		c.result = consumer.ConsumeRetryLater
-		c.delayLevel = nackDelayLevel(c.sub.s.logger, msg)
-		return false
-	}
-	return true
+	return result, nil
 }
 
 // abandon ends a consume call whose subscription stopped before all its
@@ -653,13 +511,60 @@ func (sub *subscription) park() (consumer.ConsumeResult, error) {
 	return consumer.ConsumeRetryLater, nil
 }
 
+// deliver hands ext to the output channel once and waits until it is acked
+// (verdictAck), nacked (verdictAgain, or what nacked decides), or the
+// subscription ends. It runs on a goroutine the client starts for each
+// consume call, whose stack grows (a copy) once the calls under it need more
+// than its initial size; the rare paths are therefore in functions of their
+// own, keeping the frames of the common path small.
+func (sub *subscription) deliver(ext *primitive.MessageExt) (verdict, int) {
+	msg, err := sub.s.cfg.Marshaler.Unmarshal(ext)
+	if err != nil {
+		return sub.undecodable(ext, err)
+	}
+	sub.adjust(msg)
+	msgCtx, cancel := context.WithCancel(sub.msgBase)
+	msg.SetContext(msgCtx)
+
+	select {
+	case sub.out <- msg: // room in the buffer: no need to watch stop
+	default:
+		select {
+		case sub.out <- msg:
+		case <-sub.stop:
+			cancel()
+			return verdictAbandon, 0
+		}
+	}
+
+	select {
+	case <-msg.Acked():
+		cancel()
+		return verdictAck, 0
+	case <-msg.Nacked():
+		cancel()
+	case <-sub.stop:
+		cancel()
+		if v := sub.awaitOnStop(msg); v != verdictBrokerRetry {
+			return v, 0
+		}
+		// Nacked while stopping.
+	}
+	if sub.wasReclaimed(msg) {
+		// Never read: not the handler's nack.
+		return verdictAbandon, 0
+	}
+	return sub.nacked(msg)
+}
+
 // undecodable leaves a message the marshaler cannot read to the broker's
 // retry and DLQ.
 //
 //go:noinline
-func (sub *subscription) undecodable(ext *primitive.MessageExt, err error) {
+func (sub *subscription) undecodable(ext *primitive.MessageExt, err error) (verdict, int) {
 	sub.s.logger.Error("Cannot unmarshal message", err, watermill.LogFields{
 		"topic": sub.topic, "msg_id": ext.MsgId})
+	return verdictBrokerRetry, 0
 }
 
 // adjust adds what depends on the subscription to a decoded message.
@@ -686,6 +591,41 @@ func (sub *subscription) wasReclaimed(msg *message.Message) bool {
 	defer sub.mu.Unlock()
 	_, ok := sub.reclaimed[msg]
 	return ok
+}
+
+// awaitOnStop gives a handler whose message context was just cancelled
+// CloseTimeout to finish: verdictAck when it acks, verdictBrokerRetry (to be
+// read as "nacked") when it nacks, verdictAbandon when the time runs out.
+//
+//go:noinline
+func (sub *subscription) awaitOnStop(msg *message.Message) verdict {
+	cfg := &sub.s.cfg
+	select {
+	case <-msg.Acked():
+		return verdictAck
+	case <-msg.Nacked():
+		return verdictBrokerRetry
+	case <-cfg.Clock.After(cfg.CloseTimeout):
+		return verdictAbandon
+	}
+}
+
+// nacked decides what happens to a nacked message: dropped (broadcasting),
+// handed to the broker's retry, or delivered again (verdictAgain) after
+// NackResendDelay.
+//
+//go:noinline
+func (sub *subscription) nacked(msg *message.Message) (verdict, int) {
+	cfg := &sub.s.cfg
+	switch {
+	case cfg.Broadcasting:
+		sub.s.logger.Error("Nacked message of a broadcasting subscription dropped", nil, watermill.LogFields{
+			"topic": sub.topic, "message_uuid": msg.UUID})
+		return verdictAck, 0
+	case cfg.BrokerRetry:
+		return verdictBrokerRetry, nackDelayLevel(sub.s.logger, msg)
+	}
+	return verdictAgain, 0
 }
 
 // nackDelayLevel reads the retry delay level a handler chose for a nacked
@@ -722,15 +662,13 @@ func (sub *subscription) stopAndDrain() {
 		sub.inflight.Wait()
 		close(inflightDone)
 	}()
-	expiry := sub.s.cfg.Clock.After(sub.s.cfg.CloseTimeout)
 	for drained := false; !drained; {
 		select {
 		case m := <-sub.out:
-			sub.reclaim(m)
-		case <-expiry:
-			// One deadline for every handler of the subscription.
-			close(sub.expired)
-			expiry = nil
+			sub.mu.Lock()
+			sub.reclaimed[m] = struct{}{}
+			sub.mu.Unlock()
+			m.Nack()
 		case <-inflightDone:
 			drained = true
 		}

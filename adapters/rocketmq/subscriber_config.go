@@ -64,19 +64,16 @@ type SubscriberConfig struct {
 	// ConsumeTimestamp is the start for ConsumeFromTimestamp. Required with
 	// it, ignored otherwise.
 	ConsumeTimestamp time.Time
-	// ConsumeGoroutines bounds the messages of one subscription handed out
-	// and not yet acked or nacked, broker redeliveries from %RETRY%<group>
-	// included, and so the handlers a Watermill router runs for it at once.
-	// It is also the client's ConsumeGoroutineNums: how many consume calls
-	// the client runs at once, per topic. Default 20.
+	// ConsumeGoroutines bounds the messages of one subscription handed out at
+	// the same time (the client's ConsumeGoroutineNums, per topic: broker
+	// redeliveries from %RETRY%<group> have a bound of their own). Default 20.
 	ConsumeGoroutines int
 	// ConsumeBatch is the most messages the client hands to one consume
-	// call (the client's ConsumeMessageBatchMaxSize). The call hands them
-	// out together, as many as the ConsumeGoroutines bound has room for, each
-	// acked or nacked on its own (a nacked one is delivered again after the
-	// others of its call, so it holds up nobody), and returns when all of
-	// them are acked. Fewer calls, and fewer goroutine wake-ups per message,
-	// cut the CPU per delivered message by about a quarter
+	// call (the client's ConsumeMessageBatchMaxSize). The subscription still
+	// hands them out one at a time, each acked or nacked on its own (a
+	// nacked one is delivered again after the others of its call, so it holds
+	// up nobody), and the call returns when all of them are acked. Fewer
+	// calls cut the CPU per delivered message by about a quarter
 	// (docs/benchmarks.md). The price is in duplicates: the client commits a
 	// call's offsets when the call returns, so when a subscription ends
 	// (Close, a rebalance) while a call is part-way through, the messages of
@@ -119,9 +116,8 @@ type SubscriberConfig struct {
 	// then spins, so pair it with a retry middleware.
 	NackResendDelay time.Duration
 	// CloseTimeout is how long Close (or the end of a Subscribe context) waits
-	// for handlers that hold a message to ack or nack it: one deadline for all
-	// of a subscription's handlers. Acks that arrive in time are committed;
-	// later ones are lost and those messages redelivered.
+	// for handlers that hold a message to ack or nack it. Acks that arrive in
+	// time are committed; later ones are lost and those messages redelivered.
 	// Default 30s.
 	CloseTimeout time.Duration
 	// SkipTopicCreation stops Subscribe from creating a missing topic (and
