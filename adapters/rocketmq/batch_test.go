@@ -19,6 +19,13 @@ import (
 func fillOneQueue(t *testing.T, b *rocketmqtest.Broker, pub *rocketmq.Publisher, topic string, n int, l *ledger) []string {
 	t.Helper()
 	b.CreateTopic(rocketmqtest.TopicConfig{Name: topic, ReadQueues: 1, WriteQueues: 1})
+	return publishEach(t, pub, topic, n, l)
+}
+
+// publishEach publishes n messages to topic one by one, marking them sent in
+// l, and returns their UUIDs.
+func publishEach(t *testing.T, pub *rocketmq.Publisher, topic string, n int, l *ledger) []string {
+	t.Helper()
 	var uuids []string
 	for i := 0; i < n; i++ {
 		m := newMsg("m")
@@ -169,13 +176,7 @@ func TestSubscriber_hands_out_at_most_ConsumeGoroutines_unacked_messages_and_nev
 	topic := newTopic()
 	l := newLedger()
 	const n, bound = 120, 3
-	for i := 0; i < n; i++ {
-		m := newMsg("m")
-		if err := pub.Publish(topic, m); err != nil {
-			t.Fatal(err)
-		}
-		l.markSent(m.UUID)
-	}
+	publishEach(t, pub, topic, n, l)
 	// Every consume call gets up to 8 messages: the bound is on messages
 	// out, not on calls.
 	sub := newSubscriber(t, b, rocketmq.SubscriberConfig{ConsumeGoroutines: bound, ConsumeBatch: 8})
