@@ -261,3 +261,41 @@ func TestSubscriber_a_slow_handler_does_not_hold_up_messages_of_other_consume_ca
 		t.Fatalf("lost %d, duplicated %d", lost, dup)
 	}
 }
+
+// What ConsumeBatch costs in concurrency (SubscriberConfig.ConsumeBatch): the
+// messages of one consume call are handed out one after another, so a burst
+// of n stored messages on one queue, which the client pulls at once, has
+// n/ConsumeBatch messages out at a time, however many ConsumeGoroutines.
+func TestSubscriber_a_burst_on_one_queue_has_one_message_out_per_consume_call(t *testing.T) {
+	b := newBroker(t, rocketmqtest.Config{})
+	pub := newPublisher(t, b, rocketmq.PublisherConfig{})
+	topic := newTopic()
+	l := newLedger()
+	const n, batch = 12, 4
+	const calls = n / batch
+	fillOneQueue(t, b, pub, topic, n, l)
+	sub := newSubscriber(t, b, rocketmq.SubscriberConfig{ConsumeGoroutines: 20, ConsumeBatch: batch})
+	msgs := subscribe(t, sub, topic)
+
+	for wave := 1; wave <= batch; wave++ {
+		held := make([]*message.Message, 0, calls)
+		for len(held) < calls {
+			m := receive(t, msgs, 15*time.Second)
+			l.markDelivered(m.UUID)
+			held = append(held, m)
+		}
+		select {
+		case extra := <-msgs:
+			t.Fatalf("wave %d: message %s handed out while %d were unsettled; %d consume calls of %d", wave, extra.UUID, len(held), calls, batch)
+		case <-time.After(200 * time.Millisecond):
+		}
+		for _, m := range held {
+			m.Ack()
+		}
+	}
+	sent, delivered, dup, lost := l.counts()
+	t.Logf("sent %d delivered %d duplicated %d lost %d", sent, delivered, dup, lost)
+	if lost != 0 || dup != 0 || delivered != n {
+		t.Fatalf("delivered %d of %d, lost %d, duplicated %d", delivered, n, lost, dup)
+	}
+}

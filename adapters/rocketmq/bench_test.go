@@ -230,12 +230,13 @@ func BenchmarkConsume(b *testing.B) {
 	b.Run("raw", func(b *testing.B) { raw(b, 1) })
 
 	// One reader that acks at once, as the raw callback returns at once.
-	b.Run("adapter", func(b *testing.B) {
+	adapter := func(b *testing.B, batch int) {
 		topic := fillTopic(b, broker, pub, b.N)
 		sub, err := rocketmq.NewSubscriber(rocketmq.SubscriberConfig{
 			NameServers:       []string{broker.NameServerAddr()},
 			ConsumerGroup:     "cg-" + watermill.NewShortUUID(),
 			ConsumeGoroutines: consumeGoroutines,
+			ConsumeBatch:      batch,
 		}, nil)
 		if err != nil {
 			b.Fatal(err)
@@ -261,6 +262,10 @@ func BenchmarkConsume(b *testing.B) {
 		awaitConsumed(b, done, &got)
 		cpu.endSection(b)
 		_ = sub.Close()
-	})
+	}
+	b.Run("adapter", func(b *testing.B) { adapter(b, 0) })
 	b.Run("raw_batch", func(b *testing.B) { raw(b, rocketmq.DefaultConsumeBatch) })
+	// The adapter with the client's whole pull batch per consume call: what
+	// ConsumeBatch trades (docs/configuration.md) against fewer calls.
+	b.Run("adapter_batch32", func(b *testing.B) { adapter(b, 32) })
 }

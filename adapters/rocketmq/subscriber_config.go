@@ -73,9 +73,13 @@ type SubscriberConfig struct {
 	// hands them out one at a time, each acked or nacked on its own (a
 	// nacked one is delivered again after the others of its call, so it holds
 	// up nobody), and the call returns when all of them are acked. Fewer
-	// calls cut the CPU per delivered message by about a quarter
-	// (docs/benchmarks.md). The price is in duplicates: the client commits a
-	// call's offsets when the call returns, so when a subscription ends
+	// calls cut the CPU per delivered message: 8 by about a quarter against
+	// 1, 32 by a few percent more (docs/benchmarks.md). One price is
+	// concurrency: the messages of one call are handled one after another,
+	// so a burst of n messages on one queue has about n/ConsumeBatch
+	// handlers at once (at most ConsumeGoroutines); with slow handlers, keep
+	// it low. The other is in duplicates: the client commits a call's
+	// offsets when the call returns, so when a subscription ends
 	// (Close, a rebalance) while a call is part-way through, the messages of
 	// that call already acked are delivered again to the group, at most
 	// ConsumeBatch-1 per consume goroutine; and a message the Marshaler
