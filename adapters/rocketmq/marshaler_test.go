@@ -132,36 +132,31 @@ func TestDefaultMarshaler_sets_delivery_facts_and_hides_system_properties(t *tes
 		"REAL_TOPIC": "%RETRY%g", "MIN_OFFSET": "0", "TAGS": "T", "KEYS": "K",
 		rocketmq.PropertyMetadataPrefix + "user": "v", "foreign": "ignored for reliamq messages",
 	})
-	got, err := rocketmq.DefaultMarshaler{}.Unmarshal(ext)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]string{
+	checkUnmarshaled(t, ext, map[string]string{
 		"user": "v", metadata.Tags: "T", metadata.Keys: "K",
 		metadata.ReconsumeTimes: "3", metadata.RocketMQMsgID: "MSGID", metadata.RocketMQOffsetMsgID: "OFFID",
 		metadata.RocketMQTopic: "orders", metadata.RocketMQQueueID: "2", metadata.RocketMQQueueOffset: "12",
 		metadata.RocketMQBornTimestamp: "111", metadata.RocketMQStoreTimestamp: "222",
-	}
-	if diff := cmp.Diff(want, map[string]string(got.Metadata)); diff != "" {
-		t.Errorf("metadata (-want +got):\n%s", diff)
-	}
-	if got.UUID != "the-uuid" {
-		t.Errorf("UUID = %q", got.UUID)
-	}
+	})
 }
 
 // A delivery of a message without user metadata or send controls fills the
 // map of its properties in place (the other test's message outgrows it).
 func TestDefaultMarshaler_hides_system_properties_of_a_message_without_metadata(t *testing.T) {
-	ext := deliveredWithoutMetadata()
-	got, err := rocketmq.DefaultMarshaler{}.Unmarshal(ext)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]string{
+	checkUnmarshaled(t, deliveredWithoutMetadata(), map[string]string{
 		metadata.ReconsumeTimes: "0", metadata.RocketMQMsgID: "MSGID", metadata.RocketMQOffsetMsgID: "OFFID",
 		metadata.RocketMQTopic: "orders", metadata.RocketMQQueueID: "1", metadata.RocketMQQueueOffset: "5",
 		metadata.RocketMQBornTimestamp: "111", metadata.RocketMQStoreTimestamp: "222",
+	})
+}
+
+// checkUnmarshaled unmarshals ext, a delivery of the reliamq message
+// "the-uuid", and compares its metadata with want.
+func checkUnmarshaled(t *testing.T, ext *primitive.MessageExt, want map[string]string) {
+	t.Helper()
+	got, err := rocketmq.DefaultMarshaler{}.Unmarshal(ext)
+	if err != nil {
+		t.Fatal(err)
 	}
 	if diff := cmp.Diff(want, map[string]string(got.Metadata)); diff != "" {
 		t.Errorf("metadata (-want +got):\n%s", diff)
