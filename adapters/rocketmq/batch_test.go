@@ -3,6 +3,7 @@
 package rocketmq_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -262,11 +263,11 @@ func TestSubscriber_a_slow_handler_does_not_hold_up_messages_of_other_consume_ca
 	}
 }
 
-// What ConsumeBatch costs in concurrency (SubscriberConfig.ConsumeBatch): the
-// messages of one consume call are handed out one after another, so a burst
-// of n stored messages on one queue, which the client pulls at once, has
-// n/ConsumeBatch messages out at a time, however many ConsumeGoroutines.
-func TestSubscriber_a_burst_on_one_queue_has_one_message_out_per_consume_call(t *testing.T) {
+// While handlers are quick, the messages of one consume call go out one
+// after another, so a burst of n stored messages on one queue, which the
+// client pulls at once, has n/ConsumeBatch messages out at a time, however
+// many ConsumeGoroutines (SubscriberConfig.SplitAfter).
+func TestSubscriber_a_burst_on_one_queue_has_one_message_out_per_consume_call_while_handlers_are_quick(t *testing.T) {
 	b := newBroker(t, rocketmqtest.Config{})
 	pub := newPublisher(t, b, rocketmq.PublisherConfig{})
 	topic := newTopic()
@@ -274,21 +275,12 @@ func TestSubscriber_a_burst_on_one_queue_has_one_message_out_per_consume_call(t 
 	const n, batch = 12, 4
 	const calls = n / batch
 	fillOneQueue(t, b, pub, topic, n, l)
-	sub := newSubscriber(t, b, rocketmq.SubscriberConfig{ConsumeGoroutines: 20, ConsumeBatch: batch})
+	// Holding a wave takes 200 ms: quick, for this test.
+	sub := newSubscriber(t, b, rocketmq.SubscriberConfig{ConsumeGoroutines: 20, ConsumeBatch: batch, SplitAfter: time.Hour})
 	msgs := subscribe(t, sub, topic)
 
 	for wave := 1; wave <= batch; wave++ {
-		held := make([]*message.Message, 0, calls)
-		for len(held) < calls {
-			m := receive(t, msgs, 15*time.Second)
-			l.markDelivered(m.UUID)
-			held = append(held, m)
-		}
-		select {
-		case extra := <-msgs:
-			t.Fatalf("wave %d: message %s handed out while %d were unsettled; %d consume calls of %d", wave, extra.UUID, len(held), calls, batch)
-		case <-time.After(200 * time.Millisecond):
-		}
+		held := holdWave(t, msgs, l, calls, fmt.Sprintf("wave %d; %d consume calls of %d", wave, calls, batch))
 		for _, m := range held {
 			m.Ack()
 		}
@@ -297,5 +289,100 @@ func TestSubscriber_a_burst_on_one_queue_has_one_message_out_per_consume_call(t 
 	t.Logf("sent %d delivered %d duplicated %d lost %d", sent, delivered, dup, lost)
 	if lost != 0 || dup != 0 || delivered != n {
 		t.Fatalf("delivered %d of %d, lost %d, duplicated %d", delivered, n, lost, dup)
+	}
+}
+
+// holdWave receives want messages from msgs without settling them, checks
+// that no more comes, and returns them.
+func holdWave(t *testing.T, msgs <-chan *message.Message, l *ledger, want int, why string) []*message.Message {
+	t.Helper()
+	held := make([]*message.Message, 0, want)
+	for len(held) < want {
+		m := receive(t, msgs, 15*time.Second)
+		l.markDelivered(m.UUID)
+		held = append(held, m)
+	}
+	select {
+	case extra := <-msgs:
+		t.Fatalf("message %s handed out while %d were unsettled: %s", extra.UUID, len(held), why)
+	case <-time.After(200 * time.Millisecond):
+	}
+	return held
+}
+
+// A handler slower than SplitAfter spreads the rest of its consume call: the
+// call's other messages go out at once, up to ConsumeGoroutines, each acked
+// or nacked on its own.
+func TestSubscriber_a_slow_handler_spreads_the_rest_of_its_consume_call_within_ConsumeGoroutines(t *testing.T) {
+	b := newBroker(t, rocketmqtest.Config{})
+	pub := newPublisher(t, b, rocketmq.PublisherConfig{})
+	topic := newTopic()
+	l := newLedger()
+	const n, bound = 12, 4 // one consume call of 12
+	fillOneQueue(t, b, pub, topic, n, l)
+	sub := newSubscriber(t, b, rocketmq.SubscriberConfig{ConsumeGoroutines: bound, SplitAfter: 50 * time.Millisecond})
+	msgs := subscribe(t, sub, topic)
+
+	// The first message goes out alone; held past SplitAfter (by holdWave's
+	// check), it makes the rest go out at once, as far as the bound allows.
+	first := holdWave(t, msgs, l, 1, "one call hands out one message before a handler is slow")
+	first[0].Ack()
+	nacked := ""
+	for rest := n - 1; rest > 0; {
+		wave := holdWave(t, msgs, l, min(bound, rest), fmt.Sprintf("ConsumeGoroutines is %d", bound))
+		for i, m := range wave {
+			if nacked == "" && i == 1 {
+				nacked = m.UUID // delivered again, on its own
+				m.Nack()
+				continue
+			}
+			m.Ack()
+			rest--
+		}
+	}
+	sent, delivered, dup, lost := l.counts()
+	t.Logf("sent %d delivered %d duplicated %d lost %d", sent, delivered, dup, lost)
+	if lost != 0 || delivered != n || dup != 1 {
+		t.Fatalf("delivered %d of %d, lost %d, duplicated %d; want every message once and the nacked one twice", delivered, n, lost, dup)
+	}
+}
+
+// Close while the rest of a call is spread over goroutines: the goroutines
+// end (goleak in TestMain), and the group gets every message not committed.
+func TestSubscriber_Close_while_a_consume_call_is_spread_loses_nothing(t *testing.T) {
+	b := newBroker(t, rocketmqtest.Config{})
+	pub := newPublisher(t, b, rocketmq.PublisherConfig{})
+	topic := newTopic()
+	group := "spread-" + topic
+	l := newLedger()
+	const n, bound = 12, 4
+	fillOneQueue(t, b, pub, topic, n, l)
+	sub := newSubscriber(t, b, rocketmq.SubscriberConfig{ConsumerGroup: group, ConsumeGoroutines: bound,
+		SplitAfter: 50 * time.Millisecond, CloseTimeout: 100 * time.Millisecond})
+	msgs := subscribe(t, sub, topic)
+	first := holdWave(t, msgs, l, 1, "one call hands out one message before a handler is slow")
+	first[0].Ack()
+	wave := holdWave(t, msgs, l, bound, fmt.Sprintf("ConsumeGoroutines is %d", bound))
+	wave[0].Ack() // the others are never settled
+	if err := sub.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The call never finished, so nothing was committed: the group gets all
+	// n again, among them everything the call handed out.
+	next := newSubscriber(t, b, rocketmq.SubscriberConfig{ConsumerGroup: group})
+	nextMsgs := subscribe(t, next, topic)
+	for i := 0; i < n; i++ {
+		m := receive(t, nextMsgs, 20*time.Second)
+		l.markDelivered(m.UUID)
+		m.Ack()
+	}
+	sent, delivered, dup, lost := l.counts()
+	t.Logf("sent %d delivered %d duplicated %d lost %d", sent, delivered, dup, lost)
+	if lost != 0 {
+		t.Fatalf("lost %d of %d", lost, sent)
+	}
+	if dup != 1+bound {
+		t.Errorf("duplicated %d, want the %d messages the unfinished call handed out", dup, 1+bound)
 	}
 }

@@ -69,6 +69,7 @@ func TestSubscriberConfig_Validate(t *testing.T) {
 		{name: "negative goroutines", cfg: rocketmq.SubscriberConfig{NameServers: ns, ConsumerGroup: "g", ConsumeGoroutines: -1}, field: "ConsumeGoroutines"},
 		{name: "negative consume batch", cfg: rocketmq.SubscriberConfig{NameServers: ns, ConsumerGroup: "g", ConsumeBatch: -1}, field: "ConsumeBatch"},
 		{name: "consume batch over the pull batch", cfg: rocketmq.SubscriberConfig{NameServers: ns, ConsumerGroup: "g", ConsumeBatch: 33}, field: "ConsumeBatch"},
+		{name: "negative split after", cfg: rocketmq.SubscriberConfig{NameServers: ns, ConsumerGroup: "g", SplitAfter: -time.Millisecond}, field: "SplitAfter"},
 		{name: "negative reconsume", cfg: rocketmq.SubscriberConfig{NameServers: ns, ConsumerGroup: "g", MaxReconsumeTimes: -2}, field: "MaxReconsumeTimes"},
 		{name: "too many queues", cfg: rocketmq.SubscriberConfig{NameServers: ns, ConsumerGroup: "g", TopicQueueNums: 2000}, field: "TopicQueueNums"},
 		{name: "negative close timeout", cfg: rocketmq.SubscriberConfig{NameServers: ns, ConsumerGroup: "g", CloseTimeout: -1}, field: "CloseTimeout"},

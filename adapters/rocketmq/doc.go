@@ -81,13 +81,17 @@
 //
 // Consuming: at-least-once. An offset is committed only after the message's
 // Ack and the Acks of the other messages of its consume call
-// (SubscriberConfig.ConsumeBatch, default 8, handed out one at a time).
+// (SubscriberConfig.ConsumeBatch, default 32, handed out one at a time
+// while handlers are quick, at once within ConsumeGoroutines once one is
+// slower than SplitAfter).
 // Nacked messages are redelivered in process (default) or through the
 // broker's retry topic and its delay levels up to MaxReconsumeTimes, then
 // %DLQ%<group> (BrokerRetry). Messages in handlers when a subscription ends
 // get CloseTimeout to be acked; unacked ones, those still unread in the
 // output channel, and the acked messages of a consume call that had not
-// finished are redelivered to the group. Rebalances, broker restarts and late
+// finished (and those after it in the same queue: the client commits a
+// queue's offset up to its oldest unfinished message) are redelivered to the
+// group. Rebalances, broker restarts and late
 // acks cause duplicates; deduplicate on the UUID. Broadcasting subscriptions
 // never redeliver a nacked message. No
 // ordering guarantee: queues are consumed concurrently.
@@ -110,6 +114,11 @@
 //     more, SendRetries 0, a message context that cannot be cancelled);
 //   - SendSync can return a result with an error, or a non-OK status without
 //     one: only SEND_OK with no error counts as sent;
+//   - the first sends of a new producer can fail with "topic=<topic> route
+//     info not found" (nothing sent) while another send's route lookup has
+//     made the topic's queues visible but not yet stored the broker address:
+//     the adapter sends again after 1, 2, 4 ... 64 ms, so a broker whose
+//     master stays unknown costs a send 127 ms before its retryable error;
 //   - batches carry no UNIQ_KEY, so a batched message's MsgId would change on
 //     every broker redelivery: the adapter sets one per message;
 //   - Start fails for a topic without a route, and a new group's

@@ -294,7 +294,11 @@ func (p *Publisher) sendSync(ctx context.Context, topic string, msgs []*message.
 		if own {
 			sendCtx, cancel = context.WithTimeout(ctx, p.cfg.SendTimeout)
 		}
-		res, err := p.producer.SendSync(sendCtx, request(out, s)...)
+		reqs := request(out, s)
+		res, err := p.producer.SendSync(sendCtx, reqs...)
+		for try := 0; err != nil && brokerAddrPending(err) && p.waitBrokerAddr(sendCtx, try); try++ {
+			res, err = p.producer.SendSync(sendCtx, reqs...)
+		}
 		// Without a context of the adapter's, the client's own 3 s context
 		// ends an attempt whose dial did not finish in time (a response that
 		// did not come is ErrRequestTimeout, which classify knows).
@@ -308,6 +312,42 @@ func (p *Publisher) sendSync(ctx context.Context, topic string, msgs []*message.
 		}
 	}
 	return nil
+}
+
+// brokerAddrWaits is how many times a send waits for its broker's address
+// (1, 2, 4 ... 64 ms: 127 ms in all) before the error is returned.
+const brokerAddrWaits = 7
+
+// brokerAddrPending reports whether err is the v2.1.2 client's
+// "topic=<topic> route info not found" (without the "the " of its no-route
+// error): the client picked a queue of the topic but knows no address for the
+// queue's broker, and sent nothing. A concurrent first lookup of a route makes
+// the queues visible to other sends before it stores the broker addresses
+// (apache/rocketmq-client-go#598), so the first sends of a new publisher fail
+// this way for a moment; a broker whose master is down does too, for longer.
+func brokerAddrPending(err error) bool {
+	s := err.Error()
+	return strings.HasPrefix(s, "topic=") && strings.HasSuffix(s, " route info not found")
+}
+
+// waitBrokerAddr waits before send try+1 for a broker address the client did
+// not know yet. It reports false, without waiting, once the waits are spent or
+// the context ended.
+func (p *Publisher) waitBrokerAddr(ctx context.Context, try int) bool {
+	if try >= brokerAddrWaits || ctx.Err() != nil {
+		return false
+	}
+	if try == 0 {
+		p.logger.Debug("The client does not know the broker address of the topic's queue yet; sending again", nil)
+	}
+	t := time.NewTimer(time.Millisecond << try)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // newSendError starts the error of the failed request s; the messages before
@@ -431,12 +471,17 @@ func (p *Publisher) sendAsync(ctx context.Context, topic string, msgs []*message
 	for i, s := range sends {
 		ch := make(chan asyncResult, 2)
 		results[i] = ch
-		err := p.producer.SendAsync(sendCtx, func(_ context.Context, res *primitive.SendResult, err error) {
+		callback := func(_ context.Context, res *primitive.SendResult, err error) {
 			select {
 			case ch <- asyncResult{res: res, err: err}:
 			default:
 			}
-		}, request(out, s)...)
+		}
+		reqs := request(out, s)
+		err := p.producer.SendAsync(sendCtx, callback, reqs...)
+		for try := 0; err != nil && brokerAddrPending(err) && p.waitBrokerAddr(sendCtx, try); try++ {
+			err = p.producer.SendAsync(sendCtx, callback, reqs...)
+		}
 		if err != nil {
 			ch <- asyncResult{err: err}
 		}
@@ -478,7 +523,11 @@ func (p *Publisher) sendAsync(ctx context.Context, topic string, msgs []*message
 func (p *Publisher) sendOneWay(ctx context.Context, topic string, msgs []*message.Message, out []*primitive.Message, sends []span) error {
 	for _, s := range sends {
 		sendCtx, cancel := context.WithTimeout(ctx, p.cfg.SendTimeout)
-		err := p.producer.SendOneWay(sendCtx, request(out, s)...)
+		reqs := request(out, s)
+		err := p.producer.SendOneWay(sendCtx, reqs...)
+		for try := 0; err != nil && brokerAddrPending(err) && p.waitBrokerAddr(sendCtx, try); try++ {
+			err = p.producer.SendOneWay(sendCtx, reqs...)
+		}
 		timedOut := sendCtx.Err() != nil
 		cancel()
 		if err != nil {

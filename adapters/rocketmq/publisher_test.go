@@ -5,7 +5,9 @@ package rocketmq_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -429,5 +431,107 @@ func TestPublisher_batches_stay_within_the_broker_size_limit(t *testing.T) {
 	}
 	if n := len(b.Messages(topic)); n != len(msgs) {
 		t.Fatalf("stored %d messages, want %d", n, len(msgs))
+	}
+}
+
+// routeLogGate is a client log target that holds the client's
+// "the topic route info changed" line for one topic until released. The
+// client writes that line after other sends can see the topic's queues and
+// before it stores the broker addresses (apache/rocketmq-client-go#598), so
+// holding it keeps that window open for as long as the test needs.
+type routeLogGate struct {
+	watermill.NopLogger
+	topic          string
+	held, released chan struct{}
+	holdOnce       sync.Once
+	retrying       chan struct{}
+	retryingOnce   sync.Once
+}
+
+func (g *routeLogGate) With(watermill.LogFields) watermill.LoggerAdapter { return g }
+
+func (g *routeLogGate) Info(msg string, fields watermill.LogFields) {
+	if msg != "the topic route info changed" || fields["topic"] != g.topic {
+		return
+	}
+	g.holdOnce.Do(func() {
+		close(g.held)
+		select {
+		case <-g.released:
+		case <-time.After(10 * time.Second):
+		}
+	})
+}
+
+// Debug receives the publisher's own lines.
+func (g *routeLogGate) Debug(msg string, _ watermill.LogFields) {
+	if strings.Contains(msg, "sending again") {
+		g.retryingOnce.Do(func() { close(g.retrying) })
+	}
+}
+
+// The v2.1.2 client fails a send that picks a queue whose broker address a
+// concurrent first route lookup has not stored yet, before sending anything.
+// The adapter sends it again once the address is there: both messages are
+// stored, each once, and the caller sees no error.
+func TestPublisher_first_sends_wait_for_a_broker_address_a_concurrent_route_lookup_is_storing(t *testing.T) {
+	for _, mode := range []rocketmq.SendMode{rocketmq.SendSync, rocketmq.SendAsync, rocketmq.SendOneWay} {
+		t.Run(mode.String(), func(t *testing.T) {
+			b := newBroker(t, rocketmqtest.Config{})
+			topic := newTopic()
+			b.CreateTopic(rocketmqtest.TopicConfig{Name: topic})
+			gate := &routeLogGate{topic: topic, held: make(chan struct{}), released: make(chan struct{}),
+				retrying: make(chan struct{})}
+			rocketmq.RouteClientLogs(gate, rocketmq.ClientLogInfo)
+			defer rocketmq.RouteClientLogs(nil, rocketmq.ClientLogError)
+			pub, err := rocketmq.NewPublisher(rocketmq.PublisherConfig{
+				NameServers: []string{b.NameServerAddr()}, SendMode: mode}, gate)
+			if err != nil {
+				t.Fatalf("NewPublisher: %v", err)
+			}
+			defer pub.Close()
+			// Before Close, which waits for the held Publish.
+			release := sync.OnceFunc(func() { close(gate.released) })
+			defer release()
+			first, second := newMsg("first"), newMsg("second")
+			firstErr, secondErr := make(chan error, 1), make(chan error, 1)
+			go func() { firstErr <- pub.Publish(topic, first) }()
+			select {
+			case <-gate.held: // the first send is storing the route
+			case err := <-firstErr:
+				t.Fatalf("the first Publish returned (%v) without looking the route up", err)
+			case <-time.After(10 * time.Second):
+				t.Fatal("the client never logged the route change")
+			}
+			go func() { secondErr <- pub.Publish(topic, second) }()
+			select {
+			case <-gate.retrying: // the race happened; let the lookup finish
+			case err := <-secondErr:
+				t.Fatalf("second Publish while the broker address was unknown: %v", err)
+			case <-time.After(10 * time.Second):
+				t.Fatal("the second Publish neither failed nor waited for the broker address")
+			}
+			release()
+			for name, ch := range map[string]chan error{"first": firstErr, "second": secondErr} {
+				if err := <-ch; err != nil {
+					t.Errorf("%s Publish: %v", name, err)
+				}
+			}
+			want := map[string]int{first.UUID: 1, second.UUID: 1}
+			deadline := time.Now().Add(10 * time.Second) // one-way sends land after Publish returns
+			for {
+				got := map[string]int{}
+				for _, m := range b.Messages(topic) {
+					got[m.Properties[rocketmq.PropertyUUID]]++
+				}
+				if maps.Equal(got, want) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("stored UUIDs %v, want %v", got, want)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		})
 	}
 }

@@ -35,11 +35,19 @@ import (
 // subscription ends is not committed and is redelivered to the group later;
 // so are messages whose ack arrives after CloseTimeout, and the messages
 // already acked of a consume call that had not finished (the client hands
-// ConsumeBatch messages to a call and commits them when it returns).
+// ConsumeBatch messages to a call and commits them when it returns) and
+// after it in the same queue (the client commits a queue's offset up to its
+// oldest unfinished message).
 // Duplicates also happen after rebalances and broker restarts; the UUID stays
 // the same, so handlers can deduplicate. Broadcasting subscriptions drop
 // nacked messages. Order is not guaranteed: queues are consumed concurrently, and messages of
 // one queue by up to ConsumeGoroutines goroutines.
+//
+// The messages of a consume call go out one after another on the client's
+// goroutine while handlers are quick: one goroutine per call, not per
+// message. Once a handler takes longer than SplitAfter over one of them, the
+// rest of the call goes out at once, each on a goroutine of its own. Either
+// way at most ConsumeGoroutines messages are out at a time.
 //
 // Broker retry caveat: client v2.1.2 ignores the broker's answer to the
 // send-back that carries a nacked message to %RETRY%<group>; if the broker
@@ -205,6 +213,7 @@ func (s *Subscriber) start(ctx context.Context, topic, instance string) (*subscr
 		// waiting for a consume call: one goroutine wake-up per message
 		// instead of two. stopAndDrain takes back what is still buffered.
 		out:          make(chan *message.Message, s.cfg.ConsumeGoroutines),
+		slots:        make(chan struct{}, s.cfg.ConsumeGoroutines),
 		reclaimed:    map[*message.Message]struct{}{},
 		stop:         make(chan struct{}),
 		shutdownDone: make(chan struct{}),
@@ -352,6 +361,7 @@ type subscription struct {
 	// would cost a lock and two map operations per message.
 	msgBase  context.Context
 	out      chan *message.Message
+	slots    chan struct{} // one per message out: ConsumeGoroutines
 	consumer rmq.PushConsumer
 
 	mu              sync.Mutex
@@ -401,42 +411,152 @@ func (sub *subscription) consume(ctx context.Context, msgs ...*primitive.Message
 	sub.inflight.Add(1)
 	sub.mu.Unlock()
 
-	result := consumer.ConsumeSuccess
-	delayLevel := 0
-	// Every message is handed out on its own, one after another. A nacked
-	// one waits for the next round, after the others of the call, so it does
-	// not hold them up.
-	started := time.Now()
-	for round, pending := 0, msgs; len(pending) > 0; round++ {
-		var again []*primitive.MessageExt
-		for i, ext := range pending {
-			if (round > 0 || i > 0) && time.Since(started) > consumeClockSlack {
-				restartConsumeClock(ext)
-			}
-			v, level := sub.deliver(ext)
-			switch v {
-			case verdictAbandon:
-				return sub.abandon()
-			case verdictBrokerRetry:
-				result = consumer.ConsumeRetryLater
-				delayLevel = level
-			case verdictAgain:
-				again = append(again, ext)
-			}
-		}
-		if len(again) > 0 && !sub.waitResend() {
-			return sub.abandon()
-		}
-		pending = again
+	r := sub.handOut(msgs)
+	if r.abandon {
+		return sub.abandon()
 	}
-	if result == consumer.ConsumeRetryLater {
+	result := consumer.ConsumeSuccess
+	if r.retry {
+		result = consumer.ConsumeRetryLater
 		if cc, ok := primitive.GetConcurrentlyCtx(ctx); ok {
-			cc.DelayLevelWhenNextConsume = delayLevel
+			cc.DelayLevelWhenNextConsume = r.delayLevel
 		}
 	}
 	sub.lastResult.Store(time.Now().UnixNano())
 	sub.inflight.Done()
 	return result, nil
+}
+
+// callResult is what the messages of a consume call (or some of them) came
+// to.
+type callResult struct {
+	abandon    bool // the subscription ended first
+	retry      bool // some went to the broker's retry
+	delayLevel int  // the delay level of the last of those
+}
+
+func (r *callResult) add(o callResult) {
+	r.abandon = r.abandon || o.abandon
+	if o.retry {
+		r.retry, r.delayLevel = true, o.delayLevel
+	}
+}
+
+// handOut hands the messages of a consume call out one after another on the
+// client's goroutine, holding one slot of ConsumeGoroutines. A nacked message
+// waits for the next round, after the others of the call, so it does not
+// hold them up. Once a handler takes longer than SplitAfter over a message,
+// the rest of the call is handed out at once, each message on a goroutine of
+// its own with a slot of its own (handOutEach): quick handlers get the
+// messages of a call without a goroutine per message, slow ones get the
+// concurrency.
+func (sub *subscription) handOut(msgs []*primitive.MessageExt) callResult {
+	if !sub.takeSlot() {
+		return callResult{abandon: true}
+	}
+	var r callResult
+	started := time.Now()
+	for round, pending := 0, msgs; len(pending) > 0; round++ {
+		var again []*primitive.MessageExt
+		out := time.Now() // when the message at hand went out
+		for i, ext := range pending {
+			if (round > 0 || i > 0) && out.Sub(started) > consumeClockSlack {
+				restartConsumeClock(ext)
+			}
+			v, level := sub.deliver(ext)
+			switch v {
+			case verdictAbandon:
+				<-sub.slots
+				return callResult{abandon: true}
+			case verdictBrokerRetry:
+				r.retry, r.delayLevel = true, level
+			case verdictAgain:
+				again = append(again, ext)
+			}
+			now := time.Now()
+			if i+1 < len(pending) && now.Sub(out) > sub.s.cfg.SplitAfter {
+				<-sub.slots
+				r.add(sub.handOutEach(pending[i+1:], again))
+				return r
+			}
+			out = now
+		}
+		if len(again) > 0 {
+			// Nothing is out while the nacked ones wait: free the slot.
+			<-sub.slots
+			if !sub.waitResend() || !sub.takeSlot() {
+				return callResult{abandon: true}
+			}
+		}
+		pending = again
+	}
+	<-sub.slots
+	return r
+}
+
+// handOutEach hands each message of fresh, and after NackResendDelay each of
+// nacked, out on a goroutine of its own, and waits for all of them.
+//
+//go:noinline
+func (sub *subscription) handOutEach(fresh, nacked []*primitive.MessageExt) callResult {
+	results := make([]callResult, len(fresh)+len(nacked))
+	var wg sync.WaitGroup
+	wg.Add(len(results))
+	for i, ext := range append(fresh[:len(fresh):len(fresh)], nacked...) {
+		go func() {
+			defer wg.Done()
+			results[i] = sub.handOutOne(ext, i >= len(fresh))
+		}()
+	}
+	wg.Wait()
+	var r callResult
+	for _, o := range results {
+		r.add(o)
+	}
+	return r
+}
+
+// handOutOne delivers ext, within a slot of ConsumeGoroutines, until it is
+// acked or goes to the broker's retry; nacked says it was just nacked and
+// waits NackResendDelay first.
+func (sub *subscription) handOutOne(ext *primitive.MessageExt, nacked bool) callResult {
+	for {
+		if nacked && !sub.waitResend() {
+			return callResult{abandon: true}
+		}
+		if !sub.takeSlot() {
+			return callResult{abandon: true}
+		}
+		restartConsumeClock(ext)
+		v, level := sub.deliver(ext)
+		<-sub.slots
+		switch v {
+		case verdictAbandon:
+			return callResult{abandon: true}
+		case verdictBrokerRetry:
+			return callResult{retry: true, delayLevel: level}
+		case verdictAgain:
+			nacked = true
+		default:
+			return callResult{}
+		}
+	}
+}
+
+// takeSlot takes one of the ConsumeGoroutines slots that bound the messages
+// out at once; false when the subscription stops first.
+func (sub *subscription) takeSlot() bool {
+	select {
+	case sub.slots <- struct{}{}:
+		return true
+	default:
+	}
+	select {
+	case sub.slots <- struct{}{}:
+		return true
+	case <-sub.stop:
+		return false
+	}
 }
 
 // abandon ends a consume call whose subscription stopped before all its
@@ -514,7 +634,7 @@ func (sub *subscription) park() (consumer.ConsumeResult, error) {
 // deliver hands ext to the output channel once and waits until it is acked
 // (verdictAck), nacked (verdictAgain, or what nacked decides), or the
 // subscription ends. It runs on a goroutine the client starts for each
-// consume call, whose stack grows (a copy) once the calls under it need more
+// consume call (or, once the call is spread, one of handOutEach's), whose stack grows (a copy) once the calls under it need more
 // than its initial size; the rare paths are therefore in functions of their
 // own, keeping the frames of the common path small.
 func (sub *subscription) deliver(ext *primitive.MessageExt) (verdict, int) {

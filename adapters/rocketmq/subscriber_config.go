@@ -65,29 +65,38 @@ type SubscriberConfig struct {
 	// it, ignored otherwise.
 	ConsumeTimestamp time.Time
 	// ConsumeGoroutines bounds the messages of one subscription handed out at
-	// the same time (the client's ConsumeGoroutineNums, per topic: broker
-	// redeliveries from %RETRY%<group> have a bound of their own). Default 20.
+	// the same time (broker redeliveries from %RETRY%<group> included), and
+	// the consume calls the client runs at once for each of the two topics
+	// (its ConsumeGoroutineNums). Default 20.
 	ConsumeGoroutines int
 	// ConsumeBatch is the most messages the client hands to one consume
-	// call (the client's ConsumeMessageBatchMaxSize). The subscription still
-	// hands them out one at a time, each acked or nacked on its own (a
-	// nacked one is delivered again after the others of its call, so it holds
-	// up nobody), and the call returns when all of them are acked. Fewer
-	// calls cut the CPU per delivered message: 8 by about a quarter against
-	// 1, 32 by a few percent more (docs/benchmarks.md). One price is
-	// concurrency: the messages of one call are handled one after another,
-	// so a burst of n messages on one queue has about n/ConsumeBatch
-	// handlers at once (at most ConsumeGoroutines); with slow handlers, keep
-	// it low. The other is in duplicates: the client commits a call's
-	// offsets when the call returns, so when a subscription ends
-	// (Close, a rebalance) while a call is part-way through, the messages of
-	// that call already acked are delivered again to the group, at most
-	// ConsumeBatch-1 per consume goroutine; and a message the Marshaler
-	// cannot read sends its whole call to the broker's retry. Set 1 to commit
-	// each message on its own. BrokerRetry always uses 1: the client sends
-	// every message of a call back when the call asks for a retry. Default 8;
-	// 1..32 (32 is the client's pull batch).
+	// call (the client's ConsumeMessageBatchMaxSize); the client commits a
+	// call's offsets when the call returns. The subscription hands a call's
+	// messages out one at a time, each acked or nacked on its own (a nacked
+	// one is delivered again after the others of its call, so it holds up
+	// nobody), on the client's goroutine while handlers are quick: fewer
+	// calls cut the CPU per delivered message (docs/benchmarks.md). Once a
+	// handler takes longer than SplitAfter, the rest of its call goes out
+	// at once, within ConsumeGoroutines. The price of a big batch is in
+	// duplicates: when a subscription ends (Close, a rebalance) while a call
+	// is part-way through, the messages of that call already acked are
+	// delivered again to the group (docs/semantics.md); and a message the
+	// Marshaler cannot read sends its whole call to the broker's retry. Set
+	// 1 to commit each message on its own. BrokerRetry always uses 1: the
+	// client sends every message of a call back when the call asks for a
+	// retry. Default 32, the client's pull batch; 1..32.
 	ConsumeBatch int
+	// SplitAfter is how long a handler may take over a message (from hand-out
+	// to ack or nack) before the rest of its consume call is handed out at
+	// once, each message on a goroutine of its own, instead of one after
+	// another: a burst on one queue then gets up to ConsumeGoroutines
+	// handlers, not one per consume call. Below it, a call costs one
+	// goroutine. The time counts the wait in the output buffer and for the
+	// scheduler, which on a loaded machine reaches milliseconds (Go
+	// preempts a running goroutine after 10ms); splitting then only adds
+	// goroutines. Default 10ms: handlers of a few milliseconds on a burst
+	// that fills few queues want it lower, or a lower ConsumeBatch.
+	SplitAfter time.Duration
 	// InstanceName is the base of the client instance names. Each Subscribe
 	// call gets its own client, named InstanceName + "-" + topic (plus a
 	// counter for a second subscription of the same topic), because the client
@@ -146,8 +155,12 @@ type SubscriberConfig struct {
 	Clock clock.Clock
 }
 
-// DefaultConsumeBatch is SubscriberConfig.ConsumeBatch's default.
-const DefaultConsumeBatch = 8
+// DefaultConsumeBatch is SubscriberConfig.ConsumeBatch's default: the
+// client's whole pull batch.
+const DefaultConsumeBatch = maxConsumeBatch
+
+// DefaultSplitAfter is SubscriberConfig.SplitAfter's default.
+const DefaultSplitAfter = 10 * time.Millisecond
 
 // maxConsumeBatch is the client's pull batch: a consume call never gets more.
 const maxConsumeBatch = 32
@@ -162,6 +175,9 @@ func (c *SubscriberConfig) setDefaults() {
 	}
 	if c.ConsumeBatch == 0 {
 		c.ConsumeBatch = DefaultConsumeBatch
+	}
+	if c.SplitAfter == 0 {
+		c.SplitAfter = DefaultSplitAfter
 	}
 	if c.InstanceName == "" {
 		c.InstanceName = "reliamq-sub-" + shortID()
@@ -216,6 +232,9 @@ func (c SubscriberConfig) Validate() error {
 	}
 	if c.ConsumeBatch < 0 || c.ConsumeBatch > maxConsumeBatch {
 		errs = append(errs, fmt.Errorf("ConsumeBatch: must be in 1..%d, got %d", maxConsumeBatch, c.ConsumeBatch))
+	}
+	if c.SplitAfter < 0 {
+		errs = append(errs, fmt.Errorf("SplitAfter: must not be negative, got %s", c.SplitAfter))
 	}
 	if c.MaxReconsumeTimes < 0 {
 		errs = append(errs, fmt.Errorf("MaxReconsumeTimes: must not be negative, got %d", c.MaxReconsumeTimes))

@@ -225,6 +225,11 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Summary, error) {
 		Mode:      redelivery.Durable,
 		Store:     store,
 		Publisher: tr.publisher, PollInterval: 50 * time.Millisecond,
+		Hooks: []any{redeliveredHook(func(p redelivery.RedeliveredParams) {
+			if p.Err != nil {
+				say("  redeliver %s retry %d: publish failed, will try again: %v", p.MessageUUID[:8], p.Retry, p.Err)
+			}
+		})},
 	}, logger)
 	if err != nil {
 		return Summary{}, err
@@ -351,12 +356,14 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Summary, error) {
 		}
 		return waitSettled(2)
 	}()
-	errClose := closePub()
-	// The counters are final once the consumer side stopped: the poller
-	// counts a redelivery after its publish returned, which can be after
-	// the handler already saw the message.
+	// Consumer side first: the router stops handling, then Close waits for
+	// the redelivery poller's publish in flight, which can return after the
+	// handler already saw the message. Only then the publish side, whose
+	// publisher the poller shares: closed earlier, it would fail that
+	// publish although the message got through. The counters are final.
 	closeRouter()
-	errClose = errors.Join(errClose, rd.Close())
+	errClose := rd.Close()
+	errClose = errors.Join(errClose, closePub())
 	st := rd.Stats()
 	mu.Lock()
 	s := Summary{Stored: int(stored.Load()), Redelivered: int(st.Redelivered)}
@@ -377,6 +384,11 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Summary, error) {
 		cfg.Broker, s.Published, s.Delivered, s.Duplicated, s.DeadLettered, s.Lost, s.Stored, s.Redelivered)
 	return s, errors.Join(err, errClose)
 }
+
+// redeliveredHook adapts a func to redelivery.RedeliveredHook.
+type redeliveredHook func(redelivery.RedeliveredParams)
+
+func (h redeliveredHook) OnRedelivered(p redelivery.RedeliveredParams) { h(p) }
 
 // storedHook adapts a func to fallback.StoredHook.
 type storedHook func(fallback.StoredParams)

@@ -135,20 +135,33 @@ func newTransport(ctx context.Context, broker, addr string, logger watermill.Log
 				JetStream: js(group)}, logger)
 		}
 	case "redis":
-		client := redis.NewClient(&redis.Options{Addr: addr})
+		// watermill-redisstream publishers and subscribers close their client
+		// when they close, so each gets its own: with a shared one, the router
+		// closing its subscribers would cut off a publish still in flight (the
+		// redelivery poller's), which then reports a failure for a message
+		// that did get through.
+		newClient := func() *redis.Client { return redis.NewClient(&redis.Options{Addr: addr}) }
+		client := newClient()
 		if err := client.Ping(ctx).Err(); err != nil {
 			_ = client.Close()
 			return nil, fmt.Errorf("redis: %w", err)
 		}
-		t.onClose(client.Close)
 		pub, err := redisstream.NewPublisher(redisstream.PublisherConfig{Client: client}, logger)
 		if err != nil {
+			_ = client.Close()
 			return nil, err
 		}
+		t.onClose(pub.Close)
 		t.publisher = pub
 		t.subscribe = func(group string) (message.Subscriber, error) {
-			return redisstream.NewSubscriber(redisstream.SubscriberConfig{Client: client, ConsumerGroup: group,
+			client := newClient()
+			sub, err := redisstream.NewSubscriber(redisstream.SubscriberConfig{Client: client, ConsumerGroup: group,
 				OldestId: "0", BlockTime: 50 * time.Millisecond, DisableIndefiniteInitialBlock: true}, logger)
+			if err != nil {
+				_ = client.Close()
+				return nil, err
+			}
+			return sub, nil
 		}
 	default:
 		return nil, fmt.Errorf("unknown broker %q; one of %v", broker, Brokers)

@@ -54,7 +54,10 @@ func TestInMemory_publishes_due_messages_in_due_order_and_retries_failed_publish
 		d, _ := time.ParseDuration(string(m.Payload))
 		return nil, redelivery.RetryAfter(d)
 	})
-	for _, d := range []string{"30s", "10s", "20s"} {
+	// Out of due order, but the earliest first: every timer the scheduler
+	// leaves behind when a new message wakes it is then due at 10s, and none
+	// can be mistaken below for a later wait.
+	for _, d := range []string{"10s", "30s", "20s"} {
 		if _, err := h(message.NewMessage("m"+d, []byte(d))); err != nil {
 			t.Fatal(err)
 		}
@@ -72,8 +75,11 @@ func TestInMemory_publishes_due_messages_in_due_order_and_retries_failed_publish
 	if ev := recv(t, hooks.redelivered, "redelivered event"); ev.Err == nil || ev.MessageUUID != "m10s" {
 		t.Fatalf("event %+v", ev)
 	}
+	// Each wait is awaited by its deadline: the scheduler leaves a timer
+	// behind whenever a new message woke it, so a timer count would not
+	// tell that the next wait started.
 	for _, step := range []time.Duration{5 * time.Second, 5 * time.Second, 10 * time.Second} {
-		if err := fake.BlockUntil(ctx, 1); err != nil {
+		if err := fake.BlockUntilDue(ctx, fake.Now().Add(step)); err != nil {
 			t.Fatal(err)
 		}
 		fake.Advance(step)

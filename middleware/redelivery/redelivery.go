@@ -141,8 +141,9 @@ func (r *Redelivery) Stats() Stats {
 // Close stops the scheduler goroutines and waits for them. InMemory messages
 // still waiting are lost (Stats.LostOnClose); Durable ones stay in the store.
 // Close the router first: a message failing after Close is nacked with
-// ErrClosed. Close does not close the publishers nor the store. It is
-// idempotent.
+// ErrClosed. Close does not close the publishers nor the store; close them
+// after it, since Close waits for a publish in flight to the retry topic. It
+// is idempotent.
 func (r *Redelivery) Close() error {
 	r.closeOnce.Do(func() {
 		close(r.closed)

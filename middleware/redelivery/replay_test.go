@@ -137,10 +137,11 @@ func TestReplay_is_rate_limited_on_the_clock_and_stops_when_idle(t *testing.T) {
 	defer cancel()
 	recv(t, pub.pubs, "first publish")
 	for i := 0; i < 2; i++ {
-		// Replay waits 500 ms (rate 2/s) before the next message; the idle
-		// timer of the receive is pending too.
-		if err := fake.BlockUntil(ctx, 1); err != nil {
-			t.Fatal(err)
+		// Replay waits 500 ms (rate 2/s) before the next message. The idle
+		// timers of its receives (1 min) are pending too, so counting timers
+		// cannot tell that the wait started: look for its deadline.
+		if err := fake.BlockUntilDue(ctx, fake.Now().Add(500*time.Millisecond)); err != nil {
+			t.Fatalf("Replay never waited for the rate limit: %v", err)
 		}
 		select {
 		case <-pub.pubs:

@@ -114,9 +114,30 @@ func (f *Fake) NextDeadline() (time.Time, bool) {
 // BlockUntil waits until at least n timers are pending or ctx ends. Tests call it
 // before Advance so they never race the code under test.
 func (f *Fake) BlockUntil(ctx context.Context, n int) error {
+	return f.waitFor(ctx, func() bool { return len(f.timers) >= n })
+}
+
+// BlockUntilDue waits until a pending timer is due at exactly at, or ctx
+// ends. Use it instead of BlockUntil when the code under test leaves timers
+// it no longer waits on (a select that took another case): those count as
+// pending, so a timer count cannot tell that the awaited wait has started.
+func (f *Fake) BlockUntilDue(ctx context.Context, at time.Time) error {
+	return f.waitFor(ctx, func() bool {
+		for _, tm := range f.timers {
+			if tm.at.Equal(at) {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// waitFor waits until cond, checked under the lock, holds after a timer was
+// added, or ctx ends.
+func (f *Fake) waitFor(ctx context.Context, cond func() bool) error {
 	for {
 		f.mu.Lock()
-		if len(f.timers) >= n {
+		if cond() {
 			f.mu.Unlock()
 			return nil
 		}

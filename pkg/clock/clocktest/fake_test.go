@@ -2,6 +2,7 @@ package clocktest_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -57,5 +58,33 @@ func TestFake_zero_delay_fires_at_once(t *testing.T) {
 	case <-f.After(0):
 	default:
 		t.Fatal("After(0) did not fire")
+	}
+}
+
+func TestFake_BlockUntilDue_waits_for_a_timer_due_at_that_time_not_for_any_timer(t *testing.T) {
+	f := clocktest.NewFake(time.Time{})
+	start := f.Now()
+	_ = f.After(time.Minute) // left pending, as a select that took another case leaves it
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	err := f.BlockUntilDue(ctx, start.Add(time.Second))
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("BlockUntilDue with only another timer pending = %v, want the context's deadline", err)
+	}
+	added := make(chan (<-chan time.Time), 1)
+	go func() {
+		time.Sleep(10 * time.Millisecond)
+		added <- f.After(time.Second)
+	}()
+	ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := f.BlockUntilDue(ctx, start.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	f.Advance(time.Second)
+	select {
+	case <-<-added:
+	default:
+		t.Fatal("the awaited timer did not fire when due")
 	}
 }
