@@ -208,6 +208,20 @@ type consumer struct {
 	stop func()
 }
 
+// waitStats polls the consumer's stats until cond holds. A handler records a
+// delivery before it returns, and the middleware counts the outcome only
+// after, so stats lag what a collector has seen.
+func (c *consumer) waitStats(t *testing.T, timeout time.Duration, what string, cond func(redelivery.Stats) bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for st := c.r.Stats(); !cond(st); st = c.r.Stats() {
+		if time.Now().After(deadline) {
+			t.Fatalf("stats %+v: want %s", st, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func (s *suite) newConfig(group string, p policy.Policy) redelivery.Config {
 	return redelivery.Config{ConsumerGroup: group, Handler: "h", Policy: p}
 }
@@ -490,13 +504,7 @@ func (s *suite) testBroadcast(t *testing.T) {
 	})
 	sent := newMessages(5, "bcast")
 	s.publish(t, topic, sent...)
-	deadline := time.Now().Add(s.f.Timeout)
-	for c.r.Stats().Dropped < 5 {
-		if time.Now().After(deadline) {
-			t.Fatalf("stats %+v: want 5 dropped", c.r.Stats())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	c.waitStats(t, s.f.Timeout, "5 dropped", func(st redelivery.Stats) bool { return st.Dropped >= 5 })
 	if st := c.r.Stats(); st.Scheduled != 0 || st.DeadLettered != 0 || st.Failed != 5 {
 		t.Fatalf("stats %+v: want 5 failed, none scheduled nor dead-lettered", st)
 	}
@@ -541,8 +549,11 @@ func (s *suite) testHeadOfLine(t *testing.T) {
 	if p := got.get(poison.UUID); len(p) != 1 || p[0].Reconsume != 0 {
 		t.Fatalf("poisoned message delivered %d times, want once (waiting for its 2nd attempt)", len(p))
 	}
+	c.waitStats(t, s.f.Timeout, fmt.Sprintf("%d succeeded, 1 scheduled", n), func(st redelivery.Stats) bool {
+		return st.Succeeded >= uint64(n) && st.Scheduled >= 1
+	})
 	if st := c.r.Stats(); st.Scheduled != 1 || st.Succeeded < uint64(n) {
-		t.Fatalf("stats %+v", st)
+		t.Fatalf("stats %+v: want %d succeeded, 1 scheduled", st, n)
 	}
 }
 
@@ -575,6 +586,7 @@ func (s *suite) testGroupIsolation(t *testing.T) {
 			t.Fatalf("group A saw %s %d times, want 2", m.UUID, n)
 		}
 	}
+	b.waitStats(t, s.f.Timeout, "group B: 5 succeeded", func(st redelivery.Stats) bool { return st.Succeeded >= 5 })
 	if st := b.r.Stats(); st.Scheduled != 0 || st.Failed != 0 || st.Succeeded != 5 {
 		t.Fatalf("group B stats %+v", st)
 	}
@@ -702,13 +714,7 @@ func (s *suite) testRestart(t *testing.T) {
 		func(c *redelivery.Config) { c.PollInterval = time.Hour })
 	sent := newMessages(n, "restart")
 	s.publish(t, topic, sent...)
-	deadline := time.Now().Add(s.f.Timeout)
-	for first.r.Stats().Scheduled < uint64(n) {
-		if time.Now().After(deadline) {
-			t.Fatalf("stats %+v: want %d scheduled", first.r.Stats(), n)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	first.waitStats(t, s.f.Timeout, fmt.Sprintf("%d scheduled", n), func(st redelivery.Stats) bool { return st.Scheduled >= uint64(n) })
 	first.stop()
 	stoppedAt := time.Now()
 	s.start(t, s.newConfig(group, fastPolicy(3, delay)), topic, handler)
