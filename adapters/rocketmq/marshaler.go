@@ -82,36 +82,50 @@ var _ Marshaler = DefaultMarshaler{}
 // ErrInvalidMetadata (and policy.IsPermanent) for metadata that cannot be
 // encoded.
 func (DefaultMarshaler) Marshal(topic string, msg *message.Message) (*primitive.Message, error) {
+	// The properties are checked as they are built, as CheckProperties would
+	// check them: only what comes from the message needs it, the names the
+	// marshaler writes are known to be good.
+	if err := checkPropertyText(msg.UUID); err != nil {
+		return nil, permanent(ErrInvalidMetadata, "value of property %q: %v", PropertyUUID, err)
+	}
 	props := make(map[string]string, len(msg.Metadata)+1)
 	// Set even when empty: its presence marks a message from this adapter.
 	props[PropertyUUID] = msg.UUID
+	size := len(PropertyUUID) + len(msg.UUID) + 2
 	for k, v := range msg.Metadata {
+		name, user := "", false
 		switch k {
 		case metadata.Tags:
-			if v != "" {
-				props[primitive.PropertyTags] = v
-			}
+			name = primitive.PropertyTags
 		case metadata.Keys:
-			if v != "" {
-				props[primitive.PropertyKeys] = v
-			}
+			name = primitive.PropertyKeys
 		case metadata.ShardingKey:
-			if v != "" {
-				props[primitive.PropertyShardingKey] = v
-			}
+			name = primitive.PropertyShardingKey
 		case metadata.DelayLevel:
 			level, err := ParseDelayLevel(v)
 			if err != nil {
 				return nil, err
 			}
-			if level > 0 {
-				props[primitive.PropertyDelayTimeLevel] = strconv.Itoa(level)
+			if level == 0 {
+				continue
 			}
+			name, v = primitive.PropertyDelayTimeLevel, strconv.Itoa(level)
 		default:
-			props[PropertyMetadataPrefix+k] = v
+			name, user = PropertyMetadataPrefix+k, true
+			if err := checkPropertyText(k); err != nil {
+				return nil, permanent(ErrInvalidMetadata, "property name %q: %v", name, err)
+			}
 		}
+		if v == "" && !user {
+			continue // an empty send control sets nothing; user metadata travels even when empty
+		}
+		if err := checkPropertyText(v); err != nil {
+			return nil, permanent(ErrInvalidMetadata, "value of property %q: %v", name, err)
+		}
+		props[name] = v
+		size += len(name) + len(v) + 2
 	}
-	if err := CheckProperties(props); err != nil {
+	if err := checkPropertiesSize(size); err != nil {
 		return nil, err
 	}
 	// Not primitive.NewMessage: its empty properties map would be replaced
@@ -251,6 +265,11 @@ func CheckProperties(props map[string]string) error {
 		}
 		size += len(k) + len(v) + 2
 	}
+	return checkPropertiesSize(size)
+}
+
+// checkPropertiesSize checks the encoded size of a properties block.
+func checkPropertiesSize(size int) error {
 	if limit := MaxPropertiesSize - PropertiesHeadroom; size > limit {
 		return permanent(ErrInvalidMetadata,
 			"properties block of %d bytes exceeds %d (protocol limit %d minus %d bytes kept for client and broker properties)",
@@ -259,7 +278,31 @@ func CheckProperties(props map[string]string) error {
 	return nil
 }
 
+// checkPropertyText reports a separator byte or invalid UTF-8 in s. It reads
+// eight bytes at a time while they are ASCII without a separator, as UUIDs,
+// names and most values are, and looks closer only when they are not.
 func checkPropertyText(s string) error {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		x := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+		// A byte of x^y is zero where x has the byte y repeats: the classic
+		// zero-byte test, exact for whether there is one.
+		sep1, sep2 := x^(ones*nameValueSeparator), x^(ones*propertySeparator)
+		if x&highs != 0 || (sep1-ones)&^sep1&highs != 0 || (sep2-ones)&^sep2&highs != 0 {
+			return checkPropertyTextSlow(s)
+		}
+	}
+	for ; i < len(s); i++ {
+		if c := s[i]; c >= utf8.RuneSelf || c == nameValueSeparator || c == propertySeparator {
+			return checkPropertyTextSlow(s)
+		}
+	}
+	return nil
+}
+
+func checkPropertyTextSlow(s string) error {
 	for i := 0; i < len(s); i++ {
 		if s[i] == nameValueSeparator || s[i] == propertySeparator {
 			return fmt.Errorf("contains separator byte %#x at %d", s[i], i)

@@ -2,8 +2,10 @@ package rocketmq_test
 
 import (
 	"errors"
+	"regexp"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/apache/rocketmq-client-go/v2/primitive"
@@ -314,6 +316,55 @@ func TestValidateTopic(t *testing.T) {
 			}
 		})
 	}
+	// Every byte, against the broker's pattern.
+	pattern := regexp.MustCompile(`^[%|a-zA-Z0-9_-]+$`)
+	for c := 0; c < 256; c++ {
+		topic := "t" + string([]byte{byte(c)})
+		if got, want := rocketmq.ValidateTopic(topic) == nil, pattern.MatchString(topic); got != want {
+			t.Errorf("byte %#x: valid = %v, the pattern says %v", c, got, want)
+		}
+	}
+}
+
+// encodable is what a property name or value may be: UTF-8 without the
+// separator bytes.
+func encodable(s string) bool {
+	return !strings.ContainsAny(s, "\x01\x02") && utf8.ValidString(s)
+}
+
+// CheckProperties reads eight bytes at a time: every kind of bad byte, at
+// every position of strings around that width, is found.
+func TestCheckProperties_finds_a_bad_byte_anywhere(t *testing.T) {
+	for n := 1; n <= 25; n++ {
+		for at := 0; at < n; at++ {
+			for _, bad := range []string{"\x01", "\x02", "\x80", "\xff", "é", "\u2028", "\x7f", "\x00"} {
+				s := strings.Repeat("a", at) + bad + strings.Repeat("b", n-at-1)
+				err := rocketmq.CheckProperties(map[string]string{"k": s})
+				if want := encodable(s); (err == nil) != want {
+					t.Fatalf("value %q: error %v, want accepted: %v", s, err, want)
+				}
+				err = rocketmq.CheckProperties(map[string]string{s: "v"})
+				if want := encodable(s); (err == nil) != want {
+					t.Fatalf("name %q: error %v, want accepted: %v", s, err, want)
+				}
+			}
+		}
+	}
+}
+
+func FuzzCheckProperties(f *testing.F) {
+	f.Add("0f8fad5b-d9cb-469f-a165-70867728950e")
+	f.Add("abcdefg\x01")
+	f.Add("abcdefgh\xe9")
+	f.Fuzz(func(t *testing.T, s string) {
+		err := rocketmq.CheckProperties(map[string]string{"k": s})
+		if len(s) > 16<<10 {
+			t.Skip("over the size limit")
+		}
+		if want := encodable(s); (err == nil) != want {
+			t.Fatalf("value %q: error %v, want accepted: %v", s, err, want)
+		}
+	})
 }
 
 // FuzzDefaultMarshaler checks that any metadata either round-trips exactly
@@ -329,6 +380,23 @@ func FuzzDefaultMarshaler(f *testing.F) {
 		msg.Metadata = message.Metadata{k1: v1, k2: v2}
 		m := rocketmq.DefaultMarshaler{}
 		out, err := m.Marshal("topic", msg)
+		// What must be refused: separators or invalid UTF-8 anywhere, or a
+		// delay level out of range (the inputs stay under the size limit).
+		wantErr := !encodable(uuid)
+		for k, v := range msg.Metadata {
+			if k == metadata.DelayLevel {
+				_, derr := rocketmq.ParseDelayLevel(v)
+				wantErr = wantErr || derr != nil
+				continue
+			}
+			wantErr = wantErr || !encodable(k) || !encodable(v)
+		}
+		if len(uuid)+len(k1)+len(v1)+len(k2)+len(v2) > 16<<10 {
+			t.Skip("input could reach the properties size limit")
+		}
+		if (err != nil) != wantErr {
+			t.Fatalf("Marshal error %v, want an error: %v", err, wantErr)
+		}
 		if err != nil {
 			if !errors.Is(err, rocketmq.ErrInvalidMetadata) {
 				t.Fatalf("Marshal error %v does not match ErrInvalidMetadata", err)

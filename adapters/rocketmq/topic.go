@@ -16,21 +16,24 @@ func ValidateTopic(topic string) error {
 		return permanent(ErrInvalidTopic, "topic has %d characters, the limit is %d", len(topic), MaxTopicLength)
 	}
 	for i := 0; i < len(topic); i++ {
-		if !validTopicByte(topic[i]) {
+		if !topicBytes[topic[i]] {
 			return permanent(ErrInvalidTopic, "topic %q has a character outside [%%|a-zA-Z0-9_-] at position %d", topic, i)
 		}
 	}
 	return nil
 }
 
-// validTopicByte is a byte-wise check of ^[%|a-zA-Z0-9_-]+$; a table avoids the
-// regexp on the publish path.
-func validTopicByte(c byte) bool {
-	switch {
-	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		return true
-	case c == '%', c == '|', c == '_', c == '-':
-		return true
+// topicBytes is ^[%|a-zA-Z0-9_-]+$ as a table, checked byte by byte on the
+// publish path.
+var topicBytes = func() (t [256]bool) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
 	}
-	return false
-}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for _, c := range "%|_-" {
+		t[c] = true
+	}
+	return t
+}()

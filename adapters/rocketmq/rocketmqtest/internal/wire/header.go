@@ -1,8 +1,10 @@
 package wire
 
 import (
+	"bytes"
 	"encoding/json"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -103,6 +105,38 @@ func (p *scanner) null() bool {
 	return false
 }
 
+// plainJSON marks the bytes a JSON string holds as they are: printable ASCII
+// except the quote and the backslash.
+var plainJSON = func() (t [256]bool) {
+	for c := 0x20; c < 0x80; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+// plainRun returns the end of the run of plain bytes of b starting at i.
+func plainRun(b []byte, i int) int {
+	for i < len(b) && plainJSON[b[i]] {
+		i++
+	}
+	return i
+}
+
+// textRun returns the end of the run of b starting at i that holds no quote,
+// backslash or control byte, and whether the run is valid UTF-8.
+func textRun(b []byte, i int) (int, bool) {
+	start := i
+	i = plainRun(b, i)
+	if i == len(b) || b[i] < 0x80 {
+		return i, true
+	}
+	// Non-ASCII: the rest of the run is checked as UTF-8 as a whole.
+	for i < len(b) && b[i] != '"' && b[i] != '\\' && b[i] >= 0x20 {
+		i++
+	}
+	return i, utf8.Valid(b[start:i])
+}
+
 // str reads a string in valid UTF-8. Escapes are decoded, except UTF-16
 // surrogates, which are left to encoding/json with its replacement rules.
 // The client escapes the \x01 and \x02 of every properties string.
@@ -111,88 +145,100 @@ func (p *scanner) str() (string, bool) {
 		return "", false
 	}
 	start := p.i
-	ascii := true
+	end, ok := textRun(p.b, p.i)
+	if !ok || end == len(p.b) {
+		return "", false
+	}
+	p.i = end
+	switch p.b[end] {
+	case '"':
+		p.i++
+		return string(p.b[start:end]), true
+	case '\\':
+		return p.strEscaped(start)
+	}
+	return "", false // a control byte
+}
+
+// strEscaped decodes the rest of a string from its first backslash at p.i;
+// b[start:p.i] is valid text already.
+func (p *scanner) strEscaped(start int) (string, bool) {
+	// The decoded string is no longer than its encoding, which runs at least
+	// to the next quote.
+	var out strings.Builder
+	if q := bytes.IndexByte(p.b[p.i:], '"'); q >= 0 {
+		out.Grow(p.i - start + q)
+	}
+	out.Write(p.b[start:p.i])
 	for p.i < len(p.b) {
-		c := p.b[p.i]
-		switch {
-		case c == '"':
-			s := p.b[start:p.i]
+		// Escapes are ASCII, so no UTF-8 sequence crosses a run's end and
+		// each run is validated on its own.
+		run := p.i
+		end, ok := textRun(p.b, run)
+		if !ok {
+			return "", false
+		}
+		out.Write(p.b[run:end])
+		p.i = end
+		if end == len(p.b) || p.b[end] < 0x20 {
+			return "", false
+		}
+		if p.b[end] == '"' {
 			p.i++
-			if !ascii && !utf8.Valid(s) {
+			return out.String(), true
+		}
+		if end+1 >= len(p.b) {
+			return "", false
+		}
+		e := p.b[end+1]
+		p.i += 2
+		switch e {
+		case '"', '\\', '/':
+			out.WriteByte(e)
+		case 'b':
+			out.WriteByte('\b')
+		case 'f':
+			out.WriteByte('\f')
+		case 'n':
+			out.WriteByte('\n')
+		case 'r':
+			out.WriteByte('\r')
+		case 't':
+			out.WriteByte('\t')
+		case 'u':
+			v, ok := hex4(p.b[p.i:])
+			if !ok || (v >= 0xD800 && v < 0xE000) {
 				return "", false
 			}
-			return string(s), true
-		case c == '\\':
-			return p.strEscaped(start, ascii)
-		case c < 0x20:
+			p.i += 4
+			out.WriteRune(rune(v))
+		default:
 			return "", false
-		case c >= 0x80:
-			ascii = false
 		}
-		p.i++
 	}
 	return "", false
 }
 
-func (p *scanner) strEscaped(start int, ascii bool) (string, bool) {
-	if !ascii && !utf8.Valid(p.b[start:p.i]) {
-		return "", false
+// hex4 decodes the four hexadecimal digits b starts with.
+func hex4(b []byte) (uint16, bool) {
+	if len(b) < 4 {
+		return 0, false
 	}
-	out := make([]byte, 0, p.i-start+16)
-	out = append(out, p.b[start:p.i]...)
-	for p.i < len(p.b) {
-		c := p.b[p.i]
+	var v uint16
+	for _, c := range b[:4] {
 		switch {
-		case c == '"':
-			p.i++
-			return string(out), true
-		case c < 0x20:
-			return "", false
-		case c == '\\':
-			if p.i+1 >= len(p.b) {
-				return "", false
-			}
-			e := p.b[p.i+1]
-			p.i += 2
-			switch e {
-			case '"', '\\', '/':
-				out = append(out, e)
-			case 'b':
-				out = append(out, '\b')
-			case 'f':
-				out = append(out, '\f')
-			case 'n':
-				out = append(out, '\n')
-			case 'r':
-				out = append(out, '\r')
-			case 't':
-				out = append(out, '\t')
-			case 'u':
-				if p.i+4 > len(p.b) {
-					return "", false
-				}
-				v, err := strconv.ParseUint(string(p.b[p.i:p.i+4]), 16, 16)
-				if err != nil || (v >= 0xD800 && v < 0xE000) {
-					return "", false
-				}
-				p.i += 4
-				out = utf8.AppendRune(out, rune(v))
-			default:
-				return "", false
-			}
-		case c < 0x80:
-			out = append(out, c)
-			p.i++
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c -= 'a' - 10
+		case c >= 'A' && c <= 'F':
+			c -= 'A' - 10
 		default:
-			r, size := utf8.DecodeRune(p.b[p.i:])
-			if r == utf8.RuneError && size <= 1 {
-				return "", false
-			}
-			out = append(out, p.b[p.i:p.i+size]...)
-			p.i += size
+			return 0, false
 		}
+		v = v<<4 | uint16(c)
 	}
-	return "", false
+	return v, true
 }
 
 // internedStr is str for extFields, whose keys and many values repeat on
@@ -203,14 +249,13 @@ func (p *scanner) internedStr() (string, bool) {
 		return "", false
 	}
 	start := p.i
-	for p.i < len(p.b) && p.b[p.i] != '"' && p.b[p.i] != '\\' && p.b[p.i] >= 0x20 && p.b[p.i] < 0x80 {
-		p.i++
-	}
-	if p.i < len(p.b) && p.b[p.i] == '"' {
-		if s, ok := interned(p.b[start:p.i]); ok {
-			p.i++
+	end := plainRun(p.b, start)
+	if end < len(p.b) && p.b[end] == '"' {
+		p.i = end + 1
+		if s, ok := interned(p.b[start:end]); ok {
 			return s, true
 		}
+		return string(p.b[start:end]), true
 	}
 	p.i = save
 	return p.str()

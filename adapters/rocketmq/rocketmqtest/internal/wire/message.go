@@ -301,8 +301,10 @@ const (
 // ParseProperties parses "k\x01v\x02..." pairs. Items without exactly one
 // separator are skipped, as the client does.
 func ParseProperties(s string) map[string]string {
-	m := make(map[string]string)
-	for _, item := range strings.Split(s, string(PropertySeparator)) {
+	m := make(map[string]string, strings.Count(s, string(PropertySeparator))+1)
+	for s != "" {
+		var item string
+		item, s, _ = strings.Cut(s, string(PropertySeparator))
 		k, v, ok := strings.Cut(item, string(NameValueSeparator))
 		if !ok || strings.IndexByte(v, NameValueSeparator) >= 0 {
 			continue
