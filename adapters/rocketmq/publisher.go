@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -48,6 +49,9 @@ type Publisher struct {
 	logger    watermill.LoggerAdapter
 	producer  rmq.Producer
 	checkMore bool // the marshaler is not ours: re-check its properties
+	// validTopic is the last topic (namespace included) that passed
+	// ValidateTopic: most publishers send to one topic, or a few.
+	validTopic atomic.Pointer[string]
 
 	mu        sync.RWMutex
 	closed    bool
@@ -144,8 +148,12 @@ func (p *Publisher) prepare(topic string, msgs []*message.Message) ([]*primitive
 	if p.cfg.Namespace != "" {
 		full = p.cfg.Namespace + "%" + topic
 	}
-	if err := ValidateTopic(full); err != nil {
-		return nil, err
+	if last := p.validTopic.Load(); last == nil || *last != full {
+		if err := ValidateTopic(full); err != nil {
+			return nil, err
+		}
+		valid := full // a variable of its own: taking full's address would move it to the heap on every call
+		p.validTopic.Store(&valid)
 	}
 	out := make([]*primitive.Message, len(msgs))
 	for i, msg := range msgs {

@@ -73,6 +73,26 @@ func TestPublisher_rejects_bad_input_before_anything_reaches_the_broker(t *testi
 	}
 }
 
+// The publisher remembers the last valid topic; a different one is checked
+// again whatever was sent before.
+func TestPublisher_checks_every_new_topic_after_a_valid_one(t *testing.T) {
+	b := newBroker(t, rocketmqtest.Config{})
+	pub := newPublisher(t, b, rocketmq.PublisherConfig{})
+	good := newTopic()
+	for _, topic := range []string{good, good + ".x", good[:len(good)-1] + " ", good, good + strings.Repeat("t", 128)} {
+		err := pub.Publish(topic, newMsg("x"))
+		if want := topic == good; (err == nil) != want {
+			t.Fatalf("Publish to %q = %v, want accepted: %v", topic, err, want)
+		}
+		if err != nil && !errors.Is(err, rocketmq.ErrInvalidTopic) {
+			t.Fatalf("Publish to %q = %v, want ErrInvalidTopic", topic, err)
+		}
+	}
+	if n := len(b.Messages(good)); n != 2 {
+		t.Errorf("broker stored %d messages in %q, want 2", n, good)
+	}
+}
+
 func TestPublisher_accepts_a_payload_of_exactly_MaxMessageSize(t *testing.T) {
 	b := newBroker(t, rocketmqtest.Config{})
 	pub := newPublisher(t, b, rocketmq.PublisherConfig{MaxMessageSize: 1000})

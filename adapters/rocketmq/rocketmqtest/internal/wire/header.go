@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"strconv"
 	"strings"
@@ -114,8 +115,21 @@ var plainJSON = func() (t [256]bool) {
 	return t
 }()
 
-// plainRun returns the end of the run of plain bytes of b starting at i.
+// plainRun returns the end of the run of plain bytes of b starting at i. It
+// reads eight bytes at a time while none of them is a quote, a backslash, a
+// control byte or non-ASCII: properties strings run to a hundred bytes and
+// more between escapes.
 func plainRun(b []byte, i int) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
+		// The classic tests for a zero byte (of x^y: a byte equal to y) and
+		// for a byte below 0x20, exact when no byte has its high bit set.
+		q, bs := x^(ones*'"'), x^(ones*'\\')
+		if (x|(x-ones*0x20)&^x|(q-ones)&^q|(bs-ones)&^bs)&highs != 0 {
+			break
+		}
+	}
 	for i < len(b) && plainJSON[b[i]] {
 		i++
 	}

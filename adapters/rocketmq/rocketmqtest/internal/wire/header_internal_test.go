@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -45,6 +46,41 @@ func FuzzHeaderFastPath(f *testing.F) {
 			t.Fatalf("decoders disagree on %q (-json +fast):\n%s", data, diff)
 		}
 	})
+}
+
+// Strings are scanned eight bytes at a time: every kind of byte that ends a
+// plain run, at every position of strings around that width, is decoded as
+// encoding/json decodes it, or left to it.
+func TestHeader_fast_path_strings_agree_with_encoding_json_at_every_position(t *testing.T) {
+	for n := 1; n <= 25; n++ {
+		for at := 0; at < n; at++ {
+			for _, c := range []struct {
+				special string
+				fast    bool // the fast path must take it
+			}{
+				{`\"`, true}, {`\\`, true}, {`\u0001`, true}, {`\n`, true}, {"é", true}, {"\u2028", true},
+				{"\x7f", true}, {"\x01", false}, {"\x1f", false}, {"\xff", false}, {"\xc3", false},
+			} {
+				s := strings.Repeat("a", at) + c.special + strings.Repeat("b", n-at-1)
+				data := []byte(`{"remark":"` + s + `","extFields":{"properties":"` + s + `"}}`)
+				fast := &Command{}
+				ok := decodeHeaderFast(data, fast)
+				if ok != c.fast {
+					t.Fatalf("%q: fast path took it: %v, want %v", data, ok, c.fast)
+				}
+				if !ok {
+					continue
+				}
+				slow, err := decodeHeaderJSON(data)
+				if err != nil {
+					t.Fatalf("%q: encoding/json: %v", data, err)
+				}
+				if fast.Remark != slow.Remark || fast.ExtFields["properties"] != slow.ExtFields["properties"] {
+					t.Fatalf("%q: fast %q %q, encoding/json %q %q", data, fast.Remark, fast.ExtFields["properties"], slow.Remark, slow.ExtFields["properties"])
+				}
+			}
+		}
+	}
 }
 
 func TestHeader_encoding_is_valid_JSON_for_any_strings(t *testing.T) {
