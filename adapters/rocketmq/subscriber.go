@@ -277,6 +277,19 @@ func (s *Subscriber) ensureRoutes(ctx context.Context, topic string) error {
 	return s.ensureRoute(ctx, "%RETRY%"+s.fullName(s.GroupFor(topic)), 1, false)
 }
 
+// ctxEnded returns ctx's error, or context.DeadlineExceeded once its deadline
+// has passed: a dial bounded by the deadline can fail a moment before the
+// context's own timer marks it done.
+func ctxEnded(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
 func (s *Subscriber) ensureRoute(ctx context.Context, topic string, queues int, wait bool) error {
 	logged, created := false, false
 	for {
@@ -284,16 +297,16 @@ func (s *Subscriber) ensureRoute(ctx context.Context, topic string, queues int, 
 		if err == nil {
 			return nil
 		}
-		if ctx.Err() != nil {
-			return ctx.Err()
+		if err := ctxEnded(ctx); err != nil {
+			return err
 		}
 		if !errors.Is(err, errNoRoute) {
 			return fmt.Errorf("%w: look up the route of %q: %v", ErrBrokerUnavailable, topic, err)
 		}
 		if !s.cfg.SkipTopicCreation && !created {
 			if err := s.createTopic(ctx, topic, queues); err != nil {
-				if ctx.Err() != nil {
-					return ctx.Err()
+				if ctxErr := ctxEnded(ctx); ctxErr != nil {
+					return ctxErr
 				}
 				return err
 			}

@@ -433,6 +433,22 @@ func TestSubscriber_waits_for_the_route_when_topic_creation_is_off(t *testing.T)
 	}
 }
 
+// pastDeadline is a context whose deadline has passed while its own timer has
+// not marked it done yet: what a dial bounded by the deadline can see for a
+// moment.
+type pastDeadline struct{ context.Context }
+
+func (pastDeadline) Deadline() (time.Time, bool) { return time.Now().Add(-time.Millisecond), true }
+
+func TestSubscriber_Subscribe_returns_the_deadline_when_the_route_lookup_runs_out_of_time(t *testing.T) {
+	b := newBroker(t, rocketmqtest.Config{DisableAutoCreateTopics: true})
+	sub := newSubscriber(t, b, rocketmq.SubscriberConfig{SkipTopicCreation: true, RoutePollInterval: 50 * time.Millisecond})
+	_, err := sub.Subscribe(pastDeadline{context.Background()}, newTopic())
+	if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, rocketmq.ErrBrokerUnavailable) {
+		t.Fatalf("Subscribe = %v, want the context's deadline, not an unavailable broker", err)
+	}
+}
+
 func TestSubscriber_creates_missing_topic_and_retry_topic(t *testing.T) {
 	b := newBroker(t, rocketmqtest.Config{DisableAutoCreateTopics: true})
 	sub := newSubscriber(t, b, rocketmq.SubscriberConfig{TopicQueueNums: 2})
