@@ -120,7 +120,13 @@
 //     the adapter sends again after 1, 2, 4 ... 64 ms, so a broker whose
 //     master stays unknown costs a send 127 ms before its retryable error;
 //   - batches carry no UNIQ_KEY, so a batched message's MsgId would change on
-//     every broker redelivery: the adapter sets one per message;
+//     every broker redelivery, and the ids the client generates for single
+//     sends count whole seconds with a 16-bit counter, so a process that
+//     sends more than 65,536 messages in one second repeats them: the
+//     publisher gives every message its own UNIQ_KEY, in the layout of the
+//     Java client's ids (host, process, a random instance, milliseconds
+//     since the month began, counter), which repeats only after 65,536 ids
+//     in one millisecond, and keeps one a custom Marshaler set;
 //   - Start fails for a topic without a route, and a new group's
 //     %RETRY%<group> is only seen at the next 20 s rebalance: Subscribe
 //     creates (or waits for) both routes first;

@@ -88,7 +88,8 @@ func (DefaultMarshaler) Marshal(topic string, msg *message.Message) (*primitive.
 	if err := checkPropertyText(msg.UUID); err != nil {
 		return nil, permanent(ErrInvalidMetadata, "value of property %q: %v", PropertyUUID, err)
 	}
-	props := make(map[string]string, len(msg.Metadata)+1)
+	// Room for the UUID and for the message id the publisher adds.
+	props := make(map[string]string, len(msg.Metadata)+2)
 	// Set even when empty: its presence marks a message from this adapter.
 	props[PropertyUUID] = msg.UUID
 	size := len(PropertyUUID) + len(msg.UUID) + 2

@@ -183,6 +183,11 @@ func (p *Publisher) prepare(topic string, msgs []*message.Message) ([]*primitive
 					msg.UUID, len(m.Body), p.cfg.MaxMessageSize)
 			}
 		}
+		// The message id (msgid.go). DefaultMarshaler never sets one; a
+		// marshaler of the user's may, and its id is kept.
+		if !p.checkMore || m.GetProperty(primitive.PropertyUniqueClientMessageIdKeyIndex) == "" {
+			m.WithProperty(primitive.PropertyUniqueClientMessageIdKeyIndex, messageIDs.next(time.Now()))
+		}
 		m.Topic = topic
 		out[i] = m
 	}
@@ -195,10 +200,6 @@ type span struct{ from, to int }
 // batchOverhead is the per-message framing of a batch body (total size, magic,
 // body CRC, flag, body length, properties length).
 const batchOverhead = 4 + 4 + 4 + 4 + 4 + 2
-
-// uniqKeyLen is the encoded UNIQ_KEY property the adapter adds to batched
-// messages (name, separators, 32-character id).
-const uniqKeyLen = len(primitive.PropertyUniqueClientMessageIdKeyIndex) + 2 + 32
 
 // plan cuts out into requests. Without Batch every message is its own request.
 // With Batch, consecutive batchable messages share a request while the batch
@@ -230,7 +231,7 @@ func (p *Publisher) plan(out []*primitive.Message) []span {
 			spans = append(spans, span{i, i + 1})
 			continue
 		}
-		n := batchOverhead + len(m.Body) + propertiesSize(m) + uniqKeyLen
+		n := batchOverhead + len(m.Body) + propertiesSize(m)
 		if start >= 0 && size+n > p.cfg.MaxMessageSize {
 			flush(i)
 		}
@@ -262,19 +263,11 @@ func propertiesSize(m *primitive.Message) int {
 	return n
 }
 
-// request returns the messages of one send. Batched messages get a UNIQ_KEY
-// of their own: the client sets it only on single sends, and without it a
-// consumer's MsgId changes on every broker redelivery.
+// request returns the messages of one send. Every message already has its
+// UNIQ_KEY (prepare), which the client sets only on single sends: without
+// it a batched message's MsgId would change on every broker redelivery.
 func request(out []*primitive.Message, s span) []*primitive.Message {
-	group := out[s.from:s.to]
-	if len(group) > 1 {
-		for _, m := range group {
-			if m.GetProperty(primitive.PropertyUniqueClientMessageIdKeyIndex) == "" {
-				m.WithProperty(primitive.PropertyUniqueClientMessageIdKeyIndex, primitive.CreateUniqID())
-			}
-		}
-	}
-	return group
+	return out[s.from:s.to]
 }
 
 // clientAttemptTimeout is the bound the v2.1.2 client puts on every send

@@ -40,8 +40,9 @@ const (
 	// middleware/redelivery never retries them.
 	Broadcast = "reliamq_broadcast"
 
-	// RocketMQMsgID is the stable message id (the client's UNIQ_KEY), unchanged
-	// across broker redeliveries.
+	// RocketMQMsgID is the stable message id (the UNIQ_KEY property, which the
+	// reliamq publisher sets for every message), unchanged across broker
+	// redeliveries.
 	RocketMQMsgID = "rocketmq_msg_id"
 	// RocketMQOffsetMsgID is the broker's offset message id of this stored copy.
 	RocketMQOffsetMsgID = "rocketmq_offset_msg_id"
