@@ -3,6 +3,7 @@
 package rocketmq_test
 
 import (
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"sync"
@@ -90,7 +91,7 @@ func TestPublisher_gives_every_message_a_msg_id_of_its_own_in_the_rocketmq_layou
 		if id[12:20] == "00000000" || id[12:20] != instance {
 			t.Errorf("msg id %s: instance %s, want one non-zero instance for the process (first %s)", id, id[12:20], instance)
 		}
-		ms := time.Duration(uint32(raw[10])<<24|uint32(raw[11])<<16|uint32(raw[12])<<8|uint32(raw[13])) * time.Millisecond
+		ms := time.Duration(binary.BigEndian.Uint32(raw[10:14])) * time.Millisecond
 		if at := monthStart.Add(ms); at.Before(before.Truncate(time.Millisecond)) || at.After(after) {
 			t.Errorf("msg id %s says %s, the messages were published between %s and %s", id, at, before, after)
 		}
