@@ -89,7 +89,9 @@
 // subscriber of the dead-letter topic may overwrite ReconsumeTimes with its
 // own count (RocketMQ's does).
 // Transport facts (RocketMQ ids, queue, offset, DelayLevel) are not copied.
-// Replay moves dead-lettered messages back to their original topic.
+// The dead letter also names its RetryTopic (InMemory and Durable modes), where
+// Replay sends it back so that only the failed handler of the failed group sees
+// it again (ReplayConfig.ToOriginalTopic republishes to every group).
 //
 // # Delivery guarantees
 //

@@ -367,6 +367,9 @@ func (r *Redelivery) deadLetter(f failure, reason string) error {
 	// The subscriber that reads the dead-letter topic may overwrite
 	// ReconsumeTimes with its own count (RocketMQ's does); this key survives.
 	md.Set(RedeliveryCount, strconv.Itoa(f.count))
+	if r.cfg.Mode != Native {
+		md.Set(metadata.RetryTopic, r.cfg.RetryTopic) // where Replay sends it back
+	}
 	var pe *PanicError
 	if errors.As(f.err, &pe) {
 		md.Set(metadata.PanicStack, string(pe.Stack))

@@ -26,9 +26,21 @@ type ReplayConfig struct {
 	// is nil. Use a subscriber whose consumer group reads the whole topic.
 	Subscriber message.Subscriber
 	Topic      string
-	// Publisher publishes each message to its metadata.OriginalTopic.
-	// Required. Replay does not close it.
+	// Publisher publishes each message to its retry topic (or, with
+	// ToOriginalTopic, its original topic). Required. Replay does not close it.
 	Publisher message.Publisher
+	// RetryTopic is where every message is sent back. Default: each message's
+	// metadata.RetryTopic, which the middleware writes on dead letters in
+	// InMemory and Durable modes and which only the failed handler of the
+	// failed consumer group consumes. Set it for dead letters of Native mode
+	// ("%RETRY%" + the RocketMQ group, rocketmq.Subscriber.GroupFor(topic),
+	// which only that group reads) or of a version that did not record it.
+	// A message with neither fails with ErrMissingRetryTopic.
+	RetryTopic string
+	// ToOriginalTopic republishes each message to its metadata.OriginalTopic
+	// instead, where every consumer group of the topic receives it again,
+	// not only the one that failed. Excludes RetryTopic.
+	ToOriginalTopic bool
 	// KeepReconsumeTimes keeps the reconsume count, first-failure time and last
 	// error, so the message resumes its schedule where it stopped (and, with
 	// the count at its maximum, is dead-lettered again at the next failure).
@@ -50,11 +62,19 @@ type ReplayConfig struct {
 	OnMessage func(ReplayResult)
 }
 
+// ErrMissingRetryTopic is reported by Replay for a dead-lettered message that
+// names no retry topic (metadata.RetryTopic) when ReplayConfig gives none and
+// ToOriginalTopic is not set.
+var ErrMissingRetryTopic = errors.New("redelivery: dead letter names no retry topic")
+
 // ReplayResult says what Replay did with one dead-lettered message.
 type ReplayResult struct {
 	MessageUUID string
-	// OriginalTopic is where the message was published (or should have been).
+	// OriginalTopic is the topic the message was consumed from.
 	OriginalTopic string
+	// Topic is where the message was published (or should have been): its
+	// retry topic, or OriginalTopic with ReplayConfig.ToOriginalTopic.
+	Topic string
 	// Reason is the message's metadata.DeadLetterReason.
 	Reason string
 	// Err is nil when the message was published and acknowledged; otherwise
@@ -65,24 +85,42 @@ type ReplayResult struct {
 
 // ReplayStats sums up a Replay run.
 type ReplayStats struct {
-	// Replayed counts messages published to their original topic.
+	// Replayed counts messages published (to their retry or original topic).
 	Replayed int
 }
 
-// dlqOnly are the dead-letter facts removed on replay.
-var dlqOnly = []string{metadata.DeadLetterReason, metadata.Attempts, metadata.PanicStack}
+// dlqOnly are the facts that no longer hold once a message is replayed: why
+// and where it was dead-lettered, the fallback relay's record of a poisoned
+// send, which group and handler failed (the replayed delivery may reach
+// another), and the transport facts of the copy read from the dead-letter
+// topic (a kept delay level would delay the replayed send).
+var dlqOnly = []string{
+	metadata.DeadLetterReason, metadata.Attempts, metadata.PanicStack, metadata.RetryTopic,
+	metadata.FallbackAttempts, metadata.FallbackFirstError, metadata.FallbackLastError,
+	metadata.ConsumerGroup, metadata.Handler,
+	metadata.DelayLevel, metadata.Broadcast,
+	metadata.RocketMQMsgID, metadata.RocketMQOffsetMsgID, metadata.RocketMQTopic,
+	metadata.RocketMQQueueID, metadata.RocketMQQueueOffset,
+	metadata.RocketMQBornTimestamp, metadata.RocketMQStoreTimestamp,
+}
 
 // resetOnReplay are removed too unless ReplayConfig.KeepReconsumeTimes.
 var resetOnReplay = []string{metadata.ReconsumeTimes, RedeliveryCount, metadata.FirstFailureTime, metadata.LastError}
 
-// Replay moves dead-lettered messages back to their original topic
-// (metadata.OriginalTopic) with the same UUID and payload, one at a time: it
+// Replay moves dead-lettered messages back to the handler that failed them:
+// by default to their retry topic (see ReplayConfig.RetryTopic), which only
+// the failed consumer group's handler consumes, so other groups of the
+// original topic do not see the message again; with ToOriginalTopic to
+// metadata.OriginalTopic, where every group does. The message keeps its UUID,
+// payload, metadata.OriginalTopic and OriginalUUID; the dead-letter facts are
+// removed (see dlqOnly). Replay works one message at a time: it
 // publishes a message, then acknowledges it in the dead-letter topic, so each
 // message is delivered at least once (exactly once unless the acknowledgement
 // is lost). It returns nil when Limit is reached or the topic stayed idle for
 // IdleTimeout, the context's error when ctx ends first, and stops at the
 // first message it cannot replay (no original topic: ErrMissingOriginalTopic;
-// a publish error), nacking that message so it stays in the dead-letter topic.
+// no retry topic: ErrMissingRetryTopic; a publish error), nacking that
+// message so it stays in the dead-letter topic.
 func Replay(ctx context.Context, cfg ReplayConfig, logger watermill.LoggerAdapter) (ReplayStats, error) {
 	var stats ReplayStats
 	if logger == nil {
@@ -98,6 +136,9 @@ func Replay(ctx context.Context, cfg ReplayConfig, logger watermill.LoggerAdapte
 	}
 	if cfg.Messages == nil && (cfg.Subscriber == nil || cfg.Topic == "") {
 		errs = append(errs, fmt.Errorf("%w: ReplayConfig needs Messages, or Subscriber and Topic", ErrInvalidConfig))
+	}
+	if cfg.ToOriginalTopic && cfg.RetryTopic != "" {
+		errs = append(errs, fmt.Errorf("%w: ReplayConfig.RetryTopic and ToOriginalTopic exclude each other", ErrInvalidConfig))
 	}
 	if cfg.Rate < 0 || cfg.Limit < 0 {
 		errs = append(errs, fmt.Errorf("%w: ReplayConfig.Rate and Limit must not be negative", ErrInvalidConfig))
@@ -149,10 +190,22 @@ func Replay(ctx context.Context, cfg ReplayConfig, logger watermill.LoggerAdapte
 		}
 		res := ReplayResult{MessageUUID: msg.UUID, OriginalTopic: msg.Metadata.Get(metadata.OriginalTopic),
 			Reason: msg.Metadata.Get(metadata.DeadLetterReason)}
-		if res.OriginalTopic == "" {
+		res.Topic = cfg.RetryTopic
+		switch {
+		case cfg.ToOriginalTopic:
+			res.Topic = res.OriginalTopic
+		case res.Topic == "":
+			res.Topic = msg.Metadata.Get(metadata.RetryTopic)
+		}
+		switch {
+		case res.OriginalTopic == "":
 			res.Err = fmt.Errorf("%w: %s", ErrMissingOriginalTopic, msg.UUID)
-		} else if err := cfg.Publisher.Publish(res.OriginalTopic, replayCopy(msg, cfg.KeepReconsumeTimes)); err != nil {
-			res.Err = fmt.Errorf("redelivery: replay: publishing %s to %q: %w", msg.UUID, res.OriginalTopic, err)
+		case res.Topic == "":
+			res.Err = fmt.Errorf("%w: %s (dead-lettered in Native mode or by an older version: give the retry topic, or republish to the original topic)", ErrMissingRetryTopic, msg.UUID)
+		default:
+			if err := cfg.Publisher.Publish(res.Topic, replayCopy(msg, cfg.KeepReconsumeTimes)); err != nil {
+				res.Err = fmt.Errorf("redelivery: replay: publishing %s to %q: %w", msg.UUID, res.Topic, err)
+			}
 		}
 		if res.Err != nil {
 			msg.Nack()
@@ -171,6 +224,10 @@ func Replay(ctx context.Context, cfg ReplayConfig, logger watermill.LoggerAdapte
 	return stats, nil
 }
 
+// replayCopy is the message Replay publishes for a dead-lettered msg: same
+// UUID and payload, the metadata without the facts that no longer hold (and,
+// unless keep, without the reconsume count, first-failure time and last
+// error).
 func replayCopy(msg *message.Message, keep bool) *message.Message {
 	out := message.NewMessage(msg.UUID, msg.Payload)
 	for k, v := range msg.Metadata {

@@ -21,6 +21,7 @@ func deadLettered(id, topic string) *message.Message {
 		metadata.Attempts: "17", metadata.ReconsumeTimes: "16", redelivery.RedeliveryCount: "16",
 		metadata.FirstFailureTime: "2024-01-01T00:00:00Z", metadata.LastError: "down", metadata.PanicStack: "stack",
 		metadata.OriginalUUID: id, "tenant": "acme",
+		metadata.RetryTopic: "retry_" + topic, metadata.ConsumerGroup: "billing", metadata.Handler: "charge",
 	}
 	for k, v := range md {
 		m.Metadata.Set(k, v)
@@ -55,8 +56,11 @@ func TestReplay_publishes_to_the_original_topic_and_resets_or_keeps_the_count(t 
 		if err != nil || stats.Replayed != 2 {
 			t.Fatalf("keep=%v: %+v %v", keep, stats, err)
 		}
-		if diff := cmp.Diff([]string{"orders", "payments"}, pub.topics); diff != "" {
+		if diff := cmp.Diff([]string{"retry_orders", "retry_payments"}, pub.topics); diff != "" {
 			t.Fatalf("topics (-want +got):\n%s", diff)
+		}
+		if results[0].Topic != "retry_orders" || results[0].OriginalTopic != "orders" {
+			t.Fatalf("result topics %+v", results[0])
 		}
 		if results[0].MessageUUID != "a" || results[0].Reason != redelivery.ReasonMaxAttempts || results[0].Err != nil {
 			t.Fatalf("result %+v", results[0])
@@ -80,6 +84,71 @@ func TestReplay_publishes_to_the_original_topic_and_resets_or_keeps_the_count(t 
 		if ackState(a) != "acked" || ackState(b) != "acked" {
 			t.Fatalf("source messages %s %s, want acked", ackState(a), ackState(b))
 		}
+	}
+}
+
+func TestReplay_sends_to_the_retry_topic_by_default_to_the_original_topic_on_request_or_to_a_given_topic(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  redelivery.ReplayConfig
+		want string
+	}{
+		{"default", redelivery.ReplayConfig{}, "retry_orders"},
+		{"original", redelivery.ReplayConfig{ToOriginalTopic: true}, "orders"},
+		{"given", redelivery.ReplayConfig{RetryTopic: "%RETRY%billing_orders"}, "%RETRY%billing_orders"},
+	} {
+		pub := &capturePublisher{}
+		src := make(chan *message.Message, 1)
+		src <- deadLettered("a", "orders")
+		cfg := tc.cfg
+		cfg.Messages, cfg.Publisher, cfg.Limit = src, pub, 1
+		if _, err := redelivery.Replay(context.Background(), cfg, nil); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if diff := cmp.Diff([]string{tc.want}, pub.topics); diff != "" {
+			t.Fatalf("%s: topics (-want +got):\n%s", tc.name, diff)
+		}
+	}
+	_, err := redelivery.Replay(context.Background(), redelivery.ReplayConfig{
+		Messages: make(chan *message.Message), Publisher: &capturePublisher{}, ToOriginalTopic: true, RetryTopic: "x",
+	}, nil)
+	if !errors.Is(err, redelivery.ErrInvalidConfig) {
+		t.Fatalf("RetryTopic with ToOriginalTopic: err = %v", err)
+	}
+}
+
+func TestReplay_refuses_a_dead_letter_without_retry_topic_and_leaves_it_in_the_DLQ(t *testing.T) {
+	pub := &capturePublisher{}
+	src := make(chan *message.Message, 1)
+	m := deadLettered("native", "orders")
+	delete(m.Metadata, metadata.RetryTopic)
+	src <- m
+	stats, err := redelivery.Replay(context.Background(), redelivery.ReplayConfig{Messages: src, Publisher: pub}, nil)
+	if !errors.Is(err, redelivery.ErrMissingRetryTopic) || stats.Replayed != 0 || len(pub.msgs) != 0 || ackState(m) != "nacked" {
+		t.Fatalf("stats %+v err %v published %d message %s", stats, err, len(pub.msgs), ackState(m))
+	}
+}
+
+func TestReplay_strips_the_dead_letter_and_poison_facts_and_keeps_the_identity(t *testing.T) {
+	m := deadLettered("a", "orders")
+	for k, v := range map[string]string{
+		metadata.FallbackAttempts: "3", metadata.FallbackFirstError: "broker down", metadata.FallbackLastError: "still down",
+		metadata.DelayLevel: "3", metadata.Broadcast: "false", metadata.RocketMQMsgID: "X", metadata.RocketMQOffsetMsgID: "Y",
+		metadata.RocketMQTopic: "%DLQ%billing", metadata.RocketMQQueueID: "0", metadata.RocketMQQueueOffset: "7",
+		metadata.RocketMQBornTimestamp: "1", metadata.RocketMQStoreTimestamp: "2",
+	} {
+		m.Metadata.Set(k, v)
+	}
+	pub := &capturePublisher{}
+	src := make(chan *message.Message, 1)
+	src <- m
+	if _, err := redelivery.Replay(context.Background(), redelivery.ReplayConfig{Messages: src, Publisher: pub, Limit: 1}, nil); err != nil {
+		t.Fatal(err)
+	}
+	out := pub.msgs[0]
+	want := message.Metadata{metadata.OriginalTopic: "orders", metadata.OriginalUUID: "a", "tenant": "acme"}
+	if diff := cmp.Diff(want, out.Metadata); diff != "" || out.UUID != "a" || string(out.Payload) != "p" {
+		t.Fatalf("replayed %s %q, metadata (-want +got):\n%s", out.UUID, out.Payload, diff)
 	}
 }
 

@@ -28,7 +28,8 @@ func rocketMQBackend(brokerRetry bool, configure func(*testing.T, *redelivery.Co
 	return redeliverytest.Backend{
 		NewPubSub: func(t *testing.T, group string) (message.Publisher, message.Subscriber) {
 			b := broker(t)
-			pub, err := rocketmq.NewPublisher(rocketmq.PublisherConfig{NameServers: []string{b.NameServerAddr()}}, watermill.NopLogger{})
+			pub, err := rocketmq.NewPublisher(rocketmq.PublisherConfig{NameServers: []string{b.NameServerAddr()},
+				Marshaler: rocketmq.RetryTopicMarshaler{}}, watermill.NopLogger{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -43,6 +44,14 @@ func rocketMQBackend(brokerRetry bool, configure func(*testing.T, *redelivery.Co
 			return pub, closedOnce(t, sub)
 		},
 		Configure: configure,
+		// Native dead letters name no retry topic: %RETRY% of the RocketMQ
+		// group the subscriber uses for the topic (Subscriber.GroupFor).
+		ReplayRetryTopic: func(group, topic string) string {
+			if !brokerRetry {
+				return ""
+			}
+			return "%RETRY%" + group + "_" + topic
+		},
 	}
 }
 

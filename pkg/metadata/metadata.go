@@ -90,6 +90,10 @@ const (
 	Attempts = "reliamq_attempts"
 	// PanicStack is the stack of a handler panic (DLQ messages).
 	PanicStack = "reliamq_panic_stack"
+	// RetryTopic is the topic that reaches only the failed handler of the
+	// failed consumer group (DLQ messages of the InMemory and Durable modes),
+	// where redelivery.Replay sends the message back by default.
+	RetryTopic = "reliamq_retry_topic"
 )
 
 // Fallback facts, written by the fallback relay on poisoned messages.

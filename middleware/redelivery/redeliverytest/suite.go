@@ -82,6 +82,10 @@ type Backend struct {
 	// of a Redelivery config. Consumers of one test (a restarted consumer, in
 	// particular) must share the same store: see PerTest.
 	Configure func(t *testing.T, cfg *redelivery.Config)
+	// ReplayRetryTopic, when set, names the topic that reaches only the
+	// handler of group consuming topic, for replaying dead letters that carry
+	// none (Native mode: "%RETRY%" + the RocketMQ group).
+	ReplayRetryTopic func(group, topic string) string
 }
 
 // PerTest returns a function that calls build once per test and returns the
@@ -120,7 +124,7 @@ func Run(t *testing.T, f Features, b Backend) {
 		{"broadcast_failures_are_never_retried", s.testBroadcast},
 		{"a_poisoned_message_does_not_hold_up_healthy_ones", s.testHeadOfLine},
 		{"retries_stay_in_the_failing_consumer_group", s.testGroupIsolation},
-		{"replay_delivers_each_dead_letter_once_to_its_topic", s.testReplay},
+		{"replay_delivers_each_dead_letter_once_to_the_failed_group_only", s.testReplay},
 		{"waiting_messages_survive_a_consumer_restart", s.testRestart},
 	}
 	for _, tc := range tests {
@@ -632,6 +636,15 @@ func (s *suite) testReplay(t *testing.T) {
 			}
 		}
 	}()
+	// Another group consumes the same topic and never fails: the replay is
+	// not for it, so it sees each message once.
+	other := newCollector()
+	if s.f.ConsumerGroups {
+		s.start(t, s.newConfig("o"+group, fastPolicy(1)), topic, func(msg *message.Message) error {
+			other.record(msg)
+			return nil
+		})
+	}
 	got := newCollector()
 	s.start(t, s.newConfig(group, fastPolicy(1)), topic, func(msg *message.Message) error {
 		mu.Lock()
@@ -657,15 +670,19 @@ func (s *suite) testReplay(t *testing.T) {
 	s.publish(t, topic, sent...)
 	got.waitFor(t, s.f.Timeout, "every first delivery", func() bool { return got.total >= len(sent) })
 	var o outcome
+	var retryTopic string
+	if s.b.ReplayRetryTopic != nil {
+		retryTopic = s.b.ReplayRetryTopic(group, topic)
+	}
 	o.stats, o.err = redelivery.Replay(ctx, redelivery.ReplayConfig{
-		Messages: buffered, Publisher: pub, Limit: len(sent), Rate: 1000, IdleTimeout: -1,
+		Messages: buffered, Publisher: pub, Limit: len(sent), Rate: 1000, IdleTimeout: -1, RetryTopic: retryTopic,
 		OnMessage: func(r redelivery.ReplayResult) { o.results = append(o.results, r) },
 	}, nil)
 	if o.err != nil || o.stats.Replayed != len(sent) || len(o.results) != len(sent) {
 		t.Fatalf("replay: %+v, %v", o.stats, o.err)
 	}
 	for _, r := range o.results {
-		if r.Err != nil || r.OriginalTopic != topic || r.Reason != redelivery.ReasonMaxAttempts {
+		if r.Err != nil || r.OriginalTopic != topic || r.Topic == topic || r.Reason != redelivery.ReasonMaxAttempts {
 			t.Fatalf("replay result %+v", r)
 		}
 	}
@@ -686,9 +703,21 @@ func (s *suite) testReplay(t *testing.T) {
 		if len(rs) != 1 {
 			t.Fatalf("%s delivered %d times after it was dead-lettered, want once (the replay)", m.UUID, len(rs))
 		}
-		if rs[0].Reconsume != 0 || rs[0].Metadata.Get(metadata.DeadLetterReason) != "" {
-			t.Fatalf("%s replayed with count %d and reason %q, want a reset count and no DLQ facts",
-				m.UUID, rs[0].Reconsume, rs[0].Metadata.Get(metadata.DeadLetterReason))
+		if rs[0].Reconsume != 0 || rs[0].Metadata.Get(metadata.DeadLetterReason) != "" || rs[0].Metadata.Get(metadata.RetryTopic) != "" {
+			t.Fatalf("%s replayed with count %d, reason %q and retry topic %q, want a reset count and no DLQ facts",
+				m.UUID, rs[0].Reconsume, rs[0].Metadata.Get(metadata.DeadLetterReason), rs[0].Metadata.Get(metadata.RetryTopic))
+		}
+	}
+	if !s.f.ConsumerGroups {
+		return
+	}
+	other.waitFor(t, s.f.Timeout, "the other group to see every message", func() bool { return other.total >= len(sent) })
+	// A replay to the original topic would reach the other group about when
+	// it reached the failed one, which has happened: give it a moment more.
+	time.Sleep(time.Second)
+	for _, m := range sent {
+		if n := len(other.get(m.UUID)); n != 1 {
+			t.Fatalf("the other group saw %s %d times, want once: the replay reached it", m.UUID, n)
 		}
 	}
 }
