@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/reliamq/reliamq/adapters/sqlstore"
+	"github.com/reliamq/reliamq/adapters/sqlstore/sqlite"
 )
 
 // The statements operators run to create a table themselves (the same ones
@@ -39,7 +40,7 @@ func ExampleSchemaSQL() {
 // A worker's loop over a store: claim due rows, then delete what was handled
 // and reschedule what failed.
 func ExampleStore_Claim() {
-	db, err := sqlstore.OpenSQLite(":memory:")
+	db, err := sqlite.Open(":memory:")
 	if err != nil {
 		panic(err)
 	}

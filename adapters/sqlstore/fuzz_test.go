@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/reliamq/reliamq/adapters/sqlstore"
+	"github.com/reliamq/reliamq/adapters/sqlstore/sqlite"
 	"github.com/reliamq/reliamq/pkg/policy"
 )
 
@@ -21,7 +22,7 @@ func FuzzStore_insert_round_trips_or_rejects(f *testing.F) {
 	f.Add("%RETRY%group", "u\x00", []byte{0, 0xff}, "k\xff", "v")
 	f.Add("a.b/c:d|e-f_g", "ü", []byte(nil), "k", "v\x00")
 	f.Add("t", "u", []byte("{}"), `"quoted"`, `{"json":1}`)
-	db, err := sqlstore.OpenSQLite(":memory:")
+	db, err := sqlite.Open(":memory:")
 	if err != nil {
 		f.Fatalf("open: %v", err)
 	}

@@ -15,6 +15,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/reliamq/reliamq/adapters/sqlstore"
+	"github.com/reliamq/reliamq/adapters/sqlstore/sqlite"
 	"github.com/reliamq/reliamq/pkg/clock/clocktest"
 	"github.com/reliamq/reliamq/pkg/policy"
 	"github.com/reliamq/reliamq/pkg/servicetest"
@@ -30,7 +31,7 @@ func lookupDB(t *testing.T, d sqlstore.Dialect) *sql.DB {
 	)
 	switch d {
 	case sqlstore.SQLite:
-		db, err = sqlstore.OpenSQLite(filepath.Join(t.TempDir(), "store.db"))
+		db, err = sqlite.Open(filepath.Join(t.TempDir(), "store.db"))
 	case sqlstore.Postgres:
 		db, err = sql.Open("pgx", servicetest.Postgres.Addr(t))
 	case sqlstore.MySQL:

@@ -15,6 +15,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // "pgx" driver
 
 	"github.com/reliamq/reliamq/adapters/sqlstore"
+	"github.com/reliamq/reliamq/adapters/sqlstore/sqlite"
 	"github.com/reliamq/reliamq/pkg/clock"
 )
 
@@ -136,7 +137,7 @@ func openDatabase(ctx context.Context, dsn string, timeout time.Duration) (*data
 			}
 			return nil, fmt.Errorf("SQLite database %s: %w", driverDSN, serr)
 		}
-		if db, err = sqlstore.OpenSQLite(driverDSN); err != nil {
+		if db, err = sqlite.Open(driverDSN); err != nil {
 			return nil, fmt.Errorf("opening %s: %w", where, err)
 		}
 	} else {

@@ -12,6 +12,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 
 	"github.com/reliamq/reliamq/adapters/sqlstore"
+	"github.com/reliamq/reliamq/adapters/sqlstore/sqlite"
 	"github.com/reliamq/reliamq/middleware/fallback"
 )
 
@@ -31,7 +32,7 @@ func (o *outage) Publish(topic string, msgs ...*message.Message) error {
 // A message published while the broker is down is stored, then delivered by
 // the relay once the broker is back, with its UUID unchanged.
 func Example() {
-	db, err := sqlstore.OpenSQLite(":memory:")
+	db, err := sqlite.Open(":memory:")
 	if err != nil {
 		panic(err)
 	}

@@ -13,6 +13,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/reliamq/reliamq/adapters/sqlstore"
+	"github.com/reliamq/reliamq/adapters/sqlstore/sqlite"
 	"github.com/reliamq/reliamq/pkg/servicetest"
 )
 
@@ -93,7 +94,7 @@ func OpenDSN(dialect sqlstore.Dialect, dsn string) (*sql.DB, error) {
 	switch dialect {
 	case sqlstore.SQLite:
 		// OpenSQLite sets the single-writer pool SQLite needs.
-		return sqlstore.OpenSQLite(dsn)
+		return sqlite.Open(dsn)
 	case sqlstore.Postgres:
 		driver = "pgx"
 	case sqlstore.MySQL:

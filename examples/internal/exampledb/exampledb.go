@@ -19,6 +19,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // "pgx" driver
 
 	"github.com/reliamq/reliamq/adapters/sqlstore"
+	"github.com/reliamq/reliamq/adapters/sqlstore/sqlite"
 )
 
 // ErrUnknownDSN is returned for a DSN whose scheme is none of the above.
@@ -51,7 +52,7 @@ func Open(dsn string) (*DB, error) {
 			return nil, err
 		}
 		path := filepath.Join(dir, "reliamq.db")
-		db, err := sqlstore.OpenSQLite(path)
+		db, err := sqlite.Open(path)
 		if err != nil {
 			_ = os.RemoveAll(dir)
 			return nil, err
@@ -60,7 +61,7 @@ func Open(dsn string) (*DB, error) {
 			cleanup: func() { _ = os.RemoveAll(dir) }}, nil
 	case strings.HasPrefix(dsn, "sqlite:"):
 		path := strings.TrimPrefix(dsn, "sqlite:")
-		db, err := sqlstore.OpenSQLite(path)
+		db, err := sqlite.Open(path)
 		if err != nil {
 			return nil, err
 		}

@@ -1,4 +1,9 @@
-package sqlstore
+// Package sqlite opens SQLite databases for sqlstore (Dialect
+// sqlstore.SQLite) through the pure-Go driver modernc.org/sqlite, which this
+// package links in and registers as "sqlite". It is a package of its own so
+// that a program using PostgreSQL or MySQL only does not link SQLite:
+// importing adapters/sqlstore alone never does.
+package sqlite
 
 import (
 	"database/sql"
@@ -7,9 +12,11 @@ import (
 
 	// The pure-Go SQLite driver, registered as "sqlite".
 	_ "modernc.org/sqlite"
+
+	"github.com/reliamq/reliamq/adapters/sqlstore"
 )
 
-// OpenSQLite opens (creating if needed) the SQLite database file at path for
+// Open opens (creating if needed) the SQLite database file at path for
 // use by a Store with Dialect SQLite.
 //
 // SQLite allows one writer at a time. The handle is limited to one open
@@ -20,9 +27,9 @@ import (
 // the single connection: do not call Store methods (other than InsertTx with
 // that transaction) while holding a transaction on this handle, or they wait
 // for it forever. path ":memory:" gives a private in-memory database.
-func OpenSQLite(path string) (*sql.DB, error) {
+func Open(path string) (*sql.DB, error) {
 	if path == "" {
-		return nil, fmt.Errorf("%w: SQLite path: required", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: SQLite path: required", sqlstore.ErrInvalidConfig)
 	}
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(5000)")
@@ -33,7 +40,7 @@ func OpenSQLite(path string) (*sql.DB, error) {
 	q.Set("_txlock", "immediate")
 	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
 	if err != nil {
-		return nil, fmt.Errorf("%w: open sqlite %s: %w", ErrStoreUnavailable, path, err)
+		return nil, fmt.Errorf("%w: open sqlite %s: %w", sqlstore.ErrStoreUnavailable, path, err)
 	}
 	db.SetMaxOpenConns(1)
 	// Keep the one connection: closing it would drop a :memory: database.
@@ -41,7 +48,7 @@ func OpenSQLite(path string) (*sql.DB, error) {
 	db.SetConnMaxLifetime(0)
 	if err := db.Ping(); err != nil {
 		_ = db.Close()
-		return nil, fmt.Errorf("%w: open sqlite %s: %w", ErrStoreUnavailable, path, err)
+		return nil, fmt.Errorf("%w: open sqlite %s: %w", sqlstore.ErrStoreUnavailable, path, err)
 	}
 	return db, nil
 }
