@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -25,14 +26,17 @@ func TestRun_reports_usage_errors_with_exit_code_2(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"no arguments", nil, "Usage:"},
-		{"area only", []string{"fallback"}, "want an area and a command"},
-		{"unknown area", []string{"queue", "ls"}, `unknown area "queue"`},
+		{"unknown area", []string{"queue", "ls"}, `unknown command "queue"`},
 		{"unknown command", []string{"fallback", "rm"}, `unknown command "rm"`},
-		{"unknown flag", []string{"fallback", "ls", "--dsn", dsn, "--colour"}, "flag provided but not defined"},
+		{"unknown flag", []string{"fallback", "ls", "--dsn", dsn, "--colour"}, "unknown flag: --colour"},
+		{"single-dash long flag", []string{"fallback", "ls", "-dsn", dsn}, "unknown shorthand flag"},
+		{"unknown output", []string{"fallback", "ls", "--dsn", dsn, "-o", "yaml"}, `--output "yaml": want table or json`},
+		{"json against output", []string{"fallback", "ls", "--dsn", dsn, "-o", "table", "--json"}, "--json contradicts --output table"},
+		{"dry run and yes", []string{"fallback", "purge", "--dsn", dsn, "--dry-run", "--yes"}, "exclude each other"},
+		{"retry topic and original topic", []string{"dlq", "replay", "--dsn", dsn, "--to-store", "--retry-topic", "x", "--to-original-topic"}, "exclude each other"},
 		{"no DSN", []string{"fallback", "ls"}, "--dsn is required"},
 		{"unrecognised DSN", []string{"fallback", "ls", "--dsn", "oracle://x"}, "unrecognised DSN"},
-		{"malformed MySQL DSN", []string{"fallback", "ls", "--dsn", "mysql://root@tcp(127.0.0.1:3306"}, "malformed MySQL DSN"},
+		{"malformed MySQL DSN", []string{"fallback", "ls", "--dsn", "mysql://root@tcp(127.0.0.1:3306"}, "malformed: MySQL DSN"},
 		{"row id not a number", []string{"fallback", "show", "--dsn", dsn, "abc"}, `"abc" is not a row id`},
 		{"show without ids or filter", []string{"fallback", "show", "--dsn", dsn}, "show needs row ids or a filter"},
 		{"replay without destination", []string{"fallback", "replay", "--dsn", dsn}, "exactly one destination"},
@@ -40,7 +44,7 @@ func TestRun_reports_usage_errors_with_exit_code_2(t *testing.T) {
 		{"negative rate", []string{"dlq", "replay", "--dsn", dsn, "--to-store", "--rate", "-1"}, "--rate must not be negative"},
 		{"bad age", []string{"fallback", "ls", "--dsn", dsn, "--older-than", "yesterday"}, "invalid duration"},
 		{"invalid table name", []string{"fallback", "ls", "--dsn", dsn, "--table", "x; DROP TABLE y"}, "not a valid table name"},
-		{"purge flag on ls", []string{"fallback", "ls", "--dsn", dsn, "--yes"}, "flag provided but not defined"},
+		{"purge flag on ls", []string{"fallback", "ls", "--dsn", dsn, "--yes"}, "unknown flag: --yes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -53,17 +57,31 @@ func TestRun_reports_usage_errors_with_exit_code_2(t *testing.T) {
 }
 
 func TestRun_help_prints_usage_and_exits_0(t *testing.T) {
-	r := runCmd(t, "", "--help").want(t, exitOK)
-	for _, s := range []string{"fallback", "dlq", "Exit codes:", "4  purge not confirmed"} {
-		if !strings.Contains(r.stdout, s) {
-			t.Errorf("usage lacks %q", s)
+	for _, args := range [][]string{nil, {"--help"}, {"help"}, {"-h"}} {
+		r := runCmd(t, "", args...).want(t, exitOK)
+		for _, s := range []string{"fallback", "dlq", "version", "completion", "Exit codes:", "4  purge not confirmed"} {
+			if !strings.Contains(r.stdout, s) {
+				t.Errorf("%v: usage lacks %q", args, s)
+			}
 		}
 	}
-	r = runCmd(t, "", "dlq", "replay", "--help").want(t, exitOK)
-	for _, s := range []string{"-rate", "-rocketmq", "-to-store", "-keep-reconsume-times", "-consumer-group"} {
+	for _, args := range [][]string{{"fallback"}, {"fallback", "--help"}, {"fallback", "help"}, {"help", "fallback"}} {
+		r := runCmd(t, "", args...).want(t, exitOK)
+		for _, s := range []string{"ls", "show", "replay", "purge", "Exit codes:"} {
+			if !strings.Contains(r.stdout, s) {
+				t.Errorf("%v: area help lacks %q:\n%s", args, s, r.stdout)
+			}
+		}
+	}
+	r := runCmd(t, "", "dlq", "replay", "--help").want(t, exitOK)
+	for _, s := range []string{"--rate", "--rocketmq", "--to-store", "--keep-reconsume-times", "--consumer-group",
+		"--retry-topic", "--to-original-topic", "--dry-run", "-o, --output"} {
 		if !strings.Contains(r.stdout, s) {
 			t.Errorf("dlq replay help lacks %q:\n%s", s, r.stdout)
 		}
+	}
+	if strings.Contains(r.stdout, "--json") {
+		t.Errorf("help shows the deprecated --json")
 	}
 }
 
@@ -112,15 +130,15 @@ func TestLs_prints_a_readable_table_and_json_with_the_row_state(t *testing.T) {
 	seedFallback(t, newStore(t, db, sqlstore.SQLite, sqlstore.DefaultTable))
 	r := runCmd(t, "", "fallback", "ls", "--dsn", dsn).want(t, exitOK)
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
-	if len(lines) != 5 || !strings.HasPrefix(lines[0], "ID") || !strings.Contains(lines[0], "LAST ERROR") {
+	if len(lines) != 4 || !strings.HasPrefix(lines[0], "ID") || !strings.Contains(lines[0], "LAST ERROR") {
 		t.Fatalf("table:\n%s", r.stdout)
 	}
 	if !strings.Contains(lines[1], "o1") || !strings.Contains(lines[1], "3h00m") || !strings.Contains(lines[1], "in 59m") ||
 		!strings.Contains(lines[1], "connection refused") {
 		t.Fatalf("o1 line %q lacks its age, next attempt or error", lines[1])
 	}
-	if !strings.Contains(lines[2], "due") || lines[4] != "3 rows." {
-		t.Fatalf("table:\n%s", r.stdout)
+	if !strings.Contains(lines[2], "due") || r.stderr != "3 rows.\n" {
+		t.Fatalf("table:\n%s\nstderr %q", r.stdout, r.stderr)
 	}
 
 	rows := runCmd(t, "", "fallback", "ls", "--dsn", dsn, "--json", "--topic", "orders").want(t, exitOK).rowsJSON(t)
@@ -134,12 +152,62 @@ func TestLs_prints_a_readable_table_and_json_with_the_row_state(t *testing.T) {
 		t.Fatalf("stderr %q", r.stderr)
 	}
 	r = runCmd(t, "", "fallback", "ls", "--dsn", dsn, "--queue", "poison").want(t, exitOK)
-	if !strings.Contains(r.stdout, "No rows match") {
-		t.Fatalf("empty queue: %q", r.stdout)
+	if r.stdout != "" || !strings.Contains(r.stderr, "No rows match") {
+		t.Fatalf("empty queue: stdout %q stderr %q", r.stdout, r.stderr)
 	}
 	if r := runCmd(t, "", "fallback", "ls", "--dsn", dsn, "--queue", "poison", "--json").want(t, exitOK); strings.TrimSpace(r.stdout) != "[]" {
 		t.Fatalf("empty queue as JSON: %q", r.stdout)
 	}
+}
+
+func TestLs_table_shows_the_root_cause_and_JSON_every_error_whole(t *testing.T) {
+	dsn, db := sqliteDB(t)
+	st := newStore(t, db, sqlstore.SQLite, sqlstore.DefaultTable)
+	long := "fallback: relay: sending row 17 to topic orders after 5 attempts: rocketmq: broker unavailable: " +
+		"dial tcp 10.0.0.5:10911: connect: connection refused"
+	if err := st.Insert(context.Background(),
+		sqlstore.Message{Topic: "orders", UUID: "w1", FirstError: "send timeout", LastError: long},
+		sqlstore.Message{Topic: "orders", UUID: "w2"}); err != nil {
+		t.Fatal(err)
+	}
+	r := runCmd(t, "", "fallback", "ls", "--dsn", dsn).want(t, exitOK)
+	if !strings.Contains(r.stdout, "…") || !strings.Contains(r.stdout, "connect: connection refused\n") ||
+		strings.Contains(r.stdout, "fallback: relay: sending") {
+		t.Fatalf("LAST ERROR should show the cause, not the wrappers:\n%s", r.stdout)
+	}
+	r = runCmd(t, "", "fallback", "ls", "--dsn", dsn, "-o", "json").want(t, exitOK)
+	var raw []map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &raw); err != nil || len(raw) != 2 {
+		t.Fatalf("json %v: %s", err, r.stdout)
+	}
+	if raw[0]["last_error"] != long || raw[0]["first_error"] != "send timeout" {
+		t.Fatalf("errors in JSON: %v", raw[0])
+	}
+	for _, k := range []string{"first_error", "last_error"} {
+		if v, ok := raw[1][k]; !ok || v != "" {
+			t.Fatalf("row without errors: %s is %v (present %v), want an empty string", k, v, ok)
+		}
+	}
+	// --json is a deprecated alias of -o json, said so on stderr.
+	r = runCmd(t, "", "fallback", "ls", "--dsn", dsn, "--json").want(t, exitOK)
+	if !strings.HasPrefix(r.stdout, "[") || !strings.Contains(r.stderr, "deprecated") {
+		t.Fatalf("--json: stdout %q stderr %q", r.stdout, r.stderr)
+	}
+}
+
+func TestDLQ_ls_unknown_topic_and_unknown_consumer_group_both_exit_3(t *testing.T) {
+	dsn, db := sqliteDB(t)
+	dlq := newStore(t, db, sqlstore.SQLite, "reliamq_dlq")
+	deadLetter(t, dlq, "billing", newDeadLetterMessage("d1", "payments"))
+	for _, args := range [][]string{{"--topic", "nosuch"}, {"--consumer-group", "nosuch"}, {"--topic", "payments", "--consumer-group", "nosuch"}} {
+		r := runCmd(t, "", append([]string{"dlq", "ls", "--dsn", dsn}, args...)...).want(t, exitNotFound)
+		if !strings.Contains(r.stderr, `unknown`) || !strings.Contains(r.stderr, `"nosuch"`) {
+			t.Fatalf("%v: stderr %q", args, r.stderr)
+		}
+	}
+	// Known names whose rows another filter excludes: no rows, exit 0.
+	runCmd(t, "", "dlq", "ls", "--dsn", dsn, "--consumer-group", "billing", "--older-than", "1h").want(t, exitOK)
+	runCmd(t, "", "dlq", "ls", "--dsn", dsn, "--topic", "payments", "--older-than", "1h").want(t, exitOK)
 }
 
 func TestShow_prints_payload_and_metadata_and_unknown_ids_exit_3(t *testing.T) {
@@ -228,8 +296,8 @@ func TestFallbackReplay_to_store_makes_rows_due_now_and_moves_poisoned_rows_back
 
 	// The poisoned row goes back to the relay's queue with a fresh start.
 	r := runCmd(t, "", "fallback", "replay", "--dsn", dsn, "--queue", "poison", "--to-store").want(t, exitOK)
-	if !strings.Contains(r.stdout, "replayed  id=") || !strings.Contains(r.stdout, "Replayed 1 of 1 row.") {
-		t.Fatalf("stdout %q", r.stdout)
+	if !strings.Contains(r.stdout, "replayed  id=") || !strings.Contains(r.stderr, "Replayed 1 of 1 row.") {
+		t.Fatalf("stdout %q stderr %q", r.stdout, r.stderr)
 	}
 	if got := listAll(t, st, "poison"); len(got) != 0 {
 		t.Fatalf("poison queue still has %v", rowUUIDs(got))
@@ -287,8 +355,8 @@ func TestReplay_is_paced_by_rate_on_the_clock(t *testing.T) {
 	}
 	r := <-done
 	r.want(t, exitOK)
-	if !strings.Contains(r.stdout, "Replayed 3 of 3 rows.") {
-		t.Fatalf("stdout %q", r.stdout)
+	if !strings.Contains(r.stderr, "Replayed 3 of 3 rows.") {
+		t.Fatalf("stderr %q", r.stderr)
 	}
 }
 
@@ -350,9 +418,18 @@ func TestDLQ_ls_show_and_replay_to_store_of_real_dead_letters(t *testing.T) {
 	}
 	runCmd(t, "", "dlq", "ls", "--dsn", dsn, "--topic", redelivery.DefaultDeadLetterTopic("billing")).want(t, exitNotFound)
 
+	retry := redelivery.DefaultRetryTopic("billing", "charge")
+	dry := runCmd(t, "", "dlq", "replay", "--dsn", dsn, "--to-store", "--topic", "payments", "--dry-run").want(t, exitOK)
+	if strings.Count(dry.stdout, "would replay  id=") != 2 || !strings.Contains(dry.stdout, "topic="+retry) ||
+		!strings.Contains(dry.stderr, "nothing sent, written or deleted") {
+		t.Fatalf("dry run:\n%s\n%s", dry.stdout, dry.stderr)
+	}
+	if len(listAll(t, dlq, "")) != 3 || len(listAll(t, fb, "")) != 0 {
+		t.Fatal("the dry run changed the tables")
+	}
 	lines, sum := runCmd(t, "", "dlq", "replay", "--dsn", dsn, "--to-store", "--topic", "payments", "--rate", "0",
 		"--json").want(t, exitOK).replayJSON(t)
-	if len(lines) != 2 || lines[0].Topic != "payments" || lines[1].Result != "replayed" || sum["replayed"] != 2 {
+	if len(lines) != 2 || lines[0].Topic != retry || lines[1].Result != "replayed" || sum["replayed"] != 2 {
 		t.Fatalf("report %+v %v", lines, sum)
 	}
 	if diff := cmp.Diff([]string{"x1"}, rowUUIDs(listAll(t, dlq, ""))); diff != "" {
@@ -363,7 +440,9 @@ func TestDLQ_ls_show_and_replay_to_store_of_real_dead_letters(t *testing.T) {
 		t.Fatalf("fallback rows after replay (-want +got):\n%s", diff)
 	}
 	for _, m := range back {
-		if m.Topic != "payments" || m.Metadata["tenant"] != "a" || m.Metadata[metadata.DeadLetterReason] != "" ||
+		// To billing's retry topic: only the failed group consumes it.
+		if m.Topic != retry || m.Metadata["tenant"] != "a" || m.Metadata[metadata.DeadLetterReason] != "" ||
+			m.Metadata[metadata.ConsumerGroup] != "" || m.Metadata[metadata.OriginalTopic] != "payments" ||
 			m.Metadata[metadata.ReconsumeTimes] != "" || string(m.Payload) != "pay "+m.UUID {
 			t.Fatalf("replayed row %+v", m)
 		}
@@ -376,16 +455,16 @@ func TestDLQReplay_stops_at_a_dead_letter_without_original_topic_and_keeps_it(t 
 	fb := newStore(t, db, sqlstore.SQLite, sqlstore.DefaultTable)
 	ctx := context.Background()
 	if err := dlq.Insert(ctx,
-		sqlstore.Message{Topic: "reliamq_dlq_g", UUID: "good", Metadata: map[string]string{metadata.OriginalTopic: "payments"}},
+		sqlstore.Message{Topic: "reliamq_dlq_g", UUID: "good", Metadata: map[string]string{metadata.OriginalTopic: "payments", metadata.RetryTopic: "r"}},
 		sqlstore.Message{Topic: "reliamq_dlq_g", UUID: "orphan"},
-		sqlstore.Message{Topic: "reliamq_dlq_g", UUID: "later", Metadata: map[string]string{metadata.OriginalTopic: "payments"}},
+		sqlstore.Message{Topic: "reliamq_dlq_g", UUID: "later", Metadata: map[string]string{metadata.OriginalTopic: "payments", metadata.RetryTopic: "r"}},
 	); err != nil {
 		t.Fatal(err)
 	}
 	r := runCmd(t, "", "dlq", "replay", "--dsn", dsn, "--to-store", "--rate", "0").want(t, exitRuntime)
 	if !strings.Contains(r.stdout, "replayed  id=1 uuid=good") || !strings.Contains(r.stdout, "failed    id=2 uuid=orphan") ||
-		!strings.Contains(r.stdout, "Replayed 1 of 3 rows; 1 failed, 1 not tried") {
-		t.Fatalf("stdout:\n%s", r.stdout)
+		!strings.Contains(r.stderr, "Replayed 1 of 3 rows; 1 failed, 1 not tried") {
+		t.Fatalf("stdout:\n%s\nstderr:\n%s", r.stdout, r.stderr)
 	}
 	if !strings.Contains(r.stderr, "no original topic") {
 		t.Fatalf("stderr %q", r.stderr)
@@ -398,47 +477,6 @@ func TestDLQReplay_stops_at_a_dead_letter_without_original_topic_and_keeps_it(t 
 	}
 }
 
-func TestParseDSN_recognises_every_documented_form(t *testing.T) {
-	tests := []struct {
-		dsn, driver, driverDSN string
-		dialect                sqlstore.Dialect
-	}{
-		{"postgres://u:p@db:5432/x?sslmode=disable", "pgx", "postgres://u:p@db:5432/x?sslmode=disable", sqlstore.Postgres},
-		{"postgresql://u@db/x", "pgx", "postgresql://u@db/x", sqlstore.Postgres},
-		{"mysql://u:p@db:3307/x?parseTime=true", "mysql", "u:p@tcp(db:3307)/x?parseTime=true", sqlstore.MySQL},
-		{"mysql://u@db/x", "mysql", "u@tcp(db:3306)/x", sqlstore.MySQL},
-		{"mysql://u:p@tcp(db:3306)/x", "mysql", "u:p@tcp(db:3306)/x", sqlstore.MySQL},
-		{"root@tcp(127.0.0.1:3306)/test?parseTime=true", "mysql", "root@tcp(127.0.0.1:3306)/test?parseTime=true", sqlstore.MySQL},
-		{"sqlite:///var/lib/r.db", "sqlite", "/var/lib/r.db", sqlstore.SQLite},
-		{"sqlite://r.db", "sqlite", "r.db", sqlstore.SQLite},
-		{"sqlite:/var/r.db", "sqlite", "/var/r.db", sqlstore.SQLite},
-		{"file:r.db?mode=ro", "sqlite", "r.db", sqlstore.SQLite},
-	}
-	for _, tt := range tests {
-		t.Run(tt.dsn, func(t *testing.T) {
-			driver, driverDSN, dialect, where, err := parseDSN(tt.dsn)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if driver != tt.driver || driverDSN != tt.driverDSN || dialect != tt.dialect {
-				t.Fatalf("got %s %q %s, want %s %q %s", driver, driverDSN, dialect, tt.driver, tt.driverDSN, tt.dialect)
-			}
-			if strings.Contains(where, ":p@") {
-				t.Fatalf("description %q shows the password", where)
-			}
-		})
-	}
-	for _, bad := range []string{"", "redis://x", "mysql://u@tcp(db)/", "sqlite:", "mysql://u:secret@tcp(db:3306"} {
-		_, _, _, _, err := parseDSN(bad)
-		if exitCode(err) != exitUsage {
-			t.Errorf("%q: err %v, want a usage error", bad, err)
-		}
-		if err != nil && strings.Contains(err.Error(), "secret") {
-			t.Errorf("%q: error %q shows the password", bad, err)
-		}
-	}
-}
-
 func itoa(n int64) string { return strconvFormat(n) }
 
 func TestDLQReplay_keeps_the_reconsume_count_only_when_asked(t *testing.T) {
@@ -448,7 +486,7 @@ func TestDLQReplay_keeps_the_reconsume_count_only_when_asked(t *testing.T) {
 			dlq := newStore(t, db, sqlstore.SQLite, "reliamq_dlq")
 			fb := newStore(t, db, sqlstore.SQLite, sqlstore.DefaultTable)
 			if err := dlq.Insert(context.Background(), sqlstore.Message{Topic: "reliamq_dlq_g", UUID: "d1",
-				Metadata: map[string]string{metadata.OriginalTopic: "payments", metadata.ReconsumeTimes: "16",
+				Metadata: map[string]string{metadata.OriginalTopic: "payments", metadata.RetryTopic: "r", metadata.ReconsumeTimes: "16",
 					metadata.DeadLetterReason: redelivery.ReasonMaxAttempts, metadata.LastError: "boom"}}); err != nil {
 				t.Fatal(err)
 			}

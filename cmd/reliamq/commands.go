@@ -3,7 +3,9 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"time"
@@ -67,16 +69,18 @@ func (c *command) ls(ctx context.Context) error {
 		return writeJSON(c.env.stdout, out)
 	}
 	if len(rows) == 0 {
-		fmt.Fprintf(c.env.stdout, "No rows match in %s.\n", c.where())
+		fmt.Fprintf(c.env.stderr, "No rows match in %s.\n", c.where())
 		return nil
 	}
 	if err := c.writeTable(c.env.stdout, rows); err != nil {
 		return err
 	}
+	// The count is a note for the reader, not part of the table: stderr, so
+	// stdout pipes into other tools as rows only.
 	if more {
-		fmt.Fprintf(c.env.stdout, "%s shown; more match (use --limit 0 for all).\n", rowsWord(len(rows)))
+		fmt.Fprintf(c.env.stderr, "%s shown; more match (use --limit 0 for all).\n", rowsWord(len(rows)))
 	} else {
-		fmt.Fprintf(c.env.stdout, "%s.\n", rowsWord(len(rows)))
+		fmt.Fprintf(c.env.stderr, "%s.\n", rowsWord(len(rows)))
 	}
 	return nil
 }
@@ -94,7 +98,7 @@ func (c *command) show(ctx context.Context) error {
 		return writeJSON(c.env.stdout, out)
 	}
 	if len(rows) == 0 {
-		fmt.Fprintf(c.env.stdout, "No rows match in %s.\n", c.where())
+		fmt.Fprintf(c.env.stderr, "No rows match in %s.\n", c.where())
 		return nil
 	}
 	return c.writeFull(c.env.stdout, rows)
@@ -109,7 +113,21 @@ func (c *command) purge(ctx context.Context) error {
 		if c.o.json {
 			return writeJSON(c.env.stdout, map[string]any{"deleted": 0, "ids": []int64{}})
 		}
-		fmt.Fprintf(c.env.stdout, "No rows match in %s; nothing deleted.\n", c.where())
+		fmt.Fprintf(c.env.stderr, "No rows match in %s; nothing deleted.\n", c.where())
+		return nil
+	}
+	if c.o.dryRun {
+		ids := make([]int64, len(rows))
+		for i, m := range rows {
+			ids[i] = m.ID
+		}
+		if c.o.json {
+			return writeJSON(c.env.stdout, map[string]any{"dry_run": true, "would_delete": len(ids), "ids": ids})
+		}
+		if err := c.writeTable(c.env.stdout, rows); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.env.stderr, "Dry run: would delete %s from %s; nothing deleted.\n", rowsWord(len(rows)), c.where())
 		return nil
 	}
 	if !c.o.yes {
@@ -184,11 +202,33 @@ type replayReport struct {
 }
 
 type replayLine struct {
+	DryRun bool   `json:"dry_run,omitempty"`
 	ID     int64  `json:"id"`
 	UUID   string `json:"uuid"`
 	Topic  string `json:"topic"`
 	Result string `json:"result"`
 	Error  string `json:"error,omitempty"`
+}
+
+// planned reports a row a dry run would replay to topic (or err: why it
+// could not be).
+func (r *replayReport) planned(m sqlstore.Message, topic string, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	line := replayLine{DryRun: true, ID: m.ID, UUID: m.UUID, Topic: topic, Result: "would_replay"}
+	if err != nil {
+		r.failed++
+		line.Result, line.Error = "would_fail", err.Error()
+	}
+	if r.c.o.json {
+		_ = writeJSON(r.c.env.stdout, line)
+		return
+	}
+	if err != nil {
+		fmt.Fprintf(r.c.env.stdout, "would fail    id=%d uuid=%s: %v\n", m.ID, m.UUID, err)
+		return
+	}
+	fmt.Fprintf(r.c.env.stdout, "would replay  id=%d uuid=%s topic=%s\n", m.ID, m.UUID, topic)
 }
 
 func (r *replayReport) message(m sqlstore.Message, topic string, err error) {
@@ -215,17 +255,28 @@ func (r *replayReport) message(m sqlstore.Message, topic string, err error) {
 func (r *replayReport) summary() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.c.o.dryRun {
+		if r.c.o.json {
+			_ = writeJSON(r.c.env.stdout, map[string]any{"summary": map[string]any{"dry_run": true,
+				"matched": r.matched, "would_replay": r.matched - r.failed, "would_fail": r.failed}})
+			return
+		}
+		fmt.Fprintf(r.c.env.stderr, "Dry run: would replay %d of %s from %s; nothing sent, written or deleted.\n",
+			r.matched-r.failed, rowsWord(r.matched), r.c.where())
+		return
+	}
 	if r.c.o.json {
 		_ = writeJSON(r.c.env.stdout, map[string]any{"summary": map[string]int{
 			"matched": r.matched, "replayed": r.replayed, "failed": r.failed,
 			"not_tried": r.matched - r.replayed - r.failed}})
 		return
 	}
-	fmt.Fprintf(r.c.env.stdout, "Replayed %d of %s", r.replayed, rowsWord(r.matched))
+	w := r.c.env.stderr
+	fmt.Fprintf(w, "Replayed %d of %s", r.replayed, rowsWord(r.matched))
 	if rest := r.matched - r.replayed - r.failed; r.failed > 0 || rest > 0 {
-		fmt.Fprintf(r.c.env.stdout, "; %d failed, %d not tried (still in %s)", r.failed, rest, r.c.where())
+		fmt.Fprintf(w, "; %d failed, %d not tried (still in %s)", r.failed, rest, r.c.where())
 	}
-	fmt.Fprintln(r.c.env.stdout, ".")
+	fmt.Fprintln(w, ".")
 }
 
 func (c *command) replay(ctx context.Context) error {
@@ -237,6 +288,9 @@ func (c *command) replay(ctx context.Context) error {
 	defer rep.summary()
 	if len(rows) == 0 {
 		return nil
+	}
+	if c.o.dryRun {
+		return c.dryRunReplay(rows, rep)
 	}
 	pub, err := c.replayPublisher(ctx)
 	if err != nil {
@@ -262,8 +316,15 @@ func (c *command) replayPublisher(ctx context.Context) (message.Publisher, error
 				servers = append(servers, s)
 			}
 		}
+		// The client reports an unreachable name server as "route info not
+		// found", which reads as a missing topic: ask the name servers first.
+		if err := reachable(ctx, servers, c.o.timeout); err != nil {
+			return nil, err
+		}
+		// RetryTopicMarshaler lets a dead letter sent to %RETRY%<group>
+		// (--retry-topic) reach that group's subscription.
 		pub, err := rocketmq.NewPublisher(rocketmq.PublisherConfig{NameServers: servers,
-			SendTimeout: c.o.rocketmqSendTimeout}, nil)
+			SendTimeout: c.o.rocketmqSendTimeout, Marshaler: rocketmq.RetryTopicMarshaler{}}, nil)
 		if err != nil {
 			return nil, usageError("--rocketmq %q: %v", c.o.rocketmq, err)
 		}
@@ -395,10 +456,52 @@ func (c *command) requeueRow(ctx context.Context, target *sqlstore.Store, m sqls
 	return nil
 }
 
+// reachable returns nil when at least one name server accepts a TCP
+// connection, and otherwise an error that says the name servers are
+// unreachable (exit 1).
+func reachable(ctx context.Context, servers []string, timeout time.Duration) error {
+	if len(servers) == 0 {
+		return usageError("--rocketmq names no name server")
+	}
+	var errs []error
+	d := net.Dialer{Timeout: timeout}
+	for _, s := range servers {
+		conn, err := d.DialContext(ctx, "tcp", s)
+		if err == nil {
+			_ = conn.Close()
+			return nil
+		}
+		errs = append(errs, err)
+	}
+	return fmt.Errorf("cannot reach the RocketMQ name server %s (is --rocketmq right and the name server running?): %w",
+		strings.Join(servers, ","), errors.Join(errs...))
+}
+
+// replayConfig is the part of the redelivery.ReplayConfig the flags decide.
+func (c *command) replayConfig() redelivery.ReplayConfig {
+	return redelivery.ReplayConfig{KeepReconsumeTimes: c.o.keepReconsumeTimes,
+		RetryTopic: c.o.retryTopic, ToOriginalTopic: c.o.toOriginalTopic}
+}
+
+// dryRunReplay reports where each row would go, touching nothing.
+func (c *command) dryRunReplay(rows []sqlstore.Message, rep *replayReport) error {
+	cfg := c.replayConfig()
+	for _, m := range rows {
+		topic, err := m.Topic, error(nil)
+		if c.o.area == "dlq" {
+			topic, err = cfg.Destination(m.ToMessage())
+		}
+		rep.planned(m, topic, err)
+	}
+	return nil
+}
+
 // replayDeadLetters feeds the rows, one at a time, to redelivery.Replay, which
-// publishes each to its original topic with the dead-letter metadata removed
-// and the reconsume count reset (unless --keep-reconsume-times). A row is
-// deleted once Replay acknowledged its message.
+// publishes each to its retry topic (only the failed consumer group reads it;
+// --retry-topic names it, --to-original-topic republishes to every group)
+// with the dead-letter metadata removed and the reconsume count reset (unless
+// --keep-reconsume-times). A row is deleted once Replay acknowledged its
+// message.
 func (c *command) replayDeadLetters(ctx context.Context, rows []sqlstore.Message, pub message.Publisher, rep *replayReport) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -429,7 +532,7 @@ func (c *command) replayDeadLetters(ctx context.Context, rows []sqlstore.Message
 					return
 				}
 			}
-			topic := res.OriginalTopic
+			topic := res.Topic
 			if topic == "" {
 				topic = c.sel.topicOf(m)
 			}
@@ -446,11 +549,11 @@ func (c *command) replayDeadLetters(ctx context.Context, rows []sqlstore.Message
 			rep.message(m, topic, nil)
 		}
 	}()
-	_, err := redelivery.Replay(ctx, redelivery.ReplayConfig{
-		Messages: msgs, Publisher: pub, KeepReconsumeTimes: c.o.keepReconsumeTimes,
-		Rate: c.o.rate, IdleTimeout: -1, Clock: c.env.clock,
-		OnMessage: func(r redelivery.ReplayResult) { results <- r },
-	}, nil)
+	cfg := c.replayConfig()
+	cfg.Messages, cfg.Publisher = msgs, pub
+	cfg.Rate, cfg.IdleTimeout, cfg.Clock = c.o.rate, -1, c.env.clock
+	cfg.OnMessage = func(r redelivery.ReplayResult) { results <- r }
+	_, err := redelivery.Replay(ctx, cfg, nil)
 	cancel()
 	wg.Wait()
 	if feedErr != nil {

@@ -5,17 +5,16 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net"
-	"net/url"
 	"os"
 	"strings"
 	"time"
 
-	"github.com/go-sql-driver/mysql"
+	_ "github.com/go-sql-driver/mysql" // "mysql" driver
 	_ "github.com/jackc/pgx/v5/stdlib" // "pgx" driver
 
 	"github.com/reliamq/reliamq/adapters/sqlstore"
 	"github.com/reliamq/reliamq/adapters/sqlstore/sqlite"
+	dsnpkg "github.com/reliamq/reliamq/internal/dsn"
 	"github.com/reliamq/reliamq/pkg/clock"
 )
 
@@ -27,108 +26,17 @@ type database struct {
 	where   string
 }
 
-// parseDSN recognises the store DSN forms:
-//
-//	postgres://user:pass@host:5432/db?sslmode=disable   (also postgresql://)
-//	mysql://user:pass@host:3306/db?param=value           (URL form)
-//	mysql://user:pass@tcp(host:3306)/db                  (go-sql-driver DSN after mysql://)
-//	user:pass@tcp(host:3306)/db                          (go-sql-driver DSN)
-//	sqlite:///abs/path.db, sqlite://rel/path.db, sqlite:path.db, file:path.db
-//
-// It returns the driver name, the driver's DSN, the dialect and a description
-// without password. Malformed DSNs are usage errors.
-func parseDSN(dsn string) (driver, driverDSN string, dialect sqlstore.Dialect, where string, err error) {
-	switch {
-	case dsn == "":
-		return "", "", "", "", usageError("--dsn is required (or set RELIAMQ_DSN)")
-	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
-		u, perr := url.Parse(dsn)
-		if perr != nil {
-			return "", "", "", "", usageError("malformed PostgreSQL DSN: %v", redactErr(perr, dsn))
-		}
-		return "pgx", dsn, sqlstore.Postgres, "PostgreSQL " + u.Host + u.Path, nil
-	case strings.HasPrefix(dsn, "mysql://"):
-		rest := strings.TrimPrefix(dsn, "mysql://")
-		if strings.Contains(rest, "(") {
-			return mysqlDSN(rest)
-		}
-		u, perr := url.Parse(dsn)
-		if perr != nil {
-			return "", "", "", "", usageError("malformed MySQL DSN: %v", redactErr(perr, dsn))
-		}
-		cfg := mysql.NewConfig()
-		cfg.Net = "tcp"
-		cfg.Addr = u.Host
-		if u.Port() == "" && u.Host != "" {
-			cfg.Addr = net.JoinHostPort(u.Hostname(), "3306")
-		}
-		if u.User != nil {
-			cfg.User = u.User.Username()
-			cfg.Passwd, _ = u.User.Password()
-		}
-		cfg.DBName = strings.TrimPrefix(u.Path, "/")
-		if q := u.Query(); len(q) > 0 {
-			cfg.Params = map[string]string{}
-			for k := range q {
-				cfg.Params[k] = q.Get(k)
-			}
-		}
-		return mysqlDSN(cfg.FormatDSN())
-	case strings.HasPrefix(dsn, "sqlite:"):
-		path := strings.TrimPrefix(dsn, "sqlite:")
-		path = strings.TrimPrefix(path, "//")
-		return sqlitePath(path)
-	case strings.HasPrefix(dsn, "file:"):
-		return sqlitePath(strings.TrimPrefix(dsn, "file:"))
-	case strings.Contains(dsn, "@tcp(") || strings.Contains(dsn, "@unix(") || strings.Contains(dsn, "@/"):
-		return mysqlDSN(dsn)
-	default:
-		return "", "", "", "", usageError("unrecognised DSN: want postgres://..., mysql://..., a go-sql-driver DSN (user@tcp(host:3306)/db), sqlite://path or file:path")
-	}
-}
-
-func mysqlDSN(dsn string) (string, string, sqlstore.Dialect, string, error) {
-	cfg, err := mysql.ParseDSN(dsn)
-	if err != nil {
-		return "", "", "", "", usageError("malformed MySQL DSN: %v", redactErr(err, dsn))
-	}
-	if cfg.DBName == "" {
-		return "", "", "", "", usageError("MySQL DSN names no database")
-	}
-	return "mysql", cfg.FormatDSN(), sqlstore.MySQL, "MySQL " + cfg.Addr + "/" + cfg.DBName, nil
-}
-
-func sqlitePath(path string) (string, string, sqlstore.Dialect, string, error) {
-	if i := strings.IndexByte(path, '?'); i >= 0 {
-		path = path[:i]
-	}
-	if path == "" {
-		return "", "", "", "", usageError("SQLite DSN names no file")
-	}
-	return "sqlite", path, sqlstore.SQLite, "SQLite " + path, nil
-}
-
-// redactErr keeps a parser's error from echoing the DSN's password.
-func redactErr(err error, dsn string) string {
-	msg := err.Error()
-	if u, perr := url.Parse(dsn); perr == nil && u.User != nil {
-		if p, ok := u.User.Password(); ok && p != "" {
-			msg = strings.ReplaceAll(msg, p, "xxxxx")
-		}
-	}
-	if cfg, perr := mysql.ParseDSN(strings.TrimPrefix(dsn, "mysql://")); perr == nil && cfg.Passwd != "" {
-		msg = strings.ReplaceAll(msg, cfg.Passwd, "xxxxx")
-	}
-	return msg
-}
-
 // openDatabase opens and pings the database of dsn. A SQLite file that does
 // not exist is reported as not found instead of being created empty.
 func openDatabase(ctx context.Context, dsn string, timeout time.Duration) (*database, error) {
-	driver, driverDSN, dialect, where, err := parseDSN(dsn)
-	if err != nil {
-		return nil, err
+	if dsn == "" {
+		return nil, usageError("--dsn is required (or set RELIAMQ_DSN)")
 	}
+	d, err := dsnpkg.Parse(dsn)
+	if err != nil {
+		return nil, usageError("%v", strings.TrimPrefix(err.Error(), "dsn: "))
+	}
+	driver, driverDSN, dialect, where := d.Driver, d.DriverDSN, d.Dialect, d.Where
 	var db *sql.DB
 	if dialect == sqlstore.SQLite {
 		if _, serr := os.Stat(driverDSN); serr != nil {

@@ -7,9 +7,11 @@
 //
 //	reliamq fallback ls|show|replay|purge [flags] [ids...]
 //	reliamq dlq      ls|show|replay|purge [flags] [ids...]
+//	reliamq version | completion bash|zsh|fish|powershell | help [command]
 //
 // Run "reliamq --help" or "reliamq fallback ls --help" for the flags, and see
-// docs/operations-cli.md for examples and the exit codes.
+// docs/operations-cli.md for examples, output formats (-o table|json) and the
+// exit codes.
 package main
 
 import (

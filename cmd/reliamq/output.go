@@ -27,8 +27,9 @@ type rowJSON struct {
 	CreatedAt     time.Time `json:"created_at"`
 	NextAttemptAt time.Time `json:"next_attempt_at"`
 	AgeSeconds    float64   `json:"age_seconds"`
-	FirstError    string    `json:"first_error,omitempty"`
-	LastError     string    `json:"last_error,omitempty"`
+	// Always present (empty when there is none), untruncated.
+	FirstError string `json:"first_error"`
+	LastError  string `json:"last_error"`
 
 	// Dead-letter fields, from the message metadata.
 	StoredTopic   string `json:"stored_topic,omitempty"`
@@ -101,14 +102,14 @@ func (c *command) writeTable(w io.Writer, rows []sqlstore.Message) error {
 		age := humanDuration(c.env.clock.Now().Sub(m.CreatedAt))
 		if c.o.area == "dlq" {
 			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", m.ID, r.Topic, m.UUID, dash(r.ConsumerGroup),
-				dash(r.Handler), dash(r.Reason), r.Attempts, age, oneLine(lastErr, 60))
+				dash(r.Handler), dash(r.Reason), r.Attempts, age, cause(lastErr, 60))
 			continue
 		}
 		next := "due"
 		if d := m.NextAttemptAt.Sub(c.env.clock.Now()); d > 0 {
 			next = "in " + humanDuration(d)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\t%s\n", m.ID, r.Topic, m.UUID, m.Attempts, age, next, oneLine(lastErr, 60))
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\t%s\n", m.ID, r.Topic, m.UUID, m.Attempts, age, next, cause(lastErr, 60))
 	}
 	return tw.Flush()
 }
@@ -179,6 +180,18 @@ func oneLine(s string, max int) string {
 	if max > 0 && utf8.RuneCountInString(s) > max {
 		r := []rune(s)
 		s = string(r[:max-1]) + "…"
+	}
+	return s
+}
+
+// cause flattens an error text to one line and, when it is longer than max
+// runes, keeps its end: wrapped errors read "outer: inner: root cause", so
+// the end is the root cause and the start only the wrappers. show and JSON
+// print the whole text.
+func cause(s string, max int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > max {
+		s = "…" + string(r[len(r)-(max-1):])
 	}
 	return s
 }

@@ -5,6 +5,7 @@
 package main
 
 import (
+	"net"
 	"strings"
 	"testing"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/reliamq/reliamq/adapters/rocketmq"
 	"github.com/reliamq/reliamq/adapters/rocketmq/rocketmqtest"
 	"github.com/reliamq/reliamq/adapters/sqlstore"
+	"github.com/reliamq/reliamq/middleware/redelivery"
 	"github.com/reliamq/reliamq/pkg/metadata"
 )
 
@@ -59,8 +61,8 @@ func TestFallbackReplay_to_RocketMQ_stops_at_the_first_refused_send_and_keeps_th
 	b.Fail(rocketmqtest.CodeSendMessage, rocketmqtest.RespSystemError, -1)
 
 	r := runCmd(t, "", "fallback", "replay", "--dsn", dsn, "--rocketmq", b.NameServerAddr(), "--rate", "0").want(t, exitRuntime)
-	if !strings.Contains(r.stdout, "failed    id=1 uuid=o1 topic=orders") || !strings.Contains(r.stdout, "Replayed 0 of 3 rows; 1 failed, 2 not tried") {
-		t.Fatalf("stdout:\n%s", r.stdout)
+	if !strings.Contains(r.stdout, "failed    id=1 uuid=o1 topic=orders") || !strings.Contains(r.stderr, "Replayed 0 of 3 rows; 1 failed, 2 not tried") {
+		t.Fatalf("stdout:\n%s\nstderr:\n%s", r.stdout, r.stderr)
 	}
 	if !strings.Contains(r.stderr, "replay stopped at row 1") {
 		t.Fatalf("stderr %q", r.stderr)
@@ -98,25 +100,57 @@ func TestFallbackReplay_to_RocketMQ_reports_a_topic_the_broker_does_not_know(t *
 	}
 }
 
-func TestDLQReplay_to_RocketMQ_publishes_dead_letters_to_their_original_topic(t *testing.T) {
+func TestDLQReplay_to_RocketMQ_publishes_dead_letters_to_the_failed_groups_retry_topic_only(t *testing.T) {
 	b := rocketmqtest.NewTest(t, rocketmqtest.Config{})
 	dsn, db := sqliteDB(t)
 	dlq := newStore(t, db, sqlstore.SQLite, "reliamq_dlq")
 	deadLetter(t, dlq, "billing", newDeadLetterMessage("d1", "payments"), newDeadLetterMessage("d2", "payments"))
+	retry := redelivery.DefaultRetryTopic("billing", "charge")
 
 	r := runCmd(t, "", "dlq", "replay", "--dsn", dsn, "--rocketmq", b.NameServerAddr(), "--rate", "0").want(t, exitOK)
-	if !strings.Contains(r.stdout, "replayed  id=1 uuid=d1 topic=payments") || !strings.Contains(r.stdout, "Replayed 2 of 2 rows.") {
-		t.Fatalf("stdout:\n%s", r.stdout)
+	if !strings.Contains(r.stdout, "replayed  id=1 uuid=d1 topic="+retry) || !strings.Contains(r.stderr, "Replayed 2 of 2 rows.") {
+		t.Fatalf("stdout:\n%s\nstderr:\n%s", r.stdout, r.stderr)
 	}
-	if diff := cmp.Diff([]string{"d1", "d2"}, brokerUUIDs(b, "payments")); diff != "" {
-		t.Fatalf("broker topic payments (-want +got):\n%s", diff)
+	if diff := cmp.Diff([]string{"d1", "d2"}, brokerUUIDs(b, retry)); diff != "" {
+		t.Fatalf("broker topic %s (-want +got):\n%s", retry, diff)
 	}
-	for _, m := range b.Messages("payments") {
-		if _, ok := m.Properties[rocketmq.PropertyMetadataPrefix+metadata.DeadLetterReason]; ok {
-			t.Fatalf("replayed message still carries the dead-letter reason: %v", m.Properties)
+	if got := brokerUUIDs(b, "payments"); len(got) != 0 {
+		t.Fatalf("replay reached every group of payments: %v", got)
+	}
+	for _, m := range b.Messages(retry) {
+		for _, k := range []string{metadata.DeadLetterReason, metadata.ConsumerGroup, metadata.RetryTopic} {
+			if _, ok := m.Properties[rocketmq.PropertyMetadataPrefix+k]; ok {
+				t.Fatalf("replayed message still carries %s: %v", k, m.Properties)
+			}
+		}
+		if m.Properties[rocketmq.PropertyMetadataPrefix+metadata.OriginalTopic] != "payments" {
+			t.Fatalf("replayed message lost its original topic: %v", m.Properties)
 		}
 	}
 	if got := listAll(t, dlq, ""); len(got) != 0 {
 		t.Fatalf("dead letters left: %v", rowUUIDs(got))
+	}
+
+	// On request, to the original topic (every group).
+	deadLetter(t, dlq, "billing", newDeadLetterMessage("d3", "payments"))
+	runCmd(t, "", "dlq", "replay", "--dsn", dsn, "--rocketmq", b.NameServerAddr(), "--to-original-topic").want(t, exitOK)
+	if diff := cmp.Diff([]string{"d3"}, brokerUUIDs(b, "payments")); diff != "" {
+		t.Fatalf("broker topic payments (-want +got):\n%s", diff)
+	}
+}
+
+func TestReplay_to_an_unreachable_name_server_says_so(t *testing.T) {
+	dsn, db := sqliteDB(t)
+	seedFallback(t, newStore(t, db, sqlstore.SQLite, sqlstore.DefaultTable))
+	// A port nobody listens on: bind one, then close it.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close()
+	r := runCmd(t, "", "fallback", "replay", "--dsn", dsn, "--rocketmq", addr, "--timeout", "2s").want(t, exitRuntime)
+	if !strings.Contains(r.stderr, "cannot reach the RocketMQ name server "+addr) || strings.Contains(r.stderr, "route info") {
+		t.Fatalf("stderr %q", r.stderr)
 	}
 }

@@ -86,8 +86,8 @@ func (s selection) rows(ctx context.Context) ([]sqlstore.Message, bool, error) {
 		}
 		f.AfterID = page[len(page)-1].ID
 	}
-	if len(out) == 0 && s.o.topic != "" {
-		if err := s.checkTopic(ctx); err != nil {
+	if len(out) == 0 && (s.o.topic != "" || s.o.group != "") {
+		if err := s.checkNames(ctx); err != nil {
 			return nil, false, err
 		}
 	}
@@ -119,10 +119,11 @@ func (s selection) byID(ctx context.Context) ([]sqlstore.Message, bool, error) {
 	return out, false, nil
 }
 
-// checkTopic tells an unknown topic (a typo, most likely) from a known topic
-// whose rows the other filters excluded.
-func (s selection) checkTopic(ctx context.Context) error {
-	seen := map[string]bool{}
+// checkNames tells an unknown topic or consumer group (a typo, most likely)
+// from known ones whose rows the other filters excluded: a --topic or
+// --consumer-group that no row of the queue has is "not found" (exit 3).
+func (s selection) checkNames(ctx context.Context) error {
+	topics, groups := map[string]bool{}, map[string]bool{}
 	f := sqlstore.Filter{Queue: s.o.queue, Limit: pageSize}
 	for {
 		page, err := s.store.List(ctx, f)
@@ -130,28 +131,37 @@ func (s selection) checkTopic(ctx context.Context) error {
 			return fmt.Errorf("listing %s: %w", s.store.Table(), err)
 		}
 		for _, m := range page {
-			t := s.topicOf(m)
-			if t == s.o.topic {
-				return nil
+			topics[s.topicOf(m)] = true
+			if g := m.Metadata[metadata.ConsumerGroup]; g != "" {
+				groups[g] = true
 			}
-			seen[t] = true
 		}
 		if len(page) < pageSize {
 			break
 		}
 		f.AfterID = page[len(page)-1].ID
 	}
-	known := make([]string, 0, len(seen))
-	for t := range seen {
-		known = append(known, t)
+	if s.o.topic != "" && !topics[s.o.topic] {
+		return notFoundError("unknown topic %q in table %s queue %q (topics present: %s)", s.o.topic, s.store.Table(), s.o.queue, present(topics))
+	}
+	if s.o.group != "" && !groups[s.o.group] {
+		return notFoundError("unknown consumer group %q in table %s queue %q (groups present: %s)", s.o.group, s.store.Table(), s.o.queue, present(groups))
+	}
+	return nil
+}
+
+// present lists names sorted, at most 20, or says the queue is empty.
+func present(names map[string]bool) string {
+	known := make([]string, 0, len(names))
+	for n := range names {
+		known = append(known, n)
 	}
 	sort.Strings(known)
 	if len(known) > 20 {
 		known = append(known[:20], "...")
 	}
-	present := "none: the queue is empty"
-	if len(known) > 0 {
-		present = strings.Join(known, ", ")
+	if len(known) == 0 {
+		return "none"
 	}
-	return notFoundError("unknown topic %q in table %s queue %q (topics present: %s)", s.o.topic, s.store.Table(), s.o.queue, present)
+	return strings.Join(known, ", ")
 }

@@ -3,22 +3,36 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
 	"github.com/reliamq/reliamq/pkg/clock"
 )
 
-const usageText = `reliamq inspects and replays the messages reliamq keeps in SQL tables.
+// version is the command's version; release builds set it with
+// -ldflags "-X main.version=v1.2.3". Otherwise the module version from the
+// build information is used.
+var version = ""
 
-Usage:
-  reliamq fallback ls|show|replay|purge [flags] [ids...]
-  reliamq dlq      ls|show|replay|purge [flags] [ids...]
+const exitCodesText = `Exit codes:
+  0  success (also when no row matched)
+  1  runtime error: database or broker failure (unreachable name server included),
+     replay stopped on a message
+  2  usage error: bad flags or arguments, unrecognised or malformed DSN
+  3  not found: missing database file or table, a --topic or --consumer-group
+     no row of the queue has, unknown id
+  4  purge not confirmed: nothing deleted`
+
+const rootLong = `reliamq inspects and replays the messages reliamq keeps in SQL tables.
 
 Areas:
   fallback  rows of the fallback store: messages whose send failed, waiting for
@@ -26,24 +40,20 @@ Areas:
   dlq       dead letters written by the redelivery middleware through a
             sqlstore.Publisher (default table reliamq_dlq)
 
-Commands:
-  ls      list matching rows (a table, or a JSON array with --json)
+Commands of each area:
+  ls      list matching rows (a table, or a JSON array with -o json)
   show    print rows in full, payload and metadata included (ids, or filters)
   replay  publish matching rows again, at --rate messages per second, reporting
           each message: to RocketMQ (--rocketmq host:9876) or back into the
-          store as rows due now (--to-store); a replayed row is deleted
+          store as rows due now (--to-store); a replayed row is deleted.
+          Dead letters go back to the failed consumer group only (its retry
+          topic), unless --to-original-topic
   purge   delete matching rows, after confirmation on stdin (or --yes)
 
-Exit codes:
-  0  success (also when no row matched)
-  1  runtime error: database or broker failure, replay stopped on a message
-  2  usage error: bad flags or arguments, unrecognised or malformed DSN
-  3  not found: missing database file or table, unknown topic, unknown id
-  4  purge not confirmed: nothing deleted
-
-Run "reliamq <area> <command> --help" for the flags of a command.
+Tables and queue listings go to stdout, notes and row counts to stderr.
 The DSN may also come from the RELIAMQ_DSN environment variable.
-`
+
+` + exitCodesText
 
 // options is one parsed command line.
 type options struct {
@@ -57,14 +67,18 @@ type options struct {
 	limit                       int
 	ids                         []int64
 
-	json bool
-	yes  bool
+	output string // "table" or "json"
+	json   bool   // output == "json"
+	yes    bool
+	dryRun bool
 
 	rate                float64
 	rocketmq            string
 	toStore             bool
 	toTable, toQueue    string
 	keepReconsumeTimes  bool
+	retryTopic          string
+	toOriginalTopic     bool
 	rocketmqSendTimeout time.Duration
 }
 
@@ -82,140 +96,246 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 
 // runWith is run with every dependency given, so tests can fake the clock.
 func runWith(ctx context.Context, args []string, e env) int {
-	stdout, stderr := e.stdout, e.stderr
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usageText)
-		return exitUsage
-	}
-	if args[0] == "-h" || args[0] == "--help" || args[0] == "-help" || args[0] == "help" {
-		fmt.Fprint(stdout, usageText)
-		return exitOK
-	}
-	opts, err := parseArgs(args, stdout, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return exitOK
-	}
+	root := newRootCommand(e)
+	root.SetArgs(args)
+	root.SetIn(e.stdin)
+	root.SetOut(e.stdout)
+	root.SetErr(e.stderr)
+	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
-		err = execute(ctx, opts, e)
+		return exitOK
 	}
-	if err != nil {
-		fmt.Fprintf(stderr, "reliamq: %v\n", err)
-		if exitCode(err) == exitUsage {
-			fmt.Fprintln(stderr, `Run "reliamq --help" for usage.`)
-		}
+	var ee *exitError
+	if !errors.As(err, &ee) {
+		// Cobra's own errors: unknown command or flag, bad flag value.
+		err = &exitError{code: exitUsage, err: err}
 	}
-	return exitCode(err)
+	fmt.Fprintf(e.stderr, "reliamq: %v\n", err)
+	code := exitCode(err)
+	if code == exitUsage {
+		fmt.Fprintf(e.stderr, "Run %q for usage.\n", cmd.CommandPath()+" --help")
+	}
+	return code
 }
 
-func parseArgs(args []string, stdout, stderr io.Writer) (options, error) {
-	var o options
-	if len(args) < 2 {
-		return o, usageError("want an area and a command, for example: reliamq fallback ls --dsn ...")
+func versionString() string {
+	v := version
+	rev := ""
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if v == "" {
+			v = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				rev = s.Value[:12]
+			}
+			if s.Key == "vcs.modified" && s.Value == "true" && rev != "" {
+				rev += "-dirty"
+			}
+		}
 	}
-	o.area, o.command = args[0], args[1]
-	if o.area != "fallback" && o.area != "dlq" {
-		return o, usageError("unknown area %q: want fallback or dlq", o.area)
+	if v == "" {
+		v = "(devel)"
 	}
-	switch o.command {
-	case "ls", "show", "replay", "purge":
-	default:
-		return o, usageError("unknown command %q: want ls, show, replay or purge", o.command)
+	out := v + " " + runtime.Version()
+	if rev != "" {
+		out += " " + rev
 	}
+	return out
+}
 
-	fs := flag.NewFlagSet("reliamq "+o.area+" "+o.command, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+func newRootCommand(e env) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "reliamq",
+		Short:         "Inspect, replay and purge fallback rows and dead letters",
+		Long:          rootLong,
+		Version:       versionString(),
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		Args:          cobra.ArbitraryArgs,
+		// Without arguments: the help, exit 0 (as kubectl and gh do).
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return cmd.Help()
+			}
+			return usageError("unknown command %q for %q: want fallback, dlq, version, completion or help", args[0], cmd.CommandPath())
+		},
+	}
+	root.SetVersionTemplate("reliamq {{.Version}}\n")
+	root.AddCommand(&cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fmt.Fprintf(cmd.OutOrStdout(), "reliamq %s\n", versionString())
+			return nil
+		},
+	})
+	for _, area := range []struct{ name, short string }{
+		{"fallback", "Rows of the fallback store (the relay's queue, or --queue poison)"},
+		{"dlq", "Dead letters kept in SQL by a sqlstore.Publisher (table reliamq_dlq)"},
+	} {
+		a := &cobra.Command{
+			Use:   area.name,
+			Short: area.short,
+			Long:  area.short + ".\n\n" + exitCodesText,
+			Args:  cobra.ArbitraryArgs,
+			// "reliamq fallback help" prints the area's help, as
+			// "reliamq fallback --help" does; another word is an error.
+			RunE: func(cmd *cobra.Command, args []string) error {
+				if len(args) == 0 || args[0] == "help" {
+					return cmd.Help()
+				}
+				return usageError("unknown command %q for %q: want ls, show, replay or purge", args[0], cmd.CommandPath())
+			},
+		}
+		for _, c := range []string{"ls", "show", "replay", "purge"} {
+			a.AddCommand(newCommand(e, area.name, c))
+		}
+		root.AddCommand(a)
+	}
+	return root
+}
+
+// noArgs refuses arguments as a usage error naming the command.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usageError("unknown command %q for %q", args[0], cmd.CommandPath())
+	}
+	return nil
+}
+
+var commandShort = map[string]string{
+	"ls":     "List matching rows",
+	"show":   "Print rows in full, payload and metadata included",
+	"replay": "Publish matching rows again and delete them",
+	"purge":  "Delete matching rows after confirmation",
+}
+
+func newCommand(e env, area, command string) *cobra.Command {
+	o := &options{area: area, command: command}
+	cmd := &cobra.Command{
+		Use:   command + " [flags] [ids...]",
+		Short: commandShort[command],
+		Long:  commandShort[command] + ".\n\n" + exitCodesText,
+		Args:  cobra.ArbitraryArgs,
+	}
+	fs := cmd.Flags()
 	defTable := "reliamq_fallback"
-	if o.area == "dlq" {
+	if area == "dlq" {
 		defTable = "reliamq_dlq"
 	}
 	fs.StringVar(&o.dsn, "dsn", os.Getenv("RELIAMQ_DSN"), "store database: postgres://..., mysql://..., user@tcp(host)/db, sqlite://path or file:path (env RELIAMQ_DSN)")
 	fs.StringVar(&o.table, "table", defTable, "store table")
 	fs.StringVar(&o.queue, "queue", "", `store queue ("" is the relay's queue; the relay's poison rows are in "poison")`)
-	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "how long to wait for the database connection")
+	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "how long to wait for the database (and name server) connection")
 	fs.StringVar(&o.topic, "topic", "", "only rows of this topic (dlq: the topic the message was consumed from)")
 	fs.Var(durationValue{&o.olderThan}, "older-than", "only rows stored at least this long ago (90s, 15m, 2h, 3d)")
 	fs.StringVar(&o.errorContains, "error-contains", "", "only rows whose first or last error contains this text")
-	if o.area == "dlq" {
+	if area == "dlq" {
 		fs.StringVar(&o.group, "consumer-group", "", "only dead letters of this consumer group")
 	}
 	defLimit := 0
-	if o.command == "ls" {
+	if command == "ls" {
 		defLimit = 100
 	}
 	fs.IntVar(&o.limit, "limit", defLimit, "most rows handled, 0 for all")
-	fs.BoolVar(&o.json, "json", false, "machine-readable JSON output")
-	switch o.command {
+	fs.StringVarP(&o.output, "output", "o", "table", "output format: table or json")
+	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"table", "json"}, cobra.ShellCompDirectiveNoFileComp))
+	fs.BoolVar(&o.json, "json", false, "same as -o json")
+	// Deprecated alias, hidden from the help; a note on stderr when used
+	// (cobra's own deprecation note would go to stdout with the output).
+	_ = fs.MarkHidden("json")
+	switch command {
 	case "purge":
-		fs.BoolVar(&o.yes, "yes", false, "delete without asking for confirmation")
+		fs.BoolVarP(&o.yes, "yes", "y", false, "delete without asking for confirmation")
+		fs.BoolVar(&o.dryRun, "dry-run", false, "list the rows that would be deleted; delete nothing")
 	case "replay":
+		fs.BoolVar(&o.dryRun, "dry-run", false, "list the rows and where each would go; send, write and delete nothing")
 		fs.Float64Var(&o.rate, "rate", 100, "most messages replayed per second, 0 for no limit")
 		fs.StringVar(&o.rocketmq, "rocketmq", "", "publish to RocketMQ through these name servers (host:9876[,host:9876])")
 		fs.DurationVar(&o.rocketmqSendTimeout, "send-timeout", 3*time.Second, "RocketMQ send timeout per message")
 		fs.BoolVar(&o.toStore, "to-store", false, "write the messages back into the store as rows due now, for the relay")
 		toTableDefault := "same as --table"
-		if o.area == "dlq" {
+		if area == "dlq" {
 			toTableDefault = "reliamq_fallback"
 		}
 		fs.StringVar(&o.toTable, "to-table", "", "with --to-store: destination table (default "+toTableDefault+")")
 		fs.StringVar(&o.toQueue, "to-queue", "", `with --to-store: destination queue (default "", the relay's)`)
-		if o.area == "dlq" {
+		if area == "dlq" {
 			fs.BoolVar(&o.keepReconsumeTimes, "keep-reconsume-times", false, "keep the reconsume count, so the message resumes its retry schedule")
+			fs.StringVar(&o.retryTopic, "retry-topic", "", "send every dead letter to this topic (default: each one's recorded retry topic, which only the failed group consumes; Native mode records none: %RETRY%<group>)")
+			fs.BoolVar(&o.toOriginalTopic, "to-original-topic", false, "republish to the original topic instead, where every consumer group receives the message again")
 		}
 	}
-	fs.Usage = func() {}
-
-	rest := args[2:]
-	var positional []string
-	for {
-		if err := fs.Parse(rest); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				printCommandHelp(stdout, fs)
-				return o, err
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if err := o.finish(fs, args); err != nil {
+			return err
+		}
+		if fs.Changed("json") {
+			fmt.Fprintln(e.stderr, "reliamq: --json is deprecated; use -o json")
+		}
+		err := execute(cmd.Context(), *o, e)
+		if err != nil {
+			var ee *exitError
+			if !errors.As(err, &ee) {
+				err = &exitError{code: exitRuntime, err: err}
 			}
-			return o, usageError("%v", err)
 		}
-		if fs.NArg() == 0 {
-			break
-		}
-		positional = append(positional, fs.Arg(0))
-		rest = fs.Args()[1:]
+		return err
 	}
-	for _, p := range positional {
+	return cmd
+}
+
+// finish checks the parsed flags and reads the row ids.
+func (o *options) finish(fs *pflag.FlagSet, args []string) error {
+	for _, p := range args {
 		id, err := strconv.ParseInt(p, 10, 64)
 		if err != nil || id <= 0 {
-			return o, usageError("%q is not a row id (a positive integer)", p)
+			return usageError("%q is not a row id (a positive integer)", p)
 		}
 		o.ids = append(o.ids, id)
 	}
+	if o.json {
+		if fs.Changed("output") && o.output != "json" {
+			return usageError("--json contradicts --output %s", o.output)
+		}
+		o.output = "json"
+	}
+	switch o.output {
+	case "json":
+		o.json = true
+	case "table":
+	default:
+		return usageError("--output %q: want table or json", o.output)
+	}
 	if o.limit < 0 {
-		return o, usageError("--limit must not be negative")
+		return usageError("--limit must not be negative")
 	}
 	if o.command == "replay" {
 		if o.rate < 0 {
-			return o, usageError("--rate must not be negative")
+			return usageError("--rate must not be negative")
 		}
 		if (o.rocketmq == "") == !o.toStore {
-			return o, usageError("replay needs exactly one destination: --rocketmq host:port or --to-store")
+			return usageError("replay needs exactly one destination: --rocketmq host:port or --to-store")
 		}
 		if !o.toStore && (o.toTable != "" || o.toQueue != "") {
-			return o, usageError("--to-table and --to-queue need --to-store")
+			return usageError("--to-table and --to-queue need --to-store")
 		}
 		if o.rocketmqSendTimeout <= 0 {
-			return o, usageError("--send-timeout must be positive")
+			return usageError("--send-timeout must be positive")
+		}
+		if o.retryTopic != "" && o.toOriginalTopic {
+			return usageError("--retry-topic and --to-original-topic exclude each other")
 		}
 	}
-	if o.command == "show" && len(o.ids) == 0 && o.topic == "" && o.olderThan == 0 && o.errorContains == "" && o.group == "" {
-		return o, usageError("show needs row ids or a filter (--topic, --older-than, --error-contains)")
+	if o.command == "purge" && o.dryRun && o.yes {
+		return usageError("--dry-run and --yes exclude each other")
 	}
-	return o, nil
-}
-
-func printCommandHelp(w io.Writer, fs *flag.FlagSet) {
-	fmt.Fprintf(w, "Usage: %s [flags] [ids...]\n\nFlags:\n", fs.Name())
-	fs.SetOutput(w)
-	fs.PrintDefaults()
-	fs.SetOutput(io.Discard)
-	fmt.Fprint(w, "\nExit codes: 0 ok, 1 runtime error, 2 usage error, 3 not found, 4 purge not confirmed.\n")
+	if o.command == "show" && len(o.ids) == 0 && o.topic == "" && o.olderThan == 0 && o.errorContains == "" && o.group == "" {
+		return usageError("show needs row ids or a filter (--topic, --older-than, --error-contains)")
+	}
+	return nil
 }
 
 // durationValue parses Go durations plus a "d" (24h) suffix, which is how
@@ -228,6 +348,8 @@ func (v durationValue) String() string {
 	}
 	return v.d.String()
 }
+
+func (v durationValue) Type() string { return "duration" }
 
 func (v durationValue) Set(s string) error {
 	if days, ok := strings.CutSuffix(s, "d"); ok {

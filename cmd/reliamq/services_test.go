@@ -11,6 +11,7 @@ import (
 
 	"github.com/reliamq/reliamq/adapters/sqlstore"
 	"github.com/reliamq/reliamq/adapters/sqlstore/sqlstoretest"
+	"github.com/reliamq/reliamq/middleware/redelivery"
 )
 
 // serverDB opens the server database of dialect and returns its DSN, the
@@ -105,7 +106,7 @@ func TestCommand_on_PostgreSQL_and_MariaDB(t *testing.T) {
 			if got := listAll(t, dlq, ""); len(got) != 0 {
 				t.Fatalf("dlq still has %v", rowUUIDs(got))
 			}
-			back, err := st.List(context.Background(), sqlstore.Filter{Topic: "payments"})
+			back, err := st.List(context.Background(), sqlstore.Filter{Topic: redelivery.DefaultRetryTopic("billing", "charge")})
 			if err != nil {
 				t.Fatal(err)
 			}

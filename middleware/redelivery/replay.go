@@ -190,19 +190,8 @@ func Replay(ctx context.Context, cfg ReplayConfig, logger watermill.LoggerAdapte
 		}
 		res := ReplayResult{MessageUUID: msg.UUID, OriginalTopic: msg.Metadata.Get(metadata.OriginalTopic),
 			Reason: msg.Metadata.Get(metadata.DeadLetterReason)}
-		res.Topic = cfg.RetryTopic
-		switch {
-		case cfg.ToOriginalTopic:
-			res.Topic = res.OriginalTopic
-		case res.Topic == "":
-			res.Topic = msg.Metadata.Get(metadata.RetryTopic)
-		}
-		switch {
-		case res.OriginalTopic == "":
-			res.Err = fmt.Errorf("%w: %s", ErrMissingOriginalTopic, msg.UUID)
-		case res.Topic == "":
-			res.Err = fmt.Errorf("%w: %s (dead-lettered in Native mode or by an older version: give the retry topic, or republish to the original topic)", ErrMissingRetryTopic, msg.UUID)
-		default:
+		res.Topic, res.Err = cfg.Destination(msg)
+		if res.Err == nil {
 			if err := cfg.Publisher.Publish(res.Topic, replayCopy(msg, cfg.KeepReconsumeTimes)); err != nil {
 				res.Err = fmt.Errorf("redelivery: replay: publishing %s to %q: %w", msg.UUID, res.Topic, err)
 			}
@@ -222,6 +211,29 @@ func Replay(ctx context.Context, cfg ReplayConfig, logger watermill.LoggerAdapte
 		}
 	}
 	return stats, nil
+}
+
+// Destination returns the topic Replay publishes the dead letter msg to under
+// cfg: cfg.RetryTopic, else the message's metadata.RetryTopic, or with
+// ToOriginalTopic its metadata.OriginalTopic. It returns the error Replay
+// stops with when there is none (ErrMissingOriginalTopic,
+// ErrMissingRetryTopic). Tools use it to show where a replay would go.
+func (cfg ReplayConfig) Destination(msg *message.Message) (string, error) {
+	orig := msg.Metadata.Get(metadata.OriginalTopic)
+	if orig == "" {
+		return "", fmt.Errorf("%w: %s", ErrMissingOriginalTopic, msg.UUID)
+	}
+	topic := cfg.RetryTopic
+	switch {
+	case cfg.ToOriginalTopic:
+		topic = orig
+	case topic == "":
+		topic = msg.Metadata.Get(metadata.RetryTopic)
+	}
+	if topic == "" {
+		return "", fmt.Errorf("%w: %s (dead-lettered in Native mode or by an older version: give the retry topic, or republish to the original topic)", ErrMissingRetryTopic, msg.UUID)
+	}
+	return topic, nil
 }
 
 // replayCopy is the message Replay publishes for a dead-lettered msg: same

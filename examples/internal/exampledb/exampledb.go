@@ -1,10 +1,13 @@
 // Package exampledb opens the database of an example from one DSN string, so
-// every example takes the same --dsn flag.
+// every example takes the same --dsn flag, in the forms the reliamq command
+// takes too (internal/dsn):
 //
 //	""                                   SQLite in a new temporary directory
-//	sqlite:/path/to/file.db              SQLite (modernc.org/sqlite, no cgo)
+//	sqlite:/path/to/file.db, file:...    SQLite (modernc.org/sqlite, no cgo)
 //	postgres://user@host:5432/db?...     PostgreSQL (pgx stdlib driver)
+//	mysql://user:pass@host:3306/db       MySQL or MariaDB (URL form)
 //	mysql://user:pass@tcp(host:3306)/db  MySQL or MariaDB (go-sql-driver DSN after "mysql://")
+//	user:pass@tcp(host:3306)/db          MySQL or MariaDB (go-sql-driver DSN)
 package exampledb
 
 import (
@@ -13,17 +16,18 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	_ "github.com/go-sql-driver/mysql" // "mysql" driver
 	_ "github.com/jackc/pgx/v5/stdlib" // "pgx" driver
 
 	"github.com/reliamq/reliamq/adapters/sqlstore"
 	"github.com/reliamq/reliamq/adapters/sqlstore/sqlite"
+	"github.com/reliamq/reliamq/internal/dsn"
 )
 
-// ErrUnknownDSN is returned for a DSN whose scheme is none of the above.
-var ErrUnknownDSN = errors.New("exampledb: DSN must start with postgres://, postgresql://, mysql:// or sqlite")
+// ErrUnknownDSN is returned for a DSN of no recognised form (it wraps
+// dsn.ErrUnrecognised).
+var ErrUnknownDSN = fmt.Errorf("exampledb: %w", dsn.ErrUnrecognised)
 
 // DB is an open database and what the examples print about it.
 type DB struct {
@@ -43,10 +47,9 @@ func (d *DB) Close() error {
 	return err
 }
 
-// Open opens dsn (see the package documentation) and checks the connection.
-func Open(dsn string) (*DB, error) {
-	switch {
-	case dsn == "":
+// Open opens s (see the package documentation) and checks the connection.
+func Open(s string) (*DB, error) {
+	if s == "" {
 		dir, err := os.MkdirTemp("", "reliamq-example-")
 		if err != nil {
 			return nil, err
@@ -59,30 +62,28 @@ func Open(dsn string) (*DB, error) {
 		}
 		return &DB{DB: db, Dialect: sqlstore.SQLite, Where: "SQLite " + path + " (temporary)",
 			cleanup: func() { _ = os.RemoveAll(dir) }}, nil
-	case strings.HasPrefix(dsn, "sqlite:"):
-		path := strings.TrimPrefix(dsn, "sqlite:")
-		db, err := sqlite.Open(path)
+	}
+	d, err := dsn.Parse(s)
+	if errors.Is(err, dsn.ErrUnrecognised) {
+		return nil, ErrUnknownDSN
+	}
+	if err != nil {
+		return nil, err
+	}
+	if d.Dialect == sqlstore.SQLite {
+		db, err := sqlite.Open(d.DriverDSN)
 		if err != nil {
 			return nil, err
 		}
-		return &DB{DB: db, Dialect: sqlstore.SQLite, Where: "SQLite " + path}, nil
-	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
-		return ping("pgx", dsn, sqlstore.Postgres, "PostgreSQL")
-	case strings.HasPrefix(dsn, "mysql://"):
-		return ping("mysql", strings.TrimPrefix(dsn, "mysql://"), sqlstore.MySQL, "MySQL/MariaDB")
-	default:
-		return nil, ErrUnknownDSN
+		return &DB{DB: db, Dialect: sqlstore.SQLite, Where: d.Where}, nil
 	}
-}
-
-func ping(driver, dsn string, dialect sqlstore.Dialect, name string) (*DB, error) {
-	db, err := sql.Open(driver, dsn)
+	db, err := sql.Open(d.Driver, d.DriverDSN)
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", name, err)
+		return nil, fmt.Errorf("open %s: %w", d.Where, err)
 	}
 	if err := db.Ping(); err != nil {
 		_ = db.Close()
-		return nil, fmt.Errorf("connect to %s: %w", name, err)
+		return nil, fmt.Errorf("connect to %s: %w", d.Where, err)
 	}
-	return &DB{DB: db, Dialect: dialect, Where: name}, nil
+	return &DB{DB: db, Dialect: d.Dialect, Where: d.Where}, nil
 }

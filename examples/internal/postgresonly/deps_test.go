@@ -62,3 +62,13 @@ func TestOnly_examples_and_its_command_import_rocketmqtest_and_only_sqlstore_sql
 		}
 	}
 }
+
+func TestGo_mod_is_tidy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs go mod tidy -diff over the module")
+	}
+	out, err := exec.Command("go", "mod", "tidy", "-diff").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go mod tidy -diff: %v (run go mod tidy):\n%s", err, out)
+	}
+}
