@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -43,6 +44,9 @@ type Config struct {
 	OrdersTable string
 	// OutboxTable is the outbox (sqlstore) table. Default "reliamq_outbox".
 	OutboxTable string
+	// Keep keeps the tables this run created; by default Run drops them at
+	// the end (tables that existed before are never dropped).
+	Keep bool
 }
 
 // Result says what happened, by event UUID.
@@ -81,9 +85,10 @@ func (r Result) Check() error {
 
 func main() {
 	var cfg Config
-	flag.StringVar(&cfg.DSN, "dsn", os.Getenv("RELIAMQ_DSN"), "database: postgres://..., mysql://user@tcp(host:3306)/db, sqlite:/path; empty: temporary SQLite. [RELIAMQ_DSN]")
+	flag.StringVar(&cfg.DSN, "dsn", os.Getenv("RELIAMQ_DSN"), "database: postgres://..., mysql://user:pass@host:3306/db, user@tcp(host:3306)/db, sqlite:/path; empty: temporary SQLite. [RELIAMQ_DSN]")
 	flag.StringVar(&cfg.OrdersTable, "orders-table", "outbox_example_orders", "business table (created if missing)")
 	flag.StringVar(&cfg.OutboxTable, "outbox-table", "reliamq_outbox", "outbox table (created if missing)")
+	flag.BoolVar(&cfg.Keep, "keep", false, "keep the tables this run created (by default they are dropped at the end)")
 	flag.Parse()
 	res, err := Run(context.Background(), cfg, os.Stdout)
 	if err == nil {
@@ -104,8 +109,10 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 	if cfg.OutboxTable == "" {
 		cfg.OutboxTable = "reliamq_outbox"
 	}
-	if err := sqlstore.ValidateTable(cfg.OrdersTable); err != nil {
-		return Result{}, err
+	for _, table := range []string{cfg.OrdersTable, cfg.OutboxTable} {
+		if err := sqlstore.ValidateTable(table); err != nil {
+			return Result{}, err
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -118,6 +125,25 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 	}
 	defer db.Close()
 	fmt.Fprintf(out, "database %s; orders in %s, outbox in %s\n", db.Where, cfg.OrdersTable, cfg.OutboxTable)
+	if !cfg.Keep {
+		// Drop what this run creates, and only that, when it ends.
+		var created []string
+		for _, table := range []string{cfg.OrdersTable, cfg.OutboxTable} {
+			if !tableExists(ctx, db.DB, table) {
+				created = append(created, table)
+			}
+		}
+		defer func() {
+			for _, table := range created {
+				if _, err := db.ExecContext(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS "+table); err != nil {
+					fmt.Fprintf(out, "dropping %s: %v\n", table, err)
+				}
+			}
+			if len(created) > 0 {
+				fmt.Fprintf(out, "dropped %s, created by this run (--keep keeps them)\n", strings.Join(created, " and "))
+			}
+		}()
+	}
 	if _, err := db.ExecContext(ctx, createOrders(db.Dialect, cfg.OrdersTable)); err != nil {
 		return res, fmt.Errorf("create %s: %w", cfg.OrdersTable, err)
 	}
@@ -238,6 +264,16 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 		rs.Sent, res.OutboxLeft, res.Orders, cfg.OrdersTable, res.Delivered[res.RolledBack])
 	mu.Unlock()
 	return res, nil
+}
+
+// tableExists reports whether table can be queried.
+func tableExists(ctx context.Context, db *sql.DB, table string) bool {
+	rows, err := db.QueryContext(ctx, "SELECT 1 FROM "+table+" WHERE 1 = 0")
+	if err != nil {
+		return false
+	}
+	_ = rows.Close()
+	return true
 }
 
 func createOrders(d sqlstore.Dialect, table string) string {

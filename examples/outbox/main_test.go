@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	"go.uber.org/goleak"
 
 	"github.com/reliamq/reliamq/examples/internal/exampledb"
@@ -68,4 +70,44 @@ func TestRun_on_PostgreSQL_delivers_committed_events_only(t *testing.T) {
 
 func TestRun_on_MariaDB_delivers_committed_events_only(t *testing.T) {
 	runAndCheck(t, unique(t, "mysql://"+servicetest.MySQL.Addr(t)))
+}
+
+// mysqlURL turns a go-sql-driver DSN into the mysql://user:pass@host:port/db
+// URL form the reliamq command takes.
+func mysqlURL(t *testing.T, driverDSN string) string {
+	cfg, err := mysql.ParseDSN(driverDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := url.URL{Scheme: "mysql", Host: cfg.Addr, Path: "/" + cfg.DBName}
+	if cfg.Passwd != "" {
+		u.User = url.UserPassword(cfg.User, cfg.Passwd)
+	} else {
+		u.User = url.User(cfg.User)
+	}
+	return u.String()
+}
+
+func TestRun_takes_the_MySQL_URL_form_the_command_takes_and_drops_the_tables_it_created(t *testing.T) {
+	dsn := mysqlURL(t, servicetest.MySQL.Addr(t))
+	cfg := unique(t, dsn)
+	runAndCheck(t, cfg)
+	db, err := exampledb.Open(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, table := range []string{cfg.OrdersTable, cfg.OutboxTable} {
+		if tableExists(context.Background(), db.DB, table) {
+			t.Errorf("table %s is left after the run", table)
+		}
+	}
+	// With Keep, they stay (and unique's cleanup drops them).
+	cfg.Keep = true
+	runAndCheck(t, cfg)
+	for _, table := range []string{cfg.OrdersTable, cfg.OutboxTable} {
+		if !tableExists(context.Background(), db.DB, table) {
+			t.Errorf("table %s was dropped despite Keep", table)
+		}
+	}
 }
