@@ -58,6 +58,9 @@ type Config struct {
 	// RunID makes topic, group and table names unique on shared servers.
 	// Default: a random short id.
 	RunID string
+	// Keep keeps what the run created (the store table, the broker's tables,
+	// queues, exchanges and streams); by default Run deletes them at the end.
+	Keep bool
 }
 
 // Summary counts messages by UUID.
@@ -87,7 +90,8 @@ func main() {
 	var cfg Config
 	flag.StringVar(&cfg.Broker, "broker", "gochannel", "backend: "+strings.Join(Brokers, ", "))
 	flag.StringVar(&cfg.Addr, "addr", "", "broker address (DSN, URL or host:port); default: the RELIAMQ_*_DSN/URI/URL/ADDR variable of the broker, or its 127.0.0.1 default")
-	flag.StringVar(&cfg.DSN, "dsn", os.Getenv("RELIAMQ_DSN"), "store database: postgres://..., mysql://user@tcp(host:3306)/db, sqlite:/path; default: the broker's database for postgres/mysql, else temporary SQLite. [RELIAMQ_DSN]")
+	flag.StringVar(&cfg.DSN, "dsn", os.Getenv("RELIAMQ_DSN"), "store database: postgres://..., mysql://user:pass@host:3306/db, user@tcp(host:3306)/db, sqlite:/path; default: the broker's database for postgres/mysql, else temporary SQLite. [RELIAMQ_DSN]")
+	flag.BoolVar(&cfg.Keep, "keep", false, "keep the store table and the broker's tables, queues and streams the run created (deleted at the end by default)")
 	flag.Parse()
 	s, err := Run(context.Background(), cfg, os.Stdout)
 	if err == nil {
@@ -166,6 +170,26 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Summary, error) {
 		return Summary{}, err
 	}
 	defer db.Close()
+	if !cfg.Keep {
+		// Runs after everything below has stopped (defers run last first),
+		// and before the database and the transport close.
+		defer func() {
+			uses := []topicUse{{topic, []string{group}}, {redelivery.DefaultRetryTopic(group, "handle"), []string{group}},
+				{redelivery.DefaultDeadLetterTopic(group), []string{group + "_dlq"}}}
+			cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			var errs []error
+			if tr.remove != nil {
+				errs = append(errs, tr.remove(cctx, uses))
+			}
+			_, err := db.ExecContext(cctx, "DROP TABLE IF EXISTS "+table)
+			if err := errors.Join(append(errs, err)...); err != nil {
+				say("cleanup: %v", err)
+				return
+			}
+			say("deleted the store table and what the run created on %s (--keep keeps them)", cfg.Broker)
+		}()
+	}
 	store, err := sqlstore.New(sqlstore.Config{DB: db.DB, Dialect: db.Dialect, Table: table, AutoInitialize: true}, logger)
 	if err != nil {
 		return Summary{}, err

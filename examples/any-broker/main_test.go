@@ -28,9 +28,14 @@ func TestMain(m *testing.M) {
 		goleak.IgnoreAnyFunction("github.com/ThreeDotsLabs/watermill-redisstream/pkg/redisstream.(*Subscriber).read"))
 }
 
+// keptRunTest is the test that runs with Config.Keep, so that the cleanup
+// checks see the objects a run creates under the names they expect.
+const keptRunTest = "TestRun_on_Redis_streams_with_Keep_leaves_its_streams"
+
 func runBroker(t *testing.T, cfg Config) {
 	t.Helper()
 	cfg.RunID = strings.ToLower(watermill.NewShortUUID()[:8])
+	cfg.Keep = t.Name() == keptRunTest
 	switch cfg.Broker {
 	case "postgres", "mysql":
 		dropSQL(t, cfg)
@@ -55,6 +60,26 @@ func runBroker(t *testing.T, cfg Config) {
 	}
 	if !strings.Contains(out.String(), "reason max_attempts after 3 attempts") {
 		t.Errorf("no dead letter line:\n%s", out.String())
+	}
+	if deleted := strings.Contains(out.String(), "deleted the store table"); deleted == cfg.Keep {
+		t.Errorf("Keep %v, cleanup line present %v:\n%s", cfg.Keep, deleted, out.String())
+	}
+	if cfg.Broker == "postgres" || cfg.Broker == "mysql" {
+		dialect := sqlstore.Postgres
+		if cfg.Broker == "mysql" {
+			dialect = sqlstore.MySQL
+		}
+		db := sqlstoretest.Open(t, dialect)
+		tables := []string{"anybroker_" + cfg.RunID}
+		for _, rt := range runTopics(cfg.RunID) {
+			tables = append(tables, "watermill_"+rt.topic, "watermill_offsets_"+rt.topic)
+		}
+		for _, table := range tables {
+			if rows, err := db.Query("SELECT 1 FROM " + table + " WHERE 1 = 0"); err == nil {
+				_ = rows.Close()
+				t.Errorf("the run left table %s behind", table)
+			}
+		}
 	}
 }
 
@@ -90,13 +115,14 @@ func dropSQL(t *testing.T, cfg Config) {
 	}
 }
 
-// deleteEach deletes the named objects of a broker that a run left behind. A
-// run that passed created every one of them, so a missing one fails the test
-// (the names would be wrong and the cleanup a no-op), and so does one still
-// there after its deletion.
+// deleteEach checks that the run deleted the named objects it created on the
+// broker (Run cleans up unless Config.Keep), and deletes any it left behind.
+// With Keep the run must have left every one of them, which proves the names
+// are the ones the run uses.
 func deleteEach(t *testing.T, kind string, names []string, exists func(string) (bool, error), remove func(string) error) {
 	t.Helper()
 	ranWell := !t.Failed()
+	kept := t.Name() == keptRunTest
 	for _, name := range names {
 		found, err := exists(name)
 		if err != nil {
@@ -104,10 +130,13 @@ func deleteEach(t *testing.T, kind string, names []string, exists func(string) (
 			continue
 		}
 		if !found {
-			if ranWell {
-				t.Errorf("cleanup: the run created no %s %s", kind, name)
+			if ranWell && kept {
+				t.Errorf("cleanup: the run with Keep created no %s %s", kind, name)
 			}
 			continue
+		}
+		if ranWell && !kept {
+			t.Errorf("the run left %s %s behind", kind, name)
 		}
 		if err := remove(name); err != nil {
 			t.Errorf("cleanup: deleting %s %s: %v", kind, name, err)
@@ -254,4 +283,8 @@ func TestRun_rejects_an_unknown_broker(t *testing.T) {
 		!strings.Contains(err.Error(), "carrier-pigeon") {
 		t.Errorf("err = %v, want one naming the broker", err)
 	}
+}
+
+func TestRun_on_Redis_streams_with_Keep_leaves_its_streams(t *testing.T) {
+	runBroker(t, Config{Broker: "redis", Addr: servicetest.Redis.Addr(t)})
 }

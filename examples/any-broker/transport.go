@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -18,8 +19,15 @@ import (
 	_ "github.com/go-sql-driver/mysql" // "mysql" driver
 	_ "github.com/jackc/pgx/v5/stdlib" // "pgx" driver
 	nc "github.com/nats-io/nats.go"
+	amqp091 "github.com/rabbitmq/amqp091-go"
 	"github.com/redis/go-redis/v9"
 )
+
+// topicUse is a topic a run used and the consumer groups that read it.
+type topicUse struct {
+	topic  string
+	groups []string
+}
 
 // Brokers lists the values of --broker.
 var Brokers = []string{"gochannel", "postgres", "mysql", "rabbitmq", "nats", "redis"}
@@ -53,8 +61,11 @@ type transport struct {
 	name      string
 	publisher message.Publisher
 	subscribe func(group string) (message.Subscriber, error)
-	closers   []func() error
-	mu        sync.Mutex
+	// remove deletes what the run created on the broker for these topics
+	// (tables, queues and exchanges, streams); nil when nothing outlives it.
+	remove  func(ctx context.Context, uses []topicUse) error
+	closers []func() error
+	mu      sync.Mutex
 }
 
 func (t *transport) Close() error {
@@ -102,6 +113,17 @@ func newTransport(ctx context.Context, broker, addr string, logger watermill.Log
 			return nil, err
 		}
 		t.publisher = pub
+		t.remove = func(ctx context.Context, uses []topicUse) error {
+			var errs []error
+			for _, u := range uses {
+				for _, table := range []string{"watermill_" + u.topic, "watermill_offsets_" + u.topic} {
+					if _, err := db.ExecContext(ctx, "DROP TABLE IF EXISTS "+table); err != nil {
+						errs = append(errs, err)
+					}
+				}
+			}
+			return errors.Join(errs...)
+		}
 		t.subscribe = func(group string) (message.Subscriber, error) {
 			return wsql.NewSubscriber(db, wsql.SubscriberConfig{ConsumerGroup: group, SchemaAdapter: schema,
 				OffsetsAdapter: offsets, InitializeSchema: true, PollInterval: 20 * time.Millisecond,
@@ -114,6 +136,7 @@ func newTransport(ctx context.Context, broker, addr string, logger watermill.Log
 			return nil, err
 		}
 		t.publisher = pub
+		t.remove = func(_ context.Context, uses []topicUse) error { return removeAMQP(addr, uses) }
 		t.subscribe = func(group string) (message.Subscriber, error) {
 			// One durable queue per topic and group (fanout exchange per topic).
 			return amqp.NewSubscriber(amqp.NewDurablePubSubConfig(addr, amqp.GenerateQueueNameTopicNameWithSuffix(group)), logger)
@@ -129,6 +152,25 @@ func newTransport(ctx context.Context, broker, addr string, logger watermill.Log
 			return nil, err
 		}
 		t.publisher = pub
+		t.remove = func(_ context.Context, uses []topicUse) error {
+			conn, err := nc.Connect(addr)
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			js, err := conn.JetStream()
+			if err != nil {
+				return err
+			}
+			var errs []error
+			for _, u := range uses {
+				// The stream is named after the topic; its durable consumers go with it.
+				if err := js.DeleteStream(u.topic); err != nil && !errors.Is(err, nc.ErrStreamNotFound) {
+					errs = append(errs, err)
+				}
+			}
+			return errors.Join(errs...)
+		}
 		t.subscribe = func(group string) (message.Subscriber, error) {
 			return wnats.NewSubscriber(wnats.SubscriberConfig{URL: addr, QueueGroupPrefix: group, SubscribersCount: 1,
 				AckWaitTimeout: 30 * time.Second, CloseTimeout: 10 * time.Second, Unmarshaler: &wnats.NATSMarshaler{},
@@ -153,6 +195,15 @@ func newTransport(ctx context.Context, broker, addr string, logger watermill.Log
 		}
 		t.onClose(pub.Close)
 		t.publisher = pub
+		t.remove = func(ctx context.Context, uses []topicUse) error {
+			c := newClient()
+			defer c.Close()
+			keys := make([]string, len(uses))
+			for i, u := range uses {
+				keys[i] = u.topic // the stream key, with its consumer groups
+			}
+			return c.Del(ctx, keys...).Err()
+		}
 		t.subscribe = func(group string) (message.Subscriber, error) {
 			client := newClient()
 			sub, err := redisstream.NewSubscriber(redisstream.SubscriberConfig{Client: client, ConsumerGroup: group,
@@ -167,6 +218,43 @@ func newTransport(ctx context.Context, broker, addr string, logger watermill.Log
 		return nil, fmt.Errorf("unknown broker %q; one of %v", broker, Brokers)
 	}
 	return t, nil
+}
+
+// removeAMQP deletes the durable queue of each topic and group and the fanout
+// exchange of each topic. Each deletion gets a channel of its own: an error
+// closes the channel.
+func removeAMQP(addr string, uses []topicUse) error {
+	conn, err := amqp091.Dial(addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	onChannel := func(f func(ch *amqp091.Channel) error) error {
+		ch, err := conn.Channel()
+		if err != nil {
+			return err
+		}
+		err = f(ch)
+		var ae *amqp091.Error
+		if errors.As(err, &ae) && ae.Code == amqp091.NotFound {
+			return nil
+		}
+		_ = ch.Close()
+		return err
+	}
+	var errs []error
+	for _, u := range uses {
+		for _, g := range u.groups {
+			name := amqp.GenerateQueueNameTopicNameWithSuffix(g)(u.topic)
+			errs = append(errs, onChannel(func(ch *amqp091.Channel) error {
+				_, err := ch.QueueDelete(name, false, false, false)
+				return err
+			}))
+		}
+		exchange := amqp.GenerateExchangeNameTopicName(u.topic)
+		errs = append(errs, onChannel(func(ch *amqp091.Channel) error { return ch.ExchangeDelete(exchange, false, false) }))
+	}
+	return errors.Join(errs...)
 }
 
 // noClose lets several routers share one gochannel; the transport closes it.
