@@ -84,12 +84,65 @@ type narrator struct {
 	mu    sync.Mutex
 	out   io.Writer
 	start time.Time
+	// posted are the events whose POST line was printed; held are the lines
+	// about events whose POST line was not printed yet. The pipeline can act
+	// on an event (a failed send, a consumer run) before the HTTP client has
+	// read the 202 for it: those lines wait, so that causes come before
+	// effects.
+	posted map[string]bool
+	held   map[string][]string
+}
+
+func (n *narrator) line(format string, args ...any) string {
+	return fmt.Sprintf("[%5.1fs] %s\n", time.Since(n.start).Seconds(), fmt.Sprintf(format, args...))
 }
 
 func (n *narrator) say(format string, args ...any) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	fmt.Fprintf(n.out, "[%5.1fs] %s\n", time.Since(n.start).Seconds(), fmt.Sprintf(format, args...))
+	fmt.Fprint(n.out, n.line(format, args...))
+}
+
+// sayAbout prints a line about event id, after the event's POST line.
+func (n *narrator) sayAbout(id, format string, args ...any) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	l := n.line(format, args...)
+	if n.posted[id] {
+		fmt.Fprint(n.out, l)
+		return
+	}
+	if n.held == nil {
+		n.held = map[string][]string{}
+	}
+	n.held[id] = append(n.held[id], l)
+}
+
+// sayPosted prints the POST line of event id, then the lines held for it.
+func (n *narrator) sayPosted(id, format string, args ...any) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	fmt.Fprint(n.out, n.line(format, args...))
+	if n.posted == nil {
+		n.posted = map[string]bool{}
+	}
+	n.posted[id] = true
+	for _, l := range n.held[id] {
+		fmt.Fprint(n.out, l)
+	}
+	delete(n.held, id)
+}
+
+// flush prints the lines still held (events whose POST never answered).
+func (n *narrator) flush() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for id, ls := range n.held {
+		for _, l := range ls {
+			fmt.Fprint(n.out, l)
+		}
+		delete(n.held, id)
+	}
 }
 
 func (n *narrator) step(title string) {
@@ -176,39 +229,53 @@ func RunStory(ctx context.Context, cfg StoryConfig) (Summary, error) {
 	}
 	scaled := func(d time.Duration) time.Duration { return time.Duration(float64(d) * cfg.DelayScale) }
 
+	// Relay failures since the last send, and an outage line waiting for
+	// that many of them (0: none waiting).
+	var relayFails, outageAfter atomic.Int64
 	ev := &Events{
 		SendRetry: func(p retry.Params) {
 			sendRetries.Add(1)
-			n.say("  retry     %s attempt %d failed (%s); next attempt in %s", short(p.Messages[0].UUID), p.Attempt,
+			n.sayAbout(p.Messages[0].UUID, "  retry     %s attempt %d failed (%s); next attempt in %s", short(p.Messages[0].UUID), p.Attempt,
 				brief(p.Err), ms(p.Delay))
 		},
 		Stored: func(p fallback.StoredParams) {
 			stored.Add(1)
-			n.say("  fallback  %s: retries exhausted, row written to %s", short(p.UUID), cfg.Table)
+			n.sayAbout(p.UUID, "  fallback  %s: retries exhausted, row written to %s", short(p.UUID), cfg.Table)
 		},
 		StoreFailed: func(p fallback.StoreFailedParams) {
-			n.say("  fallback  %s: NOT STORED: send: %s; store: %s", short(p.UUID), brief(p.SendErr), brief(p.StoreErr))
+			n.sayAbout(p.UUID, "  fallback  %s: NOT STORED: send: %s; store: %s", short(p.UUID), brief(p.SendErr), brief(p.StoreErr))
 		},
 		AsyncResult: func(r async.Result) {
 			if r.Err != nil {
 				for _, m := range r.Messages {
-					n.say("  async     %s: publish failed and reported to the caller: %s", short(m.UUID), brief(r.Err))
+					n.sayAbout(m.UUID, "  async     %s: publish failed and reported to the caller: %s", short(m.UUID), brief(r.Err))
 				}
 			}
 		},
 		RelaySent: func(p fallback.SentParams) {
 			relaySent.Add(1)
-			n.say("  relay     %s resent from row %d after %s in the table (relay attempt %d); row deleted",
+			relayFails.Store(0)
+			n.sayAbout(p.UUID, "  relay     %s resent from row %d after %s in the table (relay attempt %d); row deleted",
 				short(p.UUID), p.RowID, ms(p.Age), p.Attempt)
 		},
 		RelayFailed: func(p fallback.FailedParams) {
-			n.say("  relay     %s row %d: resend %d failed (%s); next try in %s", short(p.UUID), p.RowID, p.Attempt,
+			n.sayAbout(p.UUID, "  relay     %s row %d: resend %d failed (%s); next try in %s", short(p.UUID), p.RowID, p.Attempt,
 				brief(p.Err), ms(time.Until(p.NextAttemptAt)))
+			// The relay reports the outage before the failures that caused
+			// it: its line waits until they are printed.
+			if k := relayFails.Add(1); k >= outageAfter.Load() && outageAfter.Load() > 0 {
+				outageAfter.Store(0)
+				n.say("  relay     %d sends failed in a row: the broker looks down, probing with one row at a time", k)
+			}
 		},
 		RelayOutage: func(p fallback.OutageParams) {
 			if p.Down {
-				n.say("  relay     %d sends failed in a row: the broker looks down, probing with one row at a time",
-					p.ConsecutiveFailures)
+				if int64(p.ConsecutiveFailures) <= relayFails.Load() {
+					n.say("  relay     %d sends failed in a row: the broker looks down, probing with one row at a time",
+						p.ConsecutiveFailures)
+				} else {
+					outageAfter.Store(int64(p.ConsecutiveFailures))
+				}
 			} else {
 				n.say("  relay     a probe went through: the broker is back, draining in batches")
 			}
@@ -227,22 +294,22 @@ func RunStory(ctx context.Context, cfg StoryConfig) (Summary, error) {
 			_, _ = fmt.Sscan(msg.Metadata.Get(metadata.ReconsumeTimes), &reconsume)
 			led.consumed(msg.UUID, reconsume, err == nil)
 			if err == nil {
-				n.say("  consumer  %s counted for note %d (reconsume times %d)", short(msg.UUID), c.NoteID, reconsume)
+				n.sayAbout(msg.UUID, "  consumer  %s counted for note %d (reconsume times %d)", short(msg.UUID), c.NoteID, reconsume)
 			} else {
-				n.say("  consumer  %s FAILED at reconsume times %d: %s", short(msg.UUID), reconsume, brief(err))
+				n.sayAbout(msg.UUID, "  consumer  %s FAILED at reconsume times %d: %s", short(msg.UUID), reconsume, brief(err))
 			}
 		},
 		Scheduled: func(p redelivery.ScheduledParams) {
-			n.say("  redeliver %s retry %d in %s (RocketMQ delay level %d, scaled x%g: %s)", short(p.MessageUUID),
+			n.sayAbout(p.MessageUUID, "  redeliver %s retry %d in %s (RocketMQ delay level %d, scaled x%g: %s)", short(p.MessageUUID),
 				p.Retry, p.Delay, redelivery.DelayLevelFor(p.Delay), cfg.DelayScale, ms(scaled(p.Delay)))
 		},
 		DeadLettered: func(p redelivery.DeadLetterParams) {
-			n.say("  redeliver %s dead-lettered to %s after %d attempts (reason %s)", short(p.MessageUUID),
+			n.sayAbout(p.MessageUUID, "  redeliver %s dead-lettered to %s after %d attempts (reason %s)", short(p.MessageUUID),
 				p.DeadLetterTopic, p.Attempts, p.Reason)
 		},
 		DLQReceived: func(msg *message.Message) {
 			led.deadLetter(msg.UUID)
-			n.say("  dlq audit %s found in the dead-letter topic: reason %s, attempts %s, last error %q, from %s",
+			n.sayAbout(msg.UUID, "  dlq audit %s found in the dead-letter topic: reason %s, attempts %s, last error %q, from %s",
 				short(msg.UUID), msg.Metadata.Get(metadata.DeadLetterReason), msg.Metadata.Get(metadata.Attempts),
 				msg.Metadata.Get(metadata.LastError), msg.Metadata.Get(metadata.OriginalTopic))
 		},
@@ -313,7 +380,7 @@ func RunStory(ctx context.Context, cfg StoryConfig) (Summary, error) {
 			return "", fmt.Errorf("POST /comments: status %d: %s", resp.StatusCode, out.Error)
 		}
 		led.publish(out.UUID)
-		n.say("  POST      note %d %q -> 202 in %s, event %s", c.NoteID, c.Content, ms(took), short(out.UUID))
+		n.sayPosted(out.UUID, "  POST      note %d %q -> 202 in %s, event %s", c.NoteID, c.Content, ms(took), short(out.UUID))
 		return out.UUID, nil
 	}
 	waitFor := func(what string, timeout time.Duration, cond func() bool) error {
@@ -461,6 +528,7 @@ func RunStory(ctx context.Context, cfg StoryConfig) (Summary, error) {
 	conClosed = true
 	errCon := con.Close()
 
+	n.flush()
 	s := sum()
 	n.step("5. Summary by message UUID")
 	fmt.Fprintf(cfg.Out, "  published      %d\n", s.Published)

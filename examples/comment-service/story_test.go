@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -77,6 +79,7 @@ func checkSummary(t *testing.T, s Summary, out string) {
 			t.Errorf("narration lacks %q", line)
 		}
 	}
+	checkOrder(t, out)
 	checkMetrics(t, s)
 	if t.Failed() {
 		t.Logf("narration:\n%s", out)
@@ -186,6 +189,57 @@ func TestCommentAPI_accepts_comments_rejects_bad_bodies_and_reports_stats(t *tes
 	for _, key := range []string{`"async"`, `"fallback"`, `"relay"`} {
 		if !strings.Contains(body.String(), key) {
 			t.Errorf("/stats lacks %s: %s", key, body.String())
+		}
+	}
+}
+
+// postLine matches the POST line of an accepted comment and its event id.
+var postLine = regexp.MustCompile(`POST      note \d+ .* -> 202 in .*, event (\w+)$`)
+
+// relayFailLine matches one failed relay send; outageLine the relay's
+// conclusion that the broker is down.
+var (
+	relayFailLine = regexp.MustCompile(`relay     \w+ row \d+: resend \d+ failed`)
+	outageLine    = regexp.MustCompile(`relay     (\d+) sends failed in a row`)
+)
+
+// checkOrder asserts that the narration tells causes before effects: no line
+// about an event before the POST that created it, and the relay's outage
+// line after the failures it counts.
+func checkOrder(t *testing.T, out string) {
+	t.Helper()
+	lines := strings.Split(out, "\n")
+	posted := map[string]int{}
+	for i, l := range lines {
+		if m := postLine.FindStringSubmatch(l); m != nil {
+			posted[m[1]] = i
+		}
+	}
+	if len(posted) == 0 {
+		t.Fatal("no POST lines in the narration")
+	}
+	for i, l := range lines {
+		if strings.Contains(l, "POST ") {
+			continue
+		}
+		for id, at := range posted {
+			if strings.Contains(l, " "+id+" ") || strings.Contains(l, " "+id+":") {
+				if i < at {
+					t.Errorf("line %d %q comes before the POST of %s (line %d)", i, l, id, at)
+				}
+			}
+		}
+	}
+	fails := 0
+	for i, l := range lines {
+		if relayFailLine.MatchString(l) {
+			fails++
+		}
+		if m := outageLine.FindStringSubmatch(l); m != nil {
+			n, _ := strconv.Atoi(m[1])
+			if fails < n {
+				t.Errorf("line %d says %d sends failed in a row after only %d failure lines", i, n, fails)
+			}
 		}
 	}
 }
