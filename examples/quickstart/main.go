@@ -91,6 +91,7 @@ func run(ctx context.Context, out io.Writer) error {
 		return err
 	}
 	relayCtx, stopRelay := context.WithCancel(ctx)
+	defer stopRelay() // on the error returns below; the shutdown stops it in order
 	relayDone := make(chan error, 1)
 	go func() { relayDone <- relay.Run(relayCtx) }()
 
