@@ -116,7 +116,7 @@ func TestLs_filters_by_topic_age_and_error_text(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			args := append([]string{"fallback", "ls", "--dsn", dsn, "--json"}, tt.flags...)
+			args := append([]string{"fallback", "ls", "--dsn", dsn, "-o", "json"}, tt.flags...)
 			rows := runCmd(t, "", args...).want(t, exitOK).rowsJSON(t)
 			if diff := cmp.Diff(tt.want, uuids(rows)); diff != "" {
 				t.Fatalf("rows (-want +got):\n%s", diff)
@@ -141,7 +141,7 @@ func TestLs_prints_a_readable_table_and_json_with_the_row_state(t *testing.T) {
 		t.Fatalf("table:\n%s\nstderr %q", r.stdout, r.stderr)
 	}
 
-	rows := runCmd(t, "", "fallback", "ls", "--dsn", dsn, "--json", "--topic", "orders").want(t, exitOK).rowsJSON(t)
+	rows := runCmd(t, "", "fallback", "ls", "--dsn", dsn, "-o", "json", "--topic", "orders").want(t, exitOK).rowsJSON(t)
 	if rows[0].Attempts != 4 || rows[0].AgeSeconds < 3*3600 || rows[0].FirstError != "dial tcp: connection refused" ||
 		rows[0].Payload != nil || rows[0].Metadata != nil {
 		t.Fatalf("ls row %+v", rows[0])
@@ -155,7 +155,7 @@ func TestLs_prints_a_readable_table_and_json_with_the_row_state(t *testing.T) {
 	if r.stdout != "" || !strings.Contains(r.stderr, "No rows match") {
 		t.Fatalf("empty queue: stdout %q stderr %q", r.stdout, r.stderr)
 	}
-	if r := runCmd(t, "", "fallback", "ls", "--dsn", dsn, "--queue", "poison", "--json").want(t, exitOK); strings.TrimSpace(r.stdout) != "[]" {
+	if r := runCmd(t, "", "fallback", "ls", "--dsn", dsn, "--queue", "poison", "-o", "json").want(t, exitOK); strings.TrimSpace(r.stdout) != "[]" {
 		t.Fatalf("empty queue as JSON: %q", r.stdout)
 	}
 }
@@ -215,7 +215,7 @@ func TestShow_prints_payload_and_metadata_and_unknown_ids_exit_3(t *testing.T) {
 	st := newStore(t, db, sqlstore.SQLite, sqlstore.DefaultTable)
 	seedFallback(t, st)
 	ids := listAll(t, st, "")
-	rows := runCmd(t, "", "fallback", "show", "--dsn", dsn, "--json",
+	rows := runCmd(t, "", "fallback", "show", "--dsn", dsn, "-o", "json",
 		itoa(ids[1].ID), itoa(ids[0].ID)).want(t, exitOK).rowsJSON(t)
 	if len(rows) != 2 || rows[0].UUID != "o1" || rows[1].UUID != "o2" {
 		t.Fatalf("rows %+v", rows)
@@ -262,7 +262,7 @@ func TestPurge_deletes_only_after_confirmation(t *testing.T) {
 	if diff := cmp.Diff([]string{"i1"}, rowUUIDs(listAll(t, st, ""))); diff != "" {
 		t.Fatalf("rows after purge (-want +got):\n%s", diff)
 	}
-	r = runCmd(t, "", "fallback", "purge", "--dsn", dsn, "--yes", "--json").want(t, exitOK)
+	r = runCmd(t, "", "fallback", "purge", "--dsn", dsn, "--yes", "-o", "json").want(t, exitOK)
 	if !strings.Contains(r.stdout, `"deleted":1`) {
 		t.Fatalf("stdout %q", r.stdout)
 	}
@@ -285,7 +285,7 @@ func TestFallbackReplay_to_store_makes_rows_due_now_and_moves_poisoned_rows_back
 
 	// o1 waits an hour: replaying it in place makes it due now.
 	lines, sum := runCmd(t, "", "fallback", "replay", "--dsn", dsn, "--to-store", "--topic", "orders",
-		"--older-than", "1h", "--json").want(t, exitOK).replayJSON(t)
+		"--older-than", "1h", "-o", "json").want(t, exitOK).replayJSON(t)
 	if len(lines) != 1 || lines[0].UUID != "o1" || lines[0].Result != "replayed" || sum["replayed"] != 1 {
 		t.Fatalf("replay report %+v %v", lines, sum)
 	}
@@ -401,7 +401,7 @@ func TestDLQ_ls_show_and_replay_to_store_of_real_dead_letters(t *testing.T) {
 	other.Metadata.Set(metadata.OriginalTopic, "refunds")
 	deadLetter(t, dlq, "refunder", other)
 
-	rows := runCmd(t, "", "dlq", "ls", "--dsn", dsn, "--json", "--topic", "payments").want(t, exitOK).rowsJSON(t)
+	rows := runCmd(t, "", "dlq", "ls", "--dsn", dsn, "-o", "json", "--topic", "payments").want(t, exitOK).rowsJSON(t)
 	if diff := cmp.Diff([]string{"d1", "d2"}, uuids(rows)); diff != "" {
 		t.Fatalf("payments dead letters (-want +got):\n%s", diff)
 	}
@@ -409,7 +409,7 @@ func TestDLQ_ls_show_and_replay_to_store_of_real_dead_letters(t *testing.T) {
 		r.ConsumerGroup != "billing" || r.Handler != "charge" || r.Reason != redelivery.ReasonMaxAttempts || r.LastError == "" {
 		t.Fatalf("dead letter row %+v", r)
 	}
-	if rows := runCmd(t, "", "dlq", "ls", "--dsn", dsn, "--json", "--consumer-group", "refunder").want(t, exitOK).rowsJSON(t); len(rows) != 1 || rows[0].UUID != "x1" {
+	if rows := runCmd(t, "", "dlq", "ls", "--dsn", dsn, "-o", "json", "--consumer-group", "refunder").want(t, exitOK).rowsJSON(t); len(rows) != 1 || rows[0].UUID != "x1" {
 		t.Fatalf("refunder dead letters %v", uuids(rows))
 	}
 	r := runCmd(t, "", "dlq", "ls", "--dsn", dsn).want(t, exitOK)
@@ -428,7 +428,7 @@ func TestDLQ_ls_show_and_replay_to_store_of_real_dead_letters(t *testing.T) {
 		t.Fatal("the dry run changed the tables")
 	}
 	lines, sum := runCmd(t, "", "dlq", "replay", "--dsn", dsn, "--to-store", "--topic", "payments", "--rate", "0",
-		"--json").want(t, exitOK).replayJSON(t)
+		"-o", "json").want(t, exitOK).replayJSON(t)
 	if len(lines) != 2 || lines[0].Topic != retry || lines[1].Result != "replayed" || sum["replayed"] != 2 {
 		t.Fatalf("report %+v %v", lines, sum)
 	}
@@ -524,7 +524,7 @@ func TestShow_finds_rows_by_id_only_in_the_selected_queue(t *testing.T) {
 		t.Fatalf("List = %v, %v", all, err)
 	}
 	poisonID := strconvFormat(all[1].ID)
-	rows := runCmd(t, "", "fallback", "show", "--dsn", dsn, "--queue", "poison", "--json", poisonID).want(t, exitOK).rowsJSON(t)
+	rows := runCmd(t, "", "fallback", "show", "--dsn", dsn, "--queue", "poison", "-o", "json", poisonID).want(t, exitOK).rowsJSON(t)
 	if diff := cmp.Diff([]string{"poisoned"}, uuids(rows)); diff != "" {
 		t.Fatalf("show --queue poison (-want +got):\n%s", diff)
 	}
@@ -556,7 +556,7 @@ func TestLs_filters_in_the_database_across_many_pages(t *testing.T) {
 		{"--error-contains", "timeout"},
 		{"--older-than", "90m", "--error-contains", "timeout"},
 	} {
-		args := append([]string{"fallback", "ls", "--dsn", dsn, "--json", "--limit", "0"}, flags...)
+		args := append([]string{"fallback", "ls", "--dsn", dsn, "-o", "json", "--limit", "0"}, flags...)
 		got := runCmd(t, "", args...).want(t, exitOK).rowsJSON(t)
 		if diff := cmp.Diff([]string{"old1", "old2"}, uuids(got)); diff != "" {
 			t.Fatalf("%v (-want +got):\n%s", flags, diff)

@@ -34,7 +34,7 @@ func TestFallbackReplay_to_RocketMQ_sends_each_row_and_deletes_it(t *testing.T) 
 	seedFallback(t, st)
 
 	lines, sum := runCmd(t, "", "fallback", "replay", "--dsn", dsn, "--rocketmq", b.NameServerAddr(),
-		"--topic", "orders", "--rate", "50", "--json").want(t, exitOK).replayJSON(t)
+		"--topic", "orders", "--rate", "50", "-o", "json").want(t, exitOK).replayJSON(t)
 	if len(lines) != 2 || lines[0].Result != "replayed" || lines[1].Result != "replayed" || sum["replayed"] != 2 {
 		t.Fatalf("report %+v %v", lines, sum)
 	}

@@ -50,13 +50,13 @@ func TestCommand_on_PostgreSQL_and_MariaDB(t *testing.T) {
 			st := newStore(t, db, s.dialect, table)
 			seedFallback(t, st)
 
-			rows := runCmd(t, "", "fallback", "ls", "--dsn", dsn, "--table", table, "--json",
+			rows := runCmd(t, "", "fallback", "ls", "--dsn", dsn, "--table", table, "-o", "json",
 				"--topic", "orders", "--older-than", "5m", "--error-contains", "refused").want(t, exitOK).rowsJSON(t)
 			if diff := cmp.Diff([]string{"o1", "o2"}, uuids(rows)); diff != "" {
 				t.Fatalf("ls (-want +got):\n%s", diff)
 			}
 			for _, form := range s.dsnForms(dsn) {
-				rows := runCmd(t, "", "fallback", "ls", "--dsn", form, "--table", table, "--json").want(t, exitOK).rowsJSON(t)
+				rows := runCmd(t, "", "fallback", "ls", "--dsn", form, "--table", table, "-o", "json").want(t, exitOK).rowsJSON(t)
 				if len(rows) != 3 {
 					t.Fatalf("DSN form %q listed %d rows", form, len(rows))
 				}
@@ -77,7 +77,7 @@ func TestCommand_on_PostgreSQL_and_MariaDB(t *testing.T) {
 
 			// Replay into a second queue moves the rows in one transaction each.
 			_, sum := runCmd(t, "", "fallback", "replay", "--dsn", dsn, "--table", table, "--topic", "orders",
-				"--to-store", "--to-queue", "manual", "--rate", "0", "--json").want(t, exitOK).replayJSON(t)
+				"--to-store", "--to-queue", "manual", "--rate", "0", "-o", "json").want(t, exitOK).replayJSON(t)
 			if sum["replayed"] != 2 {
 				t.Fatalf("replay summary %v", sum)
 			}
@@ -97,7 +97,7 @@ func TestCommand_on_PostgreSQL_and_MariaDB(t *testing.T) {
 			dlq := newStore(t, db, s.dialect, table+"_dlq")
 			m := newDeadLetterMessage("d1", "payments")
 			deadLetter(t, dlq, "billing", m)
-			rows = runCmd(t, "", "dlq", "ls", "--dsn", dsn, "--table", table+"_dlq", "--json").want(t, exitOK).rowsJSON(t)
+			rows = runCmd(t, "", "dlq", "ls", "--dsn", dsn, "--table", table+"_dlq", "-o", "json").want(t, exitOK).rowsJSON(t)
 			if len(rows) != 1 || rows[0].Topic != "payments" || rows[0].ConsumerGroup != "billing" {
 				t.Fatalf("dlq ls %+v", rows)
 			}
