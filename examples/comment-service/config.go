@@ -83,7 +83,7 @@ func ParseConfig(args []string, lookup func(string) (string, bool), out io.Write
 	rocketmq := fs.String("rocketmq", env("RELIAMQ_ROCKETMQ", ""),
 		"RocketMQ name servers, comma separated (host:9876). [RELIAMQ_ROCKETMQ]\nEmpty: the embedded broker. Implies --serve: faults cannot be injected into a real broker.")
 	dsn := fs.String("dsn", env("RELIAMQ_DSN", ""),
-		"fallback database. [RELIAMQ_DSN]\n  postgres://user@host:5432/db?sslmode=disable (PostgreSQL, pgx driver)\n  mysql://user:pass@tcp(host:3306)/db (MySQL/MariaDB, go-sql-driver DSN after mysql://)\n  sqlite:/path/file.db (SQLite)\nEmpty: SQLite in a temporary directory, deleted at exit.")
+		"fallback database. [RELIAMQ_DSN]\n  postgres://user@host:5432/db?sslmode=disable (PostgreSQL, pgx driver)\n  mysql://user:pass@host:3306/db or mysql://user:pass@tcp(host:3306)/db (MySQL/MariaDB)\n  sqlite:/path/file.db (SQLite)\nEmpty: SQLite in a temporary directory, deleted at exit.")
 	table := fs.String("table", env("RELIAMQ_TABLE", "reliamq_fallback"), "fallback table, created if missing. [RELIAMQ_TABLE]")
 	policyFile := fs.String("policy", env("RELIAMQ_POLICY", ""),
 		"YAML file with the send retry policy, Spring Retry keys (max-attempts, init-interval in ms,\nmultiplier, max-interval, schedule, jitter), top level or under retry:. [RELIAMQ_POLICY]\nRELIAMQ_RETRY_MAX_ATTEMPTS and the other RELIAMQ_RETRY_* variables override single keys.\nDefault: the seed's retry: {max-attempts: 3, init-interval: 1000, multiplier: 2}.")
