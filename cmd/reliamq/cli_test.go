@@ -477,6 +477,28 @@ func TestDLQReplay_stops_at_a_dead_letter_without_original_topic_and_keeps_it(t 
 	}
 }
 
+func TestDLQReplay_of_a_dead_letter_without_retry_topic_names_the_flags_and_keeps_it(t *testing.T) {
+	dsn, db := sqliteDB(t)
+	dlq := newStore(t, db, sqlstore.SQLite, "reliamq_dlq")
+	fb := newStore(t, db, sqlstore.SQLite, sqlstore.DefaultTable)
+	if err := dlq.Insert(context.Background(), sqlstore.Message{Topic: "reliamq_dlq_g", UUID: "native",
+		Metadata: map[string]string{metadata.OriginalTopic: "payments", metadata.ConsumerGroup: "g"}}); err != nil {
+		t.Fatal(err)
+	}
+	r := runCmd(t, "", "dlq", "replay", "--dsn", dsn, "--to-store").want(t, exitRuntime)
+	if !strings.Contains(r.stderr, "--retry-topic") || !strings.Contains(r.stderr, "--to-original-topic") {
+		t.Fatalf("stderr %q", r.stderr)
+	}
+	if len(listAll(t, dlq, "")) != 1 || len(listAll(t, fb, "")) != 0 {
+		t.Fatal("the dead letter moved")
+	}
+	runCmd(t, "", "dlq", "replay", "--dsn", dsn, "--to-store", "--retry-topic", "%RETRY%g_payments").want(t, exitOK)
+	rows := listAll(t, fb, "")
+	if len(rows) != 1 || rows[0].Topic != "%RETRY%g_payments" || rows[0].UUID != "native" {
+		t.Fatalf("fallback rows %+v", rows)
+	}
+}
+
 func itoa(n int64) string { return strconvFormat(n) }
 
 func TestDLQReplay_keeps_the_reconsume_count_only_when_asked(t *testing.T) {

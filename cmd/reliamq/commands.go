@@ -560,6 +560,9 @@ func (c *command) replayDeadLetters(ctx context.Context, rows []sqlstore.Message
 		return feedErr
 	}
 	if err != nil {
+		if errors.Is(err, redelivery.ErrMissingRetryTopic) {
+			return fmt.Errorf("replay stopped: %w; pass --retry-topic (Native mode: %%RETRY%%<RocketMQ group>) or --to-original-topic", err)
+		}
 		return fmt.Errorf("replay stopped: %w", err)
 	}
 	return nil
