@@ -93,7 +93,8 @@ type SendError struct {
 	// Err is the classified cause.
 	Err error
 
-	accepted []string
+	accepted    []string
+	acceptedIdx []int
 }
 
 // Accepted returns the UUIDs of the messages of the failed Publish that the
@@ -105,6 +106,11 @@ type SendError struct {
 // messages written to the broker before Index: resending them would duplicate
 // what a successful one-way Publish also leaves unconfirmed.
 func (e *SendError) Accepted() []string { return e.accepted }
+
+// AcceptedIndexes returns the positions, in the Publish call, of the messages
+// Accepted lists, in the same order (middleware/retry.PartialIndexError). Two
+// messages of one call may share a UUID; positions tell them apart.
+func (e *SendError) AcceptedIndexes() []int { return e.acceptedIdx }
 
 func (e *SendError) Error() string {
 	var b strings.Builder

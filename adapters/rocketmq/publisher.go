@@ -354,7 +354,20 @@ func (p *Publisher) waitBrokerAddr(ctx context.Context, try int) bool {
 // newSendError starts the error of the failed request s; the messages before
 // it were confirmed (sync) or written (one-way).
 func (p *Publisher) newSendError(topic string, msgs []*message.Message, s span) *SendError {
-	return &SendError{Topic: topic, MessageUUID: msgs[s.from].UUID, Index: s.from, accepted: uuids(msgs[:s.from])}
+	return &SendError{Topic: topic, MessageUUID: msgs[s.from].UUID, Index: s.from,
+		accepted: uuids(msgs[:s.from]), acceptedIdx: positions(0, s.from)}
+}
+
+// positions returns from, from+1 ... to-1, or nil when there are none.
+func positions(from, to int) []int {
+	if to <= from {
+		return nil
+	}
+	idx := make([]int, 0, to-from)
+	for i := from; i < to; i++ {
+		idx = append(idx, i)
+	}
+	return idx
 }
 
 func uuids(msgs []*message.Message) []string {
@@ -488,6 +501,7 @@ func (p *Publisher) sendAsync(ctx context.Context, topic string, msgs []*message
 		}
 	}
 	var accepted []string
+	var acceptedIdx []int
 	for i, s := range sends {
 		var r asyncResult
 		timedOut := false
@@ -503,6 +517,7 @@ func (p *Publisher) sendAsync(ctx context.Context, topic string, msgs []*message
 		}
 		if r.err == nil && r.res != nil && r.res.Status == primitive.SendOK {
 			accepted = append(accepted, uuids(msgs[s.from:s.to])...)
+			acceptedIdx = append(acceptedIdx, positions(s.from, s.to)...)
 			continue
 		}
 		if firstErr == nil {
@@ -516,7 +531,7 @@ func (p *Publisher) sendAsync(ctx context.Context, topic string, msgs []*message
 	// confirmed one, so a retry resends only what the broker did not take.
 	var se *SendError
 	if errors.As(firstErr, &se) {
-		se.accepted = accepted
+		se.accepted, se.acceptedIdx = accepted, acceptedIdx
 	}
 	return firstErr
 }

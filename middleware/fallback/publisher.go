@@ -11,6 +11,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/reliamq/reliamq/adapters/sqlstore"
+	"github.com/reliamq/reliamq/internal/partial"
 	"github.com/reliamq/reliamq/pkg/policy"
 )
 
@@ -191,28 +192,18 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	return nil
 }
 
-// partialError is implemented by send errors that know which messages of a
-// multi-message Publish the broker accepted (retry.PartialError).
-type partialError interface {
-	error
-	Accepted() []string
-}
-
 // notAccepted drops the messages a partial failure reports as accepted: they
-// were sent, and storing them would only make duplicates.
+// were sent, and storing them would only make duplicates. Positions win over
+// UUIDs (see retry.PartialIndexError).
 func notAccepted(sendErr error, rows []sqlstore.Message, msgs []*message.Message) ([]sqlstore.Message, []*message.Message) {
-	var partial partialError
-	if !errors.As(sendErr, &partial) {
+	accepted := partial.Accepted(sendErr, msgs)
+	if accepted == nil {
 		return rows, msgs
-	}
-	accepted := make(map[string]bool, len(partial.Accepted()))
-	for _, id := range partial.Accepted() {
-		accepted[id] = true
 	}
 	var keptRows []sqlstore.Message
 	var keptMsgs []*message.Message
 	for i, m := range msgs {
-		if !accepted[m.UUID] {
+		if !accepted[i] {
 			keptRows = append(keptRows, rows[i])
 			keptMsgs = append(keptMsgs, m)
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	retrygo "github.com/avast/retry-go/v4"
 
+	"github.com/reliamq/reliamq/internal/partial"
 	"github.com/reliamq/reliamq/pkg/clock"
 	"github.com/reliamq/reliamq/pkg/policy"
 )
@@ -42,7 +43,8 @@ type ExhaustedError struct {
 	// Err is the last publish error.
 	Err error
 
-	accepted []string
+	accepted    []string
+	acceptedIdx []int
 }
 
 // Accepted returns the UUIDs of the messages of the Publish call that the
@@ -50,6 +52,10 @@ type ExhaustedError struct {
 // fallback stores only the others. It is empty when the backend never said.
 // Err's own Accepted, if any, covers only the last attempt.
 func (e *ExhaustedError) Accepted() []string { return e.accepted }
+
+// AcceptedIndexes returns the positions, in the Publish call, of the messages
+// Accepted lists, in the same order (see PartialIndexError).
+func (e *ExhaustedError) AcceptedIndexes() []int { return e.acceptedIdx }
 
 func (e *ExhaustedError) Error() string {
 	why := "attempts exhausted"
@@ -72,6 +78,18 @@ func (e *ExhaustedError) Is(target error) bool { return target == ErrExhausted }
 type PartialError interface {
 	error
 	Accepted() []string
+}
+
+// PartialIndexError is implemented by partial errors that also know the
+// positions of the accepted messages in the failed Publish call
+// (rocketmq.SendError, ExhaustedError). The retry publisher and the fallback
+// use positions when they have them: two messages of one call may share a
+// UUID, and UUIDs alone cannot tell which of them was accepted. From a
+// PartialError without positions, each accepted UUID stands for one message
+// with that UUID, the earliest still pending.
+type PartialIndexError interface {
+	error
+	AcceptedIndexes() []int
 }
 
 // Params describes one failed attempt that will be retried. The callback must
@@ -239,6 +257,7 @@ type loop struct {
 	topic    string
 	all      []*message.Message // the call's messages, for Accepted
 	pending  []*message.Message
+	idx      []int // idx[i] is the position of pending[i] in all
 	attempts int
 	lastErr  error
 	replay   bool // the next call returns lastErr: the first attempt already ran
@@ -254,6 +273,10 @@ func (p *Publisher) retry(start time.Time, topic string, msgs []*message.Message
 	defer cleanup()
 
 	l := &loop{p: p, ctx: ctx, start: start, topic: topic, all: msgs, pending: msgs, attempts: 1, lastErr: first, replay: true}
+	l.idx = make([]int, len(msgs))
+	for i := range l.idx {
+		l.idx[i] = i
+	}
 	l.dropAccepted(first)
 	if len(l.pending) == 0 {
 		// The backend accepted every message although the call failed.
@@ -290,8 +313,7 @@ func (p *Publisher) retry(start time.Time, topic string, msgs []*message.Message
 			reason = GiveUpBudget
 		}
 		return l.gaveUp(reason, elapsed,
-			&ExhaustedError{Topic: topic, Attempts: l.attempts, Elapsed: elapsed, Budget: l.stop == stopBudget, Err: l.lastErr,
-				accepted: l.accepted()})
+			l.exhausted(elapsed))
 	}
 	cause := context.Cause(ctx)
 	if cause == nil {
@@ -374,50 +396,44 @@ func jitterDraw(pol *policy.Policy) float64 {
 	return rand.Float64()
 }
 
-// accepted lists the UUIDs of the messages no longer pending: accepted by the
-// backend in some attempt.
-func (l *loop) accepted() []string {
+// exhausted builds the ExhaustedError, with the messages no longer pending:
+// accepted by the backend in some attempt.
+func (l *loop) exhausted(elapsed time.Duration) *ExhaustedError {
+	e := &ExhaustedError{Topic: l.topic, Attempts: l.attempts, Elapsed: elapsed, Budget: l.stop == stopBudget, Err: l.lastErr}
 	if len(l.pending) == len(l.all) {
-		return nil
+		return e
 	}
-	still := make(map[*message.Message]struct{}, len(l.pending))
-	for _, m := range l.pending {
-		still[m] = struct{}{}
+	still := make([]bool, len(l.all))
+	for _, i := range l.idx {
+		still[i] = true
 	}
-	var ids []string
-	for _, m := range l.all {
-		if _, ok := still[m]; !ok && m != nil {
-			ids = append(ids, m.UUID)
+	for i, m := range l.all {
+		if !still[i] && m != nil {
+			e.accepted = append(e.accepted, m.UUID)
+			e.acceptedIdx = append(e.acceptedIdx, i)
 		}
 	}
-	return ids
+	return e
 }
 
-// dropAccepted removes from pending the messages err reports as accepted.
+// dropAccepted removes from pending the messages err reports as accepted: by
+// position when err has them (PartialIndexError, positions in the call that
+// failed, which sent pending), otherwise one pending message per accepted
+// UUID, the earliest.
 func (l *loop) dropAccepted(err error) {
-	var pe PartialError
-	if !errors.As(err, &pe) {
+	drop := partial.Accepted(err, l.pending)
+	if drop == nil {
 		return
-	}
-	accepted := pe.Accepted()
-	if len(accepted) == 0 {
-		return
-	}
-	done := make(map[string]struct{}, len(accepted))
-	for _, id := range accepted {
-		done[id] = struct{}{}
 	}
 	kept := make([]*message.Message, 0, len(l.pending))
-	for _, m := range l.pending {
-		if m == nil {
+	keptIdx := make([]int, 0, len(l.pending))
+	for i, m := range l.pending {
+		if !drop[i] {
 			kept = append(kept, m)
-			continue
-		}
-		if _, ok := done[m.UUID]; !ok {
-			kept = append(kept, m)
+			keptIdx = append(keptIdx, l.idx[i])
 		}
 	}
-	l.pending = kept
+	l.pending, l.idx = kept, keptIdx
 }
 
 // sendContext returns the context the retry loop obeys: the message context

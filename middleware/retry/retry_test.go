@@ -612,3 +612,75 @@ func TestPublisherDecorator_delivers_through_gochannel_after_failures(t *testing
 		t.Fatal("message not delivered")
 	}
 }
+
+// indexedErr reports the accepted messages by position as well as by UUID.
+type indexedErr struct {
+	partialErr
+	idx []int
+}
+
+func (e *indexedErr) AcceptedIndexes() []int { return e.idx }
+
+func TestPublisher_resends_a_message_whose_uuid_an_accepted_message_shares(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  func(ms []*message.Message) error
+	}{
+		{"by UUID", func(ms []*message.Message) error { return &partialErr{accepted: []string{ms[0].UUID}} }},
+		{"by position", func(ms []*message.Message) error {
+			return &indexedErr{partialErr{accepted: []string{ms[1].UUID}}, []int{1}}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := []*message.Message{
+				message.NewMessage("same", []byte("first")), message.NewMessage("same", []byte("second")),
+				message.NewMessage("other", []byte("third")),
+			}
+			var payloads [][]string
+			inner := &scripted{script: func(call int, ms []*message.Message) error {
+				var ps []string
+				for _, x := range ms {
+					ps = append(ps, string(x.Payload))
+				}
+				payloads = append(payloads, ps)
+				if call == 0 {
+					return tc.err(ms)
+				}
+				return nil
+			}}
+			clk := clocktest.NewFake(time.Time{})
+			pub := newPublisher(t, inner, policy.RocketMQ(), clk, nil)
+			if _, err := drive(t, clk, func() error { return pub.Publish("t", m...) }); err != nil {
+				t.Fatalf("Publish = %v", err)
+			}
+			resent := []string{"second", "third"} // the earliest "same" was taken by UUID
+			if tc.name == "by position" {
+				resent = []string{"first", "third"}
+			}
+			want := [][]string{{"first", "second", "third"}, resent}
+			if diff := cmp.Diff(want, payloads); diff != "" {
+				t.Fatalf("payloads per call (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestPublisher_exhausted_error_lists_accepted_positions(t *testing.T) {
+	m := []*message.Message{message.NewMessage("same", []byte("a")), message.NewMessage("same", []byte("b"))}
+	inner := &scripted{script: func(call int, ms []*message.Message) error {
+		if call == 0 {
+			return &indexedErr{partialErr{accepted: []string{"same"}}, []int{1}}
+		}
+		return errBroker
+	}}
+	clk := clocktest.NewFake(time.Time{})
+	pub := newPublisher(t, inner, policy.Policy{MaxAttempts: 2, Backoff: policy.Fixed(time.Second)}, clk, nil)
+	_, err := drive(t, clk, func() error { return pub.Publish("t", m...) })
+	var pie retry.PartialIndexError
+	if !errors.As(err, &pie) {
+		t.Fatalf("Publish = %v; want a PartialIndexError", err)
+	}
+	if diff := cmp.Diff([]int{1}, pie.AcceptedIndexes()); diff != "" {
+		t.Fatalf("AcceptedIndexes (-want +got):\n%s", diff)
+	}
+}

@@ -127,3 +127,51 @@ func TestPublisher_on_rocketmq_does_not_retry_permanent_errors(t *testing.T) {
 		t.Fatalf("Publish to an invalid topic = %v", err)
 	}
 }
+
+// Two messages of one call share a UUID; the broker takes the first and
+// refuses the second as too large. The second was neither sent nor stored,
+// so Publish must not return nil (it did when accepted messages were tracked
+// by UUID: the first one's acceptance covered the second).
+func TestPublisher_on_rocketmq_does_not_report_success_for_a_refused_message_sharing_a_uuid(t *testing.T) {
+	b := rocketmqtest.NewTest(t, rocketmqtest.Config{MaxMessageSize: 1 << 10})
+	inner, err := rocketmq.NewPublisher(rocketmq.PublisherConfig{NameServers: []string{b.NameServerAddr()}}, watermill.NopLogger{})
+	if err != nil {
+		t.Fatalf("rocketmq.NewPublisher: %v", err)
+	}
+	t.Cleanup(func() { _ = inner.Close() })
+	pub, err := retry.NewPublisher(inner, retry.Config{Policy: policy.Policy{MaxAttempts: 3, Backoff: policy.Fixed(time.Millisecond)}}, nil)
+	if err != nil {
+		t.Fatalf("retry.NewPublisher: %v", err)
+	}
+	topic := "retry_dup_uuid_" + watermill.NewShortUUID()
+	id := watermill.NewUUID()
+	m1 := message.NewMessage(id, []byte("small"))
+	m2 := message.NewMessage(id, make([]byte, 2<<10))
+
+	err = pub.Publish(topic, m1, m2)
+	if err == nil {
+		t.Fatal("Publish = nil; the second message was refused by the broker")
+	}
+	if !errors.Is(err, rocketmq.ErrMessageTooLarge) || !policy.IsPermanent(err) {
+		t.Errorf("Publish = %v; want a permanent ErrMessageTooLarge", err)
+	}
+	var se *rocketmq.SendError
+	if !errors.As(err, &se) || se.Index != 1 {
+		t.Fatalf("Publish = %v; want a SendError at index 1", err)
+	}
+	// Counted by UUID and body: the small one once, the large one not at all.
+	var small, large int
+	for _, m := range b.Messages(topic) {
+		if m.Properties[rocketmq.PropertyUUID] != id {
+			t.Errorf("stored a message with UUID %q", m.Properties[rocketmq.PropertyUUID])
+		}
+		if len(m.Body) == len(m1.Payload) {
+			small++
+		} else {
+			large++
+		}
+	}
+	if small != 1 || large != 0 {
+		t.Errorf("broker stored %d small and %d large copies; want 1 and 0", small, large)
+	}
+}
