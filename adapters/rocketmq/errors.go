@@ -9,6 +9,7 @@ import (
 
 	rmqerrors "github.com/apache/rocketmq-client-go/v2/errors"
 
+	"github.com/reliamq/reliamq/pkg/msgcheck"
 	"github.com/reliamq/reliamq/pkg/policy"
 )
 
@@ -17,12 +18,26 @@ import (
 // caller's own context). Errors that must not be retried are also marked with
 // policy.Permanent, so the reliamq middleware never retries or stores them.
 var (
-	// ErrClosed is returned by Publish and Subscribe after Close. Permanent.
-	ErrClosed = errors.New("rocketmq: closed")
+	// ErrClosed is returned by Publish and Subscribe after Close. Permanent;
+	// also matches policy.ErrClosed.
+	ErrClosed = policy.NewClosedError("rocketmq: closed")
 	// ErrInvalidTopic is returned for an empty topic, a topic with characters
 	// outside [%|a-zA-Z0-9_-], or one longer than 127 characters (namespace
 	// included). Nothing is sent. Permanent.
 	ErrInvalidTopic = errors.New("rocketmq: invalid topic")
+	// ErrReservedTopic is returned by Publish, together with ErrInvalidTopic,
+	// for a topic RocketMQ reserves: a system topic such as TBW102 or
+	// SCHEDULE_TOPIC_XXXX, or a consumer group's %RETRY% or %DLQ% topic (see
+	// ValidatePublishTopic). Nothing is sent. Permanent.
+	ErrReservedTopic = errors.New("rocketmq: reserved topic")
+	// ErrEmptyUUID is returned by Publish for a message whose UUID is empty
+	// (msgcheck.ErrEmptyUUID, the same value in every reliamq package).
+	// Nothing is sent. Permanent.
+	ErrEmptyUUID = msgcheck.ErrEmptyUUID
+	// ErrInvalidUUID is returned by Publish for a UUID longer than 255 bytes or
+	// holding invalid UTF-8 or control characters (msgcheck.ErrInvalidUUID).
+	// Nothing is sent. Permanent.
+	ErrInvalidUUID = msgcheck.ErrInvalidUUID
 	// ErrMessageTooLarge is returned when a payload exceeds the configured
 	// MaxMessageSize (4 MiB by default), or when the broker refuses a message as
 	// illegal. Nothing is sent for a payload over the limit. Permanent.

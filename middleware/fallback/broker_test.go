@@ -416,3 +416,83 @@ func TestFallback_store_down_too_every_publish_reports_an_error(t *testing.T) {
 		t.Errorf("fallback stats %+v", s)
 	}
 }
+
+// The README wiring: async(fallback(retry(broker))) with the relay sending
+// through the same broker publisher. async.Close closes that publisher; the
+// relay must then stop, and leave every row where it is: a closed publisher
+// is not the messages' fault (it used to poison the whole backlog).
+func TestRelay_stops_when_publisher_is_closed_and_poisons_nothing(t *testing.T) {
+	b := newBroker(t, rocketmqtest.Config{})
+	st := newStore(t, sqliteBackend, nil, nil)
+	broker := newRocketMQPublisher(t, b)
+	fb, err := fallback.NewPublisher(newRetry(t, broker, 3), fallback.Config{Store: st}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leftovers, err := sqlstore.NewPublisher(sqlstore.PublisherConfig{Store: st, Checker: broker}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := async.NewPublisher(fb, async.Config{Leftovers: leftovers}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	relay, err := fallback.NewRelay(fallback.RelayConfig{Store: st, Publisher: broker, PollInterval: 10 * time.Millisecond}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The backlog an outage left behind.
+	topic := uniqueName("relay_closed")
+	var sent []string
+	var rows []sqlstore.Message
+	for i := range 200 {
+		m := message.NewMessage(watermill.NewUUID(), []byte(fmt.Sprintf("m%d", i)))
+		sent = append(sent, m.UUID)
+		rows = append(rows, sqlstore.FromMessage("", topic, m))
+	}
+	if err := st.Insert(context.Background(), rows...); err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.Close(); err != nil { // closes fb, retry and the shared broker publisher
+		t.Fatalf("async close: %v", err)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = relay.Run(ctx)
+	if !errors.Is(err, fallback.ErrPublisherClosed) || !errors.Is(err, rocketmq.ErrClosed) {
+		t.Errorf("Run = %v; want ErrPublisherClosed and rocketmq.ErrClosed", err)
+	}
+	if ctx.Err() != nil {
+		t.Errorf("Run returned only when its context ended")
+	}
+
+	left, err := st.List(context.Background(), sqlstore.Filter{AllQueues: true, Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := map[string]int{}
+	poisoned := 0
+	for _, r := range left {
+		if r.Queue != "" {
+			poisoned++
+			continue
+		}
+		if r.Attempts != 0 {
+			t.Errorf("row %s charged %d attempts", r.UUID, r.Attempts)
+		}
+		count[r.UUID]++
+	}
+	kept, lost, dupes := tally(sent, count)
+	if poisoned != 0 || lost != 0 || dupes != 0 || kept != len(sent) {
+		t.Errorf("%d rows kept, %d lost, %d duplicated, %d poisoned; want %d kept and none lost, duplicated or poisoned",
+			kept, lost, dupes, poisoned, len(sent))
+	}
+	if s, _ := relay.Stats(context.Background()); s.Poisoned != 0 || s.Failed != 0 {
+		t.Errorf("relay stats %+v; want nothing poisoned or failed", s)
+	}
+	if n := len(b.Messages(topic)); n != 0 {
+		t.Errorf("broker got %d messages from a closed publisher", n)
+	}
+}

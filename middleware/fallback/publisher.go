@@ -11,6 +11,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/reliamq/reliamq/adapters/sqlstore"
+	"github.com/reliamq/reliamq/internal/nilcheck"
 	"github.com/reliamq/reliamq/internal/partial"
 	"github.com/reliamq/reliamq/pkg/policy"
 )
@@ -106,8 +107,8 @@ func NewPublisher(inner message.Publisher, cfg Config, logger watermill.LoggerAd
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if inner == nil {
-		return nil, fmt.Errorf("%w: inner publisher: required", ErrInvalidConfig)
+	if err := nilcheck.Required("inner publisher", inner); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	if logger == nil {
 		logger = watermill.NopLogger{}

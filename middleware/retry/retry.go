@@ -11,8 +11,10 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	retrygo "github.com/avast/retry-go/v4"
 
+	"github.com/reliamq/reliamq/internal/nilcheck"
 	"github.com/reliamq/reliamq/internal/partial"
 	"github.com/reliamq/reliamq/pkg/clock"
+	"github.com/reliamq/reliamq/pkg/msgcheck"
 	"github.com/reliamq/reliamq/pkg/policy"
 )
 
@@ -163,8 +165,8 @@ type Publisher struct {
 // NewPublisher decorates inner with retries configured by cfg. A nil logger is
 // replaced by watermill.NopLogger. Errors match ErrInvalidConfig.
 func NewPublisher(inner message.Publisher, cfg Config, logger watermill.LoggerAdapter) (*Publisher, error) {
-	if inner == nil {
-		return nil, fmt.Errorf("%w: inner publisher is nil", ErrInvalidConfig)
+	if err := errors.Join(nilcheck.Required("inner publisher", inner), nilcheck.Optional("Clock", cfg.Clock)); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -193,7 +195,10 @@ func PublisherDecorator(cfg Config, logger watermill.LoggerAdapter) message.Publ
 func (p *Publisher) Close() error { return p.inner.Close() }
 
 // Publish publishes msgs to topic through the inner publisher, retrying per the
-// Policy. It returns nil on success; the error as is when it is not retryable
+// Policy. A message that breaks the rules every reliamq publisher shares (nil,
+// an empty or invalid UUID, invalid metadata: see pkg/msgcheck) is refused
+// before anything is sent with a permanent error matching the msgcheck
+// sentinel. It returns nil on success; the error as is when it is not retryable
 // (policy.IsPermanent still holds); an *ExhaustedError when retries ran out;
 // and an error matching both the context error and the last publish error when
 // a message context ended.
@@ -204,6 +209,10 @@ func (p *Publisher) Close() error { return p.inner.Close() }
 // costs more than the whole decorator). The first attempt's own duration, at
 // most the backend's send timeout, is therefore not counted.
 func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
+	if err := msgcheck.Messages(msgs); err != nil {
+		// Bad input is never sent, so never retried (permanent).
+		return fmt.Errorf("retry: publish to %q: %w", topic, err)
+	}
 	err := p.inner.Publish(topic, msgs...)
 	if len(p.hooks.attempt) > 0 {
 		p.attempted(1, topic, msgs, err)

@@ -90,7 +90,10 @@ func (h *hookLog) get() []retry.Params {
 
 func newPublisher(t *testing.T, inner message.Publisher, p policy.Policy, clk *clocktest.Fake, hooks *hookLog) *retry.Publisher {
 	t.Helper()
-	cfg := retry.Config{Policy: p, Clock: clk}
+	cfg := retry.Config{Policy: p}
+	if clk != nil { // a nil *clocktest.Fake in the interface would be refused
+		cfg.Clock = clk
+	}
 	if hooks != nil {
 		cfg.OnRetry = hooks.on
 	}
