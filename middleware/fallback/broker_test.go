@@ -23,6 +23,7 @@ import (
 	"github.com/reliamq/reliamq/middleware/fallback"
 	"github.com/reliamq/reliamq/middleware/retry"
 	"github.com/reliamq/reliamq/pkg/metadata"
+	"github.com/reliamq/reliamq/pkg/msgcheck"
 	"github.com/reliamq/reliamq/pkg/policy"
 )
 
@@ -494,5 +495,102 @@ func TestRelay_stops_when_publisher_is_closed_and_poisons_nothing(t *testing.T) 
 	}
 	if n := len(b.Messages(topic)); n != 0 {
 		t.Errorf("broker got %d messages from a closed publisher", n)
+	}
+}
+
+// A message is valid or invalid the same way through the broker publisher and
+// through the stack: NUL in metadata used to pass the broker publisher and be
+// refused by the fallback; a newline passes both and arrives unchanged.
+func TestPublish_validates_a_message_the_same_way_through_the_broker_publisher_and_the_stack(t *testing.T) {
+	b := newBroker(t, rocketmqtest.Config{})
+	st := newStore(t, sqliteBackend, nil, nil)
+	broker := newRocketMQPublisher(t, b)
+	fb, err := fallback.NewPublisher(newRetry(t, broker, 3), fallback.Config{Store: st}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := async.NewPublisher(fb, async.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	layers := []struct {
+		name string
+		pub  message.Publisher
+	}{{"rocketmq", broker}, {"fallback(retry(rocketmq))", fb}, {"async(fallback(retry(rocketmq)))", pub}}
+
+	topic := uniqueName("valid_same")
+	for _, l := range layers {
+		for _, v := range []string{"a\x00b", "a\x01b", "\xff"} {
+			m := message.NewMessage(watermill.NewUUID(), []byte("x"))
+			m.Metadata.Set("k", v)
+			if err := l.pub.Publish(topic, m); !errors.Is(err, msgcheck.ErrInvalidMetadata) || !policy.IsPermanent(err) {
+				t.Errorf("%s: Publish with metadata %q = %v; want a permanent msgcheck.ErrInvalidMetadata", l.name, v, err)
+			}
+		}
+		if err := l.pub.Publish(topic, message.NewMessage("", []byte("x"))); !errors.Is(err, msgcheck.ErrEmptyUUID) {
+			t.Errorf("%s: Publish with an empty UUID = %v; want msgcheck.ErrEmptyUUID", l.name, err)
+		}
+	}
+	want := map[string]bool{}
+	for _, l := range layers[:2] { // async answers before sending
+		m := message.NewMessage(watermill.NewUUID(), []byte("x"))
+		m.Metadata.Set("k", "line one\nline two")
+		if err := l.pub.Publish(topic, m); err != nil {
+			t.Errorf("%s: Publish with a newline in metadata = %v; want nil", l.name, err)
+		}
+		want[m.UUID] = true
+	}
+	for _, m := range b.Messages(topic) {
+		id := m.Properties[rocketmq.PropertyUUID]
+		if !want[id] {
+			t.Errorf("broker stored %s, which was refused", id)
+			continue
+		}
+		if got := m.Properties[rocketmq.PropertyMetadataPrefix+"k"]; got != "line one\nline two" {
+			t.Errorf("metadata of %s arrived as %q", id, got)
+		}
+		delete(want, id)
+	}
+	if len(want) != 0 {
+		t.Errorf("not stored: %v", want)
+	}
+	if rows, _ := st.List(context.Background(), sqlstore.Filter{AllQueues: true}); len(rows) != 0 {
+		t.Errorf("%d rows stored for refused or sent messages", len(rows))
+	}
+}
+
+// async's Leftovers write rows the relay sends later through the broker
+// publisher: with that publisher as Checker, the store refuses at once what
+// the broker would refuse, instead of keeping rows the relay can only poison.
+func TestLeftovers_with_the_broker_as_checker_refuse_what_the_broker_would(t *testing.T) {
+	b := newBroker(t, rocketmqtest.Config{})
+	st := newStore(t, sqliteBackend, nil, nil)
+	broker := newRocketMQPublisher(t, b)
+	leftovers, err := sqlstore.NewPublisher(sqlstore.PublisherConfig{Store: st, Checker: broker}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name, topic string
+		payload     int
+		want        error
+	}{
+		{"5 MiB", "orders", 5 << 20, rocketmq.ErrMessageTooLarge},
+		{"topic a/b", "a/b", 1, rocketmq.ErrInvalidTopic},
+		{"topic TBW102", "TBW102", 1, rocketmq.ErrReservedTopic},
+		{"another group's DLQ", "%DLQ%billing", 1, rocketmq.ErrReservedTopic},
+	}
+	for _, c := range cases {
+		err := leftovers.Publish(c.topic, message.NewMessage(watermill.NewUUID(), make([]byte, c.payload)))
+		if !errors.Is(err, c.want) || !policy.IsPermanent(err) {
+			t.Errorf("%s: Publish = %v; want a permanent %v", c.name, err, c.want)
+		}
+	}
+	if rows, _ := st.List(context.Background(), sqlstore.Filter{AllQueues: true}); len(rows) != 0 {
+		t.Errorf("%d rows stored; the relay could only poison them", len(rows))
+	}
+	if err := leftovers.Publish("orders", message.NewMessage(watermill.NewUUID(), []byte("fine"))); err != nil {
+		t.Errorf("a valid message: %v", err)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/reliamq/reliamq/adapters/rocketmq/rocketmqtest"
 	"github.com/reliamq/reliamq/middleware/retry"
 	"github.com/reliamq/reliamq/pkg/clock/clocktest"
+	"github.com/reliamq/reliamq/pkg/msgcheck"
 	"github.com/reliamq/reliamq/pkg/policy"
 )
 
@@ -685,5 +686,28 @@ func TestPublisher_exhausted_error_lists_accepted_positions(t *testing.T) {
 	}
 	if diff := cmp.Diff([]int{1}, pie.AcceptedIndexes()); diff != "" {
 		t.Fatalf("AcceptedIndexes (-want +got):\n%s", diff)
+	}
+}
+
+func TestPublisher_refuses_an_empty_uuid_without_sending_or_retrying(t *testing.T) {
+	inner := &scripted{script: func(int, []*message.Message) error { return nil }}
+	pub := newPublisher(t, inner, policy.RocketMQ(), nil, nil)
+	err := pub.Publish("t", message.NewMessage("ok", nil), message.NewMessage("", nil))
+	if !errors.Is(err, msgcheck.ErrEmptyUUID) || !policy.IsPermanent(err) {
+		t.Fatalf("Publish = %v; want a permanent msgcheck.ErrEmptyUUID", err)
+	}
+	if n := len(inner.Calls()); n != 0 {
+		t.Fatalf("inner called %d times; want 0", n)
+	}
+}
+
+func TestNewPublisher_refuses_a_typed_nil_inner_publisher(t *testing.T) {
+	var inner *scripted // what a failed constructor returns
+	if _, err := retry.NewPublisher(inner, retry.Config{Policy: policy.RocketMQ()}, nil); !errors.Is(err, retry.ErrInvalidConfig) {
+		t.Fatalf("NewPublisher(typed nil) = %v; want ErrInvalidConfig", err)
+	}
+	var clk *clocktest.Fake
+	if _, err := retry.NewPublisher(&scripted{}, retry.Config{Policy: policy.RocketMQ(), Clock: clk}, nil); !errors.Is(err, retry.ErrInvalidConfig) {
+		t.Fatalf("NewPublisher(Clock: typed nil) = %v; want ErrInvalidConfig", err)
 	}
 }
