@@ -81,7 +81,8 @@ func (c Config) Validate() error {
 // (ErrNotStored, with both causes) when the store write fails too. When a
 // multi-message Publish fails, all its messages are stored, except those the
 // error reports as accepted (an error with an Accepted() []string method, like
-// retry.PartialError); others the broker had taken are duplicates, and so is a
+// retry.PartialError, and by position when it also has AcceptedIndexes, like
+// retry.PartialIndexError: two messages of one call may share a UUID); others the broker had taken are duplicates, and so is a
 // message whose send timed out after the broker stored it. Every message keeps
 // its UUID through the store and the relay. Publish is safe for concurrent
 // use; Close closes the inner publisher, not the store.
@@ -134,8 +135,9 @@ func PublisherDecorator(cfg Config, logger watermill.LoggerAdapter) message.Publ
 }
 
 // Publish sends msgs through the inner publisher and stores them if that
-// fails with an error worth storing. Bad input (nil message, a topic or
-// metadata the store cannot hold) is rejected with the sqlstore error before
+// fails with an error worth storing. Bad input (nil message, an empty UUID, a
+// topic or metadata the store cannot hold: the rules of pkg/msgcheck, which
+// every reliamq publisher shares) is rejected with the sqlstore error before
 // anything is sent.
 func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	if p.closed.Load() {
