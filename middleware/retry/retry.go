@@ -195,11 +195,15 @@ func PublisherDecorator(cfg Config, logger watermill.LoggerAdapter) message.Publ
 func (p *Publisher) Close() error { return p.inner.Close() }
 
 // Publish publishes msgs to topic through the inner publisher, retrying per the
-// Policy. A message that breaks the rules every reliamq publisher shares (nil,
+// Policy. Whatever error ends a call in which some attempt had messages
+// accepted (PartialError) reports, through Accepted and AcceptedIndexes
+// (PartialIndexError), the messages of the whole call accepted in any attempt,
+// by position in the call. A message that breaks the rules every reliamq publisher shares (nil,
 // an empty or invalid UUID, invalid metadata: see pkg/msgcheck) is refused
 // before anything is sent with a permanent error matching the msgcheck
-// sentinel. It returns nil on success; the error as is when it is not retryable
-// (policy.IsPermanent still holds); an *ExhaustedError when retries ran out;
+// sentinel. It returns nil on success; the error when it is not retryable (as
+// is, or with its text unchanged in the wrapper described above;
+// policy.IsPermanent still holds); an *ExhaustedError when retries ran out;
 // and an error matching both the context error and the last publish error when
 // a message context ended.
 //
@@ -312,7 +316,7 @@ func (p *Publisher) retry(start time.Time, topic string, msgs []*message.Message
 		if errors.Is(l.lastErr, context.Canceled) || errors.Is(l.lastErr, context.DeadlineExceeded) {
 			reason = GiveUpCanceled
 		}
-		return l.gaveUp(reason, elapsed, l.lastErr)
+		return l.gaveUp(reason, elapsed, l.ofCall(l.lastErr))
 	case stopExhausted, stopBudget:
 		p.logger.Debug("Publish retries exhausted", watermill.LogFields{
 			"topic": topic, "attempts": l.attempts, "elapsed": elapsed, "budget": l.stop == stopBudget, "err": l.lastErr,
@@ -328,8 +332,8 @@ func (p *Publisher) retry(start time.Time, topic string, msgs []*message.Message
 	if cause == nil {
 		cause = err
 	}
-	return l.gaveUp(GiveUpCanceled, elapsed,
-		fmt.Errorf("retry: publish to %q stopped after %d attempts: %w", topic, l.attempts, errors.Join(cause, l.lastErr)))
+	return l.gaveUp(GiveUpCanceled, elapsed, l.ofCall(
+		fmt.Errorf("retry: publish to %q stopped after %d attempts: %w", topic, l.attempts, errors.Join(cause, l.lastErr))))
 }
 
 // attempt is retry-go's retryable function.
@@ -409,21 +413,56 @@ func jitterDraw(pol *policy.Policy) float64 {
 // accepted by the backend in some attempt.
 func (l *loop) exhausted(elapsed time.Duration) *ExhaustedError {
 	e := &ExhaustedError{Topic: l.topic, Attempts: l.attempts, Elapsed: elapsed, Budget: l.stop == stopBudget, Err: l.lastErr}
+	e.accepted, e.acceptedIdx = l.acceptedOfCall()
+	return e
+}
+
+// acceptedOfCall lists the messages no longer pending, by UUID and by
+// position in the call.
+func (l *loop) acceptedOfCall() ([]string, []int) {
 	if len(l.pending) == len(l.all) {
-		return e
+		return nil, nil
 	}
 	still := make([]bool, len(l.all))
 	for _, i := range l.idx {
 		still[i] = true
 	}
+	var ids []string
+	var idx []int
 	for i, m := range l.all {
 		if !still[i] && m != nil {
-			e.accepted = append(e.accepted, m.UUID)
-			e.acceptedIdx = append(e.acceptedIdx, i)
+			ids = append(ids, m.UUID)
+			idx = append(idx, i)
 		}
 	}
-	return e
+	return ids, idx
 }
+
+// ofCall returns err as is when no attempt had messages accepted. Otherwise
+// the last attempt sent only the pending messages, so the positions (and the
+// UUIDs) its error reports accepted are of that attempt, not of the call:
+// err is wrapped, its text unchanged, in an error whose Accepted and
+// AcceptedIndexes cover every attempt and count positions in the call.
+func (l *loop) ofCall(err error) error {
+	ids, idx := l.acceptedOfCall()
+	if idx == nil {
+		return err
+	}
+	return &callError{err: err, accepted: ids, acceptedIdx: idx}
+}
+
+// callError is an error ending a retried Publish, with what the whole call
+// had accepted (see loop.ofCall). errors.Is and errors.As see err.
+type callError struct {
+	err         error
+	accepted    []string
+	acceptedIdx []int
+}
+
+func (e *callError) Error() string          { return e.err.Error() }
+func (e *callError) Unwrap() error          { return e.err }
+func (e *callError) Accepted() []string     { return e.accepted }
+func (e *callError) AcceptedIndexes() []int { return e.acceptedIdx }
 
 // dropAccepted removes from pending the messages err reports as accepted: by
 // position when err has them (PartialIndexError, positions in the call that

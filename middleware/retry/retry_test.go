@@ -711,3 +711,37 @@ func TestNewPublisher_refuses_a_typed_nil_inner_publisher(t *testing.T) {
 		t.Fatalf("NewPublisher(Clock: typed nil) = %v; want ErrInvalidConfig", err)
 	}
 }
+
+// A permanent failure of a later attempt reports positions in the messages
+// that attempt sent; the error Publish returns counts them in the call.
+func TestPublisher_final_error_after_a_partial_attempt_lists_positions_in_the_call(t *testing.T) {
+	m := msgs(3)
+	inner := &scripted{script: func(call int, ms []*message.Message) error {
+		if call == 0 { // m0 accepted, the rest not
+			return &indexedErr{partialErr{accepted: []string{ms[0].UUID}}, []int{0}}
+		}
+		// m1 accepted (position 0 of this attempt), m2 refused for good
+		return policy.Permanent(&indexedErr{partialErr{accepted: []string{ms[0].UUID}}, []int{0}})
+	}}
+	clk := clocktest.NewFake(time.Time{})
+	pub := newPublisher(t, inner, policy.RocketMQ(), clk, nil)
+	_, err := drive(t, clk, func() error { return pub.Publish("t", m...) })
+	if !policy.IsPermanent(err) {
+		t.Fatalf("Publish = %v; want the permanent error", err)
+	}
+	var pie retry.PartialIndexError
+	var pe retry.PartialError
+	if !errors.As(err, &pie) || !errors.As(err, &pe) {
+		t.Fatalf("Publish = %v; want a PartialIndexError", err)
+	}
+	if diff := cmp.Diff([]int{0, 1}, pie.AcceptedIndexes()); diff != "" {
+		t.Errorf("AcceptedIndexes (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"m0", "m1"}, pe.Accepted()); diff != "" {
+		t.Errorf("Accepted (-want +got):\n%s", diff)
+	}
+	var inner2 *indexedErr
+	if !errors.As(err, &inner2) || err.Error() != inner2.Error() {
+		t.Errorf("the backend's error %v is not visible unchanged", err)
+	}
+}
