@@ -43,10 +43,12 @@ var (
 	// illegal. Nothing is sent for a payload over the limit. Permanent.
 	ErrMessageTooLarge = errors.New("rocketmq: message too large")
 	// ErrInvalidMetadata is returned when metadata cannot travel as RocketMQ
-	// properties: a key or value containing the separator bytes \x01 or \x02 or
-	// invalid UTF-8, a properties block over the protocol's 32767-byte limit, or
-	// a malformed send control (a delay level that is not 0..18). Nothing is
-	// sent. Permanent.
+	// properties: a key or value containing the separator bytes \x01 or \x02,
+	// NUL (which the SQL store behind the fallback cannot keep: the rules of
+	// pkg/msgcheck, shared by every reliamq publisher) or invalid UTF-8, a
+	// properties block over the protocol's 32767-byte limit, or a malformed
+	// send control (a delay level that is not 0..18). Nothing is sent.
+	// Permanent.
 	ErrInvalidMetadata = errors.New("rocketmq: invalid metadata")
 	// ErrNilMessage is returned when Publish is given a nil message. Nothing is
 	// sent. Permanent.
