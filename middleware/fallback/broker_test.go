@@ -594,3 +594,50 @@ func TestLeftovers_with_the_broker_as_checker_refuse_what_the_broker_would(t *te
 		t.Errorf("a valid message: %v", err)
 	}
 }
+
+// Two messages of one call share a UUID; the broker takes the first and
+// refuses the second. With a ShouldStore that keeps every failure, the
+// fallback must store the second, and only it: acceptance is tracked by
+// position through retry and fallback, not by UUID.
+func TestFallback_stores_the_refused_twin_of_an_accepted_message(t *testing.T) {
+	b := newBroker(t, rocketmqtest.Config{MaxMessageSize: 1 << 10})
+	st := newStore(t, sqliteBackend, nil, nil)
+	fb, err := fallback.NewPublisher(newRetry(t, newRocketMQPublisher(t, b), 3),
+		fallback.Config{Store: st, ShouldStore: func(error) bool { return true }}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	topic := uniqueName("twin")
+	id := watermill.NewUUID()
+	small, large := message.NewMessage(id, []byte("small")), message.NewMessage(id, make([]byte, 2<<10))
+	if err := fb.Publish(topic, small, large); err != nil {
+		t.Fatalf("Publish = %v; want nil (one sent, one stored)", err)
+	}
+	var sentSmall, sentLarge int
+	for _, m := range b.Messages(topic) {
+		if len(m.Body) == len(small.Payload) {
+			sentSmall++
+		} else {
+			sentLarge++
+		}
+	}
+	rows, err := st.List(context.Background(), sqlstore.Filter{AllQueues: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var storedSmall, storedLarge int
+	for _, r := range rows {
+		if r.UUID != id {
+			t.Errorf("stored UUID %q", r.UUID)
+		}
+		if len(r.Payload) == len(small.Payload) {
+			storedSmall++
+		} else {
+			storedLarge++
+		}
+	}
+	if sentSmall != 1 || sentLarge != 0 || storedSmall != 0 || storedLarge != 1 {
+		t.Errorf("small: %d sent, %d stored; large: %d sent, %d stored; want the small one sent once and the large one stored once",
+			sentSmall, storedSmall, sentLarge, storedLarge)
+	}
+}
