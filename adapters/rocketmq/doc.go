@@ -36,18 +36,25 @@
 //
 // Metadata that cannot be encoded is rejected before anything is sent, with
 // ErrInvalidMetadata: a key or value containing \x01 or \x02 (the wire
-// separators) or invalid UTF-8, or a properties block over
+// separators), NUL or invalid UTF-8, or a properties block over
 // MaxPropertiesSize - PropertiesHeadroom bytes (the protocol allows 32767; the
 // headroom keeps room for what the client and the broker add, so a broker
 // retry cannot fail on size). Topics must match ^[%|a-zA-Z0-9_-]+$ and have
-// at most 127 characters (ErrInvalidTopic); payloads at most MaxMessageSize,
-// 4 MiB by default (ErrMessageTooLarge).
+// at most 127 characters (ErrInvalidTopic), and Publish refuses the topics
+// RocketMQ reserves (ErrReservedTopic: system topics such as TBW102, and the
+// %RETRY%/%DLQ% topics of consumer groups; see ValidatePublishTopic);
+// payloads at most MaxMessageSize, 4 MiB by default (ErrMessageTooLarge). A
+// message UUID must not be empty (ErrEmptyUUID) and is at most 255 bytes of
+// UTF-8 without control characters (ErrInvalidUUID). These rules are those of
+// pkg/msgcheck, which every reliamq publisher and the SQL store apply, and
+// Publisher.Check reports a violation without sending.
 //
 // # Errors
 //
 // Every error matches a sentinel with errors.Is. Bad input (ErrInvalidTopic,
-// ErrMessageTooLarge, ErrInvalidMetadata, ErrNilMessage), ErrNoPermission and
-// ErrClosed are also policy.IsPermanent: reliamq's retry and fallback never
+// ErrReservedTopic, ErrMessageTooLarge, ErrInvalidMetadata, ErrNilMessage,
+// ErrEmptyUUID, ErrInvalidUUID), ErrNoPermission and ErrClosed are also
+// policy.IsPermanent: reliamq's retry and fallback never
 // retry or store them. Timeouts (ErrSendTimeout), refused or dropped
 // connections, SYSTEM_ERROR, SYSTEM_BUSY, SERVICE_NOT_AVAILABLE, a topic
 // without a route yet (unless brokers do not create topics: ErrTopicNotExist

@@ -9,6 +9,7 @@ import (
 
 	rmqerrors "github.com/apache/rocketmq-client-go/v2/errors"
 
+	"github.com/reliamq/reliamq/pkg/msgcheck"
 	"github.com/reliamq/reliamq/pkg/policy"
 )
 
@@ -17,21 +18,37 @@ import (
 // caller's own context). Errors that must not be retried are also marked with
 // policy.Permanent, so the reliamq middleware never retries or stores them.
 var (
-	// ErrClosed is returned by Publish and Subscribe after Close. Permanent.
-	ErrClosed = errors.New("rocketmq: closed")
+	// ErrClosed is returned by Publish and Subscribe after Close. Permanent;
+	// also matches policy.ErrClosed.
+	ErrClosed = policy.NewClosedError("rocketmq: closed")
 	// ErrInvalidTopic is returned for an empty topic, a topic with characters
 	// outside [%|a-zA-Z0-9_-], or one longer than 127 characters (namespace
 	// included). Nothing is sent. Permanent.
 	ErrInvalidTopic = errors.New("rocketmq: invalid topic")
+	// ErrReservedTopic is returned by Publish, together with ErrInvalidTopic,
+	// for a topic RocketMQ reserves: a system topic such as TBW102 or
+	// SCHEDULE_TOPIC_XXXX, or a consumer group's %RETRY% or %DLQ% topic (see
+	// ValidatePublishTopic). Nothing is sent. Permanent.
+	ErrReservedTopic = errors.New("rocketmq: reserved topic")
+	// ErrEmptyUUID is returned by Publish for a message whose UUID is empty
+	// (msgcheck.ErrEmptyUUID, the same value in every reliamq package).
+	// Nothing is sent. Permanent.
+	ErrEmptyUUID = msgcheck.ErrEmptyUUID
+	// ErrInvalidUUID is returned by Publish for a UUID longer than 255 bytes or
+	// holding invalid UTF-8 or control characters (msgcheck.ErrInvalidUUID).
+	// Nothing is sent. Permanent.
+	ErrInvalidUUID = msgcheck.ErrInvalidUUID
 	// ErrMessageTooLarge is returned when a payload exceeds the configured
 	// MaxMessageSize (4 MiB by default), or when the broker refuses a message as
 	// illegal. Nothing is sent for a payload over the limit. Permanent.
 	ErrMessageTooLarge = errors.New("rocketmq: message too large")
 	// ErrInvalidMetadata is returned when metadata cannot travel as RocketMQ
-	// properties: a key or value containing the separator bytes \x01 or \x02 or
-	// invalid UTF-8, a properties block over the protocol's 32767-byte limit, or
-	// a malformed send control (a delay level that is not 0..18). Nothing is
-	// sent. Permanent.
+	// properties: a key or value containing the separator bytes \x01 or \x02,
+	// NUL (which the SQL store behind the fallback cannot keep: the rules of
+	// pkg/msgcheck, shared by every reliamq publisher) or invalid UTF-8, a
+	// properties block over the protocol's 32767-byte limit, or a malformed
+	// send control (a delay level that is not 0..18). Nothing is sent.
+	// Permanent.
 	ErrInvalidMetadata = errors.New("rocketmq: invalid metadata")
 	// ErrNilMessage is returned when Publish is given a nil message. Nothing is
 	// sent. Permanent.
@@ -93,7 +110,8 @@ type SendError struct {
 	// Err is the classified cause.
 	Err error
 
-	accepted []string
+	accepted    []string
+	acceptedIdx []int
 }
 
 // Accepted returns the UUIDs of the messages of the failed Publish that the
@@ -105,6 +123,11 @@ type SendError struct {
 // messages written to the broker before Index: resending them would duplicate
 // what a successful one-way Publish also leaves unconfirmed.
 func (e *SendError) Accepted() []string { return e.accepted }
+
+// AcceptedIndexes returns the positions, in the Publish call, of the messages
+// Accepted lists, in the same order (middleware/retry.PartialIndexError). Two
+// messages of one call may share a UUID; positions tell them apart.
+func (e *SendError) AcceptedIndexes() []int { return e.acceptedIdx }
 
 func (e *SendError) Error() string {
 	var b strings.Builder

@@ -15,6 +15,7 @@ import (
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 	"github.com/apache/rocketmq-client-go/v2/producer"
 
+	"github.com/reliamq/reliamq/pkg/msgcheck"
 	"github.com/reliamq/reliamq/pkg/policy"
 )
 
@@ -26,8 +27,11 @@ import (
 // matches ErrBrokerUnavailable may hide a message the broker did store (the
 // answer was lost or late), so retrying it is at-least-once: duplicates are
 // possible, and every copy carries the same UUID (PropertyUUID). Bad input
-// (ErrNilMessage, ErrInvalidTopic, ErrMessageTooLarge, ErrInvalidMetadata) is
-// detected for the whole call before anything is sent. With SendOneWay there
+// (ErrNilMessage, ErrEmptyUUID, ErrInvalidUUID, ErrInvalidTopic,
+// ErrReservedTopic, ErrMessageTooLarge, ErrInvalidMetadata) is detected for
+// the whole call before anything is sent, by the rules of pkg/msgcheck that
+// every reliamq publisher and store shares, and Check reports it without
+// sending. With SendOneWay there
 // is no answer: a lost request is not an error (at-most-once).
 //
 // A Publish of several messages sends them in order (one request per message,
@@ -60,7 +64,10 @@ type Publisher struct {
 	closeErr  error
 }
 
-var _ message.Publisher = (*Publisher)(nil)
+var (
+	_ message.Publisher = (*Publisher)(nil)
+	_ msgcheck.Checker  = (*Publisher)(nil)
+)
 
 // NewPublisher validates cfg, creates the producer and starts it. The producer
 // connects lazily, on the first send. A nil logger discards logs.
@@ -144,6 +151,23 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 
 // prepare validates and marshals every message before anything is sent.
 func (p *Publisher) prepare(topic string, msgs []*message.Message) ([]*primitive.Message, error) {
+	return p.marshal(topic, msgs, true)
+}
+
+// Check reports, without sending anything, the error Publish would return
+// for bad input: a nil message, an empty or invalid UUID, an invalid or
+// reserved topic, a payload over MaxMessageSize, metadata that cannot travel.
+// It returns nil when Publish would send (which may still fail at the broker).
+// A store that keeps messages for this publisher to send later
+// (sqlstore.PublisherConfig.Checker) calls it so that it never keeps a
+// message this publisher would refuse. It implements msgcheck.Checker.
+func (p *Publisher) Check(topic string, msgs ...*message.Message) error {
+	_, err := p.marshal(topic, msgs, false)
+	return err
+}
+
+// marshal validates and marshals msgs; withIDs gives each its message id.
+func (p *Publisher) marshal(topic string, msgs []*message.Message, withIDs bool) ([]*primitive.Message, error) {
 	full := topic
 	if p.cfg.Namespace != "" {
 		full = p.cfg.Namespace + "%" + topic
@@ -152,13 +176,24 @@ func (p *Publisher) prepare(topic string, msgs []*message.Message) ([]*primitive
 		if err := ValidateTopic(full); err != nil {
 			return nil, err
 		}
+		if err := validatePublishTopic(topic, p.cfg.RetryGroups); err != nil {
+			return nil, err
+		}
 		valid := full // a variable of its own: taking full's address would move it to the heap on every call
 		p.validTopic.Store(&valid)
 	}
 	out := make([]*primitive.Message, len(msgs))
 	for i, msg := range msgs {
 		if msg == nil {
-			return nil, policy.Permanent(fmt.Errorf("%w: message %d of %d", ErrNilMessage, i, len(msgs)))
+			return nil, policy.Permanent(fmt.Errorf("%w: %w: message %d of %d", ErrNilMessage, msgcheck.ErrNilMessage, i, len(msgs)))
+		}
+		// The rules every reliamq publisher and store applies (msgcheck), so
+		// that a message valid here is valid through the whole stack.
+		if err := msgcheck.UUID(msg.UUID); err != nil {
+			return nil, policy.Permanent(fmt.Errorf("rocketmq: message %d of %d: %w", i, len(msgs), err))
+		}
+		if err := msgcheck.Metadata(msg.Metadata); err != nil {
+			return nil, policy.Permanent(fmt.Errorf("%w: message %s: %w", ErrInvalidMetadata, msg.UUID, err))
 		}
 		if len(msg.Payload) > p.cfg.MaxMessageSize {
 			return nil, permanent(ErrMessageTooLarge, "message %s has %d bytes, the limit is %d",
@@ -185,7 +220,7 @@ func (p *Publisher) prepare(topic string, msgs []*message.Message) ([]*primitive
 		}
 		// The message id (msgid.go). DefaultMarshaler never sets one; a
 		// marshaler of the user's may, and its id is kept.
-		if !p.checkMore || m.GetProperty(primitive.PropertyUniqueClientMessageIdKeyIndex) == "" {
+		if withIDs && (!p.checkMore || m.GetProperty(primitive.PropertyUniqueClientMessageIdKeyIndex) == "") {
 			m.WithProperty(primitive.PropertyUniqueClientMessageIdKeyIndex, messageIDs.next(time.Now()))
 		}
 		m.Topic = topic
@@ -354,7 +389,20 @@ func (p *Publisher) waitBrokerAddr(ctx context.Context, try int) bool {
 // newSendError starts the error of the failed request s; the messages before
 // it were confirmed (sync) or written (one-way).
 func (p *Publisher) newSendError(topic string, msgs []*message.Message, s span) *SendError {
-	return &SendError{Topic: topic, MessageUUID: msgs[s.from].UUID, Index: s.from, accepted: uuids(msgs[:s.from])}
+	return &SendError{Topic: topic, MessageUUID: msgs[s.from].UUID, Index: s.from,
+		accepted: uuids(msgs[:s.from]), acceptedIdx: positions(0, s.from)}
+}
+
+// positions returns from, from+1 ... to-1, or nil when there are none.
+func positions(from, to int) []int {
+	if to <= from {
+		return nil
+	}
+	idx := make([]int, 0, to-from)
+	for i := from; i < to; i++ {
+		idx = append(idx, i)
+	}
+	return idx
 }
 
 func uuids(msgs []*message.Message) []string {
@@ -488,6 +536,7 @@ func (p *Publisher) sendAsync(ctx context.Context, topic string, msgs []*message
 		}
 	}
 	var accepted []string
+	var acceptedIdx []int
 	for i, s := range sends {
 		var r asyncResult
 		timedOut := false
@@ -503,6 +552,7 @@ func (p *Publisher) sendAsync(ctx context.Context, topic string, msgs []*message
 		}
 		if r.err == nil && r.res != nil && r.res.Status == primitive.SendOK {
 			accepted = append(accepted, uuids(msgs[s.from:s.to])...)
+			acceptedIdx = append(acceptedIdx, positions(s.from, s.to)...)
 			continue
 		}
 		if firstErr == nil {
@@ -516,7 +566,7 @@ func (p *Publisher) sendAsync(ctx context.Context, topic string, msgs []*message
 	// confirmed one, so a retry resends only what the broker did not take.
 	var se *SendError
 	if errors.As(firstErr, &se) {
-		se.accepted = accepted
+		se.accepted, se.acceptedIdx = accepted, acceptedIdx
 	}
 	return firstErr
 }

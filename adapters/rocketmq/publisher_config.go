@@ -77,6 +77,12 @@ type PublisherConfig struct {
 	NameServers []string
 	// GroupName is the producer group. Default "reliamq_producer".
 	GroupName string
+	// RetryGroups lists the consumer groups whose retry and dead-letter
+	// topics (%RETRY%<group>, %DLQ%<group>, and those of <group>_<suffix>)
+	// this publisher may write, as a redrive tool does. Default none: Publish
+	// refuses those topics, like RocketMQ's system topics, with
+	// ErrReservedTopic (see ValidatePublishTopic).
+	RetryGroups []string
 	// InstanceName identifies this producer's client in the process. Default:
 	// unique per Publisher. The client shares connections between clients with
 	// the same name, and such sharing keeps a closed consumer registered with
@@ -120,6 +126,7 @@ type PublisherConfig struct {
 
 func (c *PublisherConfig) setDefaults() {
 	c.NameServers = append([]string(nil), c.NameServers...)
+	c.RetryGroups = append([]string(nil), c.RetryGroups...)
 	if c.GroupName == "" {
 		c.GroupName = "reliamq_producer"
 	}

@@ -23,7 +23,7 @@ const (
 	// Claims use FOR UPDATE SKIP LOCKED.
 	MySQL Dialect = "mysql"
 	// SQLite is SQLite 3.35+ through modernc.org/sqlite (driver "sqlite"); see
-	// OpenSQLite. SQLite has one writer at a time, which is what makes its
+	// sqlite.Open. SQLite has one writer at a time, which is what makes its
 	// claims exclusive.
 	SQLite Dialect = "sqlite"
 )

@@ -37,10 +37,14 @@
 //
 // Table names must match ^[a-zA-Z_][a-zA-Z0-9_]{0,62}$ and are the only names
 // put into SQL text; topics must match ^[a-zA-Z0-9._%|:/-]{1,255}$ and, like
-// every other value, travel as bind parameters. Bad input returns a typed error
-// (ErrInvalidTable, ErrInvalidTopic, ErrInvalidQueue, ErrInvalidMessage,
-// ErrInvalidMetadata) before any SQL runs; database failures match
-// ErrStoreUnavailable.
+// every other value, travel as bind parameters. UUIDs and metadata follow the
+// rules every reliamq publisher shares (pkg/msgcheck): no empty UUID, no NUL,
+// \x01 or \x02 in metadata. Bad input returns a typed error (ErrInvalidTable,
+// ErrInvalidTopic, ErrInvalidQueue, ErrInvalidMessage, ErrInvalidMetadata)
+// before any SQL runs; database failures match ErrStoreUnavailable. New
+// without AutoInitialize returns ErrMissingTable when the table or one of its
+// columns is missing. A Publisher with a Checker also refuses what the
+// publisher its rows are meant for would refuse.
 //
 // # Time
 //

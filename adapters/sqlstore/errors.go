@@ -25,14 +25,21 @@ var (
 	// ErrInvalidQueue is returned for a queue name longer than 255 bytes or one
 	// holding invalid UTF-8 or control characters.
 	ErrInvalidQueue = errors.New("sqlstore: invalid queue")
-	// ErrInvalidMessage is returned for a nil message, a UUID longer than 255
-	// bytes or holding invalid UTF-8 or control characters, or no messages at
-	// all where at least one is required.
+	// ErrInvalidMessage is returned for a nil message, an empty UUID (which
+	// also matches msgcheck.ErrEmptyUUID), a UUID longer than 255 bytes or
+	// holding invalid UTF-8 or control characters (msgcheck.ErrInvalidUUID),
+	// or no messages at all where at least one is required.
 	ErrInvalidMessage = errors.New("sqlstore: invalid message")
 	// ErrInvalidMetadata is returned for metadata with invalid UTF-8 or NUL
 	// characters, which JSON (and so the metadata column) cannot carry
-	// unchanged.
+	// unchanged, or with the bytes \x01 or \x02, which RocketMQ cannot: the
+	// rules of msgcheck.Metadata, shared by every reliamq publisher. It also
+	// matches msgcheck.ErrInvalidMetadata.
 	ErrInvalidMetadata = errors.New("sqlstore: invalid metadata")
+	// ErrMissingTable is returned by New, without Config.AutoInitialize, when
+	// the database answers that the table, or a column the store uses, does
+	// not exist. Create it with InitializeSchema or the SQL of SchemaSQL.
+	ErrMissingTable = errors.New("sqlstore: missing table")
 	// ErrStoreUnavailable matches every failure reported by the database or
 	// its driver (connection refused, lock timeout, disk full...). The
 	// operation did not happen, or for a commit whose answer was lost, may
@@ -46,8 +53,9 @@ var (
 	// UTF-8 or NUL characters (which error columns never hold). It is marked
 	// policy.Permanent like the other bad-input errors.
 	ErrInvalidFilter = errors.New("sqlstore: invalid filter")
-	// ErrClosed is returned by Publisher.Publish after Close.
-	ErrClosed = errors.New("sqlstore: publisher closed")
+	// ErrClosed is returned by Publisher.Publish after Close. It also matches
+	// policy.ErrClosed.
+	ErrClosed = policy.NewClosedError("sqlstore: publisher closed")
 )
 
 // StoreError is a database failure during Op. It matches ErrStoreUnavailable

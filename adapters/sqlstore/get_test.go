@@ -243,8 +243,11 @@ func TestStore_TableExists_tells_a_missing_table_from_a_present_one(t *testing.T
 			db := lookupDB(t, d)
 			ctx := context.Background()
 			table := lookupTable(t)
-			st, err := sqlstore.New(sqlstore.Config{DB: db, Dialect: d, Table: table}, nil)
+			st, err := sqlstore.New(sqlstore.Config{DB: db, Dialect: d, Table: table, AutoInitialize: true}, nil)
 			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.Exec("DROP TABLE " + table); err != nil {
 				t.Fatal(err)
 			}
 			if ok, err := st.TableExists(ctx); err != nil || ok {
@@ -259,7 +262,7 @@ func TestStore_TableExists_tells_a_missing_table_from_a_present_one(t *testing.T
 			}
 			// A database failure is an error, not "missing".
 			closed := lookupDB(t, d)
-			broken, err := sqlstore.New(sqlstore.Config{DB: closed, Dialect: d, Table: table}, nil)
+			broken, err := sqlstore.New(sqlstore.Config{DB: closed, Dialect: d, Table: table, AutoInitialize: true}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"encoding/json"
+	"fmt"
 	"regexp"
 	"strings"
 	"time"
@@ -9,6 +10,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/reliamq/reliamq/pkg/msgcheck"
+	"github.com/reliamq/reliamq/pkg/policy"
 )
 
 // MaxErrorLen is the longest error text kept in first_error and last_error;
@@ -119,16 +123,16 @@ func (m *Message) validate() error {
 	if err := ValidateTopic(m.Topic); err != nil {
 		return err
 	}
-	if len(m.UUID) > 255 || !printable(m.UUID) {
-		return invalid(ErrInvalidMessage, "UUID %q: at most 255 bytes of printable UTF-8", truncate(m.UUID, 64))
+	// The UUID and metadata rules every reliamq publisher shares (msgcheck),
+	// so the store never keeps a row the broker publisher would refuse.
+	if err := msgcheck.UUID(m.UUID); err != nil {
+		return policy.Permanent(fmt.Errorf("%w: %w", ErrInvalidMessage, err))
 	}
 	if m.Attempts < 0 {
 		return invalid(ErrInvalidMessage, "Attempts %d: must be >= 0", m.Attempts)
 	}
-	for k, v := range m.Metadata {
-		if !utf8.ValidString(k) || !utf8.ValidString(v) || strings.ContainsRune(k, 0) || strings.ContainsRune(v, 0) {
-			return invalid(ErrInvalidMetadata, "key %q: keys and values must be UTF-8 without NUL", truncate(k, 64))
-		}
+	if err := msgcheck.Metadata(m.Metadata); err != nil {
+		return policy.Permanent(fmt.Errorf("%w: %w", ErrInvalidMetadata, err))
 	}
 	return nil
 }

@@ -9,6 +9,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/reliamq/reliamq/internal/nilcheck"
+	"github.com/reliamq/reliamq/pkg/msgcheck"
 	"github.com/reliamq/reliamq/pkg/policy"
 )
 
@@ -19,6 +21,13 @@ type PublisherConfig struct {
 	// Queue the rows are written to. Default "" (the fallback relay's default
 	// queue).
 	Queue string
+	// Checker, if set, is asked before every write: a Publish it refuses is
+	// refused with its error and nothing is written. Set it to the publisher
+	// the relay will send the rows through (a *rocketmq.Publisher), so that
+	// the store never keeps a message that publisher would refuse (a payload
+	// over its limit, a topic it cannot carry) and that the relay could only
+	// poison. Default nil: only the store's own rules apply.
+	Checker msgcheck.Checker
 }
 
 // Validate reports every problem of the config, each naming its field.
@@ -29,6 +38,9 @@ func (c PublisherConfig) Validate() error {
 	}
 	if err := ValidateQueue(c.Queue); err != nil {
 		errs = append(errs, fieldError("Queue", "%w", err))
+	}
+	if c.Checker != nil && nilcheck.IsNil(c.Checker) {
+		errs = append(errs, fieldError("Checker", "typed nil"))
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(errs...))
@@ -45,9 +57,10 @@ func (c PublisherConfig) Validate() error {
 // UUID, payload and metadata. Publish is safe for concurrent use; Close does
 // not close the Store's database.
 type Publisher struct {
-	store  *Store
-	queue  string
-	closed atomic.Bool
+	store   *Store
+	queue   string
+	checker msgcheck.Checker
+	closed  atomic.Bool
 }
 
 var _ message.Publisher = (*Publisher)(nil)
@@ -57,12 +70,13 @@ func NewPublisher(cfg PublisherConfig, logger watermill.LoggerAdapter) (*Publish
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Publisher{store: cfg.Store, queue: cfg.Queue}, nil
+	return &Publisher{store: cfg.Store, queue: cfg.Queue, checker: cfg.Checker}, nil
 }
 
 // Publish stores msgs for topic. The context of the first message bounds the
-// write. Errors: ErrClosed, the Invalid* errors for bad input, or an error
-// matching ErrStoreUnavailable.
+// write. Errors: ErrClosed, the Invalid* errors for bad input (an empty UUID
+// included), the Checker's error, or an error matching ErrStoreUnavailable.
+// Bad input and the Checker's refusals are marked policy.Permanent.
 func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	if p.closed.Load() {
 		return policy.Permanent(ErrClosed)
@@ -70,6 +84,16 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	rows, err := Rows(p.queue, topic, msgs)
 	if err != nil {
 		return err
+	}
+	for i := range rows {
+		if err := rows[i].validate(); err != nil {
+			return err
+		}
+	}
+	if p.checker != nil {
+		if err := p.checker.Check(topic, msgs...); err != nil {
+			return policy.Permanent(err)
+		}
 	}
 	return p.store.Insert(contextOf(msgs), rows...)
 }

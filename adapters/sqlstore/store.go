@@ -14,6 +14,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 
+	"github.com/reliamq/reliamq/internal/nilcheck"
 	"github.com/reliamq/reliamq/pkg/clock"
 )
 
@@ -45,8 +46,13 @@ type Store struct {
 }
 
 // New returns a Store over cfg.DB. With cfg.AutoInitialize it creates the
-// table and index if they do not exist.
+// table and index if they do not exist; without, it checks that the table and
+// its columns exist and returns an error matching ErrMissingTable when they
+// do not (a database that does not answer is logged, not refused).
 func New(cfg Config, logger watermill.LoggerAdapter) (*Store, error) {
+	if err := nilcheck.Optional("Clock", cfg.Clock); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -68,8 +74,43 @@ func New(cfg Config, logger watermill.LoggerAdapter) (*Store, error) {
 		if err := s.InitializeSchema(context.Background()); err != nil {
 			return nil, err
 		}
+		return s, nil
+	}
+	if err := s.checkTable(); err != nil {
+		return nil, err
 	}
 	return s, nil
+}
+
+// tableCheckTimeout bounds the table check of New.
+const tableCheckTimeout = 10 * time.Second
+
+// checkTable makes sure, in New, that the table and every column the Store
+// uses exist: otherwise the first write would fail only when it is needed,
+// during a broker outage, and its message would be lost. A database that does
+// not answer is not an error here (a database outage at start-up is like one
+// later: writes report it); only a definite answer that the table or a column
+// is missing is.
+func (s *Store) checkTable() error {
+	ctx, cancel := context.WithTimeout(context.Background(), tableCheckTimeout)
+	defer cancel()
+	rows, probeErr := s.db.QueryContext(ctx, "SELECT "+columns+" FROM "+s.q.table+" WHERE 1 = 0")
+	if probeErr == nil {
+		probeErr = rows.Close()
+		if probeErr == nil {
+			return nil
+		}
+	}
+	exists, err := s.TableExists(ctx)
+	switch {
+	case err != nil:
+		s.logger.Error("Could not check the table at start-up; writes will report it if it is missing", probeErr, nil)
+		return nil
+	case !exists:
+		return fmt.Errorf("%w: table %s does not exist (create it with InitializeSchema or the SQL of SchemaSQL, or set Config.AutoInitialize)",
+			ErrMissingTable, s.table)
+	}
+	return fmt.Errorf("%w: table %s lacks a column the store uses (want %s): %w", ErrMissingTable, s.table, columns, s.wrap("check table", probeErr))
 }
 
 // DB returns the database the Store writes to.

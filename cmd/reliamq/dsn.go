@@ -69,6 +69,9 @@ func (d *database) store(ctx context.Context, table string, clk clock.Clock) (*s
 		return nil, usageError("--table %q: not a valid table name (letters, digits and _, at most 63)", table)
 	}
 	st, err := sqlstore.New(sqlstore.Config{DB: d.db, Dialect: d.dialect, Table: table, Clock: clk}, nil)
+	if errors.Is(err, sqlstore.ErrMissingTable) {
+		return nil, notFoundError("table %s does not exist in %s (check --table; docs/sql-store.md has the schema): %v", table, d.where, err)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,10 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/reliamq/reliamq/internal/nilcheck"
+	"github.com/reliamq/reliamq/pkg/msgcheck"
+	"github.com/reliamq/reliamq/pkg/policy"
 )
 
 var _ message.Publisher = (*Publisher)(nil)
@@ -17,8 +21,9 @@ var (
 	// ErrInvalidConfig matches every error NewPublisher returns for a bad
 	// Config or a nil inner publisher.
 	ErrInvalidConfig = errors.New("async: invalid config")
-	// ErrClosed is returned by Publish once Close has started.
-	ErrClosed = errors.New("async: publisher closed")
+	// ErrClosed is returned by Publish once Close has started. It also
+	// matches policy.ErrClosed.
+	ErrClosed = policy.NewClosedError("async: publisher closed")
 	// ErrQueueFull is returned by Publish under the Reject policy when the
 	// queue is full and MaxWorkers are busy. The messages were not taken.
 	ErrQueueFull = errors.New("async: queue full")
@@ -54,7 +59,7 @@ type Stats struct {
 	// callers (CallerRuns) alike; leftovers are not included.
 	Done, Failed int64
 	// Rejected counts calls refused with an error: ErrQueueFull, ErrClosed,
-	// or a Block whose context ended.
+	// a Block whose context ended, or bad input (pkg/msgcheck).
 	Rejected int64
 	// CallerRan counts calls sent on the caller's goroutine (CallerRuns).
 	CallerRan int64
@@ -106,8 +111,9 @@ type Publisher struct {
 // NewPublisher decorates inner with a worker pool configured by cfg. A nil
 // logger becomes watermill.NopLogger. Errors match ErrInvalidConfig.
 func NewPublisher(inner message.Publisher, cfg Config, logger watermill.LoggerAdapter) (*Publisher, error) {
-	if inner == nil {
-		return nil, fmt.Errorf("%w: inner publisher is nil", ErrInvalidConfig)
+	if err := errors.Join(nilcheck.Required("inner publisher", inner), nilcheck.Optional("Leftovers", cfg.Leftovers),
+		nilcheck.Optional("Clock", cfg.Clock)); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -166,11 +172,22 @@ func (p *Publisher) Stats() Stats {
 // soon as Publish returns (an HTTP handler's request context, for example),
 // and the send must outlive it. Only Close's timeout cancels a queued send.
 //
+// A message that breaks the rules every reliamq publisher shares (nil, an
+// empty or invalid UUID, invalid metadata: see pkg/msgcheck) is refused at
+// once with a permanent error matching the msgcheck sentinel, and nothing of
+// the call is queued.
+//
 // When the queue is full and MaxWorkers are busy, FullPolicy decides:
 // CallerRuns sends on this goroutine with the message's own context and
 // returns the send's error; Block waits for room (see Block); Reject returns
 // ErrQueueFull. After Close has started, Publish returns ErrClosed.
 func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
+	if err := msgcheck.Messages(msgs); err != nil {
+		// Refused now, on the caller's goroutine: queued, it could only fail
+		// later, where the caller no longer hears of it.
+		p.rejected.Add(1)
+		return fmt.Errorf("async: publish to %q: %w", topic, err)
+	}
 	p.mu.RLock()
 	if p.closed.Load() {
 		p.mu.RUnlock()

@@ -23,6 +23,7 @@ import (
 	"github.com/reliamq/reliamq/middleware/fallback"
 	"github.com/reliamq/reliamq/middleware/retry"
 	"github.com/reliamq/reliamq/pkg/metadata"
+	"github.com/reliamq/reliamq/pkg/msgcheck"
 	"github.com/reliamq/reliamq/pkg/policy"
 )
 
@@ -414,5 +415,229 @@ func TestFallback_store_down_too_every_publish_reports_an_error(t *testing.T) {
 	}
 	if s := fb.Stats(); s.Stored != 0 || s.Sent != 0 || s.NotStored != n {
 		t.Errorf("fallback stats %+v", s)
+	}
+}
+
+// The README wiring: async(fallback(retry(broker))) with the relay sending
+// through the same broker publisher. async.Close closes that publisher; the
+// relay must then stop, and leave every row where it is: a closed publisher
+// is not the messages' fault (it used to poison the whole backlog).
+func TestRelay_stops_when_publisher_is_closed_and_poisons_nothing(t *testing.T) {
+	b := newBroker(t, rocketmqtest.Config{})
+	st := newStore(t, sqliteBackend, nil, nil)
+	broker := newRocketMQPublisher(t, b)
+	fb, err := fallback.NewPublisher(newRetry(t, broker, 3), fallback.Config{Store: st}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leftovers, err := sqlstore.NewPublisher(sqlstore.PublisherConfig{Store: st, Checker: broker}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := async.NewPublisher(fb, async.Config{Leftovers: leftovers}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	relay, err := fallback.NewRelay(fallback.RelayConfig{Store: st, Publisher: broker, PollInterval: 10 * time.Millisecond}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The backlog an outage left behind.
+	topic := uniqueName("relay_closed")
+	var sent []string
+	var rows []sqlstore.Message
+	for i := range 200 {
+		m := message.NewMessage(watermill.NewUUID(), []byte(fmt.Sprintf("m%d", i)))
+		sent = append(sent, m.UUID)
+		rows = append(rows, sqlstore.FromMessage("", topic, m))
+	}
+	if err := st.Insert(context.Background(), rows...); err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.Close(); err != nil { // closes fb, retry and the shared broker publisher
+		t.Fatalf("async close: %v", err)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = relay.Run(ctx)
+	if !errors.Is(err, fallback.ErrPublisherClosed) || !errors.Is(err, rocketmq.ErrClosed) {
+		t.Errorf("Run = %v; want ErrPublisherClosed and rocketmq.ErrClosed", err)
+	}
+	if ctx.Err() != nil {
+		t.Errorf("Run returned only when its context ended")
+	}
+
+	left, err := st.List(context.Background(), sqlstore.Filter{AllQueues: true, Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := map[string]int{}
+	poisoned := 0
+	for _, r := range left {
+		if r.Queue != "" {
+			poisoned++
+			continue
+		}
+		if r.Attempts != 0 {
+			t.Errorf("row %s charged %d attempts", r.UUID, r.Attempts)
+		}
+		count[r.UUID]++
+	}
+	kept, lost, dupes := tally(sent, count)
+	if poisoned != 0 || lost != 0 || dupes != 0 || kept != len(sent) {
+		t.Errorf("%d rows kept, %d lost, %d duplicated, %d poisoned; want %d kept and none lost, duplicated or poisoned",
+			kept, lost, dupes, poisoned, len(sent))
+	}
+	if s, _ := relay.Stats(context.Background()); s.Poisoned != 0 || s.Failed != 0 {
+		t.Errorf("relay stats %+v; want nothing poisoned or failed", s)
+	}
+	if n := len(b.Messages(topic)); n != 0 {
+		t.Errorf("broker got %d messages from a closed publisher", n)
+	}
+}
+
+// A message is valid or invalid the same way through the broker publisher and
+// through the stack: NUL in metadata used to pass the broker publisher and be
+// refused by the fallback; a newline passes both and arrives unchanged.
+func TestPublish_validates_a_message_the_same_way_through_the_broker_publisher_and_the_stack(t *testing.T) {
+	b := newBroker(t, rocketmqtest.Config{})
+	st := newStore(t, sqliteBackend, nil, nil)
+	broker := newRocketMQPublisher(t, b)
+	fb, err := fallback.NewPublisher(newRetry(t, broker, 3), fallback.Config{Store: st}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := async.NewPublisher(fb, async.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	layers := []struct {
+		name string
+		pub  message.Publisher
+	}{{"rocketmq", broker}, {"fallback(retry(rocketmq))", fb}, {"async(fallback(retry(rocketmq)))", pub}}
+
+	topic := uniqueName("valid_same")
+	for _, l := range layers {
+		for _, v := range []string{"a\x00b", "a\x01b", "\xff"} {
+			m := message.NewMessage(watermill.NewUUID(), []byte("x"))
+			m.Metadata.Set("k", v)
+			if err := l.pub.Publish(topic, m); !errors.Is(err, msgcheck.ErrInvalidMetadata) || !policy.IsPermanent(err) {
+				t.Errorf("%s: Publish with metadata %q = %v; want a permanent msgcheck.ErrInvalidMetadata", l.name, v, err)
+			}
+		}
+		if err := l.pub.Publish(topic, message.NewMessage("", []byte("x"))); !errors.Is(err, msgcheck.ErrEmptyUUID) {
+			t.Errorf("%s: Publish with an empty UUID = %v; want msgcheck.ErrEmptyUUID", l.name, err)
+		}
+	}
+	want := map[string]bool{}
+	for _, l := range layers[:2] { // async answers before sending
+		m := message.NewMessage(watermill.NewUUID(), []byte("x"))
+		m.Metadata.Set("k", "line one\nline two")
+		if err := l.pub.Publish(topic, m); err != nil {
+			t.Errorf("%s: Publish with a newline in metadata = %v; want nil", l.name, err)
+		}
+		want[m.UUID] = true
+	}
+	for _, m := range b.Messages(topic) {
+		id := m.Properties[rocketmq.PropertyUUID]
+		if !want[id] {
+			t.Errorf("broker stored %s, which was refused", id)
+			continue
+		}
+		if got := m.Properties[rocketmq.PropertyMetadataPrefix+"k"]; got != "line one\nline two" {
+			t.Errorf("metadata of %s arrived as %q", id, got)
+		}
+		delete(want, id)
+	}
+	if len(want) != 0 {
+		t.Errorf("not stored: %v", want)
+	}
+	if rows, _ := st.List(context.Background(), sqlstore.Filter{AllQueues: true}); len(rows) != 0 {
+		t.Errorf("%d rows stored for refused or sent messages", len(rows))
+	}
+}
+
+// async's Leftovers write rows the relay sends later through the broker
+// publisher: with that publisher as Checker, the store refuses at once what
+// the broker would refuse, instead of keeping rows the relay can only poison.
+func TestLeftovers_with_the_broker_as_checker_refuse_what_the_broker_would(t *testing.T) {
+	b := newBroker(t, rocketmqtest.Config{})
+	st := newStore(t, sqliteBackend, nil, nil)
+	broker := newRocketMQPublisher(t, b)
+	leftovers, err := sqlstore.NewPublisher(sqlstore.PublisherConfig{Store: st, Checker: broker}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name, topic string
+		payload     int
+		want        error
+	}{
+		{"5 MiB", "orders", 5 << 20, rocketmq.ErrMessageTooLarge},
+		{"topic a/b", "a/b", 1, rocketmq.ErrInvalidTopic},
+		{"topic TBW102", "TBW102", 1, rocketmq.ErrReservedTopic},
+		{"another group's DLQ", "%DLQ%billing", 1, rocketmq.ErrReservedTopic},
+	}
+	for _, c := range cases {
+		err := leftovers.Publish(c.topic, message.NewMessage(watermill.NewUUID(), make([]byte, c.payload)))
+		if !errors.Is(err, c.want) || !policy.IsPermanent(err) {
+			t.Errorf("%s: Publish = %v; want a permanent %v", c.name, err, c.want)
+		}
+	}
+	if rows, _ := st.List(context.Background(), sqlstore.Filter{AllQueues: true}); len(rows) != 0 {
+		t.Errorf("%d rows stored; the relay could only poison them", len(rows))
+	}
+	if err := leftovers.Publish("orders", message.NewMessage(watermill.NewUUID(), []byte("fine"))); err != nil {
+		t.Errorf("a valid message: %v", err)
+	}
+}
+
+// Two messages of one call share a UUID; the broker takes the first and
+// refuses the second. With a ShouldStore that keeps every failure, the
+// fallback must store the second, and only it: acceptance is tracked by
+// position through retry and fallback, not by UUID.
+func TestFallback_stores_the_refused_twin_of_an_accepted_message(t *testing.T) {
+	b := newBroker(t, rocketmqtest.Config{MaxMessageSize: 1 << 10})
+	st := newStore(t, sqliteBackend, nil, nil)
+	fb, err := fallback.NewPublisher(newRetry(t, newRocketMQPublisher(t, b), 3),
+		fallback.Config{Store: st, ShouldStore: func(error) bool { return true }}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	topic := uniqueName("twin")
+	id := watermill.NewUUID()
+	small, large := message.NewMessage(id, []byte("small")), message.NewMessage(id, make([]byte, 2<<10))
+	if err := fb.Publish(topic, small, large); err != nil {
+		t.Fatalf("Publish = %v; want nil (one sent, one stored)", err)
+	}
+	var sentSmall, sentLarge int
+	for _, m := range b.Messages(topic) {
+		if len(m.Body) == len(small.Payload) {
+			sentSmall++
+		} else {
+			sentLarge++
+		}
+	}
+	rows, err := st.List(context.Background(), sqlstore.Filter{AllQueues: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var storedSmall, storedLarge int
+	for _, r := range rows {
+		if r.UUID != id {
+			t.Errorf("stored UUID %q", r.UUID)
+		}
+		if len(r.Payload) == len(small.Payload) {
+			storedSmall++
+		} else {
+			storedLarge++
+		}
+	}
+	if sentSmall != 1 || sentLarge != 0 || storedSmall != 0 || storedLarge != 1 {
+		t.Errorf("small: %d sent, %d stored; large: %d sent, %d stored; want the small one sent once and the large one stored once",
+			sentSmall, storedSmall, sentLarge, storedLarge)
 	}
 }

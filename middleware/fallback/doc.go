@@ -21,7 +21,9 @@
 //     reschedules them under its policy.Policy on failure and, after the last
 //     attempt or on a permanent error, moves them to a poison queue (or
 //     topic) with the reason. When sends keep failing it stops working
-//     through batches and probes the broker with one row at a time.
+//     through batches and probes the broker with one row at a time. When its
+//     publisher is closed (policy.ErrClosed), Run stops with
+//     ErrPublisherClosed and leaves every row as it was.
 //
 // # Delivery guarantees
 //
@@ -31,8 +33,9 @@
 // returned an error leaves the message to the caller. Duplicates happen when a
 // send failed after the broker stored the message (timeouts), when a
 // multi-message Publish partly succeeded before failing (all of it is
-// stored), when a relay crashes or loses its database between sending and
-// deleting (at most one claimed batch), and when a relay's lease expires
+// stored, except the messages the error reports as accepted, by position),
+// when a relay crashes or loses its database between sending and deleting (at
+// most one claimed batch), and when a relay's lease expires
 // while it still works on the rows. Consumers deduplicate by UUID.
 // Ordering is not preserved for messages that went through the store.
 package fallback

@@ -3,6 +3,8 @@ package fallback
 import (
 	"errors"
 	"fmt"
+
+	"github.com/reliamq/reliamq/pkg/policy"
 )
 
 // Sentinel errors.
@@ -11,7 +13,14 @@ var (
 	ErrInvalidConfig = errors.New("fallback: invalid config")
 	// ErrClosed is returned by Publisher.Publish after Close, marked
 	// policy.Permanent.
-	ErrClosed = errors.New("fallback: publisher closed")
+	ErrClosed = policy.NewClosedError("fallback: publisher closed")
+	// ErrPublisherClosed is returned by Relay.Run when the relay's Publisher
+	// (or PoisonPublisher) answered that it is closed (an error matching
+	// policy.ErrClosed, as every reliamq publisher's ErrClosed does). The
+	// relay stops: a closed publisher is not a message's fault, so no row is
+	// poisoned or charged an attempt; the rows stay in the store for the next
+	// relay. The returned error also matches the publisher's own error.
+	ErrPublisherClosed = errors.New("fallback: relay publisher closed")
 	// ErrNotStored means the send failed and storing the message failed too:
 	// the message was neither sent nor stored, and the caller still owns it.
 	ErrNotStored = errors.New("fallback: message neither sent nor stored")

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/reliamq/reliamq/internal/nilcheck"
 )
 
 // Hooks are observers set in Config.Hooks and RelayConfig.Hooks. A hook value
@@ -119,6 +121,8 @@ func validateHooks(hooks []any, kinds ...func(any) bool) error {
 		}
 		if !ok {
 			errs = append(errs, fieldError(fmt.Sprintf("Hooks[%d]", i), "%T implements no hook interface of this component", h))
+		} else if nilcheck.IsNil(h) {
+			errs = append(errs, fieldError(fmt.Sprintf("Hooks[%d]", i), "a nil %T", h))
 		}
 	}
 	return errors.Join(errs...)

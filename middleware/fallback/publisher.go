@@ -11,6 +11,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/reliamq/reliamq/adapters/sqlstore"
+	"github.com/reliamq/reliamq/internal/nilcheck"
+	"github.com/reliamq/reliamq/internal/partial"
 	"github.com/reliamq/reliamq/pkg/policy"
 )
 
@@ -79,7 +81,8 @@ func (c Config) Validate() error {
 // (ErrNotStored, with both causes) when the store write fails too. When a
 // multi-message Publish fails, all its messages are stored, except those the
 // error reports as accepted (an error with an Accepted() []string method, like
-// retry.PartialError); others the broker had taken are duplicates, and so is a
+// retry.PartialError, and by position when it also has AcceptedIndexes, like
+// retry.PartialIndexError: two messages of one call may share a UUID); others the broker had taken are duplicates, and so is a
 // message whose send timed out after the broker stored it. Every message keeps
 // its UUID through the store and the relay. Publish is safe for concurrent
 // use; Close closes the inner publisher, not the store.
@@ -105,8 +108,8 @@ func NewPublisher(inner message.Publisher, cfg Config, logger watermill.LoggerAd
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if inner == nil {
-		return nil, fmt.Errorf("%w: inner publisher: required", ErrInvalidConfig)
+	if err := nilcheck.Required("inner publisher", inner); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	if logger == nil {
 		logger = watermill.NopLogger{}
@@ -132,8 +135,9 @@ func PublisherDecorator(cfg Config, logger watermill.LoggerAdapter) message.Publ
 }
 
 // Publish sends msgs through the inner publisher and stores them if that
-// fails with an error worth storing. Bad input (nil message, a topic or
-// metadata the store cannot hold) is rejected with the sqlstore error before
+// fails with an error worth storing. Bad input (nil message, an empty UUID, a
+// topic or metadata the store cannot hold: the rules of pkg/msgcheck, which
+// every reliamq publisher shares) is rejected with the sqlstore error before
 // anything is sent.
 func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	if p.closed.Load() {
@@ -191,28 +195,18 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	return nil
 }
 
-// partialError is implemented by send errors that know which messages of a
-// multi-message Publish the broker accepted (retry.PartialError).
-type partialError interface {
-	error
-	Accepted() []string
-}
-
 // notAccepted drops the messages a partial failure reports as accepted: they
-// were sent, and storing them would only make duplicates.
+// were sent, and storing them would only make duplicates. Positions win over
+// UUIDs (see retry.PartialIndexError).
 func notAccepted(sendErr error, rows []sqlstore.Message, msgs []*message.Message) ([]sqlstore.Message, []*message.Message) {
-	var partial partialError
-	if !errors.As(sendErr, &partial) {
+	accepted := partial.Accepted(sendErr, msgs)
+	if accepted == nil {
 		return rows, msgs
-	}
-	accepted := make(map[string]bool, len(partial.Accepted()))
-	for _, id := range partial.Accepted() {
-		accepted[id] = true
 	}
 	var keptRows []sqlstore.Message
 	var keptMsgs []*message.Message
 	for i, m := range msgs {
-		if !accepted[m.UUID] {
+		if !accepted[i] {
 			keptRows = append(keptRows, rows[i])
 			keptMsgs = append(keptMsgs, m)
 		}

@@ -252,3 +252,54 @@ func TestPublisher_stores_only_the_messages_a_partial_failure_did_not_send(t *te
 		t.Errorf("stats %+v, want 2 sent, 1 stored", s)
 	}
 }
+
+// acceptedErr is a retryable send error that names what the backend took.
+type acceptedErr struct {
+	uuids []string
+	idx   []int
+}
+
+func (e *acceptedErr) Error() string          { return "broker down after some messages" }
+func (e *acceptedErr) Accepted() []string     { return e.uuids }
+func (e *acceptedErr) AcceptedIndexes() []int { return e.idx }
+
+// uuidsOnly hides AcceptedIndexes.
+type uuidsOnly struct{ e *acceptedErr }
+
+func (e uuidsOnly) Error() string      { return e.e.Error() }
+func (e uuidsOnly) Accepted() []string { return e.e.Accepted() }
+
+func TestPublisher_stores_a_message_whose_uuid_an_accepted_message_shares(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want []string // payloads stored
+	}{
+		{"by UUID", uuidsOnly{&acceptedErr{uuids: []string{"same"}}}, []string{"second", "third"}},
+		{"by position", &acceptedErr{uuids: []string{"same"}, idx: []int{1}}, []string{"first", "third"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := newStore(t, sqliteBackend, nil, nil)
+			rec := &recorder{fail: alwaysFail(tc.err)}
+			p := newPublisher(t, rec, st)
+			m := []*message.Message{
+				message.NewMessage("same", []byte("first")), message.NewMessage("same", []byte("second")),
+				message.NewMessage("other", []byte("third")),
+			}
+			if err := p.Publish("orders", m...); err != nil {
+				t.Fatalf("Publish = %v", err)
+			}
+			rows, err := st.List(context.Background(), sqlstore.Filter{AllQueues: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, r := range rows {
+				got = append(got, string(r.Payload))
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Fatalf("stored payloads (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

@@ -3,6 +3,7 @@ package fallback
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"strconv"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/reliamq/reliamq/adapters/sqlstore"
+	"github.com/reliamq/reliamq/internal/nilcheck"
 	"github.com/reliamq/reliamq/pkg/clock"
 	"github.com/reliamq/reliamq/pkg/metadata"
 	"github.com/reliamq/reliamq/pkg/policy"
@@ -73,7 +75,8 @@ type Relay struct {
 	outageHooks   []OutageHook
 
 	running   atomic.Bool
-	storeDown bool // claims failing; touched by the Run goroutine only
+	closedErr atomic.Pointer[error] // the publisher said it is closed: Run stops
+	storeDown bool                  // claims failing; touched by the Run goroutine only
 
 	mu          sync.Mutex // guards consecutive, down, outageStep
 	consecutive int
@@ -85,6 +88,12 @@ type Relay struct {
 
 // NewRelay returns a Relay; call Run to start it.
 func NewRelay(cfg RelayConfig, logger watermill.LoggerAdapter) (*Relay, error) {
+	// Before the defaults: a typed nil passes the == nil checks of Validate,
+	// and PoisonPublisher would inherit it.
+	if err := errors.Join(nilcheck.Optional("Publisher", cfg.Publisher), nilcheck.Optional("PoisonPublisher", cfg.PoisonPublisher),
+		nilcheck.Optional("Clock", cfg.Clock), nilcheck.Optional("OutageBackoff", cfg.OutageBackoff)); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -127,15 +136,27 @@ func NewRelay(cfg RelayConfig, logger watermill.LoggerAdapter) (*Relay, error) {
 // bookkeeping of the batch in hand (sent rows deleted, untried rows released).
 // Sends in flight when ctx ends get ctx as their message context. Run returns
 // ErrAlreadyRunning if the Relay is already running.
+//
+// When the Publisher or PoisonPublisher answers that it is closed (an error
+// matching policy.ErrClosed), Run releases the batch in hand without charging
+// an attempt and returns an error matching ErrPublisherClosed and the
+// publisher's error: nothing is poisoned, and the rows wait in the store for
+// a relay with an open publisher. A later Run of the same Relay stops the
+// same way at its first send unless the publisher is open again.
 func (r *Relay) Run(ctx context.Context) error {
 	if !r.running.CompareAndSwap(false, true) {
 		return ErrAlreadyRunning
 	}
 	defer r.running.Store(false)
+	r.closedErr.Store(nil)
 	r.logger.Info("Relay started", watermill.LogFields{"owner": r.owner})
 	defer r.logger.Info("Relay stopped", nil)
 	for ctx.Err() == nil {
 		wait := r.step(ctx)
+		if errp := r.closedErr.Load(); errp != nil {
+			r.logger.Error("The relay's publisher is closed; stopping with the rows left in the store", *errp, nil)
+			return fmt.Errorf("%w: %w", ErrPublisherClosed, *errp)
+		}
 		if wait <= 0 {
 			continue
 		}
@@ -224,6 +245,10 @@ func (r *Relay) process(ctx context.Context, rows []sqlstore.Message, claimedAt 
 				continue // stays untried
 			}
 			results[i] = r.send(ctx, &rows[i])
+			if results[i].outcome == untried && r.closedErr.Load() != nil {
+				stop.Store(true)
+				continue
+			}
 			if results[i].outcome == sendFailed && r.noteFailure(results[i].err) {
 				stop.Store(true)
 			}
@@ -251,6 +276,13 @@ func (r *Relay) send(ctx context.Context, row *sqlstore.Message) result {
 		if ctx.Err() != nil {
 			// Stopping: the send was cut short, not refused. The row is
 			// released unchanged (the broker may still have it: a duplicate).
+			return result{outcome: untried}
+		}
+		if errors.Is(err, policy.ErrClosed) {
+			// The publisher is closed (shut down with the rest of the
+			// process, for example): the message is not at fault. Released
+			// unchanged, and Run stops.
+			r.closedErr.CompareAndSwap(nil, &err)
 			return result{outcome: untried}
 		}
 		return result{outcome: sendFailed, err: err}
@@ -364,6 +396,17 @@ func (r *Relay) fail(ctx context.Context, row *sqlstore.Message, sendErr error, 
 			for _, h := range r.poisonedHooks {
 				h.OnRelayPoisoned(PoisonedParams{RowID: row.ID, Topic: row.Topic, UUID: row.UUID,
 					Attempts: attempts, Reason: reason, Err: sendErr})
+			}
+			return
+		}
+		if errors.Is(err, policy.ErrClosed) {
+			// The poison publisher is closed: release the row unchanged, and
+			// Run stops.
+			r.closedErr.CompareAndSwap(nil, &err)
+			if err := r.store.Requeue(ctx, now, row.ID); err != nil && !errors.Is(err, sqlstore.ErrNotFound) {
+				r.storeErrors.Add(1)
+			} else {
+				r.requeued.Add(1)
 			}
 			return
 		}

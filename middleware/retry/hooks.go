@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/reliamq/reliamq/internal/nilcheck"
 )
 
 // Hooks are observers set in Config.Hooks. A hook value implements one or
@@ -141,6 +143,8 @@ func validateHooks(values []any) error {
 		_, g := v.(GiveUpHook)
 		if !a && !r && !g {
 			errs = append(errs, fmt.Errorf("field Hooks[%d]: %T implements none of AttemptHook, RetryHook, GiveUpHook", i, v))
+		} else if nilcheck.IsNil(v) {
+			errs = append(errs, fmt.Errorf("field Hooks[%d]: a nil %T", i, v))
 		}
 	}
 	return errors.Join(errs...)

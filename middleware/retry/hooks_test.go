@@ -279,3 +279,15 @@ func TestGiveUpReason_String_names_each_reason(t *testing.T) {
 		t.Fatalf("(-want +got):\n%s", diff)
 	}
 }
+
+func TestNewPublisher_refuses_a_typed_nil_hook(t *testing.T) {
+	var h *countingRetryHook // would panic on the first retry
+	_, err := retry.NewPublisher(&scripted{}, retry.Config{Policy: policy.RocketMQ(), Hooks: []any{h}}, nil)
+	if !errors.Is(err, retry.ErrInvalidConfig) {
+		t.Fatalf("NewPublisher(Hooks: typed nil) = %v; want ErrInvalidConfig", err)
+	}
+}
+
+type countingRetryHook struct{ n int }
+
+func (h *countingRetryHook) OnPublishRetry(retry.Params) { h.n++ }

@@ -11,7 +11,10 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	retrygo "github.com/avast/retry-go/v4"
 
+	"github.com/reliamq/reliamq/internal/nilcheck"
+	"github.com/reliamq/reliamq/internal/partial"
 	"github.com/reliamq/reliamq/pkg/clock"
+	"github.com/reliamq/reliamq/pkg/msgcheck"
 	"github.com/reliamq/reliamq/pkg/policy"
 )
 
@@ -42,7 +45,8 @@ type ExhaustedError struct {
 	// Err is the last publish error.
 	Err error
 
-	accepted []string
+	accepted    []string
+	acceptedIdx []int
 }
 
 // Accepted returns the UUIDs of the messages of the Publish call that the
@@ -50,6 +54,10 @@ type ExhaustedError struct {
 // fallback stores only the others. It is empty when the backend never said.
 // Err's own Accepted, if any, covers only the last attempt.
 func (e *ExhaustedError) Accepted() []string { return e.accepted }
+
+// AcceptedIndexes returns the positions, in the Publish call, of the messages
+// Accepted lists, in the same order (see PartialIndexError).
+func (e *ExhaustedError) AcceptedIndexes() []int { return e.acceptedIdx }
 
 func (e *ExhaustedError) Error() string {
 	why := "attempts exhausted"
@@ -72,6 +80,18 @@ func (e *ExhaustedError) Is(target error) bool { return target == ErrExhausted }
 type PartialError interface {
 	error
 	Accepted() []string
+}
+
+// PartialIndexError is implemented by partial errors that also know the
+// positions of the accepted messages in the failed Publish call
+// (rocketmq.SendError, ExhaustedError). The retry publisher and the fallback
+// use positions when they have them: two messages of one call may share a
+// UUID, and UUIDs alone cannot tell which of them was accepted. From a
+// PartialError without positions, each accepted UUID stands for one message
+// with that UUID, the earliest still pending.
+type PartialIndexError interface {
+	error
+	AcceptedIndexes() []int
 }
 
 // Params describes one failed attempt that will be retried. The callback must
@@ -145,8 +165,8 @@ type Publisher struct {
 // NewPublisher decorates inner with retries configured by cfg. A nil logger is
 // replaced by watermill.NopLogger. Errors match ErrInvalidConfig.
 func NewPublisher(inner message.Publisher, cfg Config, logger watermill.LoggerAdapter) (*Publisher, error) {
-	if inner == nil {
-		return nil, fmt.Errorf("%w: inner publisher is nil", ErrInvalidConfig)
+	if err := errors.Join(nilcheck.Required("inner publisher", inner), nilcheck.Optional("Clock", cfg.Clock)); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -175,8 +195,15 @@ func PublisherDecorator(cfg Config, logger watermill.LoggerAdapter) message.Publ
 func (p *Publisher) Close() error { return p.inner.Close() }
 
 // Publish publishes msgs to topic through the inner publisher, retrying per the
-// Policy. It returns nil on success; the error as is when it is not retryable
-// (policy.IsPermanent still holds); an *ExhaustedError when retries ran out;
+// Policy. Whatever error ends a call in which some attempt had messages
+// accepted (PartialError) reports, through Accepted and AcceptedIndexes
+// (PartialIndexError), the messages of the whole call accepted in any attempt,
+// by position in the call. A message that breaks the rules every reliamq publisher shares (nil,
+// an empty or invalid UUID, invalid metadata: see pkg/msgcheck) is refused
+// before anything is sent with a permanent error matching the msgcheck
+// sentinel. It returns nil on success; the error when it is not retryable (as
+// is, or with its text unchanged in the wrapper described above;
+// policy.IsPermanent still holds); an *ExhaustedError when retries ran out;
 // and an error matching both the context error and the last publish error when
 // a message context ended.
 //
@@ -186,6 +213,10 @@ func (p *Publisher) Close() error { return p.inner.Close() }
 // costs more than the whole decorator). The first attempt's own duration, at
 // most the backend's send timeout, is therefore not counted.
 func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
+	if err := msgcheck.Messages(msgs); err != nil {
+		// Bad input is never sent, so never retried (permanent).
+		return fmt.Errorf("retry: publish to %q: %w", topic, err)
+	}
 	err := p.inner.Publish(topic, msgs...)
 	if len(p.hooks.attempt) > 0 {
 		p.attempted(1, topic, msgs, err)
@@ -239,6 +270,7 @@ type loop struct {
 	topic    string
 	all      []*message.Message // the call's messages, for Accepted
 	pending  []*message.Message
+	idx      []int // idx[i] is the position of pending[i] in all
 	attempts int
 	lastErr  error
 	replay   bool // the next call returns lastErr: the first attempt already ran
@@ -254,6 +286,10 @@ func (p *Publisher) retry(start time.Time, topic string, msgs []*message.Message
 	defer cleanup()
 
 	l := &loop{p: p, ctx: ctx, start: start, topic: topic, all: msgs, pending: msgs, attempts: 1, lastErr: first, replay: true}
+	l.idx = make([]int, len(msgs))
+	for i := range l.idx {
+		l.idx[i] = i
+	}
 	l.dropAccepted(first)
 	if len(l.pending) == 0 {
 		// The backend accepted every message although the call failed.
@@ -280,7 +316,7 @@ func (p *Publisher) retry(start time.Time, topic string, msgs []*message.Message
 		if errors.Is(l.lastErr, context.Canceled) || errors.Is(l.lastErr, context.DeadlineExceeded) {
 			reason = GiveUpCanceled
 		}
-		return l.gaveUp(reason, elapsed, l.lastErr)
+		return l.gaveUp(reason, elapsed, l.ofCall(l.lastErr))
 	case stopExhausted, stopBudget:
 		p.logger.Debug("Publish retries exhausted", watermill.LogFields{
 			"topic": topic, "attempts": l.attempts, "elapsed": elapsed, "budget": l.stop == stopBudget, "err": l.lastErr,
@@ -290,15 +326,14 @@ func (p *Publisher) retry(start time.Time, topic string, msgs []*message.Message
 			reason = GiveUpBudget
 		}
 		return l.gaveUp(reason, elapsed,
-			&ExhaustedError{Topic: topic, Attempts: l.attempts, Elapsed: elapsed, Budget: l.stop == stopBudget, Err: l.lastErr,
-				accepted: l.accepted()})
+			l.exhausted(elapsed))
 	}
 	cause := context.Cause(ctx)
 	if cause == nil {
 		cause = err
 	}
-	return l.gaveUp(GiveUpCanceled, elapsed,
-		fmt.Errorf("retry: publish to %q stopped after %d attempts: %w", topic, l.attempts, errors.Join(cause, l.lastErr)))
+	return l.gaveUp(GiveUpCanceled, elapsed, l.ofCall(
+		fmt.Errorf("retry: publish to %q stopped after %d attempts: %w", topic, l.attempts, errors.Join(cause, l.lastErr))))
 }
 
 // attempt is retry-go's retryable function.
@@ -374,50 +409,79 @@ func jitterDraw(pol *policy.Policy) float64 {
 	return rand.Float64()
 }
 
-// accepted lists the UUIDs of the messages no longer pending: accepted by the
-// backend in some attempt.
-func (l *loop) accepted() []string {
-	if len(l.pending) == len(l.all) {
-		return nil
-	}
-	still := make(map[*message.Message]struct{}, len(l.pending))
-	for _, m := range l.pending {
-		still[m] = struct{}{}
-	}
-	var ids []string
-	for _, m := range l.all {
-		if _, ok := still[m]; !ok && m != nil {
-			ids = append(ids, m.UUID)
-		}
-	}
-	return ids
+// exhausted builds the ExhaustedError, with the messages no longer pending:
+// accepted by the backend in some attempt.
+func (l *loop) exhausted(elapsed time.Duration) *ExhaustedError {
+	e := &ExhaustedError{Topic: l.topic, Attempts: l.attempts, Elapsed: elapsed, Budget: l.stop == stopBudget, Err: l.lastErr}
+	e.accepted, e.acceptedIdx = l.acceptedOfCall()
+	return e
 }
 
-// dropAccepted removes from pending the messages err reports as accepted.
+// acceptedOfCall lists the messages no longer pending, by UUID and by
+// position in the call.
+func (l *loop) acceptedOfCall() ([]string, []int) {
+	if len(l.pending) == len(l.all) {
+		return nil, nil
+	}
+	still := make([]bool, len(l.all))
+	for _, i := range l.idx {
+		still[i] = true
+	}
+	var ids []string
+	var idx []int
+	for i, m := range l.all {
+		if !still[i] && m != nil {
+			ids = append(ids, m.UUID)
+			idx = append(idx, i)
+		}
+	}
+	return ids, idx
+}
+
+// ofCall returns err as is when no attempt had messages accepted. Otherwise
+// the last attempt sent only the pending messages, so the positions (and the
+// UUIDs) its error reports accepted are of that attempt, not of the call:
+// err is wrapped, its text unchanged, in an error whose Accepted and
+// AcceptedIndexes cover every attempt and count positions in the call.
+func (l *loop) ofCall(err error) error {
+	ids, idx := l.acceptedOfCall()
+	if idx == nil {
+		return err
+	}
+	return &callError{err: err, accepted: ids, acceptedIdx: idx}
+}
+
+// callError is an error ending a retried Publish, with what the whole call
+// had accepted (see loop.ofCall). errors.Is and errors.As see err.
+type callError struct {
+	err         error
+	accepted    []string
+	acceptedIdx []int
+}
+
+func (e *callError) Error() string          { return e.err.Error() }
+func (e *callError) Unwrap() error          { return e.err }
+func (e *callError) Accepted() []string     { return e.accepted }
+func (e *callError) AcceptedIndexes() []int { return e.acceptedIdx }
+
+// dropAccepted removes from pending the messages err reports as accepted: by
+// position when err has them (PartialIndexError, positions in the call that
+// failed, which sent pending), otherwise one pending message per accepted
+// UUID, the earliest.
 func (l *loop) dropAccepted(err error) {
-	var pe PartialError
-	if !errors.As(err, &pe) {
+	drop := partial.Accepted(err, l.pending)
+	if drop == nil {
 		return
-	}
-	accepted := pe.Accepted()
-	if len(accepted) == 0 {
-		return
-	}
-	done := make(map[string]struct{}, len(accepted))
-	for _, id := range accepted {
-		done[id] = struct{}{}
 	}
 	kept := make([]*message.Message, 0, len(l.pending))
-	for _, m := range l.pending {
-		if m == nil {
+	keptIdx := make([]int, 0, len(l.pending))
+	for i, m := range l.pending {
+		if !drop[i] {
 			kept = append(kept, m)
-			continue
-		}
-		if _, ok := done[m.UUID]; !ok {
-			kept = append(kept, m)
+			keptIdx = append(keptIdx, l.idx[i])
 		}
 	}
-	l.pending = kept
+	l.pending, l.idx = kept, keptIdx
 }
 
 // sendContext returns the context the retry loop obeys: the message context

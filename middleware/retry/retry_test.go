@@ -17,6 +17,7 @@ import (
 	"github.com/reliamq/reliamq/adapters/rocketmq/rocketmqtest"
 	"github.com/reliamq/reliamq/middleware/retry"
 	"github.com/reliamq/reliamq/pkg/clock/clocktest"
+	"github.com/reliamq/reliamq/pkg/msgcheck"
 	"github.com/reliamq/reliamq/pkg/policy"
 )
 
@@ -90,7 +91,10 @@ func (h *hookLog) get() []retry.Params {
 
 func newPublisher(t *testing.T, inner message.Publisher, p policy.Policy, clk *clocktest.Fake, hooks *hookLog) *retry.Publisher {
 	t.Helper()
-	cfg := retry.Config{Policy: p, Clock: clk}
+	cfg := retry.Config{Policy: p}
+	if clk != nil { // a nil *clocktest.Fake in the interface would be refused
+		cfg.Clock = clk
+	}
 	if hooks != nil {
 		cfg.OnRetry = hooks.on
 	}
@@ -610,5 +614,134 @@ func TestPublisherDecorator_delivers_through_gochannel_after_failures(t *testing
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("message not delivered")
+	}
+}
+
+// indexedErr reports the accepted messages by position as well as by UUID.
+type indexedErr struct {
+	partialErr
+	idx []int
+}
+
+func (e *indexedErr) AcceptedIndexes() []int { return e.idx }
+
+func TestPublisher_resends_a_message_whose_uuid_an_accepted_message_shares(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  func(ms []*message.Message) error
+	}{
+		{"by UUID", func(ms []*message.Message) error { return &partialErr{accepted: []string{ms[0].UUID}} }},
+		{"by position", func(ms []*message.Message) error {
+			return &indexedErr{partialErr{accepted: []string{ms[1].UUID}}, []int{1}}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := []*message.Message{
+				message.NewMessage("same", []byte("first")), message.NewMessage("same", []byte("second")),
+				message.NewMessage("other", []byte("third")),
+			}
+			var payloads [][]string
+			inner := &scripted{script: func(call int, ms []*message.Message) error {
+				var ps []string
+				for _, x := range ms {
+					ps = append(ps, string(x.Payload))
+				}
+				payloads = append(payloads, ps)
+				if call == 0 {
+					return tc.err(ms)
+				}
+				return nil
+			}}
+			clk := clocktest.NewFake(time.Time{})
+			pub := newPublisher(t, inner, policy.RocketMQ(), clk, nil)
+			if _, err := drive(t, clk, func() error { return pub.Publish("t", m...) }); err != nil {
+				t.Fatalf("Publish = %v", err)
+			}
+			resent := []string{"second", "third"} // the earliest "same" was taken by UUID
+			if tc.name == "by position" {
+				resent = []string{"first", "third"}
+			}
+			want := [][]string{{"first", "second", "third"}, resent}
+			if diff := cmp.Diff(want, payloads); diff != "" {
+				t.Fatalf("payloads per call (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestPublisher_exhausted_error_lists_accepted_positions(t *testing.T) {
+	m := []*message.Message{message.NewMessage("same", []byte("a")), message.NewMessage("same", []byte("b"))}
+	inner := &scripted{script: func(call int, ms []*message.Message) error {
+		if call == 0 {
+			return &indexedErr{partialErr{accepted: []string{"same"}}, []int{1}}
+		}
+		return errBroker
+	}}
+	clk := clocktest.NewFake(time.Time{})
+	pub := newPublisher(t, inner, policy.Policy{MaxAttempts: 2, Backoff: policy.Fixed(time.Second)}, clk, nil)
+	_, err := drive(t, clk, func() error { return pub.Publish("t", m...) })
+	var pie retry.PartialIndexError
+	if !errors.As(err, &pie) {
+		t.Fatalf("Publish = %v; want a PartialIndexError", err)
+	}
+	if diff := cmp.Diff([]int{1}, pie.AcceptedIndexes()); diff != "" {
+		t.Fatalf("AcceptedIndexes (-want +got):\n%s", diff)
+	}
+}
+
+func TestPublisher_refuses_an_empty_uuid_without_sending_or_retrying(t *testing.T) {
+	inner := &scripted{script: func(int, []*message.Message) error { return nil }}
+	pub := newPublisher(t, inner, policy.RocketMQ(), nil, nil)
+	err := pub.Publish("t", message.NewMessage("ok", nil), message.NewMessage("", nil))
+	if !errors.Is(err, msgcheck.ErrEmptyUUID) || !policy.IsPermanent(err) {
+		t.Fatalf("Publish = %v; want a permanent msgcheck.ErrEmptyUUID", err)
+	}
+	if n := len(inner.Calls()); n != 0 {
+		t.Fatalf("inner called %d times; want 0", n)
+	}
+}
+
+func TestNewPublisher_refuses_a_typed_nil_inner_publisher(t *testing.T) {
+	var inner *scripted // what a failed constructor returns
+	if _, err := retry.NewPublisher(inner, retry.Config{Policy: policy.RocketMQ()}, nil); !errors.Is(err, retry.ErrInvalidConfig) {
+		t.Fatalf("NewPublisher(typed nil) = %v; want ErrInvalidConfig", err)
+	}
+	var clk *clocktest.Fake
+	if _, err := retry.NewPublisher(&scripted{}, retry.Config{Policy: policy.RocketMQ(), Clock: clk}, nil); !errors.Is(err, retry.ErrInvalidConfig) {
+		t.Fatalf("NewPublisher(Clock: typed nil) = %v; want ErrInvalidConfig", err)
+	}
+}
+
+// A permanent failure of a later attempt reports positions in the messages
+// that attempt sent; the error Publish returns counts them in the call.
+func TestPublisher_final_error_after_a_partial_attempt_lists_positions_in_the_call(t *testing.T) {
+	m := msgs(3)
+	inner := &scripted{script: func(call int, ms []*message.Message) error {
+		if call == 0 { // m0 accepted, the rest not
+			return &indexedErr{partialErr{accepted: []string{ms[0].UUID}}, []int{0}}
+		}
+		// m1 accepted (position 0 of this attempt), m2 refused for good
+		return policy.Permanent(&indexedErr{partialErr{accepted: []string{ms[0].UUID}}, []int{0}})
+	}}
+	clk := clocktest.NewFake(time.Time{})
+	pub := newPublisher(t, inner, policy.RocketMQ(), clk, nil)
+	_, err := drive(t, clk, func() error { return pub.Publish("t", m...) })
+	if !policy.IsPermanent(err) {
+		t.Fatalf("Publish = %v; want the permanent error", err)
+	}
+	var pie retry.PartialIndexError
+	var pe retry.PartialError
+	if !errors.As(err, &pie) || !errors.As(err, &pe) {
+		t.Fatalf("Publish = %v; want a PartialIndexError", err)
+	}
+	if diff := cmp.Diff([]int{0, 1}, pie.AcceptedIndexes()); diff != "" {
+		t.Errorf("AcceptedIndexes (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"m0", "m1"}, pe.Accepted()); diff != "" {
+		t.Errorf("Accepted (-want +got):\n%s", diff)
+	}
+	var inner2 *indexedErr
+	if !errors.As(err, &inner2) || err.Error() != inner2.Error() {
+		t.Errorf("the backend's error %v is not visible unchanged", err)
 	}
 }

@@ -93,7 +93,7 @@ func OpenDSN(dialect sqlstore.Dialect, dsn string) (*sql.DB, error) {
 	var driver string
 	switch dialect {
 	case sqlstore.SQLite:
-		// OpenSQLite sets the single-writer pool SQLite needs.
+		// sqlite.Open sets the single-writer pool SQLite needs.
 		return sqlite.Open(dsn)
 	case sqlstore.Postgres:
 		driver = "pgx"
