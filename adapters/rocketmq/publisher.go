@@ -176,7 +176,7 @@ func (p *Publisher) marshal(topic string, msgs []*message.Message, withIDs bool)
 		if err := ValidateTopic(full); err != nil {
 			return nil, err
 		}
-		if err := validatePublishTopic(topic, p.cfg.RetryGroups); err != nil {
+		if err := validatePublishTopic(topic, p.cfg.RetryGroups, isRetryTopicMarshaler(p.cfg.Marshaler)); err != nil {
 			return nil, err
 		}
 		valid := full // a variable of its own: taking full's address would move it to the heap on every call

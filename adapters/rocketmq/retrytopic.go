@@ -16,7 +16,8 @@ import (
 // (and retries it forever without one), and this marshaler sets that property
 // from metadata.OriginalTopic. redelivery.Replay of dead letters of Native
 // mode publishes this way, so only the failed group sees the message again.
-// Messages to other topics are marshaled unchanged.
+// Messages to other topics are marshaled unchanged. A Publisher with this
+// marshaler may publish to any %RETRY% topic (see ValidatePublishTopic).
 type RetryTopicMarshaler struct {
 	Marshaler Marshaler
 }
@@ -47,4 +48,12 @@ func (m RetryTopicMarshaler) Marshal(topic string, msg *message.Message) (*primi
 // Unmarshal implements Marshaler.
 func (m RetryTopicMarshaler) Unmarshal(ext *primitive.MessageExt) (*message.Message, error) {
 	return m.inner().Unmarshal(ext)
+}
+
+func isRetryTopicMarshaler(m Marshaler) bool {
+	switch m.(type) {
+	case RetryTopicMarshaler, *RetryTopicMarshaler:
+		return true
+	}
+	return false
 }

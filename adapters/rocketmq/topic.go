@@ -76,14 +76,19 @@ var systemTopicPrefixes = []string{"rmq_sys_"}
 // %DLQ% topics: a message published there reaches every handler of the group
 // again, or sits with the dead letters. A Publisher whose
 // PublisherConfig.RetryGroups names a group may write that group's topics
-// (a redrive tool).
+// (a redrive tool), and a Publisher whose Marshaler is a RetryTopicMarshaler
+// may write every group's %RETRY% topic (replay of dead letters to the group
+// that failed them).
 func ValidatePublishTopic(topic string) error {
-	return validatePublishTopic(topic, nil)
+	return validatePublishTopic(topic, nil, false)
 }
 
-func validatePublishTopic(topic string, groups []string) error {
+func validatePublishTopic(topic string, groups []string, anyRetryTopic bool) error {
 	if err := ValidateTopic(topic); err != nil {
 		return err
+	}
+	if anyRetryTopic && strings.HasPrefix(topic, RetryTopicPrefix) {
+		return nil
 	}
 	if err := reservedTopic(topic, groups); err != "" {
 		return policy.Permanent(fmt.Errorf("%w: %w: %q %s", ErrInvalidTopic, ErrReservedTopic, topic, err))

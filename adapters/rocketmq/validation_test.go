@@ -63,6 +63,19 @@ func TestPublisher_with_retry_groups_writes_only_their_retry_topics(t *testing.T
 	}
 }
 
+func TestPublisher_with_RetryTopicMarshaler_writes_any_retry_topic_but_no_dead_letter_topic(t *testing.T) {
+	b := newBroker(t, rocketmqtest.Config{})
+	pub := newPublisher(t, b, rocketmq.PublisherConfig{Marshaler: rocketmq.RetryTopicMarshaler{}})
+	if err := pub.Publish("%RETRY%any_group", message.NewMessage("u-retry", []byte("x"))); err != nil {
+		t.Errorf("Publish to a retry topic = %v; want nil", err)
+	}
+	for _, topic := range []string{"%DLQ%any_group", "TBW102"} {
+		if err := pub.Publish(topic, message.NewMessage("u-"+topic, []byte("x"))); !errors.Is(err, rocketmq.ErrReservedTopic) {
+			t.Errorf("Publish to %s = %v; want ErrReservedTopic", topic, err)
+		}
+	}
+}
+
 func TestPublisher_Check_reports_what_Publish_would_refuse_without_sending(t *testing.T) {
 	b := newBroker(t, rocketmqtest.Config{})
 	pub := newPublisher(t, b, rocketmq.PublisherConfig{MaxMessageSize: 1 << 10})
