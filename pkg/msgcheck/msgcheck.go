@@ -141,39 +141,26 @@ func MetadataText(s string) error {
 	return nil
 }
 
-// text reports NUL, \x01, \x02 or invalid UTF-8 in s. It reads eight bytes
-// at a time while they are ASCII above \x02, as keys, values and UUIDs
-// mostly are, and looks closer only when they are not.
+// text reports NUL, \x01, \x02 or invalid UTF-8 in s. ASCII without those
+// bytes, the common case, is one comparison per byte.
 func text(s string) error {
-	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	i := 0
-	for ; i+8 <= len(s); i += 8 {
-		x := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
-			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
-		// Without a high bit in x, a byte of x-3*ones has its high bit set
-		// exactly where x has a byte below 3 (no borrow crosses bytes then).
-		if x&highs != 0 || (x-3*ones)&highs != 0 {
-			return textSlow(s, i)
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c > 2 && c < utf8.RuneSelf {
+			continue
 		}
-	}
-	for ; i < len(s); i++ {
-		if c := s[i]; c <= 2 || c >= utf8.RuneSelf {
-			return textSlow(s, i)
+		if c <= 2 {
+			return fmt.Errorf("holds byte %#x at %d", c, i)
 		}
-	}
-	return nil
-}
-
-// textSlow checks s from from on, where a byte that is not plain ASCII
-// above \x02 is.
-func textSlow(s string, from int) error {
-	for j := from; j < len(s); j++ {
-		if s[j] <= 2 {
-			return fmt.Errorf("holds byte %#x at %d", s[j], j)
+		if !utf8.ValidString(s[i:]) {
+			return errors.New("is not valid UTF-8")
 		}
-	}
-	if !utf8.ValidString(s[from:]) {
-		return errors.New("is not valid UTF-8")
+		for j := i; j < len(s); j++ {
+			if s[j] <= 2 {
+				return fmt.Errorf("holds byte %#x at %d", s[j], j)
+			}
+		}
+		return nil
 	}
 	return nil
 }

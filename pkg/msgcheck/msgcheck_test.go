@@ -77,13 +77,3 @@ func FuzzMetadataText_agrees_with_a_plain_definition(f *testing.F) {
 		}
 	})
 }
-
-func BenchmarkMessage(b *testing.B) {
-	m := msg("0b9f2c1e-6f0e-4a55-9a59-5d1f8f0f4c1a", map[string]string{"rocketmq_tags": "created", "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736"})
-	b.ReportAllocs()
-	for b.Loop() {
-		if err := msgcheck.Message(m); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
