@@ -19,7 +19,10 @@
 //     (the send controls);
 //   - every other metadata entry as the property PropertyMetadataPrefix+key
 //     ("reliamq.<key>"), value unchanged, so keys such as DELAY or TAGS in
-//     user metadata cannot change broker behaviour.
+//     user metadata cannot change broker behaviour; an entry whose value is
+//     empty as PropertyEmptyMetadataPrefix+key ("reliamq-empty.<key>", value
+//     "1"), because RocketMQ brokers drop properties with empty values on
+//     single sends and on every retry, dead-letter and delay copy.
 //
 // Delivered messages carry the UUID that was published (for a message from a
 // plain RocketMQ producer, its MsgId), the user metadata under its original

@@ -24,7 +24,8 @@ var deliveryFacts = []string{
 }
 
 // overTheWire simulates what the broker hands the consumer: the properties go
-// through the real wire encoding (name\x01value\x02) and back.
+// through the real wire encoding (name\x01value\x02) and back, and through
+// the broker's parse, which drops properties with an empty name or value.
 func overTheWire(t testing.TB, out *primitive.Message) *primitive.MessageExt {
 	t.Helper()
 	ext := &primitive.MessageExt{MsgId: "UNIQ0001", OffsetMsgId: "OFFSET0001", QueueOffset: 7, ReconsumeTimes: 2,
@@ -32,8 +33,22 @@ func overTheWire(t testing.TB, out *primitive.Message) *primitive.MessageExt {
 	ext.Topic = out.Topic
 	ext.Body = out.Body
 	ext.Queue = &primitive.MessageQueue{Topic: out.Topic, BrokerName: "b", QueueId: 3}
-	ext.UnmarshalProperties([]byte(out.MarshallProperties()))
+	ext.UnmarshalProperties([]byte(brokerReencoded(out.MarshallProperties())))
 	return ext
+}
+
+// brokerReencoded is what a RocketMQ broker (4.9.4, 5.2.0) stores for a
+// single send: MessageDecoder.string2messageProperties keeps an entry only if
+// its name and its value are not empty.
+func brokerReencoded(props string) string {
+	var b strings.Builder
+	for _, item := range strings.Split(props, "\x02") {
+		k, v, ok := strings.Cut(item, "\x01")
+		if ok && k != "" && v != "" {
+			b.WriteString(k + "\x01" + v + "\x02")
+		}
+	}
+	return b.String()
 }
 
 func roundTrip(t testing.TB, msg *message.Message) *message.Message {
@@ -474,4 +489,57 @@ func BenchmarkDefaultMarshaler(b *testing.B) {
 			}
 		}
 	})
+}
+
+// Regression: the broker drops properties with empty values, so k="" sent as
+// reliamq.k="" arrived without k.
+func TestDefaultMarshaler_empty_values_survive_the_brokers_dropping_of_empty_properties(t *testing.T) {
+	msg := message.NewMessage("u", []byte("p"))
+	msg.Metadata = message.Metadata{"k": "", "": "", "x": "1"}
+	out, err := rocketmq.DefaultMarshaler{}.Marshal("topic", msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, v := range out.GetProperties() {
+		if v == "" {
+			t.Errorf("property %q has an empty value: the broker drops it", name)
+		}
+	}
+	back := roundTrip(t, msg)
+	if diff := cmp.Diff(map[string]string(msg.Metadata), userMetadata(back.Metadata)); diff != "" {
+		t.Errorf("metadata mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestDefaultMarshaler_reads_empty_values_of_the_earlier_encoding(t *testing.T) {
+	// Batches sent by earlier versions carry reliamq.k="" until their first
+	// redelivery.
+	ext := &primitive.MessageExt{MsgId: "M"}
+	ext.Queue = &primitive.MessageQueue{Topic: "t"}
+	ext.UnmarshalProperties([]byte(rocketmq.PropertyUUID + "\x01u\x02" + rocketmq.PropertyMetadataPrefix + "old\x01\x02" +
+		rocketmq.PropertyMetadataPrefix + "both\x01value\x02" + rocketmq.PropertyEmptyMetadataPrefix + "both\x01" +
+		rocketmq.PropertyEmptyMetadataValue + "\x02"))
+	got, err := rocketmq.DefaultMarshaler{}.Unmarshal(ext)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"old": "", "both": "value"}
+	if diff := cmp.Diff(want, userMetadata(got.Metadata)); diff != "" {
+		t.Errorf("metadata mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestDefaultMarshaler_user_keys_never_map_to_the_empty_value_marker(t *testing.T) {
+	msg := message.NewMessage("u", nil)
+	msg.Metadata = message.Metadata{
+		"-empty.k": "v", // reliamq.-empty.k, not reliamq-empty.k
+		"k":        "",
+	}
+	back := roundTrip(t, msg)
+	if diff := cmp.Diff(map[string]string(msg.Metadata), userMetadata(back.Metadata)); diff != "" {
+		t.Errorf("metadata mismatch (-want +got):\n%s", diff)
+	}
+	if strings.HasPrefix(rocketmq.PropertyEmptyMetadataPrefix, rocketmq.PropertyMetadataPrefix) {
+		t.Errorf("%q starts with %q: a user key would map to it", rocketmq.PropertyEmptyMetadataPrefix, rocketmq.PropertyMetadataPrefix)
+	}
 }

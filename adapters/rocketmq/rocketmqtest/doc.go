@@ -21,6 +21,10 @@
 //     every membership change (a join, a connection close, a member expiring
 //     after Config.ClientExpiry without a heartbeat), so clients rebalance at
 //     once. Consumer lists, orderly-consumption queue locks.
+//   - Properties as the Apache broker parses them: a single send's
+//     properties are written again without those whose name or value is
+//     empty; a batch keeps them as sent until a copy (retry, dead letter,
+//     delay re-put, transaction commit) drops them.
 //   - Sends: single, batch, one-way, compressed; delayed by the DELAY
 //     property (stored in SCHEDULE_TOPIC_XXXX until due); transactional
 //     (half messages hidden in RMQ_SYS_TRANS_HALF_TOPIC until END_TRANSACTION,

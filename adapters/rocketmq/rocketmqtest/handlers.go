@@ -530,14 +530,14 @@ func (b *Broker) handleSend(c *conn, req *wire.Command) *wire.Command {
 			return errorResponse(RespMessageIllegal, fmt.Sprintf("bad batch body: %v", err))
 		}
 		for _, e := range entries {
-			m, errResp := b.newMessage(c, h, e.Flag, e.Body, e.Properties)
+			m, errResp := b.newMessage(c, h, e.Flag, e.Body, e.Properties, true)
 			if errResp != nil {
 				return errResp
 			}
 			msgs = append(msgs, m)
 		}
 	} else {
-		m, errResp := b.newMessage(c, h, h.flag, req.Body, h.properties)
+		m, errResp := b.newMessage(c, h, h.flag, req.Body, h.properties, false)
 		if errResp != nil {
 			return errResp
 		}
@@ -585,11 +585,19 @@ func (b *Broker) handleSend(c *conn, req *wire.Command) *wire.Command {
 	return resp
 }
 
-func (b *Broker) newMessage(c *conn, h sendHeader, flag int32, body []byte, props string) (*storedMsg, *wire.Command) {
+// newMessage builds the message to store from a send. A single send's
+// properties are parsed and written again, as the Apache broker does, which
+// drops properties with an empty name or value; the messages of a batch
+// keep their properties as sent (until a retry copies them).
+func (b *Broker) newMessage(c *conn, h sendHeader, flag int32, body []byte, props string, batch bool) (*storedMsg, *wire.Command) {
 	if len(props) > 32767 {
 		return nil, errorResponse(RespMessageIllegal, fmt.Sprintf("properties of %d bytes exceed 32767", len(props)))
 	}
 	pm := wire.ParseProperties(props)
+	if !batch && wire.HasEmptyProperty(props) {
+		dropEmptyProperties(pm)
+		props = wire.FormatProperties(pm)
+	}
 	if pm[propCluster] == "" {
 		pm[propCluster] = b.cfg.ClusterName
 		if props != "" && props[len(props)-1] != wire.PropertySeparator {
@@ -795,10 +803,7 @@ func (b *Broker) handleSendBack(req *wire.Command) *wire.Command {
 	if orig == nil {
 		return errorResponse(RespSystemError, fmt.Sprintf("look message by offset failed, %d", off))
 	}
-	props := make(map[string]string, len(orig.props)+3)
-	for k, v := range orig.props {
-		props[k] = v
-	}
+	props := copyProperties(orig.props, 3)
 	if props[propRetryTopic] == "" {
 		props[propRetryTopic] = orig.topic
 	}

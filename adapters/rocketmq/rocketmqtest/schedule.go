@@ -42,10 +42,7 @@ func (b *Broker) deliverDelayed(m *storedMsg) {
 	if qid < 0 || qid >= len(t.queues()) {
 		qid = 0
 	}
-	props := make(map[string]string, len(m.props))
-	for k, v := range m.props {
-		props[k] = v
-	}
+	props := copyProperties(m.props, 0)
 	delete(props, propDelay)
 	n := &storedMsg{
 		Message: wire.Message{
