@@ -71,8 +71,11 @@ type Marshaler interface {
 // DefaultMarshaler is the Marshaler used unless the config names another.
 //
 // Publishing: the UUID goes to PropertyUUID; the send controls metadata.Tags,
-// metadata.Keys, metadata.DelayLevel and metadata.ShardingKey go to the
-// broker's TAGS, KEYS, DELAY and SHARDING_KEY; every other metadata entry goes
+// metadata.Keys, metadata.DelayLevel, metadata.ShardingKey,
+// metadata.DelayMillis and metadata.DeliverAtMillis go to the broker's TAGS,
+// KEYS, DELAY, SHARDING_KEY, TIMER_DELAY_MS and TIMER_DELIVER_MS (at most one
+// of the three delays; a 5.x broker honours the two timer properties, see
+// ErrTimerUnsupported); every other metadata entry goes
 // to PropertyMetadataPrefix+key with its value unchanged, except that an
 // entry whose value is empty goes to PropertyEmptyMetadataPrefix+key with the
 // value PropertyEmptyMetadataValue: RocketMQ brokers drop properties with
@@ -112,6 +115,7 @@ func (DefaultMarshaler) Marshal(topic string, msg *message.Message) (*primitive.
 	// Set even when empty: its presence marks a message from this adapter.
 	props[PropertyUUID] = msg.UUID
 	size := len(PropertyUUID) + len(msg.UUID) + 2
+	delays := 0 // send controls that delay the message: at most one
 	for k, v := range msg.Metadata {
 		name, user := "", false
 		switch k {
@@ -130,6 +134,20 @@ func (DefaultMarshaler) Marshal(topic string, msg *message.Message) (*primitive.
 				continue
 			}
 			name, v = primitive.PropertyDelayTimeLevel, strconv.Itoa(level)
+			delays++
+		case metadata.DelayMillis, metadata.DeliverAtMillis:
+			n, err := parseMillis(k, v)
+			if err != nil {
+				return nil, err
+			}
+			if n == 0 {
+				continue
+			}
+			name = PropertyTimerDelayMs
+			if k == metadata.DeliverAtMillis {
+				name = PropertyTimerDeliverMs
+			}
+			delays++
 		default:
 			name, user = PropertyMetadataPrefix+k, true
 			if err := checkPropertyText(k); err != nil {
@@ -148,6 +166,10 @@ func (DefaultMarshaler) Marshal(topic string, msg *message.Message) (*primitive.
 		}
 		props[name] = v
 		size += len(name) + len(v) + 2
+	}
+	if delays > 1 {
+		return nil, permanent(ErrInvalidMetadata, "at most one of %s, %s and %s may be set",
+			metadata.DelayLevel, metadata.DelayMillis, metadata.DeliverAtMillis)
 	}
 	if err := checkPropertiesSize(size); err != nil {
 		return nil, err
@@ -263,6 +285,28 @@ func countSet(vs ...string) int {
 		}
 	}
 	return n
+}
+
+// Timer properties of RocketMQ 5.x brokers (MessageConst.java).
+const (
+	// PropertyTimerDelayMs is the delay of a timer message in milliseconds.
+	PropertyTimerDelayMs = "TIMER_DELAY_MS"
+	// PropertyTimerDeliverMs is the delivery time of a timer message in Unix
+	// milliseconds.
+	PropertyTimerDeliverMs = "TIMER_DELIVER_MS"
+)
+
+// parseMillis parses a metadata.DelayMillis or metadata.DeliverAtMillis
+// value: "" and "0" mean none, otherwise a positive decimal number.
+func parseMillis(key, v string) (int64, error) {
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return 0, permanent(ErrInvalidMetadata, "%s must be a non-negative number of milliseconds, got %q", key, v)
+	}
+	return n, nil
 }
 
 // ParseDelayLevel parses a metadata.DelayLevel value: "" and "0" mean no

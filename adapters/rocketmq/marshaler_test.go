@@ -3,6 +3,7 @@ package rocketmq_test
 import (
 	"errors"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -390,6 +391,8 @@ func FuzzDefaultMarshaler(f *testing.F) {
 	f.Add("", "DELAY", "3", "TAGS", "x", []byte{})
 	f.Add("u\x01", "a\x02", "b", "", "c", []byte{0})
 	f.Add("u", "ключ", "\xff", "k", "v", []byte("x"))
+	f.Add("u", metadata.DelayMillis, "2500", metadata.DelayLevel, "3", []byte("x"))
+	f.Add("u", metadata.DeliverAtMillis, "-1", "k", "", []byte("x"))
 	f.Fuzz(func(t *testing.T, uuid, k1, v1, k2, v2 string, payload []byte) {
 		msg := message.NewMessage(uuid, payload)
 		msg.Metadata = message.Metadata{k1: v1, k2: v2}
@@ -398,14 +401,27 @@ func FuzzDefaultMarshaler(f *testing.F) {
 		// What must be refused: separators or invalid UTF-8 anywhere, or a
 		// delay level out of range (the inputs stay under the size limit).
 		wantErr := !encodable(uuid)
+		delays := 0
 		for k, v := range msg.Metadata {
-			if k == metadata.DelayLevel {
-				_, derr := rocketmq.ParseDelayLevel(v)
+			switch k {
+			case metadata.DelayLevel:
+				level, derr := rocketmq.ParseDelayLevel(v)
 				wantErr = wantErr || derr != nil
+				if level > 0 {
+					delays++
+				}
+				continue
+			case metadata.DelayMillis, metadata.DeliverAtMillis:
+				n, perr := strconv.ParseInt(v, 10, 64)
+				wantErr = wantErr || (v != "" && (perr != nil || n < 0))
+				if n > 0 {
+					delays++
+				}
 				continue
 			}
 			wantErr = wantErr || !encodable(k) || !encodable(v)
 		}
+		wantErr = wantErr || delays > 1
 		if len(uuid)+len(k1)+len(v1)+len(k2)+len(v2) > 16<<10 {
 			t.Skip("input could reach the properties size limit")
 		}
@@ -433,8 +449,10 @@ func FuzzDefaultMarshaler(f *testing.F) {
 			t.Fatalf("payload changed")
 		}
 		want := map[string]string(msg.Metadata)
-		// Send controls: DelayLevel is consumed; empty controls are not sent.
+		// Send controls: delays are consumed; empty controls are not sent.
 		delete(want, metadata.DelayLevel)
+		delete(want, metadata.DelayMillis)
+		delete(want, metadata.DeliverAtMillis)
 		for _, k := range []string{metadata.Tags, metadata.Keys, metadata.ShardingKey} {
 			if v, ok := want[k]; ok && v == "" {
 				delete(want, k)
@@ -541,5 +559,58 @@ func TestDefaultMarshaler_user_keys_never_map_to_the_empty_value_marker(t *testi
 	}
 	if strings.HasPrefix(rocketmq.PropertyEmptyMetadataPrefix, rocketmq.PropertyMetadataPrefix) {
 		t.Errorf("%q starts with %q: a user key would map to it", rocketmq.PropertyEmptyMetadataPrefix, rocketmq.PropertyMetadataPrefix)
+	}
+}
+
+func TestDefaultMarshaler_maps_exact_delays_to_the_timer_properties(t *testing.T) {
+	for _, tc := range []struct {
+		name, key, value, property string
+	}{
+		{"delay", metadata.DelayMillis, "2500", rocketmq.PropertyTimerDelayMs},
+		{"deliver at", metadata.DeliverAtMillis, "1767225600000", rocketmq.PropertyTimerDeliverMs},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			msg := message.NewMessage("u", nil)
+			msg.Metadata.Set(tc.key, tc.value)
+			out, err := rocketmq.DefaultMarshaler{}.Marshal("topic", msg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := out.GetProperty(tc.property); got != tc.value {
+				t.Errorf("%s = %q, want %q", tc.property, got, tc.value)
+			}
+			if got := out.GetProperty(rocketmq.PropertyMetadataPrefix + tc.key); got != "" {
+				t.Errorf("the send control also travels as user metadata: %q", got)
+			}
+		})
+	}
+	msg := message.NewMessage("u", nil)
+	msg.Metadata.Set(metadata.DelayMillis, "0")
+	if out, err := (rocketmq.DefaultMarshaler{}).Marshal("topic", msg); err != nil || out.GetProperty(rocketmq.PropertyTimerDelayMs) != "" {
+		t.Errorf("a zero delay: %v, %q", err, out.GetProperty(rocketmq.PropertyTimerDelayMs))
+	}
+}
+
+func TestDefaultMarshaler_rejects_bad_or_competing_delays(t *testing.T) {
+	for _, md := range []message.Metadata{
+		{metadata.DelayMillis: "soon"},
+		{metadata.DelayMillis: "-5"},
+		{metadata.DeliverAtMillis: "1.5"},
+		{metadata.DelayMillis: "100", metadata.DelayLevel: "2"},
+		{metadata.DelayMillis: "100", metadata.DeliverAtMillis: "1767225600000"},
+	} {
+		msg := message.NewMessage("u", nil)
+		msg.Metadata = md
+		_, err := rocketmq.DefaultMarshaler{}.Marshal("topic", msg)
+		if !errors.Is(err, rocketmq.ErrInvalidMetadata) || !policy.IsPermanent(err) {
+			t.Errorf("Marshal(%v) = %v, want a permanent ErrInvalidMetadata", md, err)
+		}
+	}
+}
+
+func TestSubscriberConfig_timer_retry_requires_broker_retry(t *testing.T) {
+	_, err := rocketmq.NewSubscriber(rocketmq.SubscriberConfig{NameServers: []string{"127.0.0.1:1"}, ConsumerGroup: "g", TimerRetry: true}, nil)
+	if err == nil || !strings.Contains(err.Error(), "TimerRetry") {
+		t.Errorf("NewSubscriber = %v, want an error naming TimerRetry", err)
 	}
 }

@@ -26,7 +26,12 @@
 //     empty; a batch keeps them as sent until a copy (retry, dead letter,
 //     delay re-put, transaction commit) drops them.
 //   - Sends: single, batch, one-way, compressed; delayed by the DELAY
-//     property (stored in SCHEDULE_TOPIC_XXXX until due); transactional
+//     property (stored in SCHEDULE_TOPIC_XXXX until due); RocketMQ 5.x timer
+//     messages (TIMER_DELAY_MS, TIMER_DELAY_SEC, TIMER_DELIVER_MS, stored in
+//     rmq_sys_wheel_timer until due, rounded up to Config.TimerPrecision;
+//     a delay level wins over them; Config.DisableTimerMessages behaves as
+//     4.x and delivers at once), with GET_BROKER_CONFIG reporting
+//     timerWheelEnable as a 5.x broker does; transactional
 //     (half messages hidden in RMQ_SYS_TRANS_HALF_TOPIC until END_TRANSACTION,
 //     with CHECK_TRANSACTION_STATE check-back); request-reply (replies pushed
 //     to the requester).

@@ -130,6 +130,8 @@ func (b *Broker) handle(c *conn, req *wire.Command) *wire.Command {
 		return b.handleTopicList()
 	case CodeEndTransaction:
 		return b.handleEndTransaction(req)
+	case CodeGetBrokerConfig:
+		return b.handleBrokerConfig()
 	case CodeGetBrokerClusterInfo:
 		return b.handleClusterInfo()
 	case CodeGetAllSubscriptionGroupConfig:
@@ -550,9 +552,19 @@ func (b *Broker) handleSend(c *conn, req *wire.Command) *wire.Command {
 			level = v
 		}
 	}
+	var timerAt time.Time
+	timer := false
+	if !batch && !isPrepared(msgs[0]) {
+		var errResp *wire.Command
+		if timerAt, timer, errResp = b.timerDue(msgs[0], level); errResp != nil {
+			return errResp
+		}
+	}
 	switch {
 	case !batch && isPrepared(msgs[0]):
 		b.storeHalf(msgs[0], t, h.queueID)
+	case timer:
+		b.storeTimer(msgs[0], t, h.queueID, timerAt)
 	case level > 0:
 		b.storeDelayed(msgs[0], t, h.queueID, level)
 	default:
