@@ -227,7 +227,7 @@ func (c Config) Validate() error {
 			bad("DelayLevels[%d] is negative (%v)", i, d)
 		}
 	}
-	if c.TimerPrecision < time.Millisecond || c.TimerMaxDelay < 0 {
+	if c.TimerPrecision < 0 || (c.TimerPrecision > 0 && c.TimerPrecision < time.Millisecond) || c.TimerMaxDelay < 0 {
 		bad("TimerPrecision must be at least 1ms and TimerMaxDelay must not be negative")
 	}
 	if c.DelayScale < 0 {

@@ -2,6 +2,7 @@ package rocketmqtest
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sort"
@@ -12,9 +13,9 @@ import (
 	"github.com/reliamq/reliamq/adapters/rocketmq/rocketmqtest/internal/wire"
 )
 
-// brokerVersion is what responses carry as "version" (V4_9_4's ordinal); the
-// client only records it.
-const brokerVersion = 399
+// brokerVersion is what responses carry as "version": what a 4.9.4 broker
+// answers (401); the client only records it.
+const brokerVersion = 401
 
 func okResponse(kv ...string) *wire.Command {
 	r := &wire.Command{Code: int32(RespSuccess)}
@@ -529,7 +530,12 @@ func (b *Broker) handleSend(c *conn, req *wire.Command) *wire.Command {
 	if batch {
 		entries, err := wire.DecodeBatch(req.Body)
 		if err != nil || len(entries) == 0 {
-			return errorResponse(RespMessageIllegal, fmt.Sprintf("bad batch body: %v", err))
+			// The Apache broker fails decoding with an exception, which it
+			// answers SYSTEM_ERROR (the client retries it).
+			if err == nil {
+				err = errors.New("empty batch body")
+			}
+			return errorResponse(RespSystemError, fmt.Sprintf("bad batch body: %v", err))
 		}
 		for _, e := range entries {
 			m, errResp := b.newMessage(c, h, e.Flag, e.Body, e.Properties, true)
@@ -643,8 +649,16 @@ func (b *Broker) handlePull(c *conn, req *wire.Command) {
 	groupName, topicName := e["consumerGroup"], e["topic"]
 	qid, err1 := strconv.Atoi(e["queueId"])
 	offset, err2 := strconv.ParseInt(e["queueOffset"], 10, 64)
-	if err1 != nil || err2 != nil {
-		b.reply(c, req, errorResponse(RespSystemError, "bad queueId or queueOffset"))
+	if err1 != nil || err2 != nil || groupName == "" || topicName == "" {
+		b.reply(c, req, errorResponse(RespSystemError, "bad consumerGroup, topic, queueId or queueOffset"))
+		return
+	}
+	if b.stallOnRestart.Load() && !b.hasMembers(groupName) {
+		// The Apache broker keeps consumer groups in memory only: after a
+		// restart it knows a group again at the member's next heartbeat
+		// (the client sends one every 30 s), and refuses its pulls until
+		// then; the client retries a refused pull after 3 s.
+		b.reply(c, req, errorResponse(RespSubscriptionNotExist, "the consumer's group info not exist"))
 		return
 	}
 	maxNums := atoiDefault(e["maxMsgNums"], 32)
@@ -760,6 +774,12 @@ func (b *Broker) pullFrom(c *conn, req *wire.Command, q *queue, offset int64, ma
 		case <-c.done:
 			return
 		case <-c.stop:
+			if b.stallOnRestart.Load() {
+				// As the Apache broker: the held pull is never answered,
+				// its connection closes, and the client waits its 30 s
+				// pull timeout.
+				return
+			}
 			b.reply(c, req, errorResponse(RespServiceNotAvailable, "broker is stopping"))
 			return
 		}
