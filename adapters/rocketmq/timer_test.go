@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -312,4 +313,65 @@ func newSubscriberAt(t *testing.T, ns []string, cfg rocketmq.SubscriberConfig) *
 	}
 	t.Cleanup(func() { _ = s.Close() })
 	return s
+}
+
+// The timer path counts reconsume times as the level path does, and leaves
+// the message due for the dead-letter queue to the broker's send-back.
+func TestSubscriber_timer_retry_keeps_the_reconsume_count_and_dead_letters_at_the_maximum(t *testing.T) {
+	b := newBroker(t, rocketmqtest.Config{TimerPrecision: 10 * time.Millisecond, DelayScale: 0.01})
+	ns := []string{b.NameServerAddr()}
+	probe := newTimerProbe()
+	sub := newSubscriberAt(t, ns, rocketmq.SubscriberConfig{BrokerRetry: true, TimerRetry: true, MaxReconsumeTimes: 2, Marshaler: probe})
+	topic := newTopic()
+	msgs := subscribe(t, sub, topic)
+	pub := newPublisherAt(t, ns, rocketmq.PublisherConfig{})
+	sent := message.NewMessage(watermill.NewUUID(), []byte("p"))
+	if err := pub.Publish(topic, sent); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for want := 0; want <= 2; want++ {
+		m := receiveNack(t, msgs, sent.UUID, 20*time.Second, func(m *message.Message) {
+			m.Metadata.Set(metadata.DelayLevel, "1")
+			m.Metadata.Set(metadata.DelayMillis, "150")
+		})
+		if got := m.Metadata.Get(metadata.ReconsumeTimes); got != strconv.Itoa(want) {
+			t.Fatalf("delivery %d has reconsume times %s", want, got)
+		}
+		ids = append(ids, m.Metadata.Get(metadata.RocketMQMsgID))
+		if want > 0 && !probe.viaTimer(sent.UUID, want) {
+			t.Errorf("redelivery %d did not come through the timer", want)
+		}
+	}
+	if ids[0] == "" || ids[1] != ids[0] || ids[2] != ids[0] {
+		t.Errorf("msg ids %q, want one id", ids)
+	}
+	dlq := "%DLQ%" + sub.GroupFor(topic)
+	deadline := time.Now().Add(10 * time.Second)
+	for len(b.Messages(dlq)) == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	dead := b.Messages(dlq)
+	if len(dead) != 1 || dead[0].Properties[rocketmq.PropertyUUID] != sent.UUID || dead[0].ReconsumeTimes != 3 {
+		t.Fatalf("DLQ holds %+v, want the message after 3 consumptions", dead)
+	}
+}
+
+func receiveNack(t *testing.T, msgs <-chan *message.Message, uuid string, timeout time.Duration, before func(*message.Message)) *message.Message {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		select {
+		case m := <-msgs:
+			if m.UUID != uuid {
+				m.Ack()
+				continue
+			}
+			before(m)
+			m.Nack()
+			return m
+		case <-deadline:
+			t.Fatalf("message %s not delivered within %v", uuid, timeout)
+		}
+	}
 }
