@@ -187,7 +187,7 @@ func (b *Broker) handleRoute(req *wire.Command) *wire.Command {
 		// retry topic; answering on demand saves it a 20 s rebalance.
 		t, _ = b.ensureTopic(name, 1, permRW)
 	}
-	if t == nil || name == scheduleTopic || name == halfTopic {
+	if t == nil || name == scheduleTopic || name == halfTopic || name == timerTopic {
 		return errorResponse(RespTopicNotExist, fmt.Sprintf("No topic route info in name server for the topic: %s", name))
 	}
 	b.mu.RLock()
@@ -215,7 +215,7 @@ func (b *Broker) handleCreateTopic(req *wire.Command) *wire.Command {
 	if !validTopicName(name) {
 		return errorResponse(RespSystemError, fmt.Sprintf("the specified topic %q is invalid", name))
 	}
-	if name == autoCreateTopic || name == scheduleTopic || name == halfTopic {
+	if name == autoCreateTopic || name == scheduleTopic || name == halfTopic || name == timerTopic {
 		return errorResponse(RespSystemError, fmt.Sprintf("the topic[%s] is conflict with system topic", name))
 	}
 	read := atoiDefault(req.ExtFields["readQueueNums"], b.cfg.DefaultQueueNums)
@@ -237,7 +237,7 @@ func (b *Broker) handleTopicList() *wire.Command {
 	b.mu.RLock()
 	names := make([]string, 0, len(b.topics))
 	for n := range b.topics {
-		if n != scheduleTopic && n != halfTopic {
+		if n != scheduleTopic && n != halfTopic && n != timerTopic {
 			names = append(names, n)
 		}
 	}
@@ -474,7 +474,7 @@ func (b *Broker) handleSend(c *conn, req *wire.Command) *wire.Command {
 	if !validTopicName(h.topic) {
 		return errorResponse(RespSystemError, fmt.Sprintf("the specified topic %q is invalid", h.topic))
 	}
-	if h.topic == scheduleTopic || h.topic == halfTopic {
+	if h.topic == scheduleTopic || h.topic == halfTopic || h.topic == timerTopic {
 		return errorResponse(RespNoPermission, fmt.Sprintf("sending message to topic[%s] is forbidden", h.topic))
 	}
 	if len(req.Body) > b.cfg.MaxMessageSize {

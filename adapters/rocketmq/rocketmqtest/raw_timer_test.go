@@ -97,4 +97,8 @@ func TestBroker_refuses_bad_timer_properties(t *testing.T) {
 	if n := len(b.Messages("bad")); n != 0 {
 		t.Errorf("%d refused messages stored", n)
 	}
+	// The timer topic is the broker's own, as on a 5.x broker.
+	if r := c.call(codeSend, sendExt("rmq_sys_wheel_timer", 0, nil), []byte("x")); r.Code != int32(rocketmqtest.RespNoPermission) {
+		t.Errorf("send to the timer topic: code %d, want NO_PERMISSION", r.Code)
+	}
 }
