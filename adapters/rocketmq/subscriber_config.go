@@ -122,7 +122,7 @@ type SubscriberConfig struct {
 	// Broadcasting.
 	BrokerRetry bool
 	// TimerRetry (BrokerRetry only) lets a nacked message wait exactly the
-	// delay in its metadata.DelayMillis (redelivery's Native mode sets it)
+	// delay in its metadata.RetryDelayMillis (redelivery's Native mode sets it)
 	// on a RocketMQ 5.x broker with timer messages (timerWheelEnable):
 	// instead of the client's send-back with a delay level, the subscriber
 	// sends the message as stored to %RETRY%<group> with TIMER_DELAY_MS and

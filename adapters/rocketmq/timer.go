@@ -193,13 +193,13 @@ var timerRetryDropped = []string{
 // %RETRY%<group> with TIMER_DELAY_MS, as the broker's own send-back would
 // with a delay level (same UNIQ_KEY, so the same msg id, and the same
 // RELIAMQ_UUID). It reports false when the message should take the delay
-// level path instead: no metadata.DelayMillis, the delay is the duration of
+// level path instead: no metadata.RetryDelayMillis, the delay is the duration of
 // the chosen level, the message is due for the dead-letter queue, the broker
 // has no timers, credentials are configured (the raw send does not sign),
 // or the send failed.
 func (sub *subscription) retryByTimer(ext *primitive.MessageExt, msg *message.Message) bool {
 	cfg := &sub.s.cfg
-	delay, err := parseMillis(metadata.DelayMillis, msg.Metadata.Get(metadata.DelayMillis))
+	delay, err := parseMillis(metadata.RetryDelayMillis, msg.Metadata.Get(metadata.RetryDelayMillis))
 	if err != nil || delay <= 0 || int(ext.ReconsumeTimes) >= cfg.MaxReconsumeTimes || cfg.Credentials != (Credentials{}) {
 		return false
 	}

@@ -333,7 +333,7 @@ func TestSubscriber_timer_retry_keeps_the_reconsume_count_and_dead_letters_at_th
 	for want := 0; want <= 2; want++ {
 		m := receiveNack(t, msgs, sent.UUID, 20*time.Second, func(m *message.Message) {
 			m.Metadata.Set(metadata.DelayLevel, "1")
-			m.Metadata.Set(metadata.DelayMillis, "150")
+			m.Metadata.Set(metadata.RetryDelayMillis, "150")
 		})
 		if got := m.Metadata.Get(metadata.ReconsumeTimes); got != strconv.Itoa(want) {
 			t.Fatalf("delivery %d has reconsume times %s", want, got)

@@ -57,7 +57,7 @@
 //     nothing is published to a topic nobody listens to yet.
 //   - Native: for a RocketMQ subscriber in broker-retry mode. The middleware
 //     sets metadata.DelayLevel to DelayLevelFor(delay), and
-//     metadata.DelayMillis to the delay itself (a subscriber with
+//     metadata.RetryDelayMillis to the delay itself (a subscriber with
 //     TimerRetry waits exactly that long on a RocketMQ 5.x broker), and
 //     returns the error;
 //     the subscriber nacks and the broker redelivers through %RETRY%<group>

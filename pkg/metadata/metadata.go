@@ -35,14 +35,19 @@ const (
 	// never early. Brokers without timer messages (4.x, or 5.x with
 	// timerWheelEnable=false) would deliver it at once: the RocketMQ
 	// publisher refuses such a send with rocketmq.ErrTimerUnsupported.
-	// Exclusive with DelayLevel and DeliverAtMillis. On a nacked message of a
-	// subscriber with TimerRetry (redelivery's Native mode sets it) it is the
-	// exact retry delay.
+	// Exclusive with DelayLevel and DeliverAtMillis.
 	DelayMillis = "rocketmq_delay_ms"
 	// DeliverAtMillis is an exact delivery time for the send, in Unix
 	// milliseconds as a decimal string (TIMER_DELIVER_MS), on a 5.x broker
 	// clock; as DelayMillis otherwise.
 	DeliverAtMillis = "rocketmq_deliver_at_ms"
+	// RetryDelayMillis is read on Nack by a RocketMQ subscriber with
+	// BrokerRetry and TimerRetry: the exact delay of the message's broker
+	// retry, in milliseconds as a decimal string, waited through a 5.x timer
+	// message (metadata.DelayLevel stays the fallback). middleware/redelivery
+	// sets both in Native mode. Not a send control: a message published with
+	// it is sent at once, the key travelling as user metadata.
+	RetryDelayMillis = "rocketmq_retry_delay_ms"
 )
 
 // Delivery facts. Subscribers set these on delivered messages.
