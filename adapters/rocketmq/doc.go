@@ -16,10 +16,17 @@
 //   - the Watermill UUID in the property PropertyUUID ("RELIAMQ_UUID");
 //   - metadata.Tags, metadata.Keys, metadata.DelayLevel and
 //     metadata.ShardingKey as the broker's TAGS, KEYS, DELAY and SHARDING_KEY
-//     (the send controls);
+//     (the send controls), and metadata.DelayMillis and
+//     metadata.DeliverAtMillis as the RocketMQ 5.x timer properties
+//     TIMER_DELAY_MS and TIMER_DELIVER_MS (exact delays; refused with
+//     ErrTimerUnsupported where a broker of the topic has no timer messages,
+//     as 4.x brokers);
 //   - every other metadata entry as the property PropertyMetadataPrefix+key
 //     ("reliamq.<key>"), value unchanged, so keys such as DELAY or TAGS in
-//     user metadata cannot change broker behaviour.
+//     user metadata cannot change broker behaviour; an entry whose value is
+//     empty as PropertyEmptyMetadataPrefix+key ("reliamq-empty.<key>", value
+//     "1"), because RocketMQ brokers drop properties with empty values on
+//     single sends and on every retry, dead-letter and delay copy.
 //
 // Delivered messages carry the UUID that was published (for a message from a
 // plain RocketMQ producer, its MsgId), the user metadata under its original

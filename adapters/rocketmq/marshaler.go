@@ -22,6 +22,18 @@ const (
 	// send control, so user keys such as DELAY or TAGS cannot change broker
 	// behaviour and broker system properties never turn into user metadata.
 	PropertyMetadataPrefix = "reliamq."
+	// PropertyEmptyMetadataPrefix is prepended to a metadata key whose value
+	// is empty, with PropertyEmptyMetadataValue as the property's value.
+	// RocketMQ brokers (4.9.4 and 5.2.0 alike) drop every property whose
+	// value is empty when they parse a message's properties: on each single
+	// send, and on each copy they make (retry, dead letter, delay and timer
+	// re-puts; batches keep them until their first redelivery). The marker
+	// survives all of those. It does not start with PropertyMetadataPrefix,
+	// so no user key maps to it.
+	PropertyEmptyMetadataPrefix = "reliamq-empty."
+	// PropertyEmptyMetadataValue is the value of a PropertyEmptyMetadataPrefix
+	// property; Unmarshal ignores it.
+	PropertyEmptyMetadataValue = "1"
 )
 
 // Limits of the properties block.
@@ -59,13 +71,23 @@ type Marshaler interface {
 // DefaultMarshaler is the Marshaler used unless the config names another.
 //
 // Publishing: the UUID goes to PropertyUUID; the send controls metadata.Tags,
-// metadata.Keys, metadata.DelayLevel and metadata.ShardingKey go to the
-// broker's TAGS, KEYS, DELAY and SHARDING_KEY; every other metadata entry goes
-// to PropertyMetadataPrefix+key with its value unchanged (empty values too).
+// metadata.Keys, metadata.DelayLevel, metadata.ShardingKey,
+// metadata.DelayMillis and metadata.DeliverAtMillis go to the broker's TAGS,
+// KEYS, DELAY, SHARDING_KEY, TIMER_DELAY_MS and TIMER_DELIVER_MS (at most one
+// of the three delays; a 5.x broker honours the two timer properties, see
+// ErrTimerUnsupported); every other metadata entry goes
+// to PropertyMetadataPrefix+key with its value unchanged, except that an
+// entry whose value is empty goes to PropertyEmptyMetadataPrefix+key with the
+// value PropertyEmptyMetadataValue: RocketMQ brokers drop properties with
+// empty values, and this way empty values survive single and batch sends,
+// broker retries, dead letters and delays.
 //
 // Delivering: the UUID is PropertyUUID, or the RocketMQ MsgId for a message
 // from a plain RocketMQ producer; prefixed properties become metadata again
-// under their original keys; TAGS, KEYS and SHARDING_KEY become metadata.Tags,
+// under their original keys (PropertyEmptyMetadataPrefix+key as key with an
+// empty value; an empty PropertyMetadataPrefix+key, as batches written by
+// earlier versions carry until their first redelivery, also reads as key
+// with an empty value; when both name the same key, the value wins); TAGS, KEYS and SHARDING_KEY become metadata.Tags,
 // metadata.Keys and metadata.ShardingKey; the delivery facts
 // metadata.ReconsumeTimes, RocketMQMsgID, RocketMQOffsetMsgID, RocketMQTopic,
 // RocketMQQueueID, RocketMQQueueOffset, RocketMQBornTimestamp and
@@ -93,6 +115,7 @@ func (DefaultMarshaler) Marshal(topic string, msg *message.Message) (*primitive.
 	// Set even when empty: its presence marks a message from this adapter.
 	props[PropertyUUID] = msg.UUID
 	size := len(PropertyUUID) + len(msg.UUID) + 2
+	delays := 0 // send controls that delay the message: at most one
 	for k, v := range msg.Metadata {
 		name, user := "", false
 		switch k {
@@ -111,20 +134,42 @@ func (DefaultMarshaler) Marshal(topic string, msg *message.Message) (*primitive.
 				continue
 			}
 			name, v = primitive.PropertyDelayTimeLevel, strconv.Itoa(level)
+			delays++
+		case metadata.DelayMillis, metadata.DeliverAtMillis:
+			n, err := parseMillis(k, v)
+			if err != nil {
+				return nil, err
+			}
+			if n == 0 {
+				continue
+			}
+			name = PropertyTimerDelayMs
+			if k == metadata.DeliverAtMillis {
+				name = PropertyTimerDeliverMs
+			}
+			delays++
 		default:
 			name, user = PropertyMetadataPrefix+k, true
 			if err := checkPropertyText(k); err != nil {
 				return nil, permanent(ErrInvalidMetadata, "property name %q: %v", name, err)
 			}
+			if v == "" {
+				// The broker drops empty values: send a marker instead.
+				name, v = PropertyEmptyMetadataPrefix+k, PropertyEmptyMetadataValue
+			}
 		}
 		if v == "" && !user {
-			continue // an empty send control sets nothing; user metadata travels even when empty
+			continue // an empty send control sets nothing
 		}
 		if err := checkPropertyText(v); err != nil {
 			return nil, permanent(ErrInvalidMetadata, "value of property %q: %v", name, err)
 		}
 		props[name] = v
 		size += len(name) + len(v) + 2
+	}
+	if delays > 1 {
+		return nil, permanent(ErrInvalidMetadata, "at most one of %s, %s and %s may be set",
+			metadata.DelayLevel, metadata.DelayMillis, metadata.DeliverAtMillis)
 	}
 	if err := checkPropertiesSize(size); err != nil {
 		return nil, err
@@ -148,14 +193,28 @@ func (DefaultMarshaler) Unmarshal(ext *primitive.MessageExt) (*message.Message, 
 		uuid = ext.MsgId
 	}
 	tags, keys, shard := md[primitive.PropertyTags], md[primitive.PropertyKeys], md[primitive.PropertyShardingKey]
-	var prefixed []string // user metadata: allocated only when there is some
+	// User metadata, as pairs of key (without its prefix) and value:
+	// allocated only when there is some. Keys whose value is empty come
+	// first, so a value for the same key wins.
+	var prefixed, empty []string
 	for k := range md {
 		switch {
 		case strings.HasPrefix(k, PropertyMetadataPrefix):
-			prefixed = append(prefixed, k, md[k])
+			prefixed = append(prefixed, k[len(PropertyMetadataPrefix):], md[k])
+		case strings.HasPrefix(k, PropertyEmptyMetadataPrefix):
+			empty = append(empty, k[len(PropertyEmptyMetadataPrefix):], "")
 		case !fromReliamq && isSystemProperty(k):
 			delete(md, k)
+			continue
+		default:
+			continue
 		}
+		if !fromReliamq {
+			delete(md, k) // deleting the entry at hand is safe while ranging
+		}
+	}
+	if len(empty) > 0 {
+		prefixed = append(empty, prefixed...)
 	}
 	if fromReliamq {
 		// Every property of a reliamq message that is not user metadata
@@ -167,14 +226,10 @@ func (DefaultMarshaler) Unmarshal(ext *primitive.MessageExt) (*message.Message, 
 		} else {
 			clear(md)
 		}
-	} else {
-		for i := 0; i < len(prefixed); i += 2 {
-			delete(md, prefixed[i])
-		}
 	}
 	// Renamed after the loop, so that a renamed key is not visited again.
 	for i := 0; i < len(prefixed); i += 2 {
-		md[prefixed[i][len(PropertyMetadataPrefix):]] = prefixed[i+1]
+		md[prefixed[i]] = prefixed[i+1]
 	}
 	if tags != "" {
 		md[metadata.Tags] = tags
@@ -230,6 +285,28 @@ func countSet(vs ...string) int {
 		}
 	}
 	return n
+}
+
+// Timer properties of RocketMQ 5.x brokers (MessageConst.java).
+const (
+	// PropertyTimerDelayMs is the delay of a timer message in milliseconds.
+	PropertyTimerDelayMs = "TIMER_DELAY_MS"
+	// PropertyTimerDeliverMs is the delivery time of a timer message in Unix
+	// milliseconds.
+	PropertyTimerDeliverMs = "TIMER_DELIVER_MS"
+)
+
+// parseMillis parses a metadata.DelayMillis or metadata.DeliverAtMillis
+// value: "" and "0" mean none, otherwise a positive decimal number.
+func parseMillis(key, v string) (int64, error) {
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return 0, permanent(ErrInvalidMetadata, "%s must be a non-negative number of milliseconds, got %q", key, v)
+	}
+	return n, nil
 }
 
 // ParseDelayLevel parses a metadata.DelayLevel value: "" and "0" mean no

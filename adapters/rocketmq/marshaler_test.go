@@ -3,6 +3,7 @@ package rocketmq_test
 import (
 	"errors"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -24,7 +25,8 @@ var deliveryFacts = []string{
 }
 
 // overTheWire simulates what the broker hands the consumer: the properties go
-// through the real wire encoding (name\x01value\x02) and back.
+// through the real wire encoding (name\x01value\x02) and back, and through
+// the broker's parse, which drops properties with an empty name or value.
 func overTheWire(t testing.TB, out *primitive.Message) *primitive.MessageExt {
 	t.Helper()
 	ext := &primitive.MessageExt{MsgId: "UNIQ0001", OffsetMsgId: "OFFSET0001", QueueOffset: 7, ReconsumeTimes: 2,
@@ -32,8 +34,22 @@ func overTheWire(t testing.TB, out *primitive.Message) *primitive.MessageExt {
 	ext.Topic = out.Topic
 	ext.Body = out.Body
 	ext.Queue = &primitive.MessageQueue{Topic: out.Topic, BrokerName: "b", QueueId: 3}
-	ext.UnmarshalProperties([]byte(out.MarshallProperties()))
+	ext.UnmarshalProperties([]byte(brokerReencoded(out.MarshallProperties())))
 	return ext
+}
+
+// brokerReencoded is what a RocketMQ broker (4.9.4, 5.2.0) stores for a
+// single send: MessageDecoder.string2messageProperties keeps an entry only if
+// its name and its value are not empty.
+func brokerReencoded(props string) string {
+	var b strings.Builder
+	for _, item := range strings.Split(props, "\x02") {
+		k, v, ok := strings.Cut(item, "\x01")
+		if ok && k != "" && v != "" {
+			b.WriteString(k + "\x01" + v + "\x02")
+		}
+	}
+	return b.String()
 }
 
 func roundTrip(t testing.TB, msg *message.Message) *message.Message {
@@ -375,6 +391,8 @@ func FuzzDefaultMarshaler(f *testing.F) {
 	f.Add("", "DELAY", "3", "TAGS", "x", []byte{})
 	f.Add("u\x01", "a\x02", "b", "", "c", []byte{0})
 	f.Add("u", "ключ", "\xff", "k", "v", []byte("x"))
+	f.Add("u", metadata.DelayMillis, "2500", metadata.DelayLevel, "3", []byte("x"))
+	f.Add("u", metadata.DeliverAtMillis, "-1", "k", "", []byte("x"))
 	f.Fuzz(func(t *testing.T, uuid, k1, v1, k2, v2 string, payload []byte) {
 		msg := message.NewMessage(uuid, payload)
 		msg.Metadata = message.Metadata{k1: v1, k2: v2}
@@ -383,14 +401,27 @@ func FuzzDefaultMarshaler(f *testing.F) {
 		// What must be refused: separators or invalid UTF-8 anywhere, or a
 		// delay level out of range (the inputs stay under the size limit).
 		wantErr := !encodable(uuid)
+		delays := 0
 		for k, v := range msg.Metadata {
-			if k == metadata.DelayLevel {
-				_, derr := rocketmq.ParseDelayLevel(v)
+			switch k {
+			case metadata.DelayLevel:
+				level, derr := rocketmq.ParseDelayLevel(v)
 				wantErr = wantErr || derr != nil
+				if level > 0 {
+					delays++
+				}
+				continue
+			case metadata.DelayMillis, metadata.DeliverAtMillis:
+				n, perr := strconv.ParseInt(v, 10, 64)
+				wantErr = wantErr || (v != "" && (perr != nil || n < 0))
+				if n > 0 {
+					delays++
+				}
 				continue
 			}
 			wantErr = wantErr || !encodable(k) || !encodable(v)
 		}
+		wantErr = wantErr || delays > 1
 		if len(uuid)+len(k1)+len(v1)+len(k2)+len(v2) > 16<<10 {
 			t.Skip("input could reach the properties size limit")
 		}
@@ -418,8 +449,10 @@ func FuzzDefaultMarshaler(f *testing.F) {
 			t.Fatalf("payload changed")
 		}
 		want := map[string]string(msg.Metadata)
-		// Send controls: DelayLevel is consumed; empty controls are not sent.
+		// Send controls: delays are consumed; empty controls are not sent.
 		delete(want, metadata.DelayLevel)
+		delete(want, metadata.DelayMillis)
+		delete(want, metadata.DeliverAtMillis)
 		for _, k := range []string{metadata.Tags, metadata.Keys, metadata.ShardingKey} {
 			if v, ok := want[k]; ok && v == "" {
 				delete(want, k)
@@ -474,4 +507,110 @@ func BenchmarkDefaultMarshaler(b *testing.B) {
 			}
 		}
 	})
+}
+
+// Regression: the broker drops properties with empty values, so k="" sent as
+// reliamq.k="" arrived without k.
+func TestDefaultMarshaler_empty_values_survive_the_brokers_dropping_of_empty_properties(t *testing.T) {
+	msg := message.NewMessage("u", []byte("p"))
+	msg.Metadata = message.Metadata{"k": "", "": "", "x": "1"}
+	out, err := rocketmq.DefaultMarshaler{}.Marshal("topic", msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, v := range out.GetProperties() {
+		if v == "" {
+			t.Errorf("property %q has an empty value: the broker drops it", name)
+		}
+	}
+	back := roundTrip(t, msg)
+	if diff := cmp.Diff(map[string]string(msg.Metadata), userMetadata(back.Metadata)); diff != "" {
+		t.Errorf("metadata mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestDefaultMarshaler_reads_empty_values_of_the_earlier_encoding(t *testing.T) {
+	// Batches sent by earlier versions carry reliamq.k="" until their first
+	// redelivery.
+	ext := &primitive.MessageExt{MsgId: "M"}
+	ext.Queue = &primitive.MessageQueue{Topic: "t"}
+	ext.UnmarshalProperties([]byte(rocketmq.PropertyUUID + "\x01u\x02" + rocketmq.PropertyMetadataPrefix + "old\x01\x02" +
+		rocketmq.PropertyMetadataPrefix + "both\x01value\x02" + rocketmq.PropertyEmptyMetadataPrefix + "both\x01" +
+		rocketmq.PropertyEmptyMetadataValue + "\x02"))
+	got, err := rocketmq.DefaultMarshaler{}.Unmarshal(ext)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"old": "", "both": "value"}
+	if diff := cmp.Diff(want, userMetadata(got.Metadata)); diff != "" {
+		t.Errorf("metadata mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestDefaultMarshaler_user_keys_never_map_to_the_empty_value_marker(t *testing.T) {
+	msg := message.NewMessage("u", nil)
+	msg.Metadata = message.Metadata{
+		"-empty.k": "v", // reliamq.-empty.k, not reliamq-empty.k
+		"k":        "",
+	}
+	back := roundTrip(t, msg)
+	if diff := cmp.Diff(map[string]string(msg.Metadata), userMetadata(back.Metadata)); diff != "" {
+		t.Errorf("metadata mismatch (-want +got):\n%s", diff)
+	}
+	if strings.HasPrefix(rocketmq.PropertyEmptyMetadataPrefix, rocketmq.PropertyMetadataPrefix) {
+		t.Errorf("%q starts with %q: a user key would map to it", rocketmq.PropertyEmptyMetadataPrefix, rocketmq.PropertyMetadataPrefix)
+	}
+}
+
+func TestDefaultMarshaler_maps_exact_delays_to_the_timer_properties(t *testing.T) {
+	for _, tc := range []struct {
+		name, key, value, property string
+	}{
+		{"delay", metadata.DelayMillis, "2500", rocketmq.PropertyTimerDelayMs},
+		{"deliver at", metadata.DeliverAtMillis, "1767225600000", rocketmq.PropertyTimerDeliverMs},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			msg := message.NewMessage("u", nil)
+			msg.Metadata.Set(tc.key, tc.value)
+			out, err := rocketmq.DefaultMarshaler{}.Marshal("topic", msg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := out.GetProperty(tc.property); got != tc.value {
+				t.Errorf("%s = %q, want %q", tc.property, got, tc.value)
+			}
+			if got := out.GetProperty(rocketmq.PropertyMetadataPrefix + tc.key); got != "" {
+				t.Errorf("the send control also travels as user metadata: %q", got)
+			}
+		})
+	}
+	msg := message.NewMessage("u", nil)
+	msg.Metadata.Set(metadata.DelayMillis, "0")
+	if out, err := (rocketmq.DefaultMarshaler{}).Marshal("topic", msg); err != nil || out.GetProperty(rocketmq.PropertyTimerDelayMs) != "" {
+		t.Errorf("a zero delay: %v, %q", err, out.GetProperty(rocketmq.PropertyTimerDelayMs))
+	}
+}
+
+func TestDefaultMarshaler_rejects_bad_or_competing_delays(t *testing.T) {
+	for _, md := range []message.Metadata{
+		{metadata.DelayMillis: "soon"},
+		{metadata.DelayMillis: "-5"},
+		{metadata.DeliverAtMillis: "1.5"},
+		{metadata.DelayMillis: "100", metadata.DelayLevel: "2"},
+		{metadata.DelayMillis: "100", metadata.DeliverAtMillis: "1767225600000"},
+	} {
+		msg := message.NewMessage("u", nil)
+		msg.Metadata = md
+		_, err := rocketmq.DefaultMarshaler{}.Marshal("topic", msg)
+		if !errors.Is(err, rocketmq.ErrInvalidMetadata) || !policy.IsPermanent(err) {
+			t.Errorf("Marshal(%v) = %v, want a permanent ErrInvalidMetadata", md, err)
+		}
+	}
+}
+
+func TestSubscriberConfig_timer_retry_requires_broker_retry(t *testing.T) {
+	_, err := rocketmq.NewSubscriber(rocketmq.SubscriberConfig{NameServers: []string{"127.0.0.1:1"}, ConsumerGroup: "g", TimerRetry: true}, nil)
+	if err == nil || !strings.Contains(err.Error(), "TimerRetry") {
+		t.Errorf("NewSubscriber = %v, want an error naming TimerRetry", err)
+	}
 }

@@ -134,6 +134,9 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	if err != nil {
 		return err
 	}
+	if err := p.checkTimers(topic, msgs); err != nil {
+		return err
+	}
 	ctx := context.Background()
 	if msgs[0] != nil {
 		ctx = msgs[0].Context()
@@ -284,7 +287,7 @@ func (p *Publisher) plan(out []*primitive.Message) []span {
 var singleSend = []span{{0, 1}}
 
 func (p *Publisher) batchable(m *primitive.Message) bool {
-	if m.GetProperty(primitive.PropertyDelayTimeLevel) != "" {
+	if m.GetProperty(primitive.PropertyDelayTimeLevel) != "" || m.GetProperty(PropertyTimerDelayMs) != "" || m.GetProperty(PropertyTimerDeliverMs) != "" {
 		return false
 	}
 	return p.cfg.QueueSelection != HashShardingKey || m.GetShardingKey() == ""

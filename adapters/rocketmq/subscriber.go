@@ -687,7 +687,7 @@ func (sub *subscription) deliver(ext *primitive.MessageExt) (verdict, int) {
 		// Never read: not the handler's nack.
 		return verdictAbandon, 0
 	}
-	return sub.nacked(msg)
+	return sub.nacked(ext, msg)
 }
 
 // undecodable leaves a message the marshaler cannot read to the broker's
@@ -744,11 +744,11 @@ func (sub *subscription) awaitOnStop(msg *message.Message) verdict {
 }
 
 // nacked decides what happens to a nacked message: dropped (broadcasting),
-// handed to the broker's retry, or delivered again (verdictAgain) after
+// handed to the broker's retry (by a timer with TimerRetry), or delivered again (verdictAgain) after
 // NackResendDelay.
 //
 //go:noinline
-func (sub *subscription) nacked(msg *message.Message) (verdict, int) {
+func (sub *subscription) nacked(ext *primitive.MessageExt, msg *message.Message) (verdict, int) {
 	cfg := &sub.s.cfg
 	switch {
 	case cfg.Broadcasting:
@@ -756,6 +756,11 @@ func (sub *subscription) nacked(msg *message.Message) (verdict, int) {
 			"topic": sub.topic, "message_uuid": msg.UUID})
 		return verdictAck, 0
 	case cfg.BrokerRetry:
+		if cfg.TimerRetry && sub.retryByTimer(ext, msg) {
+			// The timer copy in %RETRY%<group> is the retry: this
+			// delivery is done.
+			return verdictAck, 0
+		}
 		return verdictBrokerRetry, nackDelayLevel(sub.s.logger, msg)
 	}
 	return verdictAgain, 0

@@ -121,6 +121,22 @@ type SubscriberConfig struct {
 	// NackResendDelay), as Watermill's subscribers do. Ignored when
 	// Broadcasting.
 	BrokerRetry bool
+	// TimerRetry (BrokerRetry only) lets a nacked message wait exactly the
+	// delay in its metadata.RetryDelayMillis (redelivery's Native mode sets it)
+	// on a RocketMQ 5.x broker with timer messages (timerWheelEnable):
+	// instead of the client's send-back with a delay level, the subscriber
+	// sends the message as stored to %RETRY%<group> with TIMER_DELAY_MS and
+	// reconsume times + 1, and acks the delivery. The redelivery has the
+	// same msg id, UUID, original topic and reconsume count as with a delay
+	// level; it comes at the delay rounded up to the broker's
+	// timerPrecisionMs (1 s by default). The level path is kept when the
+	// delay is the duration of the chosen metadata.DelayLevel, for the
+	// message due for %DLQ%<group>, when the broker has no timers (4.x:
+	// the retry then waits the level, never less than asked when the level
+	// was chosen with redelivery.DelayLevelFor), with Credentials (the
+	// timer send is not signed), and when the timer send fails. Default
+	// false: delay levels only.
+	TimerRetry bool
 	// MaxReconsumeTimes is how many broker redeliveries a message gets before
 	// it goes to %DLQ%<group> (BrokerRetry only). Default 16, RocketMQ's.
 	MaxReconsumeTimes int
@@ -238,6 +254,9 @@ func (c SubscriberConfig) Validate() error {
 	}
 	if c.MaxReconsumeTimes < 0 {
 		errs = append(errs, fmt.Errorf("MaxReconsumeTimes: must not be negative, got %d", c.MaxReconsumeTimes))
+	}
+	if c.TimerRetry && !c.BrokerRetry {
+		errs = append(errs, errors.New("TimerRetry: requires BrokerRetry"))
 	}
 	if c.NackResendDelay < 0 {
 		errs = append(errs, fmt.Errorf("NackResendDelay: must not be negative, got %s", c.NackResendDelay))

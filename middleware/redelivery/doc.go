@@ -56,7 +56,10 @@
 //     at Start, which AddHandler calls once the retry topic is subscribed, so
 //     nothing is published to a topic nobody listens to yet.
 //   - Native: for a RocketMQ subscriber in broker-retry mode. The middleware
-//     sets metadata.DelayLevel to DelayLevelFor(delay) and returns the error;
+//     sets metadata.DelayLevel to DelayLevelFor(delay), and
+//     metadata.RetryDelayMillis to the delay itself (a subscriber with
+//     TimerRetry waits exactly that long on a RocketMQ 5.x broker), and
+//     returns the error;
 //     the subscriber nacks and the broker redelivers through %RETRY%<group>
 //     with its own reconsume count. Give the subscriber
 //     MaxReconsumeTimes(policy) (or more) so the middleware, not the broker,

@@ -27,7 +27,7 @@ const RedeliveryCount = metadata.RedeliveryCount
 // stripped are delivery facts of one transport that must not travel with a
 // copy: a stale DelayLevel would delay the retry publish on RocketMQ.
 var stripped = []string{
-	metadata.DelayLevel, metadata.Broadcast,
+	metadata.DelayLevel, metadata.DelayMillis, metadata.DeliverAtMillis, metadata.RetryDelayMillis, metadata.Broadcast,
 	metadata.RocketMQMsgID, metadata.RocketMQOffsetMsgID, metadata.RocketMQTopic,
 	metadata.RocketMQQueueID, metadata.RocketMQQueueOffset,
 	metadata.RocketMQBornTimestamp, metadata.RocketMQStoreTimestamp,
@@ -293,6 +293,8 @@ func (r *Redelivery) onFailure(msg *message.Message, count int, herr error) erro
 	if r.cfg.Mode == Native {
 		level := DelayLevelFor(delay)
 		msg.Metadata.Set(metadata.DelayLevel, strconv.Itoa(level))
+		// The exact delay, for a subscriber with TimerRetry on a 5.x broker.
+		msg.Metadata.Set(metadata.RetryDelayMillis, strconv.FormatInt(max(delay.Milliseconds(), 1), 10))
 		r.stats.scheduled.Add(1)
 		r.fireScheduled(f, retry, delayLevels[level-1])
 		// The error makes the router nack; the subscriber sends the message

@@ -4,7 +4,8 @@
 //
 // Keys fall in three groups:
 //   - RocketMQ send controls, read by the RocketMQ publisher (Tags, Keys,
-//     DelayLevel, ShardingKey). They never travel as user properties.
+//     DelayLevel, ShardingKey, DelayMillis, DeliverAtMillis). They never
+//     travel as user properties.
 //   - Delivery facts, written by subscribers on each delivered message
 //     (ReconsumeTimes and the RocketMQ* keys).
 //   - Redelivery and dead-letter facts, written by middleware/redelivery and
@@ -27,6 +28,26 @@ const (
 	// ShardingKey selects the queue when the publisher uses hash queue selection,
 	// so messages with the same key keep their order.
 	ShardingKey = "rocketmq_sharding_key"
+	// DelayMillis is an exact delay for the send, in milliseconds as a
+	// decimal string (a RocketMQ 5.x timer message, TIMER_DELAY_MS): any
+	// delay, not only the 18 levels. The broker delivers it at the send time
+	// plus the delay rounded up to its timerPrecisionMs (1 s by default), so
+	// never early. Brokers without timer messages (4.x, or 5.x with
+	// timerWheelEnable=false) would deliver it at once: the RocketMQ
+	// publisher refuses such a send with rocketmq.ErrTimerUnsupported.
+	// Exclusive with DelayLevel and DeliverAtMillis.
+	DelayMillis = "rocketmq_delay_ms"
+	// DeliverAtMillis is an exact delivery time for the send, in Unix
+	// milliseconds as a decimal string (TIMER_DELIVER_MS), on a 5.x broker
+	// clock; as DelayMillis otherwise.
+	DeliverAtMillis = "rocketmq_deliver_at_ms"
+	// RetryDelayMillis is read on Nack by a RocketMQ subscriber with
+	// BrokerRetry and TimerRetry: the exact delay of the message's broker
+	// retry, in milliseconds as a decimal string, waited through a 5.x timer
+	// message (metadata.DelayLevel stays the fallback). middleware/redelivery
+	// sets both in Native mode. Not a send control: a message published with
+	// it is sent at once, the key travelling as user metadata.
+	RetryDelayMillis = "rocketmq_retry_delay_ms"
 )
 
 // Delivery facts. Subscribers set these on delivered messages.

@@ -58,7 +58,8 @@ type Broker struct {
 
 	sched *scheduler
 
-	faults faults
+	faults         faults
+	stallOnRestart atomic.Bool // StallConsumersOnRestart
 
 	opaque atomic.Int32
 }
@@ -339,10 +340,10 @@ func (c *conn) readLoop() {
 		}
 		cmd, err := wire.DecodeFrame(frame)
 		if err != nil {
-			// The frame boundary is intact, so the stream is still in sync:
-			// answer the error and carry on.
-			c.b.logger.Info("bad request header", watermill.LogFields{"remote": c.nc.RemoteAddr().String(), "err": err})
-			c.write(&wire.Command{Code: int32(RespSystemError), Flag: wire.FlagResponse, Remark: err.Error()})
+			// As the Apache broker's decoder: a frame whose header cannot
+			// be decoded closes the connection, unanswered.
+			c.b.logger.Info("closing connection after an undecodable header", watermill.LogFields{"remote": c.nc.RemoteAddr().String(), "err": err})
+			return
 		} else if cmd.IsResponse() {
 			c.deliver(cmd)
 		} else {

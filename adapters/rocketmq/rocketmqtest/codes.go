@@ -12,6 +12,7 @@ const (
 	CodeQueryConsumerOffset           RequestCode = 14
 	CodeUpdateConsumerOffset          RequestCode = 15
 	CodeCreateTopic                   RequestCode = 17
+	CodeGetBrokerConfig               RequestCode = 26
 	CodeSearchOffsetByTimestamp       RequestCode = 29
 	CodeGetMaxOffset                  RequestCode = 30
 	CodeGetMinOffset                  RequestCode = 31

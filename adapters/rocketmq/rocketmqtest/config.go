@@ -73,6 +73,21 @@ type Config struct {
 	// schedule in milliseconds (0.001 turns 10s into 10ms). Zero means 1.
 	DelayScale float64
 
+	// DisableTimerMessages makes the broker ignore the timer properties
+	// (TIMER_DELAY_MS, TIMER_DELAY_SEC, TIMER_DELIVER_MS) and leave the
+	// timer settings out of GET_BROKER_CONFIG, as a 4.x broker does: a timer
+	// message is then delivered at once. By default (false) the broker honours
+	// them as a 5.x broker with timerWheelEnable=true does.
+	DisableTimerMessages bool
+	// TimerPrecision is the 5.x broker's timerPrecisionMs: a timer message
+	// is due at its delivery time rounded up to a multiple of it. Default 1 s,
+	// the 5.x default. Timer delays run on Clock and are not scaled by
+	// DelayScale.
+	TimerPrecision time.Duration
+	// TimerMaxDelay is the longest timer delay accepted (timerMaxDelaySec);
+	// a send asking for more gets MESSAGE_ILLEGAL. Default 3 days.
+	TimerMaxDelay time.Duration
+
 	// LongPollHold is the longest time a pull finding no message is held
 	// before answering PULL_NOT_FOUND (it is answered at once when a message
 	// arrives). The client asks for 20 s; a short hold makes consumer Shutdown
@@ -156,6 +171,12 @@ func (c *Config) setDefaults() {
 	if c.DelayScale == 0 {
 		c.DelayScale = 1
 	}
+	if c.TimerPrecision == 0 {
+		c.TimerPrecision = time.Second
+	}
+	if c.TimerMaxDelay == 0 {
+		c.TimerMaxDelay = 72 * time.Hour
+	}
 	if c.LongPollHold == 0 {
 		c.LongPollHold = defaultLongPollHold
 	}
@@ -205,6 +226,9 @@ func (c Config) Validate() error {
 		if d < 0 {
 			bad("DelayLevels[%d] is negative (%v)", i, d)
 		}
+	}
+	if c.TimerPrecision < 0 || (c.TimerPrecision > 0 && c.TimerPrecision < time.Millisecond) || c.TimerMaxDelay < 0 {
+		bad("TimerPrecision must be at least 1ms and TimerMaxDelay must not be negative")
 	}
 	if c.DelayScale < 0 {
 		bad("DelayScale %v is negative", c.DelayScale)

@@ -107,3 +107,21 @@ func (b *Broker) ClearFaults() {
 	b.faults.any.Store(false)
 	b.faults.mu.Unlock()
 }
+
+// StallConsumersOnRestart (true) makes Stop and the time after Restart
+// behave as the Apache broker's do, which stalls push consumers for 15 to
+// 33 s (measured on 4.9.4 with a 12 s restart: consumption resumed 31.5 s
+// after the stop when a pull was held at the stop, 15.1 s when none was;
+// messages sent right after the restart waited up to 20.5 s):
+//   - Stop closes connections without answering held pulls: the client
+//     waits its 30 s pull timeout for each, then 3 s more, before it pulls
+//     that queue again. (By default Stop answers them SERVICE_NOT_AVAILABLE
+//     and consumers resume 3 s after Restart.)
+//   - A pull of a consumer group with no live member (none has sent a
+//     heartbeat on an open connection, as after a restart until the client's
+//     next heartbeat, which it sends every 30 s) is answered
+//     SUBSCRIPTION_NOT_EXIST, "the consumer's group info not exist"; the
+//     client retries it after 3 s. (By default such pulls are served.)
+//
+// false restores the defaults. Safe to call while clients run.
+func (b *Broker) StallConsumersOnRestart(on bool) { b.stallOnRestart.Store(on) }

@@ -352,7 +352,10 @@ func (b *Broker) commitOffset(groupName, topicName string, qid int, off int64) {
 
 func (b *Broker) handleQueryOffset(req *wire.Command) *wire.Command {
 	groupName, topicName := req.ExtFields["consumerGroup"], req.ExtFields["topic"]
-	qid, _ := strconv.Atoi(req.ExtFields["queueId"])
+	qid, err := strconv.Atoi(req.ExtFields["queueId"])
+	if err != nil || groupName == "" || topicName == "" {
+		return errorResponse(RespSystemError, "bad consumerGroup, topic or queueId")
+	}
 	b.offMu.Lock()
 	off, ok := b.offsets[offsetKey{groupName, topicName, qid}]
 	b.offMu.Unlock()
@@ -375,4 +378,12 @@ func (b *Broker) handleUpdateOffset(req *wire.Command) *wire.Command {
 	}
 	b.commitOffset(req.ExtFields["consumerGroup"], req.ExtFields["topic"], qid, off)
 	return okResponse()
+}
+
+// hasMembers reports whether a consumer group has a live member.
+func (b *Broker) hasMembers(name string) bool {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	g := b.groups[name]
+	return g != nil && len(g.members) > 0
 }

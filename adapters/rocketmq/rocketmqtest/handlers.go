@@ -2,6 +2,7 @@ package rocketmqtest
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sort"
@@ -12,9 +13,9 @@ import (
 	"github.com/reliamq/reliamq/adapters/rocketmq/rocketmqtest/internal/wire"
 )
 
-// brokerVersion is what responses carry as "version" (V4_9_4's ordinal); the
-// client only records it.
-const brokerVersion = 399
+// brokerVersion is what responses carry as "version": what a 4.9.4 broker
+// answers (401); the client only records it.
+const brokerVersion = 401
 
 func okResponse(kv ...string) *wire.Command {
 	r := &wire.Command{Code: int32(RespSuccess)}
@@ -130,6 +131,8 @@ func (b *Broker) handle(c *conn, req *wire.Command) *wire.Command {
 		return b.handleTopicList()
 	case CodeEndTransaction:
 		return b.handleEndTransaction(req)
+	case CodeGetBrokerConfig:
+		return b.handleBrokerConfig()
 	case CodeGetBrokerClusterInfo:
 		return b.handleClusterInfo()
 	case CodeGetAllSubscriptionGroupConfig:
@@ -184,7 +187,7 @@ func (b *Broker) handleRoute(req *wire.Command) *wire.Command {
 		// retry topic; answering on demand saves it a 20 s rebalance.
 		t, _ = b.ensureTopic(name, 1, permRW)
 	}
-	if t == nil || name == scheduleTopic || name == halfTopic {
+	if t == nil || name == scheduleTopic || name == halfTopic || name == timerTopic {
 		return errorResponse(RespTopicNotExist, fmt.Sprintf("No topic route info in name server for the topic: %s", name))
 	}
 	b.mu.RLock()
@@ -212,7 +215,7 @@ func (b *Broker) handleCreateTopic(req *wire.Command) *wire.Command {
 	if !validTopicName(name) {
 		return errorResponse(RespSystemError, fmt.Sprintf("the specified topic %q is invalid", name))
 	}
-	if name == autoCreateTopic || name == scheduleTopic || name == halfTopic {
+	if name == autoCreateTopic || name == scheduleTopic || name == halfTopic || name == timerTopic {
 		return errorResponse(RespSystemError, fmt.Sprintf("the topic[%s] is conflict with system topic", name))
 	}
 	read := atoiDefault(req.ExtFields["readQueueNums"], b.cfg.DefaultQueueNums)
@@ -234,7 +237,7 @@ func (b *Broker) handleTopicList() *wire.Command {
 	b.mu.RLock()
 	names := make([]string, 0, len(b.topics))
 	for n := range b.topics {
-		if n != scheduleTopic && n != halfTopic {
+		if n != scheduleTopic && n != halfTopic && n != timerTopic {
 			names = append(names, n)
 		}
 	}
@@ -471,7 +474,7 @@ func (b *Broker) handleSend(c *conn, req *wire.Command) *wire.Command {
 	if !validTopicName(h.topic) {
 		return errorResponse(RespSystemError, fmt.Sprintf("the specified topic %q is invalid", h.topic))
 	}
-	if h.topic == scheduleTopic || h.topic == halfTopic {
+	if h.topic == scheduleTopic || h.topic == halfTopic || h.topic == timerTopic {
 		return errorResponse(RespNoPermission, fmt.Sprintf("sending message to topic[%s] is forbidden", h.topic))
 	}
 	if len(req.Body) > b.cfg.MaxMessageSize {
@@ -527,17 +530,22 @@ func (b *Broker) handleSend(c *conn, req *wire.Command) *wire.Command {
 	if batch {
 		entries, err := wire.DecodeBatch(req.Body)
 		if err != nil || len(entries) == 0 {
-			return errorResponse(RespMessageIllegal, fmt.Sprintf("bad batch body: %v", err))
+			// The Apache broker fails decoding with an exception, which it
+			// answers SYSTEM_ERROR (the client retries it).
+			if err == nil {
+				err = errors.New("empty batch body")
+			}
+			return errorResponse(RespSystemError, fmt.Sprintf("bad batch body: %v", err))
 		}
 		for _, e := range entries {
-			m, errResp := b.newMessage(c, h, e.Flag, e.Body, e.Properties)
+			m, errResp := b.newMessage(c, h, e.Flag, e.Body, e.Properties, true)
 			if errResp != nil {
 				return errResp
 			}
 			msgs = append(msgs, m)
 		}
 	} else {
-		m, errResp := b.newMessage(c, h, h.flag, req.Body, h.properties)
+		m, errResp := b.newMessage(c, h, h.flag, req.Body, h.properties, false)
 		if errResp != nil {
 			return errResp
 		}
@@ -550,9 +558,19 @@ func (b *Broker) handleSend(c *conn, req *wire.Command) *wire.Command {
 			level = v
 		}
 	}
+	var timerAt time.Time
+	timer := false
+	if !batch && !isPrepared(msgs[0]) {
+		var errResp *wire.Command
+		if timerAt, timer, errResp = b.timerDue(msgs[0], level); errResp != nil {
+			return errResp
+		}
+	}
 	switch {
 	case !batch && isPrepared(msgs[0]):
 		b.storeHalf(msgs[0], t, h.queueID)
+	case timer:
+		b.storeTimer(msgs[0], t, h.queueID, timerAt)
 	case level > 0:
 		b.storeDelayed(msgs[0], t, h.queueID, level)
 	default:
@@ -585,11 +603,19 @@ func (b *Broker) handleSend(c *conn, req *wire.Command) *wire.Command {
 	return resp
 }
 
-func (b *Broker) newMessage(c *conn, h sendHeader, flag int32, body []byte, props string) (*storedMsg, *wire.Command) {
+// newMessage builds the message to store from a send. A single send's
+// properties are parsed and written again, as the Apache broker does, which
+// drops properties with an empty name or value; the messages of a batch
+// keep their properties as sent (until a retry copies them).
+func (b *Broker) newMessage(c *conn, h sendHeader, flag int32, body []byte, props string, batch bool) (*storedMsg, *wire.Command) {
 	if len(props) > 32767 {
 		return nil, errorResponse(RespMessageIllegal, fmt.Sprintf("properties of %d bytes exceed 32767", len(props)))
 	}
 	pm := wire.ParseProperties(props)
+	if !batch && wire.HasEmptyProperty(props) {
+		dropEmptyProperties(pm)
+		props = wire.FormatProperties(pm)
+	}
 	if pm[propCluster] == "" {
 		pm[propCluster] = b.cfg.ClusterName
 		if props != "" && props[len(props)-1] != wire.PropertySeparator {
@@ -623,8 +649,16 @@ func (b *Broker) handlePull(c *conn, req *wire.Command) {
 	groupName, topicName := e["consumerGroup"], e["topic"]
 	qid, err1 := strconv.Atoi(e["queueId"])
 	offset, err2 := strconv.ParseInt(e["queueOffset"], 10, 64)
-	if err1 != nil || err2 != nil {
-		b.reply(c, req, errorResponse(RespSystemError, "bad queueId or queueOffset"))
+	if err1 != nil || err2 != nil || groupName == "" || topicName == "" {
+		b.reply(c, req, errorResponse(RespSystemError, "bad consumerGroup, topic, queueId or queueOffset"))
+		return
+	}
+	if b.stallOnRestart.Load() && !b.hasMembers(groupName) {
+		// The Apache broker keeps consumer groups in memory only: after a
+		// restart it knows a group again at the member's next heartbeat
+		// (the client sends one every 30 s), and refuses its pulls until
+		// then; the client retries a refused pull after 3 s.
+		b.reply(c, req, errorResponse(RespSubscriptionNotExist, "the consumer's group info not exist"))
 		return
 	}
 	maxNums := atoiDefault(e["maxMsgNums"], 32)
@@ -740,6 +774,12 @@ func (b *Broker) pullFrom(c *conn, req *wire.Command, q *queue, offset int64, ma
 		case <-c.done:
 			return
 		case <-c.stop:
+			if b.stallOnRestart.Load() {
+				// As the Apache broker: the held pull is never answered,
+				// its connection closes, and the client waits its 30 s
+				// pull timeout.
+				return
+			}
 			b.reply(c, req, errorResponse(RespServiceNotAvailable, "broker is stopping"))
 			return
 		}
@@ -795,10 +835,7 @@ func (b *Broker) handleSendBack(req *wire.Command) *wire.Command {
 	if orig == nil {
 		return errorResponse(RespSystemError, fmt.Sprintf("look message by offset failed, %d", off))
 	}
-	props := make(map[string]string, len(orig.props)+3)
-	for k, v := range orig.props {
-		props[k] = v
-	}
+	props := copyProperties(orig.props, 3)
 	if props[propRetryTopic] == "" {
 		props[propRetryTopic] = orig.topic
 	}

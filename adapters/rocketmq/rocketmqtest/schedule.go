@@ -27,8 +27,10 @@ func (b *Broker) storeDelayed(m *storedMsg, dest *topic, qid, level int) {
 	b.sched.add(b.cfg.Clock.Now().Add(d), m)
 }
 
-// deliverDelayed re-puts a due message to its real topic and queue, with
-// DELAY cleared and REAL_TOPIC/REAL_QID kept, under a new commit-log offset.
+// deliverDelayed re-puts a due message (delay level or timer) to its real
+// topic and queue, with DELAY cleared and REAL_TOPIC/REAL_QID kept (a timer
+// message loses REAL_TOPIC/REAL_QID and keeps TIMER_OUT_MS, as on a 5.x
+// broker), under a new commit-log offset.
 func (b *Broker) deliverDelayed(m *storedMsg) {
 	name := m.props[propRealTopic]
 	qid, _ := strconv.Atoi(m.props[propRealQID])
@@ -42,11 +44,12 @@ func (b *Broker) deliverDelayed(m *storedMsg) {
 	if qid < 0 || qid >= len(t.queues()) {
 		qid = 0
 	}
-	props := make(map[string]string, len(m.props))
-	for k, v := range m.props {
-		props[k] = v
-	}
+	props := copyProperties(m.props, 0)
 	delete(props, propDelay)
+	if _, timer := props[propTimerOutMs]; timer {
+		delete(props, propRealTopic)
+		delete(props, propRealQID)
+	}
 	n := &storedMsg{
 		Message: wire.Message{
 			Flag:           m.Flag,

@@ -253,3 +253,28 @@ func (q *queue) read(offset int64, maxNums int, f filter) readResult {
 	r.next = i
 	return r
 }
+
+// copyProperties copies the properties of a stored message for a copy the
+// broker makes (retry, dead letter, delay and timer re-puts, transaction
+// commits), with room for extra more. Like the Apache broker, which decodes
+// the stored properties string for every copy, it drops properties with an
+// empty name or value: a batch message keeps them only until its first copy.
+func copyProperties(src map[string]string, extra int) map[string]string {
+	props := make(map[string]string, len(src)+extra)
+	for k, v := range src {
+		if k != "" && v != "" {
+			props[k] = v
+		}
+	}
+	return props
+}
+
+// dropEmptyProperties removes properties with an empty name or value, as the
+// Apache broker's parse of a single send's properties does.
+func dropEmptyProperties(props map[string]string) {
+	for k, v := range props {
+		if k == "" || v == "" {
+			delete(props, k)
+		}
+	}
+}

@@ -77,10 +77,7 @@ func (b *Broker) commitHalf(half *storedMsg) {
 	if t == nil || qid < 0 || qid >= len(t.queues()) {
 		return // the topic went away while the transaction was open
 	}
-	props := make(map[string]string, len(half.props))
-	for k, v := range half.props {
-		props[k] = v
-	}
+	props := copyProperties(half.props, 0)
 	delete(props, propTranMsg)
 	m := &storedMsg{
 		Message: wire.Message{

@@ -137,11 +137,34 @@ func decodeHeader(data []byte) (*Command, error) {
 	return cmd, nil
 }
 
+// lenientHeader is header with extFields of any JSON type: the Apache
+// broker's fastjson takes a number, a boolean, an object or an array where a
+// string belongs and uses its JSON text (null is left out).
+type lenientHeader struct {
+	header
+	ExtFields map[string]json.RawMessage `json:"extFields,omitempty"`
+}
+
 // decodeHeaderJSON is the general decoder, and the reference for the fast path.
 func decodeHeaderJSON(data []byte) (*Command, error) {
 	var h header
 	if err := json.Unmarshal(data, &h); err != nil {
-		return nil, fmt.Errorf("%w: header: %v", ErrFrame, err)
+		var lh lenientHeader
+		if json.Unmarshal(data, &lh) != nil {
+			return nil, fmt.Errorf("%w: header: %v", ErrFrame, err)
+		}
+		h = lh.header
+		h.ExtFields = make(map[string]string, len(lh.ExtFields))
+		for k, raw := range lh.ExtFields {
+			var str string
+			switch {
+			case string(raw) == "null":
+			case json.Unmarshal(raw, &str) == nil:
+				h.ExtFields[k] = str
+			default:
+				h.ExtFields[k] = string(raw)
+			}
+		}
 	}
 	cmd := &Command{
 		Code: h.Code, Version: h.Version, Opaque: h.Opaque, Flag: h.Flag,

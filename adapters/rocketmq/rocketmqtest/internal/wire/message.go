@@ -314,6 +314,21 @@ func ParseProperties(s string) map[string]string {
 	return m
 }
 
+// HasEmptyProperty reports whether the properties string s holds a property
+// with an empty name or value, which the Apache broker drops when it parses
+// the properties of a single send (MessageDecoder.string2messageProperties).
+func HasEmptyProperty(s string) bool {
+	if s == "" {
+		return false
+	}
+	if s[0] == NameValueSeparator || s[len(s)-1] == NameValueSeparator {
+		return true
+	}
+	// An empty value ends with "\x01\x02", an empty name starts with
+	// "\x02\x01".
+	return strings.Contains(s, "\x01\x02") || strings.Contains(s, "\x02\x01")
+}
+
 // FormatProperties writes properties in sorted key order.
 func FormatProperties(m map[string]string) string {
 	keys := make([]string, 0, len(m))
