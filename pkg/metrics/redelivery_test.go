@@ -136,7 +136,7 @@ func TestReplay_counts_replayed_and_failed_dead_letters(t *testing.T) {
 	close(in)
 	out := &chanPublisher{out: make(chan *message.Message, 3)}
 	stats, err := redelivery.Replay(context.Background(), redelivery.ReplayConfig{
-		Messages: in, Publisher: out, OnMessage: m.Replay()}, nil)
+		Messages: in, Publisher: out, ToOriginalTopic: true, OnMessage: m.Replay()}, nil)
 	if !errors.Is(err, redelivery.ErrMissingOriginalTopic) || stats.Replayed != 2 {
 		t.Fatalf("Replay: %+v, %v", stats, err)
 	}
