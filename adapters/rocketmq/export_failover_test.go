@@ -21,3 +21,13 @@ func TopicMasters(ctx context.Context, nameServers []string, topic string) ([]st
 	sort.Strings(names)
 	return names, nil
 }
+
+// FirstMaster returns the master address that sorts first among those the
+// name servers know (benchmarks put their topic on one broker).
+func FirstMaster(ctx context.Context, nameServers []string) (string, error) {
+	addrs, err := clusterMasters(ctx, nameServers)
+	if err != nil {
+		return "", err
+	}
+	return addrs[0], nil
+}
