@@ -13,6 +13,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	rmq "github.com/apache/rocketmq-client-go/v2"
+	"github.com/apache/rocketmq-client-go/v2/admin"
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 	"github.com/apache/rocketmq-client-go/v2/producer"
 
@@ -290,7 +291,30 @@ func sendToBroker(t *testing.T, p rmq.Producer, topic, broker string, n int, l *
 }
 
 func TestSubscriber_reads_a_killed_broker_again_within_seconds_of_its_return(t *testing.T) {
-	c, topic := twoBrokers(t)
+	t.Run("topic on both brokers", func(t *testing.T) {
+		c, topic := twoBrokers(t)
+		readsKilledBrokerAgain(t, c, topic, true)
+	})
+	t.Run("topic only on the killed broker", func(t *testing.T) {
+		// While it is down the topic has no route at all, as with a
+		// single broker.
+		c, _ := twoBrokers(t)
+		topic := "failover-one-" + watermill.NewShortUUID()
+		adm, err := admin.NewAdmin(admin.WithResolver(primitive.NewPassthroughResolver([]string{c.NameServer})))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer adm.Close()
+		if err := adm.CreateTopic(context.Background(), admin.WithTopicCreate(topic), admin.WithBrokerAddrCreate(c.Brokers[1]),
+			admin.WithReadQueueNums(4), admin.WithWriteQueueNums(4), admin.WithPerm(6)); err != nil {
+			t.Fatal(err)
+		}
+		waitMasters(t, c, topic, 1)
+		readsKilledBrokerAgain(t, c, topic, false)
+	})
+}
+
+func readsKilledBrokerAgain(t *testing.T, c *servicetest.RocketMQCluster, topic string, both bool) {
 	raw := rawBrokerProducer(t, c)
 	broker := c.BrokerNames[1]
 
@@ -305,9 +329,12 @@ func TestSubscriber_reads_a_killed_broker_again_within_seconds_of_its_return(t *
 		t.Fatalf("WaitReady: %v", err)
 	}
 	before := newLedger()
-	sendToBroker(t, raw, topic, c.BrokerNames[0], 10, before, 10*time.Second)
+	if both {
+		sendToBroker(t, raw, topic, c.BrokerNames[0], 10, before, 10*time.Second)
+	}
 	sendToBroker(t, raw, topic, broker, 10, before, 10*time.Second)
-	consumeAll(t, msgs, before, 20, 30*time.Second)
+	sent, _, _, _ := before.counts()
+	consumeAll(t, msgs, before, sent, 30*time.Second)
 	// The consumer's pulls now wait on broker-b (long polling) when it dies.
 	time.Sleep(time.Second)
 
