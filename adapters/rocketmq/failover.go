@@ -98,9 +98,15 @@ func (h *brokerHealth) failed(broker string) {
 		h.down[broker] = d
 		h.downCount.Store(int32(len(h.down)))
 	}
-	d.failures++
+	// Sends that fail together (those in flight when the broker died)
+	// count as one failure; one after the down time, or after the broker
+	// was taken back, is the next.
+	now := h.now()
+	if d.failures == 0 || d.back || !now.Before(d.until) {
+		d.failures++
+	}
 	d.back = false
-	if u := h.now().Add(downTime(d.failures)); u.After(d.until) {
+	if u := now.Add(downTime(d.failures)); u.After(d.until) {
 		d.until = u
 	}
 }

@@ -156,3 +156,20 @@ func TestParseRoute_reads_a_java_name_server_route(t *testing.T) {
 		t.Fatalf("quoteNumericKeys = %s", got)
 	}
 }
+
+func TestBrokerHealth_counts_sends_that_fail_together_as_one_failure(t *testing.T) {
+	h, now, _ := fakeHealth(t)
+	for i := 0; i < 8; i++ { // in flight together when the broker died
+		h.failed("broker-b")
+	}
+	if d := h.down["broker-b"]; d.failures != 1 || d.until != now.Add(brokerDownFor) {
+		t.Fatalf("after 8 failures at once: %d failures, down until +%s; want 1 and +%s",
+			d.failures, d.until.Sub(*now), brokerDownFor)
+	}
+	*now = now.Add(brokerDownFor)
+	h.failed("broker-b") // tried again after its down time: the next failure
+	if d := h.down["broker-b"]; d.failures != 2 || d.until != now.Add(2*brokerDownFor) {
+		t.Fatalf("a failure after the down time: %d failures, down until +%s; want 2 and +%s",
+			d.failures, d.until.Sub(*now), 2*brokerDownFor)
+	}
+}

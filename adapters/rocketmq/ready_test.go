@@ -45,6 +45,23 @@ func TestSubscriber_WaitReady_returns_once_the_subscription_has_its_queues(t *te
 	}
 }
 
+func TestSubscriber_WaitReady_returns_for_a_broadcasting_subscription(t *testing.T) {
+	b := newBroker(t, rocketmqtest.Config{})
+	pub := newPublisher(t, b, rocketmq.PublisherConfig{})
+	topic := newTopic()
+	if err := pub.Publish(topic, message.NewMessage(watermill.NewUUID(), []byte("w"))); err != nil {
+		t.Fatal(err)
+	}
+	sub := newSubscriber(t, b, rocketmq.SubscriberConfig{Broadcasting: true, InstanceName: "bc-" + watermill.NewShortUUID()})
+	msgs := subscribe(t, sub, topic)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := sub.WaitReady(ctx, topic); err != nil {
+		t.Fatalf("WaitReady: %v", err)
+	}
+	receive(t, msgs, 20*time.Second).Ack()
+}
+
 func TestSubscriber_started_during_an_outage_consumes_after_it_and_logs_each_client_error_once(t *testing.T) {
 	logger := watermill.NewCaptureLogger()
 	rocketmq.RouteClientLogs(logger, rocketmq.ClientLogError)

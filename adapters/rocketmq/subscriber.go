@@ -229,7 +229,7 @@ func (s *Subscriber) start(ctx context.Context, topic, instance string) (*subscr
 		reclaimed:    map[*message.Message]struct{}{},
 		stop:         make(chan struct{}),
 		shutdownDone: make(chan struct{}),
-		alloc:        newAllocation(s.fullName(topic)),
+		alloc:        newAllocation(s.fullName(topic), s.cfg.Broadcasting),
 	}
 	opts := []consumer.Option{
 		consumer.WithStrategy(sub.alloc.allocate),

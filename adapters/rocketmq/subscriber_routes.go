@@ -136,16 +136,21 @@ func (sub *subscription) watchRoutes(ctx context.Context, rb rebalancer, topics 
 // the queues it had, and the first allocation that lists it marks the
 // subscription ready.
 type allocation struct {
-	topic string // the subscribed topic, namespace included
-	ready chan struct{}
+	topic     string // the subscribed topic, namespace included
+	broadcast bool   // every queue is consumed: the client allocates nothing
+	ready     chan struct{}
 
 	mu   sync.Mutex
 	prev map[string][]*primitive.MessageQueue // by topic
 	once sync.Once
 }
 
-func newAllocation(topic string) *allocation {
-	return &allocation{topic: topic, ready: make(chan struct{}), prev: map[string][]*primitive.MessageQueue{}}
+func newAllocation(topic string, broadcast bool) *allocation {
+	a := &allocation{topic: topic, broadcast: broadcast, ready: make(chan struct{}), prev: map[string][]*primitive.MessageQueue{}}
+	if broadcast {
+		close(a.ready) // holdsAllocated waits for the topic's queues instead
+	}
+	return a
 }
 
 // allocate implements consumer.AllocateStrategy.
@@ -228,6 +233,15 @@ func (sub *subscription) holdsAllocated() bool {
 	table := info.Elem().FieldByName("MQTable")
 	if !table.IsValid() || table.Kind() != reflect.Map || table.Type().Key() != reflect.TypeOf(primitive.MessageQueue{}) {
 		return true
+	}
+	if sub.alloc.broadcast {
+		// Every queue of the topic: ready once the client holds one.
+		for _, k := range table.MapKeys() {
+			if q, ok := k.Interface().(primitive.MessageQueue); ok && q.Topic == sub.alloc.topic {
+				return true
+			}
+		}
+		return false
 	}
 	sub.alloc.mu.Lock()
 	want := slices.Clone(sub.alloc.prev[sub.alloc.topic])
