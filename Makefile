@@ -5,7 +5,7 @@ BENCH         ?= .
 BENCHTIME     ?= 1s
 STATICCHECK   ?= $(shell $(GO) env GOPATH)/bin/staticcheck
 
-.PHONY: test test-unit test-race bench lint cover demo
+.PHONY: test test-unit test-race bench bench-brokers lint cover demo
 
 ## test: everything a user means by "the tests": unit tests, tests against the
 ## embedded RocketMQ broker with the real client, and tests against the local
@@ -34,6 +34,14 @@ demo:
 ## bench: every Go benchmark, side by side in one run (see docs/benchmarks.md).
 bench:
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -benchtime $(BENCHTIME) -timeout 60m ./...
+
+## bench-brokers: the standalone embedded RocketMQ broker against real 4.9.4
+## and 5.2.0 brokers (RELIAMQ_ROCKETMQ494_NAMESRV, RELIAMQ_ROCKETMQ520_NAMESRV),
+## same client load, and the adapter against the raw client on the real
+## brokers, interleaved over ROUNDS rounds (docs/benchmarks.md).
+ROUNDS ?= 5
+bench-brokers:
+	scripts/bench-brokers $(ROUNDS) $(BENCHTIME)
 
 ## lint: gofmt, go vet and staticcheck.
 lint:

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/apache/rocketmq-client-go/v2/primitive"
@@ -37,6 +38,120 @@ const (
 type clientLogBridge struct {
 	logger atomic.Pointer[watermill.LoggerAdapter]
 	level  atomic.Int32
+	repeat repeatLimiter
+}
+
+// DefaultClientLogInterval is how often a repeated client log line is
+// forwarded by default (SetClientLogInterval).
+const DefaultClientLogInterval = 10 * time.Second
+
+// SetClientLogInterval sets how often client log lines that repeat (same
+// level, same message) are forwarded: the first at once, then, while it keeps
+// coming, one line per interval with the field "repeated" counting the lines
+// it stands for (fields of the last one). The client repeats some errors
+// many times a second while a name server or broker is down ("connect to
+// namesrv failed", "get consumer list of group from broker error"). Zero or
+// less forwards every line. Default DefaultClientLogInterval. A process-wide
+// setting, like RouteClientLogs.
+func SetClientLogInterval(d time.Duration) {
+	bridge.repeat.setInterval(d)
+}
+
+// repeatLimiter lets the first line of a kind through and folds the repeats
+// of an interval into one line at its end.
+type repeatLimiter struct {
+	interval atomic.Int64 // time.Duration; 0 = every line
+
+	mu    sync.Mutex
+	kinds map[repeatKey]*repeatState
+	gen   uint64 // bumped by reset: timers of an older generation do nothing
+}
+
+type repeatKey struct {
+	level ClientLogLevel
+	msg   string
+}
+
+type repeatState struct {
+	repeats int // lines held back in this interval
+	last    map[string]interface{}
+}
+
+// maxRepeatKinds bounds the kinds tracked at once; further kinds are
+// forwarded unfolded.
+const maxRepeatKinds = 1024
+
+func init() { bridge.repeat.interval.Store(int64(DefaultClientLogInterval)) }
+
+func (r *repeatLimiter) setInterval(d time.Duration) {
+	r.interval.Store(int64(max(d, 0)))
+	r.reset()
+}
+
+// reset forgets every kind (a new logger starts afresh).
+func (r *repeatLimiter) reset() {
+	r.mu.Lock()
+	r.kinds = nil
+	r.gen++
+	r.mu.Unlock()
+}
+
+// allow reports whether a line goes out now. When it does not, it was
+// counted, and emit gets it at the end of the interval with the count.
+func (r *repeatLimiter) allow(level ClientLogLevel, msg string, fields map[string]interface{},
+	emit func(level ClientLogLevel, msg string, fields map[string]interface{})) bool {
+	d := time.Duration(r.interval.Load())
+	if d <= 0 {
+		return true
+	}
+	k := repeatKey{level, msg}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if st := r.kinds[k]; st != nil {
+		st.repeats++
+		st.last = fields
+		return false
+	}
+	if len(r.kinds) >= maxRepeatKinds {
+		return true
+	}
+	if r.kinds == nil {
+		r.kinds = map[repeatKey]*repeatState{}
+	}
+	r.kinds[k] = &repeatState{}
+	r.schedule(k, d, r.gen, emit)
+	return true
+}
+
+// schedule ends k's interval after d: the lines held back go out as one,
+// and a new interval starts; with none, k is forgotten, so its next line
+// goes out at once.
+func (r *repeatLimiter) schedule(k repeatKey, d time.Duration, gen uint64,
+	emit func(level ClientLogLevel, msg string, fields map[string]interface{})) {
+	time.AfterFunc(d, func() {
+		r.mu.Lock()
+		st := r.kinds[k]
+		if st == nil || r.gen != gen {
+			r.mu.Unlock()
+			return
+		}
+		if st.repeats == 0 {
+			delete(r.kinds, k)
+			r.mu.Unlock()
+			return
+		}
+		n, last := st.repeats, st.last
+		st.repeats, st.last = 0, nil
+		r.schedule(k, d, gen, emit)
+		r.mu.Unlock()
+		f := make(map[string]interface{}, len(last)+2)
+		for key, v := range last {
+			f[key] = v
+		}
+		f["repeated"] = n
+		f["repeat_interval"] = d.String()
+		emit(k.level, k.msg, f)
+	})
 }
 
 var (
@@ -89,6 +204,7 @@ func (b *clientLogBridge) set(logger watermill.LoggerAdapter, level ClientLogLev
 	logger = logger.With(watermill.LogFields{"component": "rocketmq-client"})
 	b.logger.Store(&logger)
 	b.level.Store(int32(level))
+	b.repeat.reset()
 }
 
 func (b *clientLogBridge) enabled(l ClientLogLevel) bool {
@@ -105,31 +221,46 @@ func (b *clientLogBridge) target() watermill.LoggerAdapter {
 
 // Debug implements rlog.Logger.
 func (b *clientLogBridge) Debug(msg string, fields map[string]interface{}) {
-	if b.enabled(ClientLogDebug) {
-		b.target().Debug(msg, cleanFields(fields))
-	}
+	b.log(ClientLogDebug, msg, fields)
 }
 
 // Info implements rlog.Logger.
 func (b *clientLogBridge) Info(msg string, fields map[string]interface{}) {
-	if b.enabled(ClientLogInfo) {
-		b.target().Info(msg, cleanFields(fields))
-	}
+	b.log(ClientLogInfo, msg, fields)
 }
 
 // Warning implements rlog.Logger.
 func (b *clientLogBridge) Warning(msg string, fields map[string]interface{}) {
-	if b.enabled(ClientLogWarn) {
-		f := cleanFields(fields)
-		f["client_level"] = "warning"
-		b.target().Info(msg, f)
-	}
+	b.log(ClientLogWarn, msg, fields)
 }
 
 // Error implements rlog.Logger.
 func (b *clientLogBridge) Error(msg string, fields map[string]interface{}) {
-	if b.enabled(ClientLogError) {
-		f := cleanFields(fields)
+	b.log(ClientLogError, msg, fields)
+}
+
+// log forwards a line at level, unless it repeats one of this interval.
+func (b *clientLogBridge) log(level ClientLogLevel, msg string, fields map[string]interface{}) {
+	if !b.enabled(level) || !b.repeat.allow(level, msg, fields, b.write) {
+		return
+	}
+	b.write(level, msg, fields)
+}
+
+func (b *clientLogBridge) write(level ClientLogLevel, msg string, fields map[string]interface{}) {
+	if !b.enabled(level) {
+		return
+	}
+	f := cleanFields(fields)
+	switch level {
+	case ClientLogDebug:
+		b.target().Debug(msg, f)
+	case ClientLogInfo:
+		b.target().Info(msg, f)
+	case ClientLogWarn:
+		f["client_level"] = "warning"
+		b.target().Info(msg, f)
+	default:
 		var err error
 		if e, ok := fields[rlog.LogKeyUnderlayError].(error); ok {
 			err = e

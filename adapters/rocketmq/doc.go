@@ -151,7 +151,20 @@
 //   - rlog logs at info level every few seconds and exits the process on
 //     Fatal: RouteClientLogs (done by the first constructor) sends it to the
 //     Watermill logger, errors only by default, never exiting, with message
-//     contents removed.
+//     contents removed; a line the client repeats (many times a second while
+//     a name server or broker is down) goes out once per
+//     SetClientLogInterval (10 s) with a count;
+//   - routes are re-read every 30 s, and the client's send retries do not
+//     avoid the broker that failed: the publisher chooses queues itself and
+//     skips a broker a send failed on until the name servers list it again
+//     (failover.go; docs/semantics.md "Brokers that die and come back");
+//   - a pull parked on a broker that died waits out its 30 s timeout, and a
+//     broker that comes back is only consumed after the next route refresh
+//     and rebalance: each subscription reads its routes every
+//     RoutePollInterval and drops or re-adds a broker's queues at once, about
+//     0.2 to 4 s after the broker is back instead of about 33 s
+//     (subscriber_routes.go); Subscriber.WaitReady waits for a subscription's
+//     first queue assignment.
 //
 // And defects it cannot hide:
 //   - the broker's answer to a consumer send-back is ignored, so in
@@ -162,7 +175,10 @@
 //     //go:build !race) and leaves goroutines behind after Shutdown
 //     (rocketmqtest.LeakOptions lists them);
 //   - a connection dropped during a long poll stalls that queue for about
-//     33 s;
+//     33 s while the broker stays in the route (a network cut);
+//   - sends in flight to a broker when it dies wait out the client's fixed
+//     3 s attempt timeout before they fail (the next attempt of a retry goes
+//     elsewhere);
 //   - broadcasting consumers keep offsets in local files under
 //     $HOME/.rocketmq_client_go, per client instance name;
 //   - the admin requests that create topics carry no ACL credentials: with

@@ -21,6 +21,9 @@ var (
 	// ErrClosed is returned by Publish and Subscribe after Close. Permanent;
 	// also matches policy.ErrClosed.
 	ErrClosed = policy.NewClosedError("rocketmq: closed")
+	// ErrNotSubscribed: Subscriber.WaitReady for a topic without a running
+	// subscription.
+	ErrNotSubscribed = errors.New("rocketmq: not subscribed")
 	// ErrInvalidTopic is returned for an empty topic, a topic with characters
 	// outside [%|a-zA-Z0-9_-], or one longer than 127 characters (namespace
 	// included). Nothing is sent. Permanent.

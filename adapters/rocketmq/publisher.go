@@ -56,6 +56,9 @@ type Publisher struct {
 	// validTopic is the last topic (namespace included) that passed
 	// ValidateTopic: most publishers send to one topic, or a few.
 	validTopic atomic.Pointer[string]
+	// health and selector: the failover (failover.go).
+	health   *brokerHealth
+	selector *queueSelector
 
 	mu        sync.RWMutex
 	closed    bool
@@ -94,15 +97,17 @@ func NewPublisher(cfg PublisherConfig, logger watermill.LoggerAdapter) (*Publish
 	if cfg.Credentials != (Credentials{}) {
 		opts = append(opts, producer.WithCredentials(primitive.Credentials(cfg.Credentials)))
 	}
-	if cfg.QueueSelection == HashShardingKey {
-		opts = append(opts, producer.WithQueueSelector(producer.NewHashQueueSelector()))
-	}
+	health := newBrokerHealth(cfg.NameServers)
+	selector := &queueSelector{health: health, hash: cfg.QueueSelection == HashShardingKey}
+	opts = append(opts, producer.WithQueueSelector(selector))
 	p, err := rmq.NewProducer(opts...)
 	if err != nil {
+		health.close()
 		return nil, fmt.Errorf("rocketmq: create producer: %w", err)
 	}
 	if err := p.Start(); err != nil {
 		_ = p.Shutdown()
+		health.close()
 		return nil, fmt.Errorf("rocketmq: start producer: %w", err)
 	}
 	_, ours := cfg.Marshaler.(DefaultMarshaler)
@@ -111,6 +116,8 @@ func NewPublisher(cfg PublisherConfig, logger watermill.LoggerAdapter) (*Publish
 		logger:    logger.With(watermill.LogFields{"component": "rocketmq.Publisher", "producer_group": cfg.GroupName}),
 		producer:  p,
 		checkMore: !ours,
+		health:    health,
+		selector:  selector,
 	}, nil
 }
 
@@ -301,11 +308,27 @@ func propertiesSize(m *primitive.Message) int {
 	return n
 }
 
-// request returns the messages of one send. Every message already has its
-// UNIQ_KEY (prepare), which the client sets only on single sends: without
-// it a batched message's MsgId would change on every broker redelivery.
-func request(out []*primitive.Message, s span) []*primitive.Message {
+// request returns the messages of one send, the first carrying tok, the
+// request's failover token (failover.go; the client copies it to a batch).
+// Every message already has its UNIQ_KEY (prepare), which the client sets
+// only on single sends: without it a batched message's MsgId would change on
+// every broker redelivery.
+func request(out []*primitive.Message, s span, tok *primitive.MessageQueue) []*primitive.Message {
+	tok.BrokerName = ""
+	out[s.from].Queue = tok
 	return out[s.from:s.to]
+}
+
+// sent records the outcome of a request on the broker the selector chose
+// for it (none when the client sent nothing) for the failover. A request the
+// caller's context ended is not the broker's failure.
+func (p *Publisher) sent(ctx context.Context, tok *primitive.MessageQueue, ok bool) {
+	switch {
+	case ok:
+		p.health.succeeded(tok.BrokerName)
+	case ctx.Err() == nil:
+		p.health.failed(tok.BrokerName)
+	}
 }
 
 // clientAttemptTimeout is the bound the v2.1.2 client puts on every send
@@ -328,16 +351,19 @@ func noCancel() {}
 
 func (p *Publisher) sendSync(ctx context.Context, topic string, msgs []*message.Message, out []*primitive.Message, sends []span) error {
 	own := p.ownSendTimeout(ctx)
+	tok := newSendToken()
 	for _, s := range sends {
 		sendCtx, cancel := ctx, noCancel
 		if own {
 			sendCtx, cancel = context.WithTimeout(ctx, p.cfg.SendTimeout)
 		}
-		reqs := request(out, s)
+		reqs := request(out, s, tok)
 		res, err := p.producer.SendSync(sendCtx, reqs...)
 		for try := 0; err != nil && brokerAddrPending(err) && p.waitBrokerAddr(sendCtx, try); try++ {
+			tok.BrokerName = "" // nothing was sent: not the broker's failure
 			res, err = p.producer.SendSync(sendCtx, reqs...)
 		}
+		p.sent(ctx, tok, err == nil && res != nil && res.Status == primitive.SendOK)
 		// Without a context of the adapter's, the client's own 3 s context
 		// ends an attempt whose dial did not finish in time (a response that
 		// did not come is ErrRequestTimeout, which classify knows).
@@ -519,6 +545,7 @@ func (p *Publisher) sendAsync(ctx context.Context, topic string, msgs []*message
 	// One buffered channel per request: the client may call back after we
 	// gave up, or (v2.1.2, timeout path) call back and then panic.
 	results := make([]chan asyncResult, len(sends))
+	tokens := make([]*primitive.MessageQueue, len(sends))
 	var firstErr error
 	for i, s := range sends {
 		ch := make(chan asyncResult, 2)
@@ -529,9 +556,12 @@ func (p *Publisher) sendAsync(ctx context.Context, topic string, msgs []*message
 			default:
 			}
 		}
-		reqs := request(out, s)
+		tok := newSendToken()
+		tokens[i] = tok
+		reqs := request(out, s, tok)
 		err := p.producer.SendAsync(sendCtx, callback, reqs...)
 		for try := 0; err != nil && brokerAddrPending(err) && p.waitBrokerAddr(sendCtx, try); try++ {
+			tok.BrokerName = ""
 			err = p.producer.SendAsync(sendCtx, callback, reqs...)
 		}
 		if err != nil {
@@ -553,7 +583,9 @@ func (p *Publisher) sendAsync(ctx context.Context, topic string, msgs []*message
 				r.err = errors.New("no answer from the broker")
 			}
 		}
-		if r.err == nil && r.res != nil && r.res.Status == primitive.SendOK {
+		ok := r.err == nil && r.res != nil && r.res.Status == primitive.SendOK
+		p.sent(ctx, tokens[i], ok)
+		if ok {
 			accepted = append(accepted, uuids(msgs[s.from:s.to])...)
 			acceptedIdx = append(acceptedIdx, positions(s.from, s.to)...)
 			continue
@@ -575,13 +607,16 @@ func (p *Publisher) sendAsync(ctx context.Context, topic string, msgs []*message
 }
 
 func (p *Publisher) sendOneWay(ctx context.Context, topic string, msgs []*message.Message, out []*primitive.Message, sends []span) error {
+	tok := newSendToken()
 	for _, s := range sends {
 		sendCtx, cancel := context.WithTimeout(ctx, p.cfg.SendTimeout)
-		reqs := request(out, s)
+		reqs := request(out, s, tok)
 		err := p.producer.SendOneWay(sendCtx, reqs...)
 		for try := 0; err != nil && brokerAddrPending(err) && p.waitBrokerAddr(sendCtx, try); try++ {
+			tok.BrokerName = ""
 			err = p.producer.SendOneWay(sendCtx, reqs...)
 		}
+		p.sent(ctx, tok, err == nil)
 		timedOut := sendCtx.Err() != nil
 		cancel()
 		if err != nil {
@@ -600,6 +635,7 @@ func (p *Publisher) Close() error {
 		p.mu.Unlock()
 		p.inflight.Wait()
 		p.closeErr = p.producer.Shutdown()
+		p.health.close()
 	})
 	return p.closeErr
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -76,6 +77,7 @@ type Subscriber struct {
 	closed  bool
 	closing chan struct{}
 	names   map[string]int
+	subs    map[string][]*subscription // running, by topic (WaitReady)
 	running sync.WaitGroup
 }
 
@@ -102,6 +104,7 @@ func NewSubscriber(cfg SubscriberConfig, logger watermill.LoggerAdapter) (*Subsc
 		logger:  logger.With(watermill.LogFields{"component": "rocketmq.Subscriber", "consumer_group": cfg.ConsumerGroup}),
 		closing: make(chan struct{}),
 		names:   map[string]int{},
+		subs:    map[string][]*subscription{},
 	}, nil
 }
 
@@ -129,6 +132,9 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		s.running.Done()
 		return nil, err
 	}
+	s.mu.Lock()
+	s.subs[topic] = append(s.subs[topic], sub)
+	s.mu.Unlock()
 	go func() {
 		defer s.running.Done()
 		select {
@@ -136,6 +142,12 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		case <-s.closing:
 		}
 		sub.stopAndDrain()
+		s.mu.Lock()
+		s.subs[topic] = slices.DeleteFunc(s.subs[topic], func(o *subscription) bool { return o == sub })
+		if len(s.subs[topic]) == 0 {
+			delete(s.subs, topic)
+		}
+		s.mu.Unlock()
 	}()
 	return sub.out, nil
 }
@@ -217,8 +229,10 @@ func (s *Subscriber) start(ctx context.Context, topic, instance string) (*subscr
 		reclaimed:    map[*message.Message]struct{}{},
 		stop:         make(chan struct{}),
 		shutdownDone: make(chan struct{}),
+		alloc:        newAllocation(s.fullName(topic), s.cfg.Broadcasting),
 	}
 	opts := []consumer.Option{
+		consumer.WithStrategy(sub.alloc.allocate),
 		consumer.WithNameServer(primitive.NamesrvAddr(s.cfg.NameServers)),
 		consumer.WithGroupName(s.GroupFor(topic)),
 		consumer.WithInstance(instance),
@@ -260,6 +274,24 @@ func (s *Subscriber) start(ctx context.Context, topic, instance string) (*subscr
 		return nil, fmt.Errorf("%w: start consumer for topic %q: %v", ErrBrokerUnavailable, topic, err)
 	}
 	sub.consumer = c
+	if rb, ok := c.(rebalancer); ok {
+		// The retry topic first: when a broker comes back, adding its
+		// retry queue sends the client's heartbeat, so the broker knows
+		// the consumer before the topic's queues are pulled (a pull
+		// that comes first is refused and waits 3 s).
+		var topics []string
+		if !s.cfg.Broadcasting {
+			topics = append(topics, "%RETRY%"+s.fullName(s.GroupFor(topic)))
+		}
+		topics = append(topics, s.fullName(topic))
+		wctx, cancel := context.WithCancel(context.Background())
+		sub.stopWatch = cancel
+		sub.watching.Add(1)
+		go func() {
+			defer sub.watching.Done()
+			sub.watchRoutes(wctx, rb, topics, s.cfg.RoutePollInterval)
+		}()
+	}
 	return sub, nil
 }
 
@@ -376,6 +408,11 @@ type subscription struct {
 	out      chan *message.Message
 	slots    chan struct{} // one per message out: ConsumeGoroutines
 	consumer rmq.PushConsumer
+	alloc    *allocation
+	// stopWatch ends the route watcher (subscriber_routes.go); watching
+	// is done when it returned.
+	stopWatch context.CancelFunc
+	watching  sync.WaitGroup
 
 	mu              sync.Mutex
 	stopping        bool          // no new consume calls enter
@@ -818,6 +855,10 @@ func (sub *subscription) stopAndDrain() {
 		// short pause lets results returned just now land. Wall time on
 		// purpose: this waits for the client, not for a schedule.
 		time.Sleep(resultSettleTime - since)
+	}
+	if sub.stopWatch != nil {
+		sub.stopWatch()
+		sub.watching.Wait()
 	}
 	if err := sub.consumer.Shutdown(); err != nil {
 		sub.s.logger.Error("Consumer shutdown failed", err, watermill.LogFields{"topic": sub.topic})

@@ -158,7 +158,11 @@ type SubscriberConfig struct {
 	// Default 4.
 	TopicQueueNums int
 	// RoutePollInterval is how often Subscribe checks for a route it is
-	// waiting for. Default 1s.
+	// waiting for, and how often a running subscription reads its topics'
+	// routes from the name servers: when a broker leaves a route its queues
+	// are dropped, when it comes back they are consumed again at once (the
+	// client alone re-reads routes every 30 s and waits out a pull parked on
+	// a broker that died, about 33 s). Default 1s.
 	RoutePollInterval time.Duration
 	// Marshaler converts messages. Default DefaultMarshaler (which never
 	// fails). A message a custom Marshaler cannot unmarshal is logged and
