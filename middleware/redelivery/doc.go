@@ -101,6 +101,15 @@
 // messages still waiting at a crash or Close. Ordering is not kept for failed
 // messages: later messages overtake them by design.
 //
+// # Logging
+//
+// Every failure leaves one line on the logger given to New, never with the
+// payload: a scheduled retry at debug level ("Failed message scheduled for
+// redelivery"), a dead letter at error level ("Message dead-lettered"), a
+// dropped or broadcast failure at error level. Each line carries
+// message_uuid, topic, consumer_group, handler, attempt and reason
+// (docs/operations.md lists the fields).
+//
 // # Hooks and stats
 //
 // Config.Hooks take any mix of RedeliveryScheduledHook, RedeliveredHook,

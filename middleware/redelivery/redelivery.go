@@ -256,7 +256,8 @@ func (r *Redelivery) onFailure(msg *message.Message, count int, herr error) erro
 	f.topic = originalTopic(msg)
 
 	if r.cfg.Broadcast || msg.Metadata.Get(metadata.Broadcast) == "true" {
-		r.logger.Error("Broadcast message failed; not retried", herr, watermill.LogFields{"message_uuid": msg.UUID, "topic": f.topic})
+		r.logger.Error("Broadcast message failed; not retried", herr, watermill.LogFields{
+			"message_uuid": msg.UUID, "topic": f.topic, "attempt": f.attempts, "reason": ReasonBroadcast})
 		return r.drop(f, ReasonBroadcast)
 	}
 
@@ -294,6 +295,7 @@ func (r *Redelivery) onFailure(msg *message.Message, count int, herr error) erro
 		level := DelayLevelFor(delay)
 		msg.Metadata.Set(metadata.DelayLevel, strconv.Itoa(level))
 		r.stats.scheduled.Add(1)
+		r.logScheduled(f, retry, delayLevels[level-1])
 		r.fireScheduled(f, retry, delayLevels[level-1])
 		// The error makes the router nack; the subscriber sends the message
 		// back to the broker with the level set above.
@@ -315,8 +317,19 @@ func (r *Redelivery) onFailure(msg *message.Message, count int, herr error) erro
 		return err
 	}
 	r.stats.scheduled.Add(1)
+	r.logScheduled(f, retry, delay)
 	r.fireScheduled(f, retry, delay)
 	return nil
+}
+
+// logScheduled logs a scheduled retry at debug level: one line per failure,
+// never the payload.
+func (r *Redelivery) logScheduled(f failure, retry int, delay time.Duration) {
+	r.logger.Debug("Failed message scheduled for redelivery", watermill.LogFields{
+		"message_uuid": f.msg.UUID, "topic": f.topic, "mode": r.cfg.Mode.String(),
+		"attempt": f.attempts, "retry": retry, "delay": delay, "due": f.now.Add(delay),
+		"reason": r.truncate(f.err.Error()),
+	})
 }
 
 func (r *Redelivery) fireScheduled(f failure, retry int, delay time.Duration) {
@@ -347,6 +360,11 @@ func (r *Redelivery) retryable(err error) bool {
 
 func (r *Redelivery) drop(f failure, reason string) error {
 	r.stats.dropped.Add(1)
+	if reason != ReasonBroadcast { // onFailure logged it already
+		r.logger.Error("Failed message dropped without retry", f.err, watermill.LogFields{
+			"message_uuid": f.msg.UUID, "topic": f.topic, "attempt": f.attempts, "reason": reason,
+		})
+	}
 	p := DroppedParams{
 		MessageUUID: f.msg.UUID, Topic: f.topic, ConsumerGroup: r.cfg.ConsumerGroup, Handler: r.cfg.Handler,
 		Reason: reason, Attempts: f.attempts, Err: f.err,
@@ -375,6 +393,10 @@ func (r *Redelivery) deadLetter(f failure, reason string) error {
 		return errors.Join(f.err, fmt.Errorf("redelivery: publishing to dead-letter topic %q: %w", r.cfg.DeadLetterTopic, err))
 	}
 	r.stats.deadLettered.Add(1)
+	r.logger.Error("Message dead-lettered", f.err, watermill.LogFields{
+		"message_uuid": f.msg.UUID, "topic": f.topic, "dead_letter_topic": r.cfg.DeadLetterTopic,
+		"attempt": f.attempts, "reason": reason,
+	})
 	p := DeadLetterParams{
 		MessageUUID: f.msg.UUID, Topic: f.topic, ConsumerGroup: r.cfg.ConsumerGroup, Handler: r.cfg.Handler,
 		DeadLetterTopic: r.cfg.DeadLetterTopic, Reason: reason, Attempts: f.attempts, Err: f.err,
