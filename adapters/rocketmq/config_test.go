@@ -71,6 +71,7 @@ func TestSubscriberConfig_Validate(t *testing.T) {
 		{name: "consume batch over the pull batch", cfg: rocketmq.SubscriberConfig{NameServers: ns, ConsumerGroup: "g", ConsumeBatch: 33}, field: "ConsumeBatch"},
 		{name: "negative split after", cfg: rocketmq.SubscriberConfig{NameServers: ns, ConsumerGroup: "g", SplitAfter: -time.Millisecond}, field: "SplitAfter"},
 		{name: "negative reconsume", cfg: rocketmq.SubscriberConfig{NameServers: ns, ConsumerGroup: "g", MaxReconsumeTimes: -2}, field: "MaxReconsumeTimes"},
+		{name: "unlimited reconsume", cfg: rocketmq.SubscriberConfig{NameServers: ns, ConsumerGroup: "g", MaxReconsumeTimes: rocketmq.UnlimitedReconsumeTimes}},
 		{name: "too many queues", cfg: rocketmq.SubscriberConfig{NameServers: ns, ConsumerGroup: "g", TopicQueueNums: 2000}, field: "TopicQueueNums"},
 		{name: "negative close timeout", cfg: rocketmq.SubscriberConfig{NameServers: ns, ConsumerGroup: "g", CloseTimeout: -1}, field: "CloseTimeout"},
 	}

@@ -86,7 +86,9 @@
 // slower than SplitAfter).
 // Nacked messages are redelivered in process (default) or through the
 // broker's retry topic and its delay levels up to MaxReconsumeTimes, then
-// %DLQ%<group> (BrokerRetry). Messages in handlers when a subscription ends
+// %DLQ%<group> (BrokerRetry); a nacked message's metadata.MaxReconsumeTimes,
+// which middleware/redelivery sets from its Policy in Native mode, overrides
+// the limit for that message. Messages in handlers when a subscription ends
 // get CloseTimeout to be acked; unacked ones, those still unread in the
 // output channel, and the acked messages of a consume call that had not
 // finished (and those after it in the same queue: the client commits a

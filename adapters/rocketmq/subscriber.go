@@ -238,7 +238,7 @@ func (s *Subscriber) start(ctx context.Context, topic, instance string) (*subscr
 		opts = append(opts, consumer.WithConsumerModel(consumer.BroadCasting))
 	} else {
 		opts = append(opts, consumer.WithConsumerModel(consumer.Clustering),
-			consumer.WithMaxReconsumeTimes(int32(s.cfg.MaxReconsumeTimes)))
+			consumer.WithMaxReconsumeTimes(s.cfg.clientMaxReconsumeTimes()))
 	}
 	if s.cfg.Namespace != "" {
 		opts = append(opts, consumer.WithNamespace(s.cfg.Namespace))
@@ -687,7 +687,7 @@ func (sub *subscription) deliver(ext *primitive.MessageExt) (verdict, int) {
 		// Never read: not the handler's nack.
 		return verdictAbandon, 0
 	}
-	return sub.nacked(msg)
+	return sub.nacked(msg, ext)
 }
 
 // undecodable leaves a message the marshaler cannot read to the broker's
@@ -697,7 +697,7 @@ func (sub *subscription) deliver(ext *primitive.MessageExt) (verdict, int) {
 func (sub *subscription) undecodable(ext *primitive.MessageExt, err error) (verdict, int) {
 	sub.s.logger.Error("Cannot unmarshal message", err, watermill.LogFields{
 		"topic": sub.topic, "msg_id": ext.MsgId})
-	return verdictBrokerRetry, 0
+	return verdictBrokerRetry, sub.s.cfg.retryLevel(0, ext.ReconsumeTimes, nil)
 }
 
 // adjust adds what depends on the subscription to a decoded message.
@@ -748,7 +748,7 @@ func (sub *subscription) awaitOnStop(msg *message.Message) verdict {
 // NackResendDelay.
 //
 //go:noinline
-func (sub *subscription) nacked(msg *message.Message) (verdict, int) {
+func (sub *subscription) nacked(msg *message.Message, ext *primitive.MessageExt) (verdict, int) {
 	cfg := &sub.s.cfg
 	switch {
 	case cfg.Broadcasting:
@@ -756,7 +756,7 @@ func (sub *subscription) nacked(msg *message.Message) (verdict, int) {
 			"topic": sub.topic, "message_uuid": msg.UUID})
 		return verdictAck, 0
 	case cfg.BrokerRetry:
-		return verdictBrokerRetry, nackDelayLevel(sub.s.logger, msg)
+		return verdictBrokerRetry, cfg.retryLevel(nackDelayLevel(sub.s.logger, msg), ext.ReconsumeTimes, msg.Metadata)
 	}
 	return verdictAgain, 0
 }

@@ -3,9 +3,14 @@ package rocketmq
 import (
 	"errors"
 	"fmt"
+	"math"
+	"strconv"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
+
 	"github.com/reliamq/reliamq/pkg/clock"
+	"github.com/reliamq/reliamq/pkg/metadata"
 )
 
 // ConsumeFrom says where a consumer group with no committed offset starts.
@@ -122,7 +127,15 @@ type SubscriberConfig struct {
 	// Broadcasting.
 	BrokerRetry bool
 	// MaxReconsumeTimes is how many broker redeliveries a message gets before
-	// it goes to %DLQ%<group> (BrokerRetry only). Default 16, RocketMQ's.
+	// it goes to %DLQ%<group> (BrokerRetry, and messages the Marshaler cannot
+	// read). Default 16, RocketMQ's; UnlimitedReconsumeTimes (-1) never
+	// dead-letters by count. A nacked message whose metadata carries
+	// metadata.MaxReconsumeTimes uses that limit instead: middleware/redelivery
+	// sets it from its Policy in Native mode, so the policy alone decides and
+	// this field needs no matching value. The subscriber applies the limit
+	// itself (a nack at the limit goes back with delay level -1, straight to
+	// %DLQ%<group>, as the broker would send it) and gives the client no
+	// limit of its own.
 	MaxReconsumeTimes int
 	// NackResendDelay is the pause before the adapter redelivers a nacked
 	// message in process. Default 0 (at once); a handler that keeps failing
@@ -155,6 +168,15 @@ type SubscriberConfig struct {
 	Clock clock.Clock
 }
 
+// UnlimitedReconsumeTimes as SubscriberConfig.MaxReconsumeTimes (or as the
+// value of metadata.MaxReconsumeTimes on a nacked message) lets the broker
+// redeliver a message for ever: it never reaches %DLQ%<group> by count.
+const UnlimitedReconsumeTimes = -1
+
+// DefaultMaxReconsumeTimes is SubscriberConfig.MaxReconsumeTimes's default,
+// RocketMQ's.
+const DefaultMaxReconsumeTimes = 16
+
 // DefaultConsumeBatch is SubscriberConfig.ConsumeBatch's default: the
 // client's whole pull batch.
 const DefaultConsumeBatch = maxConsumeBatch
@@ -183,7 +205,7 @@ func (c *SubscriberConfig) setDefaults() {
 		c.InstanceName = "reliamq-sub-" + shortID()
 	}
 	if c.MaxReconsumeTimes == 0 {
-		c.MaxReconsumeTimes = 16
+		c.MaxReconsumeTimes = DefaultMaxReconsumeTimes
 	}
 	if c.CloseTimeout == 0 {
 		c.CloseTimeout = 30 * time.Second
@@ -236,8 +258,8 @@ func (c SubscriberConfig) Validate() error {
 	if c.SplitAfter < 0 {
 		errs = append(errs, fmt.Errorf("SplitAfter: must not be negative, got %s", c.SplitAfter))
 	}
-	if c.MaxReconsumeTimes < 0 {
-		errs = append(errs, fmt.Errorf("MaxReconsumeTimes: must not be negative, got %d", c.MaxReconsumeTimes))
+	if c.MaxReconsumeTimes < UnlimitedReconsumeTimes {
+		errs = append(errs, fmt.Errorf("MaxReconsumeTimes: must be >= 0, or -1 (UnlimitedReconsumeTimes), got %d", c.MaxReconsumeTimes))
 	}
 	if c.NackResendDelay < 0 {
 		errs = append(errs, fmt.Errorf("NackResendDelay: must not be negative, got %s", c.NackResendDelay))
@@ -262,4 +284,28 @@ func (c SubscriberConfig) consumeBatch() int {
 		return 1
 	}
 	return c.ConsumeBatch
+}
+
+// clientMaxReconsumeTimes is the client's WithMaxReconsumeTimes: no limit,
+// because the subscriber applies the limit per message (retryLevel) and the
+// client sends one value for every message of the consumer.
+func (c SubscriberConfig) clientMaxReconsumeTimes() int32 { return math.MaxInt32 }
+
+// retryLevel is the delay level a message that goes to the broker's retry is
+// sent back with: level (0 the broker's schedule, 1..18, -1 the DLQ), or -1
+// once the message was redelivered as often as its limit allows. The limit is
+// md's metadata.MaxReconsumeTimes when it holds a valid one, else
+// MaxReconsumeTimes. reconsumed is the message's reconsume count as the
+// broker delivered it; the broker dead-letters on the same comparison.
+func (c SubscriberConfig) retryLevel(level int, reconsumed int32, md message.Metadata) int {
+	limit := c.MaxReconsumeTimes
+	if v := md.Get(metadata.MaxReconsumeTimes); v != "" {
+		if n, err := strconv.Atoi(v); err == nil && n >= UnlimitedReconsumeTimes {
+			limit = n
+		}
+	}
+	if level >= 0 && limit != UnlimitedReconsumeTimes && int(reconsumed) >= limit {
+		return -1
+	}
+	return level
 }

@@ -272,8 +272,10 @@ func safeTopic(name string) string {
 	return fmt.Sprintf("%s_%08x", b[:maxTopicLength-9], h.Sum32())
 }
 
-// MaxReconsumeTimes returns the retries p allows (MaxAttempts-1), the value to
-// give a RocketMQ subscriber's MaxReconsumeTimes in Native mode, so the broker
-// never dead-letters a message before the middleware does. Unlimited policies
-// give -1.
+// MaxReconsumeTimes returns the retries p allows (MaxAttempts-1), or -1
+// (rocketmq.UnlimitedReconsumeTimes) for an unlimited policy. In Native mode
+// the middleware writes it into metadata.MaxReconsumeTimes of every message it
+// nacks, and the RocketMQ subscriber uses it instead of its own
+// MaxReconsumeTimes: the policy is the only limit, and the subscriber needs
+// no matching setting.
 func MaxReconsumeTimes(p policy.Policy) int { return p.Retries() }

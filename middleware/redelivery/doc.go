@@ -58,9 +58,12 @@
 //   - Native: for a RocketMQ subscriber in broker-retry mode. The middleware
 //     sets metadata.DelayLevel to DelayLevelFor(delay) and returns the error;
 //     the subscriber nacks and the broker redelivers through %RETRY%<group>
-//     with its own reconsume count. Give the subscriber
-//     MaxReconsumeTimes(policy) (or more) so the middleware, not the broker,
-//     dead-letters with full metadata. The broker resends the message as first
+//     with its own reconsume count. The policy is the only limit: every nack
+//     carries metadata.MaxReconsumeTimes = MaxReconsumeTimes(policy) (-1 when
+//     unlimited), which the subscriber uses instead of its own
+//     MaxReconsumeTimes, so the broker never moves a message to %DLQ%<group>
+//     before the middleware dead-letters it, with full metadata, after
+//     exactly Policy.MaxAttempts deliveries. The broker resends the message as first
 //     stored, so FirstFailureTime and LastError are not carried between
 //     native redeliveries, and Policy.MaxElapsed (measured from
 //     FirstFailureTime) does not apply in Native mode.

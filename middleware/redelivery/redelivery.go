@@ -27,7 +27,7 @@ const RedeliveryCount = metadata.RedeliveryCount
 // stripped are delivery facts of one transport that must not travel with a
 // copy: a stale DelayLevel would delay the retry publish on RocketMQ.
 var stripped = []string{
-	metadata.DelayLevel, metadata.Broadcast,
+	metadata.DelayLevel, metadata.MaxReconsumeTimes, metadata.Broadcast,
 	metadata.RocketMQMsgID, metadata.RocketMQOffsetMsgID, metadata.RocketMQTopic,
 	metadata.RocketMQQueueID, metadata.RocketMQQueueOffset,
 	metadata.RocketMQBornTimestamp, metadata.RocketMQStoreTimestamp,
@@ -53,6 +53,8 @@ type Redelivery struct {
 	logger watermill.LoggerAdapter
 	hooks  hooks
 	queue  string
+	// maxReconsume is metadata.MaxReconsumeTimes for Native nacks.
+	maxReconsume string
 
 	sched     scheduler
 	closed    chan struct{}
@@ -107,10 +109,12 @@ func New(cfg Config, logger watermill.LoggerAdapter) (*Redelivery, error) {
 		return nil, err
 	}
 	r := &Redelivery{
-		cfg:    cfg,
-		hooks:  newHooks(cfg.Hooks),
-		queue:  cfg.ConsumerGroup + "/" + cfg.Handler,
-		closed: make(chan struct{}),
+		cfg:   cfg,
+		hooks: newHooks(cfg.Hooks),
+		queue: cfg.ConsumerGroup + "/" + cfg.Handler,
+
+		maxReconsume: strconv.Itoa(MaxReconsumeTimes(cfg.Policy)),
+		closed:       make(chan struct{}),
 		logger: logger.With(watermill.LogFields{
 			"component": "redelivery", "consumer_group": cfg.ConsumerGroup, "handler": cfg.Handler,
 		}),
@@ -185,7 +189,13 @@ func (r *Redelivery) Middleware(h message.HandlerFunc) message.HandlerFunc {
 			r.stats.succeeded.Add(1)
 			return produced, nil
 		}
-		return nil, r.onFailure(msg, count, err)
+		err = r.onFailure(msg, count, err)
+		if err != nil && r.cfg.Mode == Native {
+			// The subscriber nacks: the broker's limit is the policy's, so
+			// the middleware, not the broker, decides when to dead-letter.
+			msg.Metadata.Set(metadata.MaxReconsumeTimes, r.maxReconsume)
+		}
+		return nil, err
 	}
 }
 
