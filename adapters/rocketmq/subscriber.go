@@ -94,7 +94,7 @@ func NewSubscriber(cfg SubscriberConfig, logger watermill.LoggerAdapter) (*Subsc
 	}
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("rocketmq: invalid subscriber config: %w", err)
+		return nil, err
 	}
 	routeDefault(logger)
 	return &Subscriber{

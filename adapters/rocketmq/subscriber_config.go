@@ -2,7 +2,6 @@ package rocketmq
 
 import (
 	"errors"
-	"fmt"
 	"math"
 	"strconv"
 	"time"
@@ -222,56 +221,58 @@ func (c *SubscriberConfig) setDefaults() {
 	c.Clock = clock.OrReal(c.Clock)
 }
 
-// Validate reports every invalid field, each error naming its field.
+// Validate reports every invalid field at once, each error wrapping
+// ErrInvalidConfig and naming its field ("rocketmq: invalid config: <Field>:
+// <reason>").
 func (c SubscriberConfig) Validate() error {
 	var errs []error
 	errs = append(errs, validateNameServers(c.NameServers))
 	switch {
 	case c.ConsumerGroup == "":
-		errs = append(errs, errors.New("ConsumerGroup: required"))
+		errs = append(errs, configError("ConsumerGroup", "required"))
 	case c.ConsumerGroup == "DEFAULT_CONSUMER":
-		errs = append(errs, errors.New("ConsumerGroup: DEFAULT_CONSUMER is reserved"))
+		errs = append(errs, configError("ConsumerGroup", "DEFAULT_CONSUMER is reserved"))
 	default:
 		full := c.ConsumerGroup
 		if c.Namespace != "" {
 			full = c.Namespace + "%" + full
 		}
 		if err := ValidateTopic(c.ConsumerGroup); err != nil {
-			errs = append(errs, fmt.Errorf("ConsumerGroup: %w", err))
+			errs = append(errs, configError("ConsumerGroup", "%w", err))
 		} else if len(full) > maxGroupLength {
 			// %RETRY% + group + "_" + 16-digit hash must stay a valid topic.
-			errs = append(errs, fmt.Errorf("ConsumerGroup: %d characters with namespace, the limit is %d", len(full), maxGroupLength))
+			errs = append(errs, configError("ConsumerGroup", "%d characters with namespace, the limit is %d", len(full), maxGroupLength))
 		}
 	}
 	if c.ConsumeFrom < ConsumeFromFirstOffset || c.ConsumeFrom > ConsumeFromTimestamp {
-		errs = append(errs, fmt.Errorf("ConsumeFrom: unknown value %d", int(c.ConsumeFrom)))
+		errs = append(errs, configError("ConsumeFrom", "unknown value %d", int(c.ConsumeFrom)))
 	}
 	if c.ConsumeFrom == ConsumeFromTimestamp && c.ConsumeTimestamp.IsZero() {
-		errs = append(errs, errors.New("ConsumeTimestamp: required with ConsumeFromTimestamp"))
+		errs = append(errs, configError("ConsumeTimestamp", "required with ConsumeFromTimestamp"))
 	}
 	if c.ConsumeGoroutines < 0 {
-		errs = append(errs, fmt.Errorf("ConsumeGoroutines: must not be negative, got %d", c.ConsumeGoroutines))
+		errs = append(errs, configError("ConsumeGoroutines", "must not be negative, got %d", c.ConsumeGoroutines))
 	}
 	if c.ConsumeBatch < 0 || c.ConsumeBatch > maxConsumeBatch {
-		errs = append(errs, fmt.Errorf("ConsumeBatch: must be in 1..%d, got %d", maxConsumeBatch, c.ConsumeBatch))
+		errs = append(errs, configError("ConsumeBatch", "must be in 1..%d, got %d", maxConsumeBatch, c.ConsumeBatch))
 	}
 	if c.SplitAfter < 0 {
-		errs = append(errs, fmt.Errorf("SplitAfter: must not be negative, got %s", c.SplitAfter))
+		errs = append(errs, configError("SplitAfter", "must not be negative, got %s", c.SplitAfter))
 	}
 	if c.MaxReconsumeTimes < UnlimitedReconsumeTimes {
-		errs = append(errs, fmt.Errorf("MaxReconsumeTimes: must be >= 0, or -1 (UnlimitedReconsumeTimes), got %d", c.MaxReconsumeTimes))
+		errs = append(errs, configError("MaxReconsumeTimes", "must be >= 0, or -1 (UnlimitedReconsumeTimes), got %d", c.MaxReconsumeTimes))
 	}
 	if c.NackResendDelay < 0 {
-		errs = append(errs, fmt.Errorf("NackResendDelay: must not be negative, got %s", c.NackResendDelay))
+		errs = append(errs, configError("NackResendDelay", "must not be negative, got %s", c.NackResendDelay))
 	}
 	if c.CloseTimeout < 0 {
-		errs = append(errs, fmt.Errorf("CloseTimeout: must not be negative, got %s", c.CloseTimeout))
+		errs = append(errs, configError("CloseTimeout", "must not be negative, got %s", c.CloseTimeout))
 	}
 	if c.TopicQueueNums < 0 || c.TopicQueueNums > 1024 {
-		errs = append(errs, fmt.Errorf("TopicQueueNums: must be in 1..1024, got %d", c.TopicQueueNums))
+		errs = append(errs, configError("TopicQueueNums", "must be in 1..1024, got %d", c.TopicQueueNums))
 	}
 	if c.RoutePollInterval < 0 {
-		errs = append(errs, fmt.Errorf("RoutePollInterval: must not be negative, got %s", c.RoutePollInterval))
+		errs = append(errs, configError("RoutePollInterval", "must not be negative, got %s", c.RoutePollInterval))
 	}
 	errs = append(errs, c.Credentials.validate("Credentials"))
 	return errors.Join(errs...)

@@ -3,7 +3,6 @@ package sqlstore
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync/atomic"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -21,7 +20,8 @@ type PublisherConfig struct {
 	Queue string
 }
 
-// Validate reports every problem of the config, each naming its field.
+// Validate reports every problem of the config at once, each error wrapping
+// ErrInvalidConfig and naming its field.
 func (c PublisherConfig) Validate() error {
 	var errs []error
 	if c.Store == nil {
@@ -30,10 +30,7 @@ func (c PublisherConfig) Validate() error {
 	if err := ValidateQueue(c.Queue); err != nil {
 		errs = append(errs, fieldError("Queue", "%w", err))
 	}
-	if len(errs) > 0 {
-		return fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(errs...))
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // Publisher is a message.Publisher that writes messages as rows of a Store

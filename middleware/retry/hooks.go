@@ -140,7 +140,7 @@ func validateHooks(values []any) error {
 		_, r := v.(RetryHook)
 		_, g := v.(GiveUpHook)
 		if !a && !r && !g {
-			errs = append(errs, fmt.Errorf("field Hooks[%d]: %T implements none of AttemptHook, RetryHook, GiveUpHook", i, v))
+			errs = append(errs, fmt.Errorf("%w: Hooks[%d]: %T implements none of AttemptHook, RetryHook, GiveUpHook", ErrInvalidConfig, i, v))
 		}
 	}
 	return errors.Join(errs...)

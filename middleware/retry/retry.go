@@ -121,11 +121,12 @@ func (c *Config) setDefaults() {
 }
 
 // Validate reports an invalid Policy and every hook value that implements no
-// hook interface.
+// hook interface, each error wrapping ErrInvalidConfig and naming its field
+// ("retry: invalid config: <Field>: <reason>").
 func (c Config) Validate() error {
 	var errs []error
 	if err := c.Policy.Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("field Policy: %w", err))
+		errs = append(errs, fmt.Errorf("%w: Policy: %w", ErrInvalidConfig, err))
 	}
 	if err := validateHooks(c.Hooks); err != nil {
 		errs = append(errs, err)
@@ -150,7 +151,7 @@ func NewPublisher(inner message.Publisher, cfg Config, logger watermill.LoggerAd
 	}
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		return nil, err
 	}
 	if logger == nil {
 		logger = watermill.NopLogger{}

@@ -66,14 +66,16 @@ func (c *Config) setDefaults() {
 	c.Clock = clock.OrReal(c.Clock)
 }
 
-// Validate reports every problem of the config, each naming its field.
+// Validate reports every problem of the config at once, each error wrapping
+// ErrInvalidConfig and naming its field ("metrics: invalid config: <Field>:
+// <reason>").
 func (c Config) Validate() error {
 	var errs []error
 	if c.Registerer == nil {
-		errs = append(errs, fmt.Errorf("%w: Registerer is required", ErrInvalidConfig))
+		errs = append(errs, fmt.Errorf("%w: Registerer: required", ErrInvalidConfig))
 	}
 	if c.ScrapeTimeout < 0 {
-		errs = append(errs, fmt.Errorf("%w: ScrapeTimeout must not be negative", ErrInvalidConfig))
+		errs = append(errs, fmt.Errorf("%w: ScrapeTimeout: %v: must not be negative", ErrInvalidConfig, c.ScrapeTimeout))
 	}
 	return errors.Join(errs...)
 }
