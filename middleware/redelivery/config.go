@@ -137,8 +137,8 @@ type Config struct {
 	// math/rand/v2's Float64. Must be safe for concurrent use.
 	Rand func() float64
 	// Hooks observe redelivery events; each value must implement at least one
-	// of RedeliveryScheduledHook, RedeliveredHook, DeadLetteredHook,
-	// DroppedHook. Hooks run on the handler's or the scheduler's goroutine:
+	// of HandledHook, RedeliveryScheduledHook, RedeliveredHook,
+	// DeadLetteredHook, DroppedHook. Hooks run on the handler's or the scheduler's goroutine:
 	// they must be fast, non-blocking and safe for concurrent use.
 	Hooks []any
 }

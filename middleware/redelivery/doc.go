@@ -115,7 +115,8 @@
 //
 // # Hooks and stats
 //
-// Config.Hooks take any mix of RedeliveryScheduledHook, RedeliveredHook,
-// DeadLetteredHook and DroppedHook; Stats returns counters. Hooks run on the
+// Config.Hooks take any mix of HandledHook (every handler run, with its
+// duration), RedeliveryScheduledHook, RedeliveredHook (with the time the
+// message actually waited), DeadLetteredHook and DroppedHook; Stats returns counters. Hooks run on the
 // handler's or the scheduler's goroutine and must not block.
 package redelivery

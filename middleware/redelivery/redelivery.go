@@ -65,7 +65,7 @@ type Redelivery struct {
 }
 
 type scheduler interface {
-	schedule(ctx context.Context, msg *message.Message, retry int, due time.Time, lastErr string) error
+	schedule(ctx context.Context, msg *message.Message, retry int, failed, due time.Time, lastErr string) error
 	start()
 	close() error
 }
@@ -184,7 +184,13 @@ func (r *Redelivery) Middleware(h message.HandlerFunc) message.HandlerFunc {
 		if v := strconv.Itoa(count); msg.Metadata[metadata.ReconsumeTimes] != v {
 			msg.Metadata[metadata.ReconsumeTimes] = v
 		}
-		produced, err := call(h, msg)
+		var produced []*message.Message
+		var err error
+		if len(r.hooks.handled) == 0 {
+			produced, err = call(h, msg)
+		} else {
+			produced, err = r.callObserved(h, msg, count)
+		}
 		if err == nil {
 			r.stats.succeeded.Add(1)
 			return produced, nil
@@ -197,6 +203,20 @@ func (r *Redelivery) Middleware(h message.HandlerFunc) message.HandlerFunc {
 		}
 		return nil, err
 	}
+}
+
+// callObserved runs h and reports the run to the HandledHooks.
+func (r *Redelivery) callObserved(h message.HandlerFunc, msg *message.Message, count int) ([]*message.Message, error) {
+	start := r.cfg.Clock.Now()
+	produced, err := call(h, msg)
+	p := HandledParams{
+		MessageUUID: msg.UUID, Topic: originalTopic(msg), ConsumerGroup: r.cfg.ConsumerGroup, Handler: r.cfg.Handler,
+		Mode: r.cfg.Mode, Attempt: count + 1, Duration: r.cfg.Clock.Now().Sub(start), Err: err,
+	}
+	for _, hk := range r.hooks.handled {
+		hk.OnHandled(p)
+	}
+	return produced, err
 }
 
 func call(h message.HandlerFunc, msg *message.Message) (produced []*message.Message, err error) {
@@ -316,7 +336,7 @@ func (r *Redelivery) onFailure(msg *message.Message, count int, herr error) erro
 	out := r.copyFor(f, lastErr)
 	out.Metadata.Set(RedeliveryCount, strconv.Itoa(retry))
 	out.Metadata.Set(metadata.ReconsumeTimes, strconv.Itoa(retry))
-	if err := r.sched.schedule(msg.Context(), out, retry, f.now.Add(delay), lastErr); err != nil {
+	if err := r.sched.schedule(msg.Context(), out, retry, f.now, f.now.Add(delay), lastErr); err != nil {
 		err = errors.Join(herr, fmt.Errorf("redelivery: scheduling retry %d: %w", retry, err))
 		if policy.IsPermanent(err) {
 			// The message can never be parked (the store rejects its

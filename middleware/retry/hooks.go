@@ -58,6 +58,9 @@ type AttemptParams struct {
 	// error, a context error or an error the Classifier stops. It says how
 	// the policy classifies the error, not whether attempts or time remain.
 	Retryable bool
+	// Duration is how long the call to the inner publisher took, on
+	// Config.Clock (read only when an AttemptHook is set).
+	Duration time.Duration
 }
 
 // GiveUpReason says why a Publish call returned an error.

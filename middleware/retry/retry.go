@@ -187,9 +187,13 @@ func (p *Publisher) Close() error { return p.inner.Close() }
 // costs more than the whole decorator). The first attempt's own duration, at
 // most the backend's send timeout, is therefore not counted.
 func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
+	var sent time.Time
+	if len(p.hooks.attempt) > 0 {
+		sent = p.cfg.Clock.Now()
+	}
 	err := p.inner.Publish(topic, msgs...)
 	if len(p.hooks.attempt) > 0 {
-		p.attempted(1, topic, msgs, err)
+		p.attempted(1, topic, msgs, err, sent)
 	}
 	if err == nil {
 		return nil
@@ -198,8 +202,8 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 }
 
 // attempted runs the AttemptHooks for one call to the inner publisher.
-func (p *Publisher) attempted(attempt int, topic string, msgs []*message.Message, err error) {
-	params := AttemptParams{Attempt: attempt, Topic: topic, Messages: msgs, Err: err}
+func (p *Publisher) attempted(attempt int, topic string, msgs []*message.Message, err error, sent time.Time) {
+	params := AttemptParams{Attempt: attempt, Topic: topic, Messages: msgs, Err: err, Duration: p.cfg.Clock.Now().Sub(sent)}
 	if err != nil {
 		params.Retryable = p.cfg.Policy.Retryable(err)
 	}
@@ -314,9 +318,13 @@ func (l *loop) attempt() error {
 		return retrygo.Unrecoverable(err)
 	}
 	l.attempts++
+	var sent time.Time
+	if len(l.p.hooks.attempt) > 0 {
+		sent = l.p.cfg.Clock.Now()
+	}
 	err := l.p.inner.Publish(l.topic, l.pending...)
 	if len(l.p.hooks.attempt) > 0 {
-		l.p.attempted(l.attempts, l.topic, l.pending, err)
+		l.p.attempted(l.attempts, l.topic, l.pending, err, sent)
 	}
 	if err != nil {
 		l.lastErr = err
