@@ -128,69 +128,8 @@ func (w *watched) Collect(ch chan<- prometheus.Metric) {
 	w.mu.Unlock()
 
 	// Every family is in every scrape, at 0 while nothing is watched.
-	now := w.m.cfg.Clock.Now()
-	{
-		var backlog, due int64
-		var oldest time.Time
-		ok := true
-		for _, s := range stores {
-			st, err := w.stats(s.store, s.queue)
-			if err != nil {
-				ok = false
-				continue
-			}
-			backlog += st.Backlog
-			due += st.Due
-			if !st.Oldest.IsZero() && (oldest.IsZero() || st.Oldest.Before(oldest)) {
-				oldest = st.Oldest
-			}
-		}
-		// A partial sum would look like a shrinking backlog: leave the gauges
-		// out of this scrape instead.
-		if ok {
-			age := 0.0
-			if !oldest.IsZero() && now.After(oldest) {
-				age = now.Sub(oldest).Seconds()
-			}
-			ch <- prometheus.MustNewConstMetric(w.backlog, prometheus.GaugeValue, float64(backlog))
-			ch <- prometheus.MustNewConstMetric(w.due, prometheus.GaugeValue, float64(due))
-			ch <- prometheus.MustNewConstMetric(w.oldestAge, prometheus.GaugeValue, age)
-		}
-	}
-
-	{
-		var sum async.Stats
-		saturation := 0.0
-		for _, p := range asyncs {
-			st := p.Stats()
-			// The fullest pool, not the pooled ratio: one saturated pool
-			// falls back to its FullPolicy however empty the others are.
-			if st.Capacity > 0 {
-				saturation = max(saturation, float64(st.Queued)/float64(st.Capacity))
-			}
-			sum.Capacity += st.Capacity
-			sum.MaxWorkers += st.MaxWorkers
-			sum.Queued += st.Queued
-			sum.InFlight += st.InFlight
-			sum.Workers += st.Workers
-			sum.Done += st.Done
-			sum.Failed += st.Failed
-			sum.Rejected += st.Rejected
-			sum.CallerRan += st.CallerRan
-			sum.Leftover += st.Leftover
-		}
-		ch <- prometheus.MustNewConstMetric(w.asyncDepth, prometheus.GaugeValue, float64(sum.Queued))
-		ch <- prometheus.MustNewConstMetric(w.asyncInFlight, prometheus.GaugeValue, float64(sum.InFlight))
-		ch <- prometheus.MustNewConstMetric(w.asyncWork, prometheus.GaugeValue, float64(sum.Workers))
-		ch <- prometheus.MustNewConstMetric(w.asyncFill, prometheus.GaugeValue, saturation)
-		ch <- prometheus.MustNewConstMetric(w.asyncCapacity, prometheus.GaugeValue, float64(sum.Capacity))
-		ch <- prometheus.MustNewConstMetric(w.asyncMaxWorkers, prometheus.GaugeValue, float64(sum.MaxWorkers))
-		ch <- prometheus.MustNewConstMetric(w.asyncRejected, prometheus.CounterValue, float64(sum.Rejected))
-		ch <- prometheus.MustNewConstMetric(w.asyncCallerRuns, prometheus.CounterValue, float64(sum.CallerRan))
-		ch <- prometheus.MustNewConstMetric(w.asyncSends, prometheus.CounterValue, float64(sum.Done), OutcomeAccepted)
-		ch <- prometheus.MustNewConstMetric(w.asyncSends, prometheus.CounterValue, float64(sum.Failed), OutcomeError)
-		ch <- prometheus.MustNewConstMetric(w.asyncLeftovers, prometheus.CounterValue, float64(sum.Leftover))
-	}
+	w.collectStores(ch, stores)
+	w.collectAsyncs(ch, asyncs)
 
 	type key struct{ group, handler string }
 	waiting := map[key]float64{}
@@ -233,4 +172,70 @@ func (w *watched) stats(s *sqlstore.Store, queue string) (sqlstore.Stats, error)
 			watermill.LogFields{"table": s.Table(), "queue": queue})
 	}
 	return st, err
+}
+
+// collectStores sends the fallback store gauges, summed over stores.
+func (w *watched) collectStores(ch chan<- prometheus.Metric, stores []storeQueue) {
+	now := w.m.cfg.Clock.Now()
+	var backlog, due int64
+	var oldest time.Time
+	ok := true
+	for _, s := range stores {
+		st, err := w.stats(s.store, s.queue)
+		if err != nil {
+			ok = false
+			continue
+		}
+		backlog += st.Backlog
+		due += st.Due
+		if !st.Oldest.IsZero() && (oldest.IsZero() || st.Oldest.Before(oldest)) {
+			oldest = st.Oldest
+		}
+	}
+	// A partial sum would look like a shrinking backlog: leave the gauges
+	// out of this scrape instead.
+	if ok {
+		age := 0.0
+		if !oldest.IsZero() && now.After(oldest) {
+			age = now.Sub(oldest).Seconds()
+		}
+		ch <- prometheus.MustNewConstMetric(w.backlog, prometheus.GaugeValue, float64(backlog))
+		ch <- prometheus.MustNewConstMetric(w.due, prometheus.GaugeValue, float64(due))
+		ch <- prometheus.MustNewConstMetric(w.oldestAge, prometheus.GaugeValue, age)
+	}
+}
+
+// collectAsyncs sends the async gauges and counters, summed over pools.
+func (w *watched) collectAsyncs(ch chan<- prometheus.Metric, asyncs []*async.Publisher) {
+	var sum async.Stats
+	saturation := 0.0
+	for _, p := range asyncs {
+		st := p.Stats()
+		// The fullest pool, not the pooled ratio: one saturated pool
+		// falls back to its FullPolicy however empty the others are.
+		if st.Capacity > 0 {
+			saturation = max(saturation, float64(st.Queued)/float64(st.Capacity))
+		}
+		sum.Capacity += st.Capacity
+		sum.MaxWorkers += st.MaxWorkers
+		sum.Queued += st.Queued
+		sum.InFlight += st.InFlight
+		sum.Workers += st.Workers
+		sum.Done += st.Done
+		sum.Failed += st.Failed
+		sum.Rejected += st.Rejected
+		sum.CallerRan += st.CallerRan
+		sum.Leftover += st.Leftover
+	}
+	ch <- prometheus.MustNewConstMetric(w.asyncDepth, prometheus.GaugeValue, float64(sum.Queued))
+	ch <- prometheus.MustNewConstMetric(w.asyncInFlight, prometheus.GaugeValue, float64(sum.InFlight))
+	ch <- prometheus.MustNewConstMetric(w.asyncWork, prometheus.GaugeValue, float64(sum.Workers))
+	ch <- prometheus.MustNewConstMetric(w.asyncFill, prometheus.GaugeValue, saturation)
+	ch <- prometheus.MustNewConstMetric(w.asyncCapacity, prometheus.GaugeValue, float64(sum.Capacity))
+	ch <- prometheus.MustNewConstMetric(w.asyncMaxWorkers, prometheus.GaugeValue, float64(sum.MaxWorkers))
+	ch <- prometheus.MustNewConstMetric(w.asyncRejected, prometheus.CounterValue, float64(sum.Rejected))
+	ch <- prometheus.MustNewConstMetric(w.asyncCallerRuns, prometheus.CounterValue, float64(sum.CallerRan))
+	ch <- prometheus.MustNewConstMetric(w.asyncSends, prometheus.CounterValue, float64(sum.Done), OutcomeAccepted)
+	ch <- prometheus.MustNewConstMetric(w.asyncSends, prometheus.CounterValue, float64(sum.Failed), OutcomeError)
+	ch <- prometheus.MustNewConstMetric(w.asyncLeftovers, prometheus.CounterValue, float64(sum.Leftover))
 }
