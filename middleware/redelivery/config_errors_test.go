@@ -42,3 +42,18 @@ func TestNew_reports_each_config_problem_as_ErrInvalidConfig_naming_the_field(t 
 		})
 	}
 }
+
+// AddHandler reports a bad registration in the same shape.
+func TestAddHandler_reports_each_registration_problem_as_ErrInvalidConfig_naming_the_field(t *testing.T) {
+	r := newMemory(t, redelivery.Config{})
+	_, err := r.AddHandler(nil, redelivery.HandlerRegistration{PublishTopic: "out"})
+	if !errors.Is(err, redelivery.ErrInvalidConfig) {
+		t.Fatalf("err = %v, want ErrInvalidConfig", err)
+	}
+	for _, f := range []string{"router", "HandlerRegistration.Topic", "HandlerRegistration.Subscriber",
+		"HandlerRegistration.HandlerFunc", "HandlerRegistration.PublishTopic"} {
+		if want := redelivery.ErrInvalidConfig.Error() + ": " + f + ":"; !strings.Contains(err.Error(), want) {
+			t.Errorf("err = %v, want a line %q...", err, want)
+		}
+	}
+}

@@ -184,8 +184,9 @@ func (p *Publisher) Close() error { return p.inner.Close() }
 // Elapsed time (Params.Elapsed, ExhaustedError.Elapsed and the
 // Policy.MaxElapsed budget) is measured from the moment the first attempt
 // failed, not from its start: the success path reads no clock (a clock read
-// costs more than the whole decorator). The first attempt's own duration, at
-// most the backend's send timeout, is therefore not counted.
+// costs more than the whole decorator) unless an AttemptHook is set, which
+// gets each attempt's Duration. The first attempt's own duration, at most the
+// backend's send timeout, is therefore not counted.
 func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	var sent time.Time
 	if len(p.hooks.attempt) > 0 {
