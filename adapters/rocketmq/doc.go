@@ -45,7 +45,9 @@
 //
 // # Errors
 //
-// Every error matches a sentinel with errors.Is. Bad input (ErrInvalidTopic,
+// Every error matches a sentinel with errors.Is. NewPublisher and
+// NewSubscriber return ErrInvalidConfig for a bad config, one
+// "rocketmq: invalid config: <Field>: <reason>" per problem. Bad input (ErrInvalidTopic,
 // ErrMessageTooLarge, ErrInvalidMetadata, ErrNilMessage), ErrNoPermission and
 // ErrClosed are also policy.IsPermanent: reliamq's retry and fallback never
 // retry or store them. Timeouts (ErrSendTimeout), refused or dropped

@@ -27,31 +27,35 @@ func (m *failingUnmarshaler) Unmarshal(*primitive.MessageExt) (*message.Message,
 	return nil, errors.New("unreadable")
 }
 
-// The subscriber applies MaxReconsumeTimes itself (the client gets no limit):
-// a message the Marshaler cannot read still ends in %DLQ%<group> after
-// MaxReconsumeTimes broker redeliveries.
+// A message the Marshaler cannot read ends in %DLQ%<group> after
+// MaxReconsumeTimes broker redeliveries, whether the broker applies the limit
+// (the default) or the subscriber does (BrokerRetry: the client gets none).
 func TestSubscriber_unreadable_message_is_dead_lettered_after_MaxReconsumeTimes(t *testing.T) {
-	b := newBroker(t, rocketmqtest.Config{DelayScale: 0.001})
-	pub := newPublisher(t, b, rocketmq.PublisherConfig{})
-	const maxReconsume = 2
-	m := &failingUnmarshaler{}
-	sub := newSubscriber(t, b, rocketmq.SubscriberConfig{MaxReconsumeTimes: maxReconsume, Marshaler: m})
-	topic := newTopic()
-	_ = subscribe(t, sub, topic)
-	if err := pub.Publish(topic, message.NewMessage("u-1", []byte("x"))); err != nil {
-		t.Fatal(err)
-	}
-	dlq := "%DLQ%" + sub.GroupFor(topic)
-	deadline := time.Now().Add(15 * time.Second)
-	for len(b.Messages(dlq)) == 0 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if n := len(b.Messages(dlq)); n != 1 {
-		t.Fatalf("%s holds %d messages after %d reads, want 1", dlq, n, m.tries.Load())
-	}
-	time.Sleep(300 * time.Millisecond)
-	if got := m.tries.Load(); got != maxReconsume+1 {
-		t.Errorf("read %d times, want %d", got, maxReconsume+1)
+	for _, brokerRetry := range []bool{false, true} {
+		t.Run(map[bool]string{false: "in-process nacks", true: "broker retry"}[brokerRetry], func(t *testing.T) {
+			b := newBroker(t, rocketmqtest.Config{DelayScale: 0.001})
+			pub := newPublisher(t, b, rocketmq.PublisherConfig{})
+			const maxReconsume = 2
+			m := &failingUnmarshaler{}
+			sub := newSubscriber(t, b, rocketmq.SubscriberConfig{MaxReconsumeTimes: maxReconsume, Marshaler: m, BrokerRetry: brokerRetry})
+			topic := newTopic()
+			_ = subscribe(t, sub, topic)
+			if err := pub.Publish(topic, message.NewMessage("u-1", []byte("x"))); err != nil {
+				t.Fatal(err)
+			}
+			dlq := "%DLQ%" + sub.GroupFor(topic)
+			deadline := time.Now().Add(15 * time.Second)
+			for len(b.Messages(dlq)) == 0 && time.Now().Before(deadline) {
+				time.Sleep(20 * time.Millisecond)
+			}
+			if n := len(b.Messages(dlq)); n != 1 {
+				t.Fatalf("%s holds %d messages after %d reads, want 1", dlq, n, m.tries.Load())
+			}
+			time.Sleep(300 * time.Millisecond)
+			if got := m.tries.Load(); got != maxReconsume+1 {
+				t.Errorf("read %d times, want %d", got, maxReconsume+1)
+			}
+		})
 	}
 }
 

@@ -131,10 +131,10 @@ type SubscriberConfig struct {
 	// dead-letters by count. A nacked message whose metadata carries
 	// metadata.MaxReconsumeTimes uses that limit instead: middleware/redelivery
 	// sets it from its Policy in Native mode, so the policy alone decides and
-	// this field needs no matching value. The subscriber applies the limit
-	// itself (a nack at the limit goes back with delay level -1, straight to
-	// %DLQ%<group>, as the broker would send it) and gives the client no
-	// limit of its own.
+	// this field needs no matching value. With BrokerRetry the subscriber
+	// applies the limit itself (a nack at the limit goes back with delay
+	// level -1, straight to %DLQ%<group>, as the broker would send it) and
+	// gives the client no limit of its own.
 	MaxReconsumeTimes int
 	// NackResendDelay is the pause before the adapter redelivers a nacked
 	// message in process. Default 0 (at once); a handler that keeps failing
@@ -287,10 +287,18 @@ func (c SubscriberConfig) consumeBatch() int {
 	return c.ConsumeBatch
 }
 
-// clientMaxReconsumeTimes is the client's WithMaxReconsumeTimes: no limit,
-// because the subscriber applies the limit per message (retryLevel) and the
-// client sends one value for every message of the consumer.
-func (c SubscriberConfig) clientMaxReconsumeTimes() int32 { return math.MaxInt32 }
+// clientMaxReconsumeTimes is the client's WithMaxReconsumeTimes. With
+// BrokerRetry there is none: the subscriber applies the limit per message
+// (retryLevel), since the client sends one value for every message of the
+// consumer. Otherwise only messages the Marshaler cannot read (and consume
+// calls the client itself gives up on) go to the broker's retry, a whole
+// consume call at a time, and the broker keeps deciding per message.
+func (c SubscriberConfig) clientMaxReconsumeTimes() int32 {
+	if c.BrokerRetry || c.MaxReconsumeTimes == UnlimitedReconsumeTimes {
+		return math.MaxInt32
+	}
+	return int32(c.MaxReconsumeTimes)
+}
 
 // retryLevel is the delay level a message that goes to the broker's retry is
 // sent back with: level (0 the broker's schedule, 1..18, -1 the DLQ), or -1
@@ -299,6 +307,9 @@ func (c SubscriberConfig) clientMaxReconsumeTimes() int32 { return math.MaxInt32
 // MaxReconsumeTimes. reconsumed is the message's reconsume count as the
 // broker delivered it; the broker dead-letters on the same comparison.
 func (c SubscriberConfig) retryLevel(level int, reconsumed int32, md message.Metadata) int {
+	if !c.BrokerRetry {
+		return level // the broker applies the client's limit
+	}
 	limit := c.MaxReconsumeTimes
 	if v := md.Get(metadata.MaxReconsumeTimes); v != "" {
 		if n, err := strconv.Atoi(v); err == nil && n >= UnlimitedReconsumeTimes {
