@@ -39,11 +39,13 @@ func TestPublisherConfig_Validate(t *testing.T) {
 				}
 				return
 			}
-			if err == nil || !strings.Contains(err.Error(), tt.field) {
-				t.Fatalf("Validate() = %v, want an error naming %s", err, tt.field)
+			// Regression: config errors matched no sentinel.
+			want := rocketmq.ErrInvalidConfig.Error() + ": " + tt.field + ":"
+			if !errors.Is(err, rocketmq.ErrInvalidConfig) || !strings.Contains(err.Error(), want) {
+				t.Fatalf("Validate() = %v, want ErrInvalidConfig as %q...", err, want)
 			}
-			if _, nerr := rocketmq.NewPublisher(tt.cfg, nil); nerr == nil {
-				t.Fatal("NewPublisher accepted an invalid config")
+			if _, nerr := rocketmq.NewPublisher(tt.cfg, nil); !errors.Is(nerr, rocketmq.ErrInvalidConfig) || !strings.Contains(nerr.Error(), want) {
+				t.Fatalf("NewPublisher = %v, want ErrInvalidConfig as %q...", nerr, want)
 			}
 		})
 	}
@@ -71,6 +73,7 @@ func TestSubscriberConfig_Validate(t *testing.T) {
 		{name: "consume batch over the pull batch", cfg: rocketmq.SubscriberConfig{NameServers: ns, ConsumerGroup: "g", ConsumeBatch: 33}, field: "ConsumeBatch"},
 		{name: "negative split after", cfg: rocketmq.SubscriberConfig{NameServers: ns, ConsumerGroup: "g", SplitAfter: -time.Millisecond}, field: "SplitAfter"},
 		{name: "negative reconsume", cfg: rocketmq.SubscriberConfig{NameServers: ns, ConsumerGroup: "g", MaxReconsumeTimes: -2}, field: "MaxReconsumeTimes"},
+		{name: "unlimited reconsume", cfg: rocketmq.SubscriberConfig{NameServers: ns, ConsumerGroup: "g", MaxReconsumeTimes: rocketmq.UnlimitedReconsumeTimes}},
 		{name: "too many queues", cfg: rocketmq.SubscriberConfig{NameServers: ns, ConsumerGroup: "g", TopicQueueNums: 2000}, field: "TopicQueueNums"},
 		{name: "negative close timeout", cfg: rocketmq.SubscriberConfig{NameServers: ns, ConsumerGroup: "g", CloseTimeout: -1}, field: "CloseTimeout"},
 	}
@@ -83,11 +86,13 @@ func TestSubscriberConfig_Validate(t *testing.T) {
 				}
 				return
 			}
-			if err == nil || !strings.Contains(err.Error(), tt.field) {
-				t.Fatalf("Validate() = %v, want an error naming %s", err, tt.field)
+			// Regression: config errors matched no sentinel.
+			want := rocketmq.ErrInvalidConfig.Error() + ": " + tt.field + ":"
+			if !errors.Is(err, rocketmq.ErrInvalidConfig) || !strings.Contains(err.Error(), want) {
+				t.Fatalf("Validate() = %v, want ErrInvalidConfig as %q...", err, want)
 			}
-			if _, nerr := rocketmq.NewSubscriber(tt.cfg, nil); nerr == nil {
-				t.Fatal("NewSubscriber accepted an invalid config")
+			if _, nerr := rocketmq.NewSubscriber(tt.cfg, nil); !errors.Is(nerr, rocketmq.ErrInvalidConfig) || !strings.Contains(nerr.Error(), want) {
+				t.Fatalf("NewSubscriber = %v, want ErrInvalidConfig as %q...", nerr, want)
 			}
 		})
 	}

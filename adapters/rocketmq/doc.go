@@ -58,10 +58,12 @@
 //
 // # Errors
 //
-// Every error matches a sentinel with errors.Is. Bad input (ErrInvalidTopic,
-// ErrReservedTopic, ErrMessageTooLarge, ErrInvalidMetadata, ErrNilMessage,
-// ErrEmptyUUID, ErrInvalidUUID), ErrNoPermission and ErrClosed are also
-// policy.IsPermanent: reliamq's retry and fallback never
+// Every error matches a sentinel with errors.Is. NewPublisher and
+// NewSubscriber return ErrInvalidConfig for a bad config, one
+// "rocketmq: invalid config: <Field>: <reason>" per problem. Bad input
+// (ErrInvalidTopic, ErrReservedTopic, ErrMessageTooLarge, ErrInvalidMetadata,
+// ErrNilMessage, ErrEmptyUUID, ErrInvalidUUID), ErrNoPermission and ErrClosed
+// are also policy.IsPermanent: reliamq's retry and fallback never
 // retry or store them. Timeouts (ErrSendTimeout), refused or dropped
 // connections, SYSTEM_ERROR, SYSTEM_BUSY, SERVICE_NOT_AVAILABLE, a topic
 // without a route yet (unless brokers do not create topics: ErrTopicNotExist
@@ -100,7 +102,9 @@
 // slower than SplitAfter).
 // Nacked messages are redelivered in process (default) or through the
 // broker's retry topic and its delay levels up to MaxReconsumeTimes, then
-// %DLQ%<group> (BrokerRetry). Messages in handlers when a subscription ends
+// %DLQ%<group> (BrokerRetry); a nacked message's metadata.MaxReconsumeTimes,
+// which middleware/redelivery sets from its Policy in Native mode, overrides
+// the limit for that message. Messages in handlers when a subscription ends
 // get CloseTimeout to be acked; unacked ones, those still unread in the
 // output channel, and the acked messages of a consume call that had not
 // finished (and those after it in the same queue: the client commits a

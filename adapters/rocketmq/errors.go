@@ -18,6 +18,11 @@ import (
 // caller's own context). Errors that must not be retried are also marked with
 // policy.Permanent, so the reliamq middleware never retries or stores them.
 var (
+	// ErrInvalidConfig is wrapped by every error NewPublisher, NewSubscriber,
+	// PublisherConfig.Validate and SubscriberConfig.Validate return for a bad
+	// config: "rocketmq: invalid config: <Field>: <reason>", one per problem,
+	// joined with errors.Join.
+	ErrInvalidConfig = errors.New("rocketmq: invalid config")
 	// ErrClosed is returned by Publish and Subscribe after Close. Permanent;
 	// also matches policy.ErrClosed.
 	ErrClosed = policy.NewClosedError("rocketmq: closed")
@@ -240,4 +245,10 @@ func responseCode(err error) (int, bool) {
 		return 0, false
 	}
 	return code, true
+}
+
+// configError reports one config problem: ErrInvalidConfig, the field, the
+// reason (format may use %w).
+func configError(field, format string, args ...any) error {
+	return fmt.Errorf("%w: %s: "+format, append([]any{ErrInvalidConfig, field}, args...)...)
 }

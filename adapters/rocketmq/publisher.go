@@ -80,7 +80,7 @@ func NewPublisher(cfg PublisherConfig, logger watermill.LoggerAdapter) (*Publish
 	}
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("rocketmq: invalid publisher config: %w", err)
+		return nil, err
 	}
 	routeDefault(logger)
 

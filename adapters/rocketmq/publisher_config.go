@@ -60,10 +60,10 @@ type Credentials struct {
 
 func (c Credentials) validate(field string) error {
 	if (c.AccessKey == "") != (c.SecretKey == "") {
-		return fmt.Errorf("%s: AccessKey and SecretKey must be set together", field)
+		return configError(field, "AccessKey and SecretKey must be set together")
 	}
 	if c.SecurityToken != "" && c.AccessKey == "" {
-		return fmt.Errorf("%s: SecurityToken needs AccessKey and SecretKey", field)
+		return configError(field, "SecurityToken needs AccessKey and SecretKey")
 	}
 	return nil
 }
@@ -144,24 +144,26 @@ func (c *PublisherConfig) setDefaults() {
 	}
 }
 
-// Validate reports every invalid field, each error naming its field.
+// Validate reports every invalid field at once, each error wrapping
+// ErrInvalidConfig and naming its field ("rocketmq: invalid config: <Field>:
+// <reason>").
 func (c PublisherConfig) Validate() error {
 	var errs []error
 	errs = append(errs, validateNameServers(c.NameServers))
 	if c.SendMode < SendSync || c.SendMode > SendOneWay {
-		errs = append(errs, fmt.Errorf("SendMode: unknown mode %d", int(c.SendMode)))
+		errs = append(errs, configError("SendMode", "unknown mode %d", int(c.SendMode)))
 	}
 	if c.QueueSelection < RoundRobin || c.QueueSelection > HashShardingKey {
-		errs = append(errs, fmt.Errorf("QueueSelection: unknown selection %d", int(c.QueueSelection)))
+		errs = append(errs, configError("QueueSelection", "unknown selection %d", int(c.QueueSelection)))
 	}
 	if c.SendTimeout < 0 {
-		errs = append(errs, fmt.Errorf("SendTimeout: must not be negative, got %s", c.SendTimeout))
+		errs = append(errs, configError("SendTimeout", "must not be negative, got %s", c.SendTimeout))
 	}
 	if c.SendRetries < 0 {
-		errs = append(errs, fmt.Errorf("SendRetries: must not be negative, got %d", c.SendRetries))
+		errs = append(errs, configError("SendRetries", "must not be negative, got %d", c.SendRetries))
 	}
 	if c.MaxMessageSize < 0 {
-		errs = append(errs, fmt.Errorf("MaxMessageSize: must not be negative, got %d", c.MaxMessageSize))
+		errs = append(errs, configError("MaxMessageSize", "must not be negative, got %d", c.MaxMessageSize))
 	}
 	errs = append(errs, c.Credentials.validate("Credentials"))
 	return errors.Join(errs...)
@@ -169,11 +171,11 @@ func (c PublisherConfig) Validate() error {
 
 func validateNameServers(addrs []string) error {
 	if len(addrs) == 0 {
-		return errors.New("NameServers: at least one name server address is required")
+		return configError("NameServers", "at least one name server address is required")
 	}
 	for i, a := range addrs {
 		if a == "" {
-			return fmt.Errorf("NameServers[%d]: empty address", i)
+			return configError(fmt.Sprintf("NameServers[%d]", i), "empty address")
 		}
 	}
 	return nil

@@ -96,7 +96,7 @@ func NewSubscriber(cfg SubscriberConfig, logger watermill.LoggerAdapter) (*Subsc
 	}
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("rocketmq: invalid subscriber config: %w", err)
+		return nil, err
 	}
 	routeDefault(logger)
 	return &Subscriber{
@@ -252,7 +252,7 @@ func (s *Subscriber) start(ctx context.Context, topic, instance string) (*subscr
 		opts = append(opts, consumer.WithConsumerModel(consumer.BroadCasting))
 	} else {
 		opts = append(opts, consumer.WithConsumerModel(consumer.Clustering),
-			consumer.WithMaxReconsumeTimes(int32(s.cfg.MaxReconsumeTimes)))
+			consumer.WithMaxReconsumeTimes(s.cfg.clientMaxReconsumeTimes()))
 	}
 	if s.cfg.Namespace != "" {
 		opts = append(opts, consumer.WithNamespace(s.cfg.Namespace))
@@ -724,7 +724,7 @@ func (sub *subscription) deliver(ext *primitive.MessageExt) (verdict, int) {
 		// Never read: not the handler's nack.
 		return verdictAbandon, 0
 	}
-	return sub.nacked(ext, msg)
+	return sub.nacked(msg, ext)
 }
 
 // undecodable leaves a message the marshaler cannot read to the broker's
@@ -734,7 +734,7 @@ func (sub *subscription) deliver(ext *primitive.MessageExt) (verdict, int) {
 func (sub *subscription) undecodable(ext *primitive.MessageExt, err error) (verdict, int) {
 	sub.s.logger.Error("Cannot unmarshal message", err, watermill.LogFields{
 		"topic": sub.topic, "msg_id": ext.MsgId})
-	return verdictBrokerRetry, 0
+	return verdictBrokerRetry, sub.s.cfg.retryLevel(0, ext.ReconsumeTimes, nil)
 }
 
 // adjust adds what depends on the subscription to a decoded message.
@@ -785,7 +785,7 @@ func (sub *subscription) awaitOnStop(msg *message.Message) verdict {
 // NackResendDelay.
 //
 //go:noinline
-func (sub *subscription) nacked(ext *primitive.MessageExt, msg *message.Message) (verdict, int) {
+func (sub *subscription) nacked(msg *message.Message, ext *primitive.MessageExt) (verdict, int) {
 	cfg := &sub.s.cfg
 	switch {
 	case cfg.Broadcasting:
@@ -793,12 +793,13 @@ func (sub *subscription) nacked(ext *primitive.MessageExt, msg *message.Message)
 			"topic": sub.topic, "message_uuid": msg.UUID})
 		return verdictAck, 0
 	case cfg.BrokerRetry:
-		if cfg.TimerRetry && sub.retryByTimer(ext, msg) {
+		level := cfg.retryLevel(nackDelayLevel(sub.s.logger, msg), ext.ReconsumeTimes, msg.Metadata)
+		if cfg.TimerRetry && level >= 0 && sub.retryByTimer(ext, msg) {
 			// The timer copy in %RETRY%<group> is the retry: this
 			// delivery is done.
 			return verdictAck, 0
 		}
-		return verdictBrokerRetry, nackDelayLevel(sub.s.logger, msg)
+		return verdictBrokerRetry, level
 	}
 	return verdictAgain, 0
 }

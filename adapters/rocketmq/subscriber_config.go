@@ -2,10 +2,14 @@ package rocketmq
 
 import (
 	"errors"
-	"fmt"
+	"math"
+	"strconv"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
+
 	"github.com/reliamq/reliamq/pkg/clock"
+	"github.com/reliamq/reliamq/pkg/metadata"
 )
 
 // ConsumeFrom says where a consumer group with no committed offset starts.
@@ -138,7 +142,15 @@ type SubscriberConfig struct {
 	// false: delay levels only.
 	TimerRetry bool
 	// MaxReconsumeTimes is how many broker redeliveries a message gets before
-	// it goes to %DLQ%<group> (BrokerRetry only). Default 16, RocketMQ's.
+	// it goes to %DLQ%<group> (BrokerRetry, and messages the Marshaler cannot
+	// read). Default 16, RocketMQ's; UnlimitedReconsumeTimes (-1) never
+	// dead-letters by count. A nacked message whose metadata carries
+	// metadata.MaxReconsumeTimes uses that limit instead: middleware/redelivery
+	// sets it from its Policy in Native mode, so the policy alone decides and
+	// this field needs no matching value. With BrokerRetry the subscriber
+	// applies the limit itself (a nack at the limit goes back with delay
+	// level -1, straight to %DLQ%<group>, as the broker would send it) and
+	// gives the client no limit of its own.
 	MaxReconsumeTimes int
 	// NackResendDelay is the pause before the adapter redelivers a nacked
 	// message in process. Default 0 (at once); a handler that keeps failing
@@ -175,6 +187,15 @@ type SubscriberConfig struct {
 	Clock clock.Clock
 }
 
+// UnlimitedReconsumeTimes as SubscriberConfig.MaxReconsumeTimes (or as the
+// value of metadata.MaxReconsumeTimes on a nacked message) lets the broker
+// redeliver a message for ever: it never reaches %DLQ%<group> by count.
+const UnlimitedReconsumeTimes = -1
+
+// DefaultMaxReconsumeTimes is SubscriberConfig.MaxReconsumeTimes's default,
+// RocketMQ's.
+const DefaultMaxReconsumeTimes = 16
+
 // DefaultConsumeBatch is SubscriberConfig.ConsumeBatch's default: the
 // client's whole pull batch.
 const DefaultConsumeBatch = maxConsumeBatch
@@ -203,7 +224,7 @@ func (c *SubscriberConfig) setDefaults() {
 		c.InstanceName = "reliamq-sub-" + shortID()
 	}
 	if c.MaxReconsumeTimes == 0 {
-		c.MaxReconsumeTimes = 16
+		c.MaxReconsumeTimes = DefaultMaxReconsumeTimes
 	}
 	if c.CloseTimeout == 0 {
 		c.CloseTimeout = 30 * time.Second
@@ -220,59 +241,61 @@ func (c *SubscriberConfig) setDefaults() {
 	c.Clock = clock.OrReal(c.Clock)
 }
 
-// Validate reports every invalid field, each error naming its field.
+// Validate reports every invalid field at once, each error wrapping
+// ErrInvalidConfig and naming its field ("rocketmq: invalid config: <Field>:
+// <reason>").
 func (c SubscriberConfig) Validate() error {
 	var errs []error
 	errs = append(errs, validateNameServers(c.NameServers))
 	switch {
 	case c.ConsumerGroup == "":
-		errs = append(errs, errors.New("ConsumerGroup: required"))
+		errs = append(errs, configError("ConsumerGroup", "required"))
 	case c.ConsumerGroup == "DEFAULT_CONSUMER":
-		errs = append(errs, errors.New("ConsumerGroup: DEFAULT_CONSUMER is reserved"))
+		errs = append(errs, configError("ConsumerGroup", "DEFAULT_CONSUMER is reserved"))
 	default:
 		full := c.ConsumerGroup
 		if c.Namespace != "" {
 			full = c.Namespace + "%" + full
 		}
 		if err := ValidateTopic(c.ConsumerGroup); err != nil {
-			errs = append(errs, fmt.Errorf("ConsumerGroup: %w", err))
+			errs = append(errs, configError("ConsumerGroup", "%w", err))
 		} else if len(full) > maxGroupLength {
 			// %RETRY% + group + "_" + 16-digit hash must stay a valid topic.
-			errs = append(errs, fmt.Errorf("ConsumerGroup: %d characters with namespace, the limit is %d", len(full), maxGroupLength))
+			errs = append(errs, configError("ConsumerGroup", "%d characters with namespace, the limit is %d", len(full), maxGroupLength))
 		}
 	}
 	if c.ConsumeFrom < ConsumeFromFirstOffset || c.ConsumeFrom > ConsumeFromTimestamp {
-		errs = append(errs, fmt.Errorf("ConsumeFrom: unknown value %d", int(c.ConsumeFrom)))
+		errs = append(errs, configError("ConsumeFrom", "unknown value %d", int(c.ConsumeFrom)))
 	}
 	if c.ConsumeFrom == ConsumeFromTimestamp && c.ConsumeTimestamp.IsZero() {
-		errs = append(errs, errors.New("ConsumeTimestamp: required with ConsumeFromTimestamp"))
+		errs = append(errs, configError("ConsumeTimestamp", "required with ConsumeFromTimestamp"))
 	}
 	if c.ConsumeGoroutines < 0 {
-		errs = append(errs, fmt.Errorf("ConsumeGoroutines: must not be negative, got %d", c.ConsumeGoroutines))
+		errs = append(errs, configError("ConsumeGoroutines", "must not be negative, got %d", c.ConsumeGoroutines))
 	}
 	if c.ConsumeBatch < 0 || c.ConsumeBatch > maxConsumeBatch {
-		errs = append(errs, fmt.Errorf("ConsumeBatch: must be in 1..%d, got %d", maxConsumeBatch, c.ConsumeBatch))
+		errs = append(errs, configError("ConsumeBatch", "must be in 1..%d, got %d", maxConsumeBatch, c.ConsumeBatch))
 	}
 	if c.SplitAfter < 0 {
-		errs = append(errs, fmt.Errorf("SplitAfter: must not be negative, got %s", c.SplitAfter))
+		errs = append(errs, configError("SplitAfter", "must not be negative, got %s", c.SplitAfter))
 	}
-	if c.MaxReconsumeTimes < 0 {
-		errs = append(errs, fmt.Errorf("MaxReconsumeTimes: must not be negative, got %d", c.MaxReconsumeTimes))
+	if c.MaxReconsumeTimes < UnlimitedReconsumeTimes {
+		errs = append(errs, configError("MaxReconsumeTimes", "must be >= 0, or -1 (UnlimitedReconsumeTimes), got %d", c.MaxReconsumeTimes))
 	}
 	if c.TimerRetry && !c.BrokerRetry {
 		errs = append(errs, errors.New("TimerRetry: requires BrokerRetry"))
 	}
 	if c.NackResendDelay < 0 {
-		errs = append(errs, fmt.Errorf("NackResendDelay: must not be negative, got %s", c.NackResendDelay))
+		errs = append(errs, configError("NackResendDelay", "must not be negative, got %s", c.NackResendDelay))
 	}
 	if c.CloseTimeout < 0 {
-		errs = append(errs, fmt.Errorf("CloseTimeout: must not be negative, got %s", c.CloseTimeout))
+		errs = append(errs, configError("CloseTimeout", "must not be negative, got %s", c.CloseTimeout))
 	}
 	if c.TopicQueueNums < 0 || c.TopicQueueNums > 1024 {
-		errs = append(errs, fmt.Errorf("TopicQueueNums: must be in 1..1024, got %d", c.TopicQueueNums))
+		errs = append(errs, configError("TopicQueueNums", "must be in 1..1024, got %d", c.TopicQueueNums))
 	}
 	if c.RoutePollInterval < 0 {
-		errs = append(errs, fmt.Errorf("RoutePollInterval: must not be negative, got %s", c.RoutePollInterval))
+		errs = append(errs, configError("RoutePollInterval", "must not be negative, got %s", c.RoutePollInterval))
 	}
 	errs = append(errs, c.Credentials.validate("Credentials"))
 	return errors.Join(errs...)
@@ -285,4 +308,39 @@ func (c SubscriberConfig) consumeBatch() int {
 		return 1
 	}
 	return c.ConsumeBatch
+}
+
+// clientMaxReconsumeTimes is the client's WithMaxReconsumeTimes. With
+// BrokerRetry there is none: the subscriber applies the limit per message
+// (retryLevel), since the client sends one value for every message of the
+// consumer. Otherwise only messages the Marshaler cannot read (and consume
+// calls the client itself gives up on) go to the broker's retry, a whole
+// consume call at a time, and the broker keeps deciding per message.
+func (c SubscriberConfig) clientMaxReconsumeTimes() int32 {
+	if c.BrokerRetry || c.MaxReconsumeTimes == UnlimitedReconsumeTimes {
+		return math.MaxInt32
+	}
+	return int32(c.MaxReconsumeTimes)
+}
+
+// retryLevel is the delay level a message that goes to the broker's retry is
+// sent back with: level (0 the broker's schedule, 1..18, -1 the DLQ), or -1
+// once the message was redelivered as often as its limit allows. The limit is
+// md's metadata.MaxReconsumeTimes when it holds a valid one, else
+// MaxReconsumeTimes. reconsumed is the message's reconsume count as the
+// broker delivered it; the broker dead-letters on the same comparison.
+func (c SubscriberConfig) retryLevel(level int, reconsumed int32, md message.Metadata) int {
+	if !c.BrokerRetry {
+		return level // the broker applies the client's limit
+	}
+	limit := c.MaxReconsumeTimes
+	if v := md.Get(metadata.MaxReconsumeTimes); v != "" {
+		if n, err := strconv.Atoi(v); err == nil && n >= UnlimitedReconsumeTimes {
+			limit = n
+		}
+	}
+	if level >= 0 && limit != UnlimitedReconsumeTimes && int(reconsumed) >= limit {
+		return -1
+	}
+	return level
 }

@@ -200,7 +200,9 @@ var timerRetryDropped = []string{
 func (sub *subscription) retryByTimer(ext *primitive.MessageExt, msg *message.Message) bool {
 	cfg := &sub.s.cfg
 	delay, err := parseMillis(metadata.RetryDelayMillis, msg.Metadata.Get(metadata.RetryDelayMillis))
-	if err != nil || delay <= 0 || int(ext.ReconsumeTimes) >= cfg.MaxReconsumeTimes || cfg.Credentials != (Credentials{}) {
+	// The caller has already sent a message due for the dead-letter queue
+	// down the delay-level path (level -1).
+	if err != nil || delay <= 0 || cfg.Credentials != (Credentials{}) {
 		return false
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timerProbeTimeout)
@@ -258,11 +260,10 @@ func (sub *subscription) retryByTimer(ext *primitive.MessageExt, msg *message.Me
 		"properties":    sb.String(),
 		// As the broker's send-back: one more consumption counted.
 		"reconsumeTimes": strconv.Itoa(int(ext.ReconsumeTimes) + 1),
-		// The broker dead-letters a retry send at reconsumeTimes >=
-		// maxReconsumeTimes, the send-back at the stored count >= max: one
-		// more keeps the two paths' limits the same (the adapter sends the
-		// message due for the DLQ through the send-back).
-		"maxReconsumeTimes":     strconv.Itoa(cfg.MaxReconsumeTimes + 1),
+		// TimerRetry needs BrokerRetry, where the subscriber applies the
+		// reconsume limit itself (retryLevel) and the client gives the
+		// broker none: the same here.
+		"maxReconsumeTimes":     strconv.Itoa(int(cfg.clientMaxReconsumeTimes())),
 		"unitMode":              "false",
 		"batch":                 "false",
 		"defaultTopic":          "TBW102",

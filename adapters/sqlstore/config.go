@@ -76,7 +76,8 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// Validate reports every problem of the config, each naming its field.
+// Validate reports every problem of the config at once, each error wrapping
+// ErrInvalidConfig and naming its field.
 func (c Config) Validate() error {
 	var errs []error
 	if c.DB == nil {
@@ -98,10 +99,7 @@ func (c Config) Validate() error {
 	if len(c.Owner) > 255 {
 		errs = append(errs, fieldError("Owner", "longer than 255 bytes"))
 	}
-	if len(errs) > 0 {
-		return fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(errs...))
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // ValidateTable returns an error matching ErrInvalidTable unless name is a

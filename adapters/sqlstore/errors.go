@@ -99,7 +99,8 @@ func (s *Store) wrap(op string, err error) error {
 	return &StoreError{Op: op, Table: s.table, Err: err}
 }
 
-// fieldError reports a config problem, naming the field first.
+// fieldError reports one config problem: ErrInvalidConfig, the field, the
+// reason ("sqlstore: invalid config: <Field>: <reason>"; format may use %w).
 func fieldError(field, format string, args ...any) error {
-	return fmt.Errorf("%s: "+format, append([]any{field}, args...)...)
+	return fmt.Errorf("%w: %s: "+format, append([]any{ErrInvalidConfig, field}, args...)...)
 }

@@ -3,7 +3,6 @@ package sqlstore
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync/atomic"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -30,7 +29,8 @@ type PublisherConfig struct {
 	Checker msgcheck.Checker
 }
 
-// Validate reports every problem of the config, each naming its field.
+// Validate reports every problem of the config at once, each error wrapping
+// ErrInvalidConfig and naming its field.
 func (c PublisherConfig) Validate() error {
 	var errs []error
 	if c.Store == nil {
@@ -42,10 +42,7 @@ func (c PublisherConfig) Validate() error {
 	if c.Checker != nil && nilcheck.IsNil(c.Checker) {
 		errs = append(errs, fieldError("Checker", "typed nil"))
 	}
-	if len(errs) > 0 {
-		return fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(errs...))
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // Publisher is a message.Publisher that writes messages as rows of a Store

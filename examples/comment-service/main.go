@@ -28,7 +28,6 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/reliamq/reliamq/adapters/rocketmq"
@@ -128,8 +127,11 @@ func serve(ctx context.Context, cfg Config, logger watermill.LoggerAdapter, out 
 			say("dlq: %s reason %s", msg.UUID, msg.Metadata.Get(metadata.DeadLetterReason))
 		},
 	}
-	reg := prometheus.NewRegistry()
-	m, err := metrics.New(metrics.Config{Registerer: reg}, logger)
+	reg, err := newRegistry()
+	if err != nil {
+		return err
+	}
+	m, err := metrics.New(metrics.Config{Registerer: reg, Topics: []string{TopicCommentPublished}}, logger)
 	if err != nil {
 		return err
 	}

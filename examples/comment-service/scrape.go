@@ -8,7 +8,25 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 )
+
+// newRegistry returns the demo's registry: the Go runtime's go_* and the
+// process's process_* metrics, to which metrics.New adds reliamq_*.
+func newRegistry() (*prometheus.Registry, error) {
+	reg := prometheus.NewRegistry()
+	for _, c := range []prometheus.Collector{
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return reg, nil
+}
 
 // Scrape is one scrape of /metrics: the value of every series, keyed by the
 // series as written ("name{label=\"v\"}").

@@ -16,7 +16,6 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/reliamq/reliamq/adapters/rocketmq"
@@ -326,8 +325,11 @@ func RunStory(ctx context.Context, cfg StoryConfig) (Summary, error) {
 		ConsumerGroup, consumerRetries, durations(consumerPolicy.Schedule(consumerRetries)),
 		durations(scaledAll(consumerPolicy.Schedule(consumerRetries), cfg.DelayScale)))
 
-	reg := prometheus.NewRegistry()
-	m, err := metrics.New(metrics.Config{Registerer: reg}, cfg.Logger)
+	reg, err := newRegistry()
+	if err != nil {
+		return Summary{}, err
+	}
+	m, err := metrics.New(metrics.Config{Registerer: reg, Topics: []string{TopicCommentPublished}}, cfg.Logger)
 	if err != nil {
 		return Summary{}, err
 	}

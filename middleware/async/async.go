@@ -117,7 +117,7 @@ func NewPublisher(inner message.Publisher, cfg Config, logger watermill.LoggerAd
 	}
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		return nil, err
 	}
 	if logger == nil {
 		logger = watermill.NopLogger{}

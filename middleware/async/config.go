@@ -128,29 +128,31 @@ func (c *Config) setDefaults() {
 	c.Clock = clock.OrReal(c.Clock)
 }
 
-// Validate reports every invalid field at once. It is called by NewPublisher
+// Validate reports every invalid field at once, each error wrapping
+// ErrInvalidConfig and naming its field ("async: invalid config: <Field>:
+// <reason>"). It is called by NewPublisher
 // after the defaults are applied, so zero values are valid there.
 func (c Config) Validate() error {
 	var errs []error
 	if c.CoreWorkers < 1 {
-		errs = append(errs, fmt.Errorf("CoreWorkers %d: must be >= 1", c.CoreWorkers))
+		errs = append(errs, fmt.Errorf("%w: CoreWorkers: %d: must be >= 1", ErrInvalidConfig, c.CoreWorkers))
 	}
 	if c.MaxWorkers < c.CoreWorkers {
-		errs = append(errs, fmt.Errorf("MaxWorkers %d: must be >= CoreWorkers %d", c.MaxWorkers, c.CoreWorkers))
+		errs = append(errs, fmt.Errorf("%w: MaxWorkers: %d: must be >= CoreWorkers %d", ErrInvalidConfig, c.MaxWorkers, c.CoreWorkers))
 	}
 	if c.QueueCapacity < 1 {
-		errs = append(errs, fmt.Errorf("QueueCapacity %d: must be >= 1", c.QueueCapacity))
+		errs = append(errs, fmt.Errorf("%w: QueueCapacity: %d: must be >= 1", ErrInvalidConfig, c.QueueCapacity))
 	}
 	if c.KeepAlive <= 0 {
-		errs = append(errs, fmt.Errorf("KeepAlive %v: must be > 0", c.KeepAlive))
+		errs = append(errs, fmt.Errorf("%w: KeepAlive: %v: must be > 0", ErrInvalidConfig, c.KeepAlive))
 	}
 	if c.CloseTimeout <= 0 {
-		errs = append(errs, fmt.Errorf("CloseTimeout %v: must be > 0", c.CloseTimeout))
+		errs = append(errs, fmt.Errorf("%w: CloseTimeout: %v: must be > 0", ErrInvalidConfig, c.CloseTimeout))
 	}
 	switch c.FullPolicy {
 	case CallerRuns, Block, Reject:
 	default:
-		errs = append(errs, fmt.Errorf("FullPolicy %d: must be CallerRuns, Block or Reject", int(c.FullPolicy)))
+		errs = append(errs, fmt.Errorf("%w: FullPolicy: %d: must be CallerRuns, Block or Reject", ErrInvalidConfig, int(c.FullPolicy)))
 	}
 	return errors.Join(errs...)
 }

@@ -49,7 +49,8 @@ func (e *NotStoredError) Is(target error) bool { return target == ErrNotStored }
 // Unwrap returns both causes.
 func (e *NotStoredError) Unwrap() []error { return []error{e.SendErr, e.StoreErr} }
 
-// fieldError reports a config problem, naming the field first.
+// fieldError reports one config problem: ErrInvalidConfig, the field, the
+// reason ("fallback: invalid config: <Field>: <reason>"; format may use %w).
 func fieldError(field, format string, args ...any) error {
-	return fmt.Errorf("%s: "+format, append([]any{field}, args...)...)
+	return fmt.Errorf("%w: %s: "+format, append([]any{ErrInvalidConfig, field}, args...)...)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -22,7 +21,8 @@ type OutboxConfig struct {
 	Queue string
 }
 
-// Validate reports every problem of the config, each naming its field.
+// Validate reports every problem of the config at once, each error wrapping
+// ErrInvalidConfig and naming its field.
 func (c OutboxConfig) Validate() error {
 	var errs []error
 	if c.Store == nil {
@@ -31,10 +31,7 @@ func (c OutboxConfig) Validate() error {
 	if err := sqlstore.ValidateQueue(c.Queue); err != nil {
 		errs = append(errs, fieldError("Queue", "%w", err))
 	}
-	if len(errs) > 0 {
-		return fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(errs...))
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // Outbox writes messages into the store inside the caller's database

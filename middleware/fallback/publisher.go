@@ -48,7 +48,8 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// Validate reports every problem of the config, each naming its field.
+// Validate reports every problem of the config at once, each error wrapping
+// ErrInvalidConfig and naming its field.
 func (c Config) Validate() error {
 	var errs []error
 	if c.Store == nil {
@@ -63,10 +64,7 @@ func (c Config) Validate() error {
 	if err := validateHooks(c.Hooks, is[StoredHook], is[StoreFailedHook]); err != nil {
 		errs = append(errs, err)
 	}
-	if len(errs) > 0 {
-		return fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(errs...))
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // Publisher sends through an inner publisher and, when the send fails with a

@@ -2,7 +2,6 @@ package fallback
 
 import (
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -136,7 +135,8 @@ func (c *RelayConfig) setDefaults() {
 	c.Clock = clock.OrReal(c.Clock)
 }
 
-// Validate reports every problem of the config, each naming its field.
+// Validate reports every problem of the config at once, each error wrapping
+// ErrInvalidConfig and naming its field.
 func (c RelayConfig) Validate() error {
 	var errs []error
 	if c.Store == nil {
@@ -185,8 +185,5 @@ func (c RelayConfig) Validate() error {
 	if err := validateHooks(c.Hooks, is[SentHook], is[FailedHook], is[PoisonedHook], is[OutageHook]); err != nil {
 		errs = append(errs, err)
 	}
-	if len(errs) > 0 {
-		return fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(errs...))
-	}
-	return nil
+	return errors.Join(errs...)
 }

@@ -137,8 +137,8 @@ type Config struct {
 	// math/rand/v2's Float64. Must be safe for concurrent use.
 	Rand func() float64
 	// Hooks observe redelivery events; each value must implement at least one
-	// of RedeliveryScheduledHook, RedeliveredHook, DeadLetteredHook,
-	// DroppedHook. Hooks run on the handler's or the scheduler's goroutine:
+	// of HandledHook, RedeliveryScheduledHook, RedeliveredHook,
+	// DeadLetteredHook, DroppedHook. Hooks run on the handler's or the scheduler's goroutine:
 	// they must be fast, non-blocking and safe for concurrent use.
 	Hooks []any
 }
@@ -180,63 +180,64 @@ func (c *Config) setDefaults() {
 	c.Hooks = append([]any(nil), c.Hooks...)
 }
 
-// Validate reports every problem of c at once, each error naming the field and
-// wrapping ErrInvalidConfig. New calls it after applying defaults.
+// Validate reports every problem of c at once, each error wrapping
+// ErrInvalidConfig and naming its field ("redelivery: invalid config:
+// <Field>: <reason>"). New calls it after applying defaults.
 func (c Config) Validate() error {
 	var errs []error
-	bad := func(format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...))
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: %s: "+format, append([]any{ErrInvalidConfig, field}, args...)...))
 	}
 	if strings.TrimSpace(c.ConsumerGroup) == "" {
-		bad("ConsumerGroup is required")
+		bad("ConsumerGroup", "required")
 	}
 	if strings.TrimSpace(c.Handler) == "" {
-		bad("Handler is required")
+		bad("Handler", "required")
 	}
 	if err := c.Policy.Validate(); err != nil {
-		bad("Policy: %w", err)
+		bad("Policy", "%w", err)
 	}
 	switch c.Mode {
 	case InMemory, Durable:
 		if c.Publisher == nil {
-			bad("Publisher is required in %v mode", c.Mode)
+			bad("Publisher", "required in %v mode", c.Mode)
 		}
 		if c.RetryTopic == "" {
-			bad("RetryTopic is required in %v mode", c.Mode)
+			bad("RetryTopic", "required in %v mode", c.Mode)
 		}
 	case Native:
 	case ModeUnset:
-		bad("Mode is required: choose InMemory, Durable or Native")
+		bad("Mode", "required: choose InMemory, Durable or Native")
 	default:
-		bad("Mode %d is unknown", int(c.Mode))
+		bad("Mode", "%d is unknown", int(c.Mode))
 	}
 	if c.Mode == Durable && c.Store == nil {
-		bad("Store is required in durable mode")
+		bad("Store", "required in durable mode")
 	}
 	if c.DeadLetterPublisher == nil {
-		bad("DeadLetterPublisher (or Publisher) is required")
+		bad("DeadLetterPublisher", "required (or Publisher)")
 	}
 	if c.DeadLetterTopic == "" {
-		bad("DeadLetterTopic is required")
+		bad("DeadLetterTopic", "required")
 	}
 	if c.Mode != Native && c.RetryTopic != "" && c.RetryTopic == c.DeadLetterTopic {
-		bad("RetryTopic and DeadLetterTopic must differ (both %q)", c.RetryTopic)
+		bad("RetryTopic", "must differ from DeadLetterTopic (both %q)", c.RetryTopic)
 	}
 	if c.PollInterval < 0 {
-		bad("PollInterval %v must be positive", c.PollInterval)
+		bad("PollInterval", "%v: must be positive", c.PollInterval)
 	}
 	if c.ClaimBatch < 0 {
-		bad("ClaimBatch %d must be positive", c.ClaimBatch)
+		bad("ClaimBatch", "%d: must be positive", c.ClaimBatch)
 	}
 	if c.PublishRetryInterval < 0 {
-		bad("PublishRetryInterval %v must be positive", c.PublishRetryInterval)
+		bad("PublishRetryInterval", "%v: must be positive", c.PublishRetryInterval)
 	}
 	if c.Clock == nil {
-		bad("Clock is required")
+		bad("Clock", "required")
 	}
 	for i, h := range c.Hooks {
 		if !isHook(h) {
-			bad("Hooks[%d] (%T) implements no hook interface", i, h)
+			bad(fmt.Sprintf("Hooks[%d]", i), "%T implements no hook interface", h)
 		}
 	}
 	return errors.Join(errs...)
@@ -272,8 +273,10 @@ func safeTopic(name string) string {
 	return fmt.Sprintf("%s_%08x", b[:maxTopicLength-9], h.Sum32())
 }
 
-// MaxReconsumeTimes returns the retries p allows (MaxAttempts-1), the value to
-// give a RocketMQ subscriber's MaxReconsumeTimes in Native mode, so the broker
-// never dead-letters a message before the middleware does. Unlimited policies
-// give -1.
+// MaxReconsumeTimes returns the retries p allows (MaxAttempts-1), or -1
+// (rocketmq.UnlimitedReconsumeTimes) for an unlimited policy. In Native mode
+// the middleware writes it into metadata.MaxReconsumeTimes of every message it
+// nacks, and the RocketMQ subscriber uses it instead of its own
+// MaxReconsumeTimes: the policy is the only limit, and the subscriber needs
+// no matching setting.
 func MaxReconsumeTimes(p policy.Policy) int { return p.Retries() }

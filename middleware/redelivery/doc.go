@@ -61,9 +61,12 @@
 //     TimerRetry waits exactly that long on a RocketMQ 5.x broker), and
 //     returns the error;
 //     the subscriber nacks and the broker redelivers through %RETRY%<group>
-//     with its own reconsume count. Give the subscriber
-//     MaxReconsumeTimes(policy) (or more) so the middleware, not the broker,
-//     dead-letters with full metadata. The broker resends the message as first
+//     with its own reconsume count. The policy is the only limit: every nack
+//     carries metadata.MaxReconsumeTimes = MaxReconsumeTimes(policy) (-1 when
+//     unlimited), which the subscriber uses instead of its own
+//     MaxReconsumeTimes, so the broker never moves a message to %DLQ%<group>
+//     before the middleware dead-letters it, with full metadata, after
+//     exactly Policy.MaxAttempts deliveries. The broker resends the message as first
 //     stored, so FirstFailureTime and LastError are not carried between
 //     native redeliveries, and Policy.MaxElapsed (measured from
 //     FirstFailureTime) does not apply in Native mode.
@@ -106,9 +109,19 @@
 // messages still waiting at a crash or Close. Ordering is not kept for failed
 // messages: later messages overtake them by design.
 //
+// # Logging
+//
+// Every failure leaves one line on the logger given to New, never with the
+// payload: a scheduled retry at debug level ("Failed message scheduled for
+// redelivery"), a dead letter at error level ("Message dead-lettered"), a
+// dropped or broadcast failure at error level. Each line carries
+// message_uuid, topic, consumer_group, handler, attempt and reason
+// (docs/operations.md lists the fields).
+//
 // # Hooks and stats
 //
-// Config.Hooks take any mix of RedeliveryScheduledHook, RedeliveredHook,
-// DeadLetteredHook and DroppedHook; Stats returns counters. Hooks run on the
+// Config.Hooks take any mix of HandledHook (every handler run, with its
+// duration), RedeliveryScheduledHook, RedeliveredHook (with the time the
+// message actually waited), DeadLetteredHook and DroppedHook; Stats returns counters. Hooks run on the
 // handler's or the scheduler's goroutine and must not block.
 package redelivery

@@ -31,8 +31,10 @@ type RedeliveredParams struct {
 	RetryTopic             string
 	// Retry is the retry number (metadata.ReconsumeTimes of the published copy).
 	Retry int
-	// Due is when the message was due; PublishedAt when it was published.
-	Due, PublishedAt time.Time
+	// FailedAt is when the failure that scheduled this retry happened; Due
+	// is when the message was due; PublishedAt when it was published.
+	// PublishedAt - FailedAt is the delay the message actually waited.
+	FailedAt, Due, PublishedAt time.Time
 	// Err is the publish error; nil when the message was published. A failed
 	// publish is tried again after Config.PublishRetryInterval.
 	Err error
@@ -64,6 +66,30 @@ type DroppedParams struct {
 	Err      error
 }
 
+// HandledParams describes one run of the handler on a delivery.
+type HandledParams struct {
+	MessageUUID            string
+	Topic                  string
+	ConsumerGroup, Handler string
+	// Mode is the Redelivery's mode.
+	Mode Mode
+	// Attempt is the handler run on this message, from 1 (reconsume count + 1).
+	Attempt int
+	// Duration is how long the handler ran, on Config.Clock.
+	Duration time.Duration
+	// Err is the handler's error (a recovered panic is a *PanicError); nil
+	// on success.
+	Err error
+}
+
+// HandledHook is called after every handler run, first deliveries and
+// redeliveries alike, on the handler's goroutine, before the middleware acts
+// on a failure. It is the only hook on the success path: the clock is read
+// twice per delivery only when one is set.
+type HandledHook interface {
+	OnHandled(HandledParams)
+}
+
 // RedeliveryScheduledHook is called after a failed message was scheduled, on
 // the handler's goroutine.
 type RedeliveryScheduledHook interface {
@@ -91,13 +117,14 @@ type DroppedHook interface {
 
 func isHook(h any) bool {
 	switch h.(type) {
-	case RedeliveryScheduledHook, RedeliveredHook, DeadLetteredHook, DroppedHook:
+	case HandledHook, RedeliveryScheduledHook, RedeliveredHook, DeadLetteredHook, DroppedHook:
 		return true
 	}
 	return false
 }
 
 type hooks struct {
+	handled     []HandledHook
 	scheduled   []RedeliveryScheduledHook
 	redelivered []RedeliveredHook
 	deadLetter  []DeadLetteredHook
@@ -107,6 +134,9 @@ type hooks struct {
 func newHooks(values []any) hooks {
 	var h hooks
 	for _, v := range values {
+		if x, ok := v.(HandledHook); ok {
+			h.handled = append(h.handled, x)
+		}
 		if x, ok := v.(RedeliveryScheduledHook); ok {
 			h.scheduled = append(h.scheduled, x)
 		}

@@ -17,9 +17,10 @@ import (
 // cycle, marks one object without pointers per entry instead of a string per
 // metadata key and value.
 type memEntry struct {
-	due   int64 // Unix nanoseconds
-	retry int32
-	msg   []byte // packMessage
+	due    int64 // Unix nanoseconds
+	failed int64 // Unix nanoseconds of the failure that scheduled it
+	retry  int32
+	msg    []byte // packMessage
 }
 
 // memoryScheduler is a min-heap of due times served by one goroutine that
@@ -46,8 +47,8 @@ func newMemoryScheduler(r *Redelivery) *memoryScheduler {
 	return s
 }
 
-func (s *memoryScheduler) schedule(_ context.Context, msg *message.Message, retry int, due time.Time, _ string) error {
-	e := memEntry{due: due.UnixNano(), retry: int32(retry), msg: packMessage(msg)}
+func (s *memoryScheduler) schedule(_ context.Context, msg *message.Message, retry int, failed, due time.Time, _ string) error {
+	e := memEntry{due: due.UnixNano(), failed: failed.UnixNano(), retry: int32(retry), msg: packMessage(msg)}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -127,7 +128,7 @@ func (s *memoryScheduler) publish(e memEntry, now time.Time) {
 	r := s.r
 	msg := unpackMessage(e.msg)
 	err := r.cfg.Publisher.Publish(r.cfg.RetryTopic, msg)
-	r.fireRedelivered(msg.UUID, int(e.retry), time.Unix(0, e.due), now, err)
+	r.fireRedelivered(msg.UUID, int(e.retry), time.Unix(0, e.failed), time.Unix(0, e.due), now, err)
 	if err == nil {
 		r.stats.waiting.Add(-1)
 		return
@@ -145,7 +146,7 @@ func (s *memoryScheduler) publish(e memEntry, now time.Time) {
 	s.mu.Unlock()
 }
 
-func (r *Redelivery) fireRedelivered(uuid string, retry int, due, now time.Time, err error) {
+func (r *Redelivery) fireRedelivered(uuid string, retry int, failed, due, now time.Time, err error) {
 	if err == nil {
 		r.stats.redelivered.Add(1)
 	} else {
@@ -156,7 +157,7 @@ func (r *Redelivery) fireRedelivered(uuid string, retry int, due, now time.Time,
 	}
 	p := RedeliveredParams{
 		MessageUUID: uuid, ConsumerGroup: r.cfg.ConsumerGroup, Handler: r.cfg.Handler,
-		RetryTopic: r.cfg.RetryTopic, Retry: retry, Due: due, PublishedAt: now, Err: err,
+		RetryTopic: r.cfg.RetryTopic, Retry: retry, FailedAt: failed, Due: due, PublishedAt: now, Err: err,
 	}
 	for _, h := range r.hooks.redelivered {
 		h.OnRedelivered(p)

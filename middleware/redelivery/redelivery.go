@@ -27,7 +27,8 @@ const RedeliveryCount = metadata.RedeliveryCount
 // stripped are delivery facts of one transport that must not travel with a
 // copy: a stale DelayLevel would delay the retry publish on RocketMQ.
 var stripped = []string{
-	metadata.DelayLevel, metadata.DelayMillis, metadata.DeliverAtMillis, metadata.RetryDelayMillis, metadata.Broadcast,
+	metadata.DelayLevel, metadata.DelayMillis, metadata.DeliverAtMillis, metadata.RetryDelayMillis,
+	metadata.MaxReconsumeTimes, metadata.Broadcast,
 	metadata.RocketMQMsgID, metadata.RocketMQOffsetMsgID, metadata.RocketMQTopic,
 	metadata.RocketMQQueueID, metadata.RocketMQQueueOffset,
 	metadata.RocketMQBornTimestamp, metadata.RocketMQStoreTimestamp,
@@ -53,6 +54,8 @@ type Redelivery struct {
 	logger watermill.LoggerAdapter
 	hooks  hooks
 	queue  string
+	// maxReconsume is metadata.MaxReconsumeTimes for Native nacks.
+	maxReconsume string
 
 	sched     scheduler
 	closed    chan struct{}
@@ -63,7 +66,7 @@ type Redelivery struct {
 }
 
 type scheduler interface {
-	schedule(ctx context.Context, msg *message.Message, retry int, due time.Time, lastErr string) error
+	schedule(ctx context.Context, msg *message.Message, retry int, failed, due time.Time, lastErr string) error
 	start()
 	close() error
 }
@@ -107,10 +110,12 @@ func New(cfg Config, logger watermill.LoggerAdapter) (*Redelivery, error) {
 		return nil, err
 	}
 	r := &Redelivery{
-		cfg:    cfg,
-		hooks:  newHooks(cfg.Hooks),
-		queue:  cfg.ConsumerGroup + "/" + cfg.Handler,
-		closed: make(chan struct{}),
+		cfg:   cfg,
+		hooks: newHooks(cfg.Hooks),
+		queue: cfg.ConsumerGroup + "/" + cfg.Handler,
+
+		maxReconsume: strconv.Itoa(MaxReconsumeTimes(cfg.Policy)),
+		closed:       make(chan struct{}),
 		logger: logger.With(watermill.LogFields{
 			"component": "redelivery", "consumer_group": cfg.ConsumerGroup, "handler": cfg.Handler,
 		}),
@@ -180,13 +185,39 @@ func (r *Redelivery) Middleware(h message.HandlerFunc) message.HandlerFunc {
 		if v := strconv.Itoa(count); msg.Metadata[metadata.ReconsumeTimes] != v {
 			msg.Metadata[metadata.ReconsumeTimes] = v
 		}
-		produced, err := call(h, msg)
+		var produced []*message.Message
+		var err error
+		if len(r.hooks.handled) == 0 {
+			produced, err = call(h, msg)
+		} else {
+			produced, err = r.callObserved(h, msg, count)
+		}
 		if err == nil {
 			r.stats.succeeded.Add(1)
 			return produced, nil
 		}
-		return nil, r.onFailure(msg, count, err)
+		err = r.onFailure(msg, count, err)
+		if err != nil && r.cfg.Mode == Native {
+			// The subscriber nacks: the broker's limit is the policy's, so
+			// the middleware, not the broker, decides when to dead-letter.
+			msg.Metadata.Set(metadata.MaxReconsumeTimes, r.maxReconsume)
+		}
+		return nil, err
 	}
+}
+
+// callObserved runs h and reports the run to the HandledHooks.
+func (r *Redelivery) callObserved(h message.HandlerFunc, msg *message.Message, count int) ([]*message.Message, error) {
+	start := r.cfg.Clock.Now()
+	produced, err := call(h, msg)
+	p := HandledParams{
+		MessageUUID: msg.UUID, Topic: originalTopic(msg), ConsumerGroup: r.cfg.ConsumerGroup, Handler: r.cfg.Handler,
+		Mode: r.cfg.Mode, Attempt: count + 1, Duration: r.cfg.Clock.Now().Sub(start), Err: err,
+	}
+	for _, hk := range r.hooks.handled {
+		hk.OnHandled(p)
+	}
+	return produced, err
 }
 
 func call(h message.HandlerFunc, msg *message.Message) (produced []*message.Message, err error) {
@@ -256,7 +287,8 @@ func (r *Redelivery) onFailure(msg *message.Message, count int, herr error) erro
 	f.topic = originalTopic(msg)
 
 	if r.cfg.Broadcast || msg.Metadata.Get(metadata.Broadcast) == "true" {
-		r.logger.Error("Broadcast message failed; not retried", herr, watermill.LogFields{"message_uuid": msg.UUID, "topic": f.topic})
+		r.logger.Error("Broadcast message failed; not retried", herr, watermill.LogFields{
+			"message_uuid": msg.UUID, "topic": f.topic, "attempt": f.attempts, "reason": ReasonBroadcast})
 		return r.drop(f, ReasonBroadcast)
 	}
 
@@ -296,6 +328,7 @@ func (r *Redelivery) onFailure(msg *message.Message, count int, herr error) erro
 		// The exact delay, for a subscriber with TimerRetry on a 5.x broker.
 		msg.Metadata.Set(metadata.RetryDelayMillis, strconv.FormatInt(max(delay.Milliseconds(), 1), 10))
 		r.stats.scheduled.Add(1)
+		r.logScheduled(f, retry, delayLevels[level-1])
 		r.fireScheduled(f, retry, delayLevels[level-1])
 		// The error makes the router nack; the subscriber sends the message
 		// back to the broker with the level set above.
@@ -306,7 +339,7 @@ func (r *Redelivery) onFailure(msg *message.Message, count int, herr error) erro
 	out := r.copyFor(f, lastErr)
 	out.Metadata.Set(RedeliveryCount, strconv.Itoa(retry))
 	out.Metadata.Set(metadata.ReconsumeTimes, strconv.Itoa(retry))
-	if err := r.sched.schedule(msg.Context(), out, retry, f.now.Add(delay), lastErr); err != nil {
+	if err := r.sched.schedule(msg.Context(), out, retry, f.now, f.now.Add(delay), lastErr); err != nil {
 		err = errors.Join(herr, fmt.Errorf("redelivery: scheduling retry %d: %w", retry, err))
 		if policy.IsPermanent(err) {
 			// The message can never be parked (the store rejects its
@@ -317,8 +350,19 @@ func (r *Redelivery) onFailure(msg *message.Message, count int, herr error) erro
 		return err
 	}
 	r.stats.scheduled.Add(1)
+	r.logScheduled(f, retry, delay)
 	r.fireScheduled(f, retry, delay)
 	return nil
+}
+
+// logScheduled logs a scheduled retry at debug level: one line per failure,
+// never the payload.
+func (r *Redelivery) logScheduled(f failure, retry int, delay time.Duration) {
+	r.logger.Debug("Failed message scheduled for redelivery", watermill.LogFields{
+		"message_uuid": f.msg.UUID, "topic": f.topic, "mode": r.cfg.Mode.String(),
+		"attempt": f.attempts, "retry": retry, "delay": delay, "due": f.now.Add(delay),
+		"reason": r.truncate(f.err.Error()),
+	})
 }
 
 func (r *Redelivery) fireScheduled(f failure, retry int, delay time.Duration) {
@@ -349,6 +393,11 @@ func (r *Redelivery) retryable(err error) bool {
 
 func (r *Redelivery) drop(f failure, reason string) error {
 	r.stats.dropped.Add(1)
+	if reason != ReasonBroadcast { // onFailure logged it already
+		r.logger.Error("Failed message dropped without retry", f.err, watermill.LogFields{
+			"message_uuid": f.msg.UUID, "topic": f.topic, "attempt": f.attempts, "reason": reason,
+		})
+	}
 	p := DroppedParams{
 		MessageUUID: f.msg.UUID, Topic: f.topic, ConsumerGroup: r.cfg.ConsumerGroup, Handler: r.cfg.Handler,
 		Reason: reason, Attempts: f.attempts, Err: f.err,
@@ -380,6 +429,10 @@ func (r *Redelivery) deadLetter(f failure, reason string) error {
 		return errors.Join(f.err, fmt.Errorf("redelivery: publishing to dead-letter topic %q: %w", r.cfg.DeadLetterTopic, err))
 	}
 	r.stats.deadLettered.Add(1)
+	r.logger.Error("Message dead-lettered", f.err, watermill.LogFields{
+		"message_uuid": f.msg.UUID, "topic": f.topic, "dead_letter_topic": r.cfg.DeadLetterTopic,
+		"attempt": f.attempts, "reason": reason,
+	})
 	p := DeadLetterParams{
 		MessageUUID: f.msg.UUID, Topic: f.topic, ConsumerGroup: r.cfg.ConsumerGroup, Handler: r.cfg.Handler,
 		DeadLetterTopic: r.cfg.DeadLetterTopic, Reason: reason, Attempts: f.attempts, Err: f.err,

@@ -36,26 +36,29 @@ type HandlerRegistration struct {
 // router.RunHandlers afterwards).
 func (r *Redelivery) AddHandler(router *message.Router, reg HandlerRegistration) ([]*message.Handler, error) {
 	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: %s: "+format, append([]any{ErrInvalidConfig, field}, args...)...))
+	}
 	if router == nil {
-		errs = append(errs, errors.New("router is nil"))
+		bad("router", "required")
 	}
 	if reg.Topic == "" {
-		errs = append(errs, errors.New("registration: Topic is required"))
+		bad("HandlerRegistration.Topic", "required")
 	}
 	if reg.Subscriber == nil {
-		errs = append(errs, errors.New("registration: Subscriber is required"))
+		bad("HandlerRegistration.Subscriber", "required")
 	}
 	if reg.HandlerFunc == nil {
-		errs = append(errs, errors.New("registration: HandlerFunc is required"))
+		bad("HandlerRegistration.HandlerFunc", "required")
 	}
 	if (reg.Publisher == nil) != (reg.PublishTopic == "") {
-		errs = append(errs, errors.New("registration: PublishTopic and Publisher go together"))
+		bad("HandlerRegistration.PublishTopic", "set together with Publisher")
 	}
 	if r.cfg.Mode != Native && reg.Topic == r.cfg.RetryTopic {
-		errs = append(errs, fmt.Errorf("registration: Topic %q is the retry topic", reg.Topic))
+		bad("HandlerRegistration.Topic", "%q is the retry topic", reg.Topic)
 	}
 	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("%w: AddHandler: %w", ErrInvalidConfig, err)
+		return nil, err
 	}
 	if reg.RetrySubscriber == nil || reg.RetrySubscriber == reg.Subscriber {
 		// Both router handlers close their subscriber when the router stops;
@@ -75,7 +78,7 @@ func (r *Redelivery) AddHandler(router *message.Router, reg HandlerRegistration)
 	existing := router.Handlers()
 	for _, n := range names {
 		if _, taken := existing[n]; taken {
-			return nil, fmt.Errorf("%w: AddHandler: handler name %q is already registered", ErrInvalidConfig, n)
+			return nil, fmt.Errorf("%w: Handler: a handler named %q is already registered on the router", ErrInvalidConfig, n)
 		}
 	}
 	var out []*message.Handler

@@ -34,12 +34,13 @@ func newStoreScheduler(r *Redelivery) *storeScheduler {
 
 func (s *storeScheduler) start() { s.readyOnce.Do(func() { close(s.ready) }) }
 
-func (s *storeScheduler) schedule(ctx context.Context, msg *message.Message, _ int, due time.Time, lastErr string) error {
+func (s *storeScheduler) schedule(ctx context.Context, msg *message.Message, _ int, failed, due time.Time, lastErr string) error {
 	if s.ctx.Err() != nil {
 		return ErrClosed
 	}
 	row := sqlstore.FromMessage(s.r.queue, s.r.cfg.RetryTopic, msg)
 	row.NextAttemptAt = due
+	row.CreatedAt = failed
 	row.LastError = lastErr
 	err := s.r.cfg.Store.Insert(ctx, row)
 	if errors.Is(err, sqlstore.ErrInvalidMetadata) || errors.Is(err, sqlstore.ErrInvalidMessage) ||
@@ -96,7 +97,7 @@ func (s *storeScheduler) poll() {
 			msg := row.ToMessage()
 			now := r.cfg.Clock.Now()
 			err := r.cfg.Publisher.Publish(row.Topic, msg)
-			r.fireRedelivered(row.UUID, r.reconsumeTimes(msg), row.NextAttemptAt, now, err)
+			r.fireRedelivered(row.UUID, r.reconsumeTimes(msg), row.CreatedAt, row.NextAttemptAt, now, err)
 			if err == nil {
 				done = append(done, row.ID)
 				continue

@@ -60,6 +60,9 @@ type AttemptParams struct {
 	// error, a context error or an error the Classifier stops. It says how
 	// the policy classifies the error, not whether attempts or time remain.
 	Retryable bool
+	// Duration is how long the call to the inner publisher took, on
+	// Config.Clock (read only when an AttemptHook is set).
+	Duration time.Duration
 }
 
 // GiveUpReason says why a Publish call returned an error.
@@ -142,9 +145,9 @@ func validateHooks(values []any) error {
 		_, r := v.(RetryHook)
 		_, g := v.(GiveUpHook)
 		if !a && !r && !g {
-			errs = append(errs, fmt.Errorf("field Hooks[%d]: %T implements none of AttemptHook, RetryHook, GiveUpHook", i, v))
+			errs = append(errs, fmt.Errorf("%w: Hooks[%d]: %T implements none of AttemptHook, RetryHook, GiveUpHook", ErrInvalidConfig, i, v))
 		} else if nilcheck.IsNil(v) {
-			errs = append(errs, fmt.Errorf("field Hooks[%d]: a nil %T", i, v))
+			errs = append(errs, fmt.Errorf("%w: Hooks[%d]: a nil %T", ErrInvalidConfig, i, v))
 		}
 	}
 	return errors.Join(errs...)

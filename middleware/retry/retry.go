@@ -141,11 +141,12 @@ func (c *Config) setDefaults() {
 }
 
 // Validate reports an invalid Policy and every hook value that implements no
-// hook interface.
+// hook interface, each error wrapping ErrInvalidConfig and naming its field
+// ("retry: invalid config: <Field>: <reason>").
 func (c Config) Validate() error {
 	var errs []error
 	if err := c.Policy.Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("field Policy: %w", err))
+		errs = append(errs, fmt.Errorf("%w: Policy: %w", ErrInvalidConfig, err))
 	}
 	if err := validateHooks(c.Hooks); err != nil {
 		errs = append(errs, err)
@@ -170,7 +171,7 @@ func NewPublisher(inner message.Publisher, cfg Config, logger watermill.LoggerAd
 	}
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		return nil, err
 	}
 	if logger == nil {
 		logger = watermill.NopLogger{}
@@ -210,16 +211,21 @@ func (p *Publisher) Close() error { return p.inner.Close() }
 // Elapsed time (Params.Elapsed, ExhaustedError.Elapsed and the
 // Policy.MaxElapsed budget) is measured from the moment the first attempt
 // failed, not from its start: the success path reads no clock (a clock read
-// costs more than the whole decorator). The first attempt's own duration, at
-// most the backend's send timeout, is therefore not counted.
+// costs more than the whole decorator) unless an AttemptHook is set, which
+// gets each attempt's Duration. The first attempt's own duration, at most the
+// backend's send timeout, is therefore not counted.
 func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	if err := msgcheck.Messages(msgs); err != nil {
 		// Bad input is never sent, so never retried (permanent).
 		return fmt.Errorf("retry: publish to %q: %w", topic, err)
 	}
+	var sent time.Time
+	if len(p.hooks.attempt) > 0 {
+		sent = p.cfg.Clock.Now()
+	}
 	err := p.inner.Publish(topic, msgs...)
 	if len(p.hooks.attempt) > 0 {
-		p.attempted(1, topic, msgs, err)
+		p.attempted(1, topic, msgs, err, sent)
 	}
 	if err == nil {
 		return nil
@@ -228,8 +234,8 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 }
 
 // attempted runs the AttemptHooks for one call to the inner publisher.
-func (p *Publisher) attempted(attempt int, topic string, msgs []*message.Message, err error) {
-	params := AttemptParams{Attempt: attempt, Topic: topic, Messages: msgs, Err: err}
+func (p *Publisher) attempted(attempt int, topic string, msgs []*message.Message, err error, sent time.Time) {
+	params := AttemptParams{Attempt: attempt, Topic: topic, Messages: msgs, Err: err, Duration: p.cfg.Clock.Now().Sub(sent)}
 	if err != nil {
 		params.Retryable = p.cfg.Policy.Retryable(err)
 	}
@@ -348,9 +354,13 @@ func (l *loop) attempt() error {
 		return retrygo.Unrecoverable(err)
 	}
 	l.attempts++
+	var sent time.Time
+	if len(l.p.hooks.attempt) > 0 {
+		sent = l.p.cfg.Clock.Now()
+	}
 	err := l.p.inner.Publish(l.topic, l.pending...)
 	if len(l.p.hooks.attempt) > 0 {
-		l.p.attempted(l.attempts, l.topic, l.pending, err)
+		l.p.attempted(l.attempts, l.topic, l.pending, err, sent)
 	}
 	if err != nil {
 		l.lastErr = err

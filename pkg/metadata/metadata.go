@@ -48,6 +48,14 @@ const (
 	// sets both in Native mode. Not a send control: a message published with
 	// it is sent at once, the key travelling as user metadata.
 	RetryDelayMillis = "rocketmq_retry_delay_ms"
+	// MaxReconsumeTimes is read on Nack by a RocketMQ subscriber in
+	// broker-retry mode: how many broker redeliveries this message may have
+	// before it goes to %DLQ%<group>, as a decimal string, "-1" for no limit.
+	// It overrides the subscriber's own MaxReconsumeTimes for that message;
+	// middleware/redelivery sets it from its Policy in Native mode, so the
+	// policy is the only limit. Other backends and the publisher give it no
+	// meaning.
+	MaxReconsumeTimes = "reliamq_max_reconsume_times"
 )
 
 // Delivery facts. Subscribers set these on delivered messages.

@@ -88,7 +88,7 @@ func TestWatchAsync_reports_queue_depth_rejections_and_caller_runs_of_all_pools(
 		t.Fatal(err)
 	}
 	// Sent: two "block" and the caller-run "c"; failed: two "fail".
-	wantValue(t, reg, 3, "reliamq_async_sends_total", "outcome", "ok")
+	wantValue(t, reg, 3, "reliamq_async_sends_total", "outcome", "accepted")
 	wantValue(t, reg, 2, "reliamq_async_sends_total", "outcome", "error")
 	wantValue(t, reg, 0, "reliamq_async_queue_depth")
 	wantValue(t, reg, 0, "reliamq_async_workers")
@@ -112,7 +112,7 @@ func TestWatchAsync_reports_the_saturation_of_the_fullest_pool_and_the_limits(t 
 			t.Fatal(err)
 		}
 	}
-	wantValue(t, reg, 0, "reliamq_async_queue_saturation")
+	wantValue(t, reg, 0, "reliamq_async_queue_fill_ratio")
 
 	// The worker blocks on "block"; two more calls wait in a queue of 4.
 	if err := busy.Publish("t", message.NewMessage("block", nil)); err != nil {
@@ -124,7 +124,7 @@ func TestWatchAsync_reports_the_saturation_of_the_fullest_pool_and_the_limits(t 
 			t.Fatal(err)
 		}
 	}
-	wantValue(t, reg, 0.5, "reliamq_async_queue_saturation")
+	wantValue(t, reg, 0.5, "reliamq_async_queue_fill_ratio")
 	wantValue(t, reg, 2, "reliamq_async_queue_depth")
 	wantValue(t, reg, 14, "reliamq_async_queue_capacity")
 	wantValue(t, reg, 4, "reliamq_async_max_workers")
@@ -135,6 +135,6 @@ func TestWatchAsync_reports_the_saturation_of_the_fullest_pool_and_the_limits(t 
 			t.Fatal(err)
 		}
 	}
-	wantValue(t, reg, 0, "reliamq_async_queue_saturation")
+	wantValue(t, reg, 0, "reliamq_async_queue_fill_ratio")
 	lint(t, reg)
 }

@@ -22,7 +22,7 @@ type watched struct {
 
 	backlog, due, oldestAge              *prometheus.Desc
 	asyncDepth, asyncInFlight, asyncWork *prometheus.Desc
-	asyncSaturation, asyncCapacity       *prometheus.Desc
+	asyncFill, asyncCapacity             *prometheus.Desc
 	asyncMaxWorkers                      *prometheus.Desc
 	asyncRejected, asyncCallerRuns       *prometheus.Desc
 	asyncSends, asyncLeftovers           *prometheus.Desc
@@ -51,14 +51,15 @@ func newWatched(m *Metrics) *watched {
 		asyncDepth:      d("async_queue_depth", "Publish calls waiting for an async worker."),
 		asyncInFlight:   d("async_in_flight", "Publish calls being sent by async workers or callers now."),
 		asyncWork:       d("async_workers", "Async worker goroutines running."),
-		asyncSaturation: d("async_queue_saturation", "Queued Publish calls over queue capacity (0 to 1) of the fullest watched async publisher; at 1 its FullPolicy applies."),
+		asyncFill:       d("async_queue_fill_ratio", "Queued Publish calls over queue capacity (0 to 1) of the fullest watched async publisher; at 1 its FullPolicy applies."),
 		asyncCapacity:   d("async_queue_capacity", "Queue capacity (QueueCapacity) of the watched async publishers."),
 		asyncMaxWorkers: d("async_max_workers", "Worker limit (MaxWorkers) of the watched async publishers."),
 		asyncRejected:   d("async_rejections_total", "Publish calls the async publisher refused (queue full under Reject, closed, Block context ended)."),
 		asyncCallerRuns: d("async_caller_runs_total", "Publish calls sent on the caller's goroutine because the async queue was full (CallerRuns)."),
-		asyncSends:      d("async_sends_total", "Publish calls sent by the async publisher, by outcome (ok, error).", "outcome"),
-		asyncLeftovers:  d("async_leftovers_total", "Publish calls still queued at Close and handed to Leftovers (or reported not sent)."),
-		waiting:         d("redelivery_waiting", "Failed messages waiting for their next delivery (in-memory heap or durable store queue).", "consumer_group", "handler"),
+		asyncSends: d("async_sends_total", "Publish calls the async publisher (its workers, or callers under CallerRuns) completed, by outcome: "+
+			"accepted (the inner publisher returned nil: sent, or behind a fallback publisher possibly stored in the fallback table, see fallback_writes_total{outcome=\"stored\"}) or error.", "outcome"),
+		asyncLeftovers: d("async_leftovers_total", "Publish calls still queued at Close and handed to Leftovers (or reported not sent)."),
+		waiting:        d("redelivery_waiting", "Failed messages waiting for their next delivery (in-memory heap or durable store queue).", "consumer_group", "handler"),
 	}
 }
 
@@ -100,6 +101,10 @@ func (m *Metrics) WatchRedelivery(r *redelivery.Redelivery) error {
 	if r == nil {
 		return fmt.Errorf("%w: nil redelivery", ErrInvalidArgument)
 	}
+	cfg := r.Config()
+	native := cfg.Mode == redelivery.Native
+	m.initHandler(cfg.ConsumerGroup, cfg.Handler, native)
+	m.initAttempts(cfg.ConsumerGroup, cfg.Handler, redelivery.MaxReconsumeTimes(cfg.Policy), native)
 	m.watched.mu.Lock()
 	defer m.watched.mu.Unlock()
 	m.watched.redeliverys = append(m.watched.redeliverys, r)
@@ -109,7 +114,7 @@ func (m *Metrics) WatchRedelivery(r *redelivery.Redelivery) error {
 // Describe sends every scrape-time descriptor.
 func (w *watched) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{w.backlog, w.due, w.oldestAge, w.asyncDepth, w.asyncInFlight,
-		w.asyncWork, w.asyncSaturation, w.asyncCapacity, w.asyncMaxWorkers, w.asyncRejected, w.asyncCallerRuns, w.asyncSends, w.asyncLeftovers, w.waiting} {
+		w.asyncWork, w.asyncFill, w.asyncCapacity, w.asyncMaxWorkers, w.asyncRejected, w.asyncCallerRuns, w.asyncSends, w.asyncLeftovers, w.waiting} {
 		ch <- d
 	}
 }
@@ -122,69 +127,9 @@ func (w *watched) Collect(ch chan<- prometheus.Metric) {
 	reds := append([]*redelivery.Redelivery(nil), w.redeliverys...)
 	w.mu.Unlock()
 
-	now := w.m.cfg.Clock.Now()
-	if len(stores) > 0 {
-		var backlog, due int64
-		var oldest time.Time
-		ok := true
-		for _, s := range stores {
-			st, err := w.stats(s.store, s.queue)
-			if err != nil {
-				ok = false
-				continue
-			}
-			backlog += st.Backlog
-			due += st.Due
-			if !st.Oldest.IsZero() && (oldest.IsZero() || st.Oldest.Before(oldest)) {
-				oldest = st.Oldest
-			}
-		}
-		// A partial sum would look like a shrinking backlog: leave the gauges
-		// out of this scrape instead.
-		if ok {
-			age := 0.0
-			if !oldest.IsZero() && now.After(oldest) {
-				age = now.Sub(oldest).Seconds()
-			}
-			ch <- prometheus.MustNewConstMetric(w.backlog, prometheus.GaugeValue, float64(backlog))
-			ch <- prometheus.MustNewConstMetric(w.due, prometheus.GaugeValue, float64(due))
-			ch <- prometheus.MustNewConstMetric(w.oldestAge, prometheus.GaugeValue, age)
-		}
-	}
-
-	if len(asyncs) > 0 {
-		var sum async.Stats
-		saturation := 0.0
-		for _, p := range asyncs {
-			st := p.Stats()
-			// The fullest pool, not the pooled ratio: one saturated pool
-			// falls back to its FullPolicy however empty the others are.
-			if st.Capacity > 0 {
-				saturation = max(saturation, float64(st.Queued)/float64(st.Capacity))
-			}
-			sum.Capacity += st.Capacity
-			sum.MaxWorkers += st.MaxWorkers
-			sum.Queued += st.Queued
-			sum.InFlight += st.InFlight
-			sum.Workers += st.Workers
-			sum.Done += st.Done
-			sum.Failed += st.Failed
-			sum.Rejected += st.Rejected
-			sum.CallerRan += st.CallerRan
-			sum.Leftover += st.Leftover
-		}
-		ch <- prometheus.MustNewConstMetric(w.asyncDepth, prometheus.GaugeValue, float64(sum.Queued))
-		ch <- prometheus.MustNewConstMetric(w.asyncInFlight, prometheus.GaugeValue, float64(sum.InFlight))
-		ch <- prometheus.MustNewConstMetric(w.asyncWork, prometheus.GaugeValue, float64(sum.Workers))
-		ch <- prometheus.MustNewConstMetric(w.asyncSaturation, prometheus.GaugeValue, saturation)
-		ch <- prometheus.MustNewConstMetric(w.asyncCapacity, prometheus.GaugeValue, float64(sum.Capacity))
-		ch <- prometheus.MustNewConstMetric(w.asyncMaxWorkers, prometheus.GaugeValue, float64(sum.MaxWorkers))
-		ch <- prometheus.MustNewConstMetric(w.asyncRejected, prometheus.CounterValue, float64(sum.Rejected))
-		ch <- prometheus.MustNewConstMetric(w.asyncCallerRuns, prometheus.CounterValue, float64(sum.CallerRan))
-		ch <- prometheus.MustNewConstMetric(w.asyncSends, prometheus.CounterValue, float64(sum.Done), OutcomeOK)
-		ch <- prometheus.MustNewConstMetric(w.asyncSends, prometheus.CounterValue, float64(sum.Failed), OutcomeError)
-		ch <- prometheus.MustNewConstMetric(w.asyncLeftovers, prometheus.CounterValue, float64(sum.Leftover))
-	}
+	// Every family is in every scrape, at 0 while nothing is watched.
+	w.collectStores(ch, stores)
+	w.collectAsyncs(ch, asyncs)
 
 	type key struct{ group, handler string }
 	waiting := map[key]float64{}
@@ -227,4 +172,70 @@ func (w *watched) stats(s *sqlstore.Store, queue string) (sqlstore.Stats, error)
 			watermill.LogFields{"table": s.Table(), "queue": queue})
 	}
 	return st, err
+}
+
+// collectStores sends the fallback store gauges, summed over stores.
+func (w *watched) collectStores(ch chan<- prometheus.Metric, stores []storeQueue) {
+	now := w.m.cfg.Clock.Now()
+	var backlog, due int64
+	var oldest time.Time
+	ok := true
+	for _, s := range stores {
+		st, err := w.stats(s.store, s.queue)
+		if err != nil {
+			ok = false
+			continue
+		}
+		backlog += st.Backlog
+		due += st.Due
+		if !st.Oldest.IsZero() && (oldest.IsZero() || st.Oldest.Before(oldest)) {
+			oldest = st.Oldest
+		}
+	}
+	// A partial sum would look like a shrinking backlog: leave the gauges
+	// out of this scrape instead.
+	if ok {
+		age := 0.0
+		if !oldest.IsZero() && now.After(oldest) {
+			age = now.Sub(oldest).Seconds()
+		}
+		ch <- prometheus.MustNewConstMetric(w.backlog, prometheus.GaugeValue, float64(backlog))
+		ch <- prometheus.MustNewConstMetric(w.due, prometheus.GaugeValue, float64(due))
+		ch <- prometheus.MustNewConstMetric(w.oldestAge, prometheus.GaugeValue, age)
+	}
+}
+
+// collectAsyncs sends the async gauges and counters, summed over pools.
+func (w *watched) collectAsyncs(ch chan<- prometheus.Metric, asyncs []*async.Publisher) {
+	var sum async.Stats
+	saturation := 0.0
+	for _, p := range asyncs {
+		st := p.Stats()
+		// The fullest pool, not the pooled ratio: one saturated pool
+		// falls back to its FullPolicy however empty the others are.
+		if st.Capacity > 0 {
+			saturation = max(saturation, float64(st.Queued)/float64(st.Capacity))
+		}
+		sum.Capacity += st.Capacity
+		sum.MaxWorkers += st.MaxWorkers
+		sum.Queued += st.Queued
+		sum.InFlight += st.InFlight
+		sum.Workers += st.Workers
+		sum.Done += st.Done
+		sum.Failed += st.Failed
+		sum.Rejected += st.Rejected
+		sum.CallerRan += st.CallerRan
+		sum.Leftover += st.Leftover
+	}
+	ch <- prometheus.MustNewConstMetric(w.asyncDepth, prometheus.GaugeValue, float64(sum.Queued))
+	ch <- prometheus.MustNewConstMetric(w.asyncInFlight, prometheus.GaugeValue, float64(sum.InFlight))
+	ch <- prometheus.MustNewConstMetric(w.asyncWork, prometheus.GaugeValue, float64(sum.Workers))
+	ch <- prometheus.MustNewConstMetric(w.asyncFill, prometheus.GaugeValue, saturation)
+	ch <- prometheus.MustNewConstMetric(w.asyncCapacity, prometheus.GaugeValue, float64(sum.Capacity))
+	ch <- prometheus.MustNewConstMetric(w.asyncMaxWorkers, prometheus.GaugeValue, float64(sum.MaxWorkers))
+	ch <- prometheus.MustNewConstMetric(w.asyncRejected, prometheus.CounterValue, float64(sum.Rejected))
+	ch <- prometheus.MustNewConstMetric(w.asyncCallerRuns, prometheus.CounterValue, float64(sum.CallerRan))
+	ch <- prometheus.MustNewConstMetric(w.asyncSends, prometheus.CounterValue, float64(sum.Done), OutcomeAccepted)
+	ch <- prometheus.MustNewConstMetric(w.asyncSends, prometheus.CounterValue, float64(sum.Failed), OutcomeError)
+	ch <- prometheus.MustNewConstMetric(w.asyncLeftovers, prometheus.CounterValue, float64(sum.Leftover))
 }

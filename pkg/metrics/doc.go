@@ -36,19 +36,22 @@
 //	publish_retries_total{topic}                 failed attempts that will be retried (RetryHooks or Retry)
 //	publish_permanent_failures_total{topic}      sends failed with an error the policy does not retry
 //	publish_give_ups_total{topic,outcome}        failed Publish calls, permanent|exhausted|budget|canceled (RetryHooks)
+//	publish_duration_seconds{topic,outcome}      histogram: each broker send, ok|error (RetryHooks or Publisher)
 //	fallback_writes_total{topic,outcome}         stored|not_stored after a failed send (Fallback)
 //	relay_sends_total{topic,outcome}             relay sends, ok|error (Relay)
 //	relay_poisoned_total{topic}                  rows moved to poison (Relay)
 //	relay_outages_total                          relay switched to probing (Relay)
 //	relay_down                                   gauge: relays probing now (Relay)
+//	fallback_stored_seconds{topic}               histogram: row creation to the relay's send (Relay)
 //	fallback_backlog                             gauge: rows in watched store queues (WatchFallbackStore)
 //	fallback_due                                 gauge: rows due now (WatchFallbackStore)
 //	fallback_oldest_age_seconds                  gauge: age of the oldest row (WatchFallbackStore)
 //	async_queue_depth, async_in_flight, async_workers      gauges (WatchAsync)
-//	async_queue_saturation                       gauge: depth/capacity of the fullest pool, 0..1 (WatchAsync)
+//	async_queue_fill_ratio                       gauge: depth/capacity of the fullest pool, 0..1 (WatchAsync)
 //	async_queue_capacity, async_max_workers      gauges: configured limits (WatchAsync)
 //	async_rejections_total, async_caller_runs_total,
-//	async_sends_total{outcome}, async_leftovers_total      Publish calls (WatchAsync)
+//	async_sends_total{outcome}, async_leftovers_total      Publish calls, accepted|error (WatchAsync;
+//	                                             accepted = the inner publisher returned nil: sent, or stored by a fallback)
 //	redelivery_scheduled_total{consumer_group,handler,attempt}   (Redelivery)
 //	redelivery_fired_total{consumer_group,handler,attempt}       due messages published (Redelivery; not in Native mode)
 //	redelivery_publish_failures_total{consumer_group,handler}    (Redelivery)
@@ -56,9 +59,16 @@
 //	redelivery_waiting{consumer_group,handler}   gauge (WatchRedelivery)
 //	dead_lettered_total{topic,consumer_group,handler}            (Redelivery)
 //	dlq_replays_total{topic,outcome}             replayed dead letters, ok|error (Replay)
+//	handler_duration_seconds{consumer_group,handler,outcome}     histogram: each handler run, ok|error (Redelivery)
+//	redelivery_delay_seconds{consumer_group,handler}             histogram: failure to retry publish (Redelivery; not Native)
 //	scrape_errors_total                          failed store reads at scrape time
 //
 // docs/operations-cli.md has the same table with alerting notes.
+//
+// Every family is present from the first scrape: unlabelled and scrape-time
+// ones at 0 (also before anything is watched), and every known label
+// combination at 0 — all outcomes of a topic in Config.Topics or once it is
+// first seen, the attempts and outcomes of a watched Redelivery's handler.
 //
 // Waiting is not failing: a backoff wait counts nowhere, and a context
 // cancellation is outcome "canceled", not "error". Scrape-time gauges read the

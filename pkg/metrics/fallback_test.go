@@ -55,7 +55,7 @@ func TestFallback_writes_and_the_store_backlog_match_the_outage(t *testing.T) {
 		fake.Advance(30 * time.Second)
 	}
 	wantValue(t, reg, 2, "reliamq_fallback_writes_total", "topic", "orders", "outcome", "stored")
-	wantValue(t, reg, -1, "reliamq_fallback_writes_total", "topic", "orders", "outcome", "not_stored") // never happened: no series
+	wantValue(t, reg, 0, "reliamq_fallback_writes_total", "topic", "orders", "outcome", "not_stored") // never happened: created at 0 with the topic
 	wantValue(t, reg, 2, "reliamq_publish_retries_total", "topic", "orders")
 	wantValue(t, reg, 4, "reliamq_publish_attempts_total", "topic", "orders", "outcome", "error")
 	wantValue(t, reg, 1, "reliamq_publish_attempts_total", "topic", "orders", "outcome", "ok")

@@ -24,6 +24,7 @@ var (
 	_ fallback.PoisonedHook = RelayHooks{}
 	_ fallback.OutageHook   = RelayHooks{}
 
+	_ redelivery.HandledHook             = RedeliveryHooks{}
 	_ redelivery.RedeliveryScheduledHook = RedeliveryHooks{}
 	_ redelivery.RedeliveredHook         = RedeliveryHooks{}
 	_ redelivery.DeadLetteredHook        = RedeliveryHooks{}
@@ -40,11 +41,13 @@ func (m *Metrics) Fallback() FallbackHooks { return FallbackHooks{m: m} }
 
 // OnFallbackStored counts a message stored after a failed send.
 func (h FallbackHooks) OnFallbackStored(p fallback.StoredParams) {
+	h.m.initTopic(p.Topic)
 	h.m.fallbackWrites.WithLabelValues(p.Topic, OutcomeStored).Inc()
 }
 
 // OnFallbackStoreFailed counts a message that was neither sent nor stored.
 func (h FallbackHooks) OnFallbackStoreFailed(p fallback.StoreFailedParams) {
+	h.m.initTopic(p.Topic)
 	h.m.fallbackWrites.WithLabelValues(p.Topic, OutcomeNotStored).Inc()
 }
 
@@ -56,18 +59,23 @@ type RelayHooks struct{ m *Metrics }
 // Relay returns the hook value for fallback.RelayConfig.Hooks.
 func (m *Metrics) Relay() RelayHooks { return RelayHooks{m: m} }
 
-// OnRelaySent counts a delivered row.
+// OnRelaySent counts a delivered row and observes how long it was stored
+// (SentParams.Age) in reliamq_fallback_stored_seconds.
 func (h RelayHooks) OnRelaySent(p fallback.SentParams) {
+	h.m.initTopic(p.Topic)
 	h.m.relaySends.WithLabelValues(p.Topic, OutcomeOK).Inc()
+	h.m.fallbackStored.WithLabelValues(p.Topic).Observe(p.Age.Seconds())
 }
 
 // OnRelayFailed counts a failed send whose row was rescheduled.
 func (h RelayHooks) OnRelayFailed(p fallback.FailedParams) {
+	h.m.initTopic(p.Topic)
 	h.m.relaySends.WithLabelValues(p.Topic, OutcomeError).Inc()
 }
 
 // OnRelayPoisoned counts a row moved to the poison destination.
 func (h RelayHooks) OnRelayPoisoned(p fallback.PoisonedParams) {
+	h.m.initTopic(p.Topic)
 	h.m.relayPoisoned.WithLabelValues(p.Topic).Inc()
 }
 
@@ -82,12 +90,26 @@ func (h RelayHooks) OnRelayOutage(p fallback.OutageParams) {
 	h.m.relayDown.Dec()
 }
 
-// RedeliveryHooks feeds the reliamq_redelivery_* counters and
-// reliamq_dead_lettered_total. Put it in redelivery.Config.Hooks.
+// RedeliveryHooks feeds the reliamq_redelivery_* counters,
+// reliamq_dead_lettered_total, reliamq_handler_duration_seconds and
+// reliamq_redelivery_delay_seconds. Put it in redelivery.Config.Hooks.
 type RedeliveryHooks struct{ m *Metrics }
 
 // Redelivery returns the hook value for redelivery.Config.Hooks.
 func (m *Metrics) Redelivery() RedeliveryHooks { return RedeliveryHooks{m: m} }
+
+// OnHandled observes the duration of a handler run, by outcome.
+func (h RedeliveryHooks) OnHandled(p redelivery.HandledParams) {
+	h.m.initHandler(p.ConsumerGroup, p.Handler, p.Mode == redelivery.Native)
+	if p.Topic != "" {
+		h.m.initDeadLetter(p.Topic, p.ConsumerGroup, p.Handler)
+	}
+	outcome := OutcomeOK
+	if p.Err != nil {
+		outcome = OutcomeError
+	}
+	h.m.handlerDuration.WithLabelValues(p.ConsumerGroup, p.Handler, outcome).Observe(p.Duration.Seconds())
+}
 
 // OnRedeliveryScheduled counts a failed message scheduled for retry p.Retry.
 func (h RedeliveryHooks) OnRedeliveryScheduled(p redelivery.ScheduledParams) {
@@ -102,6 +124,9 @@ func (h RedeliveryHooks) OnRedelivered(p redelivery.RedeliveredParams) {
 		return
 	}
 	h.m.redeliveryFired.WithLabelValues(p.ConsumerGroup, p.Handler, attemptLabel(p.Retry)).Inc()
+	if !p.FailedAt.IsZero() {
+		h.m.redeliveryDelay.WithLabelValues(p.ConsumerGroup, p.Handler).Observe(p.PublishedAt.Sub(p.FailedAt).Seconds())
+	}
 }
 
 // OnDeadLettered counts a message published to the dead-letter topic.
@@ -123,6 +148,7 @@ func (m *Metrics) Replay() func(redelivery.ReplayResult) {
 		if r.Err != nil {
 			outcome = OutcomeError
 		}
+		m.initTopic(r.OriginalTopic)
 		m.dlqReplays.WithLabelValues(r.OriginalTopic, outcome).Inc()
 	}
 }
@@ -147,6 +173,11 @@ func (m *Metrics) RetryHooks() RetryHooks { return RetryHooks{m: m} }
 func (h RetryHooks) OnPublishAttempt(p retry.AttemptParams) {
 	c := h.m.countersFor(p.Topic)
 	n := float64(len(p.Messages))
+	if p.Err == nil {
+		c.okDuration.Observe(p.Duration.Seconds())
+	} else {
+		c.errDuration.Observe(p.Duration.Seconds())
+	}
 	switch {
 	case p.Err == nil:
 		c.ok.Add(n)
@@ -168,5 +199,6 @@ func (h RetryHooks) OnPublishRetry(p retry.Params) {
 // OnGiveUp counts the messages of a Publish that returns an error, by
 // p.Reason (permanent, exhausted, budget, canceled).
 func (h RetryHooks) OnGiveUp(p retry.GiveUpParams) {
+	h.m.initTopic(p.Topic)
 	h.m.publishGiveUps.WithLabelValues(p.Topic, p.Reason.String()).Add(float64(len(p.Messages)))
 }

@@ -202,7 +202,7 @@ func TestRetryHooks_count_attempts_retries_give_ups_and_classifier_stops_as_perm
 	wantValue(t, reg, 2, "reliamq_publish_permanent_failures_total", "topic", "quotas")
 	wantValue(t, reg, 0, "reliamq_publish_permanent_failures_total", "topic", "late")
 	const giveUps = "reliamq_publish_give_ups_total"
-	wantValue(t, reg, -1, giveUps, "topic", "orders", "outcome", "exhausted")
+	wantValue(t, reg, 0, giveUps, "topic", "orders", "outcome", "exhausted")
 	wantValue(t, reg, 1, giveUps, "topic", "invoices", "outcome", "permanent")
 	wantValue(t, reg, 2, giveUps, "topic", "quotas", "outcome", "permanent")
 	wantValue(t, reg, 1, giveUps, "topic", "events", "outcome", "exhausted")

@@ -152,11 +152,11 @@ func TestOutage_counters_match_what_happened(t *testing.T) {
 	wantValue(t, reg, perPhase*(maxAttempts-1), "reliamq_publish_retries_total", "topic", "orders")
 	wantValue(t, reg, perPhase, "reliamq_fallback_writes_total", "topic", "orders", "outcome", "stored")
 	wantValue(t, reg, perPhase, "reliamq_relay_sends_total", "topic", "orders", "outcome", "ok")
-	wantValue(t, reg, -1, "reliamq_relay_sends_total", "topic", "orders", "outcome", "error")
+	wantValue(t, reg, 0, "reliamq_relay_sends_total", "topic", "orders", "outcome", "error")
 	wantValue(t, reg, 0, "reliamq_publish_permanent_failures_total", "topic", "orders")
 	// The fallback publisher turned every failed send into a stored row, so
 	// the pool saw no failure at all.
-	wantValue(t, reg, 2*perPhase, "reliamq_async_sends_total", "outcome", "ok")
+	wantValue(t, reg, 2*perPhase, "reliamq_async_sends_total", "outcome", "accepted")
 	wantValue(t, reg, 0, "reliamq_async_sends_total", "outcome", "error")
 	wantValue(t, reg, 0, "reliamq_fallback_backlog")
 	lint(t, reg)

@@ -20,12 +20,14 @@ type topicCounters struct {
 	ok, failed, permanent, canceled prometheus.Counter
 	permanentFailures               prometheus.Counter
 	retries                         prometheus.Counter
+	okDuration, errDuration         prometheus.Observer
 }
 
 func (m *Metrics) countersFor(topic string) *topicCounters {
 	if c, ok := m.topics.Load(topic); ok {
 		return c.(*topicCounters)
 	}
+	m.initTopic(topic)
 	c := &topicCounters{
 		ok:                m.publishAttempts.WithLabelValues(topic, OutcomeOK),
 		failed:            m.publishAttempts.WithLabelValues(topic, OutcomeError),
@@ -33,6 +35,8 @@ func (m *Metrics) countersFor(topic string) *topicCounters {
 		canceled:          m.publishAttempts.WithLabelValues(topic, OutcomeCanceled),
 		permanentFailures: m.publishPermanent.WithLabelValues(topic),
 		retries:           m.publishRetries.WithLabelValues(topic),
+		okDuration:        m.publishDuration.WithLabelValues(topic, OutcomeOK),
+		errDuration:       m.publishDuration.WithLabelValues(topic, OutcomeError),
 	}
 	actual, _ := m.topics.LoadOrStore(topic, c)
 	return actual.(*topicCounters)
@@ -57,7 +61,8 @@ type Publisher struct {
 }
 
 // Publisher wraps inner so that its sends are counted in
-// reliamq_publish_attempts_total and reliamq_publish_permanent_failures_total.
+// reliamq_publish_attempts_total and reliamq_publish_permanent_failures_total
+// and timed in reliamq_publish_duration_seconds (on Config.Clock).
 // A permanent error (policy.IsPermanent) counts as outcome "permanent", a
 // context cancellation or deadline as "canceled" (not a failure), any other
 // error as "error".
@@ -82,9 +87,17 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	if p.inner == nil {
 		return fmt.Errorf("%w: metrics.Publisher around a nil publisher", ErrInvalidArgument)
 	}
+	clk := p.m.cfg.Clock
+	start := clk.Now()
 	err := p.inner.Publish(topic, msgs...)
+	took := clk.Now().Sub(start).Seconds()
 	c := p.m.countersFor(topic)
 	n := float64(len(msgs))
+	if err == nil {
+		c.okDuration.Observe(took)
+	} else {
+		c.errDuration.Observe(took)
+	}
 	switch {
 	case err == nil:
 		c.ok.Add(n)

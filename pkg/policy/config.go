@@ -1,8 +1,10 @@
 package policy
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"strconv"
@@ -13,8 +15,10 @@ import (
 )
 
 // ErrInvalidConfig matches (errors.Is) every error from ParseYAML, FromYAML,
-// LoadFile, Config.ApplyEnv and Config.Policy that is caused by a bad value.
-var ErrInvalidConfig = errors.New("invalid retry policy config")
+// LoadFile, Config.ApplyEnv, Config.Policy and Policy.Validate that is caused
+// by a bad value: "policy: invalid config: <key or Field>: <reason>", one per
+// problem, joined with errors.Join.
+var ErrInvalidConfig = errors.New("policy: invalid config")
 
 // ConfigError is one bad configuration value. It names the key (as written in
 // YAML, e.g. "max-attempts" or "schedule[2]") and, for environment overrides,
@@ -28,9 +32,9 @@ type ConfigError struct {
 
 func (e *ConfigError) Error() string {
 	if e.EnvVar != "" {
-		return fmt.Sprintf("retry policy: %s (from %s): %v", e.Key, e.EnvVar, e.Err)
+		return fmt.Sprintf("%v: %s (from %s): %v", ErrInvalidConfig, e.Key, e.EnvVar, e.Err)
 	}
-	return fmt.Sprintf("retry policy: %s: %v", e.Key, e.Err)
+	return fmt.Sprintf("%v: %s: %v", ErrInvalidConfig, e.Key, e.Err)
 }
 
 // Unwrap returns the underlying problem.
@@ -87,7 +91,9 @@ const (
 //
 // A document may hold the keys at its top level or under a single "retry:" key
 // (the seed service's layout, retry: {max-attempts: 3, init-interval: 1000,
-// multiplier: 2}). For any other layout, embed Config as a field of your own
+// multiplier: 2}); a policy key next to "retry:" is refused as ambiguous, and
+// so is a file of several YAML documents (separated by "---"), of which only
+// one would be read. For any other layout, embed Config as a field of your own
 // configuration struct: it implements yaml.Unmarshaler with the same rules.
 type Config struct {
 	MaxAttempts    *int           // max-attempts
@@ -108,29 +114,64 @@ var configKeys = []string{
 }
 
 // ParseYAML reads a Config from a YAML document, either the keys themselves or
-// a document with a top-level "retry:" block (its siblings are ignored). Every
-// bad key or value is reported at once, each as a *ConfigError. An empty
-// document gives the zero Config (all defaults).
+// a document with a top-level "retry:" block (its other siblings are ignored,
+// but a policy key such as max-attempts next to retry: is refused: which one
+// was meant?). Every bad key or value is reported at once, each as a
+// *ConfigError. An empty document gives the zero Config (all defaults); a
+// second YAML document (after "---") is refused.
 func ParseYAML(data []byte) (Config, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return Config{}, nil
+		}
 		return Config{}, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
+	var errs []error
+	var next yaml.Node
+	switch err := dec.Decode(&next); {
+	case errors.Is(err, io.EOF):
+	case err != nil:
+		return Config{}, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	case !emptyDocument(&next):
+		errs = append(errs, &ConfigError{Key: "---", Err: fmt.Errorf(
+			"line %d: a second YAML document; a policy file holds one (only the first would be read)", next.Line)})
+	}
 	if doc.Kind == 0 || len(doc.Content) == 0 {
-		return Config{}, nil
+		return Config{}, errors.Join(errs...)
 	}
 	root := doc.Content[0]
 	if root.Kind == yaml.MappingNode {
-		for i := 0; i+1 < len(root.Content); i += 2 {
-			if root.Content[i].Value == "retry" {
-				root = root.Content[i+1]
+		top := root
+		for i := 0; i+1 < len(top.Content); i += 2 {
+			if top.Content[i].Value == "retry" {
+				root = top.Content[i+1]
 				break
+			}
+		}
+		if root != top {
+			for i := 0; i+1 < len(top.Content); i += 2 {
+				if k := top.Content[i]; knownKey(k.Value) {
+					errs = append(errs, &ConfigError{Key: k.Value, Err: fmt.Errorf(
+						"line %d: top-level %s next to retry: is ambiguous; move it under retry: or remove one", k.Line, k.Value)})
+				}
 			}
 		}
 	}
 	var c Config
-	err := c.UnmarshalYAML(root)
-	return c, err
+	errs = append(errs, c.UnmarshalYAML(root))
+	return c, errors.Join(errs...)
+}
+
+// emptyDocument reports whether a decoded document holds nothing (a
+// trailing "---" with no content, or only a comment).
+func emptyDocument(doc *yaml.Node) bool {
+	if doc.Kind == 0 || len(doc.Content) == 0 {
+		return true
+	}
+	n := doc.Content[0]
+	return n.Kind == yaml.ScalarNode && n.Tag == "!!null"
 }
 
 // FromYAML parses a YAML document (see Config) into a validated Policy.
@@ -157,7 +198,7 @@ func hasConfigError(err error) bool {
 func LoadFile(path string) (Policy, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return Policy{}, fmt.Errorf("retry policy: %w", err)
+		return Policy{}, fmt.Errorf("policy: %w", err)
 	}
 	return FromYAML(data)
 }

@@ -32,9 +32,9 @@ func ExampleFromYAML_invalid() {
 	fmt.Println(err)
 	// Output:
 	// true
-	// retry policy: schedule: "fibonacci": must be exponential, fixed, rocketmq or a list of delays
-	// retry policy: max-attempts: 0: must be >= 1
-	// retry policy: multiplier: 0: must be a number >= 1
+	// policy: invalid config: schedule: "fibonacci": must be exponential, fixed, rocketmq or a list of delays
+	// policy: invalid config: max-attempts: 0: must be >= 1
+	// policy: invalid config: multiplier: 0: must be a number >= 1
 }
 
 func ExampleConfig_ApplyEnv() {

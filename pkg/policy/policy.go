@@ -257,30 +257,44 @@ func (p Policy) Retryable(err error) bool {
 }
 
 // Validate reports every problem of the policy at once (errors.Join), each
-// naming the field: negative MaxAttempts, MaxElapsed or MaxDelay, an invalid
+// wrapping ErrInvalidConfig and naming the field ("policy: invalid config:
+// MaxAttempts: ..."): negative MaxAttempts, MaxElapsed or MaxDelay, an invalid
 // Backoff (if it implements Validate() error) or Jitter, and an unbounded loop
 // (unlimited attempts, no budget and a zero first delay).
 func (p Policy) Validate() error {
 	var errs []error
 	if p.MaxAttempts < 0 {
-		errs = append(errs, fmt.Errorf("policy: MaxAttempts %d: must be >= 1, or 0 for unlimited", p.MaxAttempts))
+		errs = append(errs, fmt.Errorf("%w: MaxAttempts: %d: must be >= 1, or 0 for unlimited", ErrInvalidConfig, p.MaxAttempts))
 	}
 	if p.MaxElapsed < 0 {
-		errs = append(errs, fmt.Errorf("policy: MaxElapsed %v: must be >= 0 (0 means no budget)", p.MaxElapsed))
+		errs = append(errs, fmt.Errorf("%w: MaxElapsed: %v: must be >= 0 (0 means no budget)", ErrInvalidConfig, p.MaxElapsed))
 	}
 	if p.MaxDelay < 0 {
-		errs = append(errs, fmt.Errorf("policy: MaxDelay %v: must be >= 0 (0 means no cap)", p.MaxDelay))
+		errs = append(errs, fmt.Errorf("%w: MaxDelay: %v: must be >= 0 (0 means no cap)", ErrInvalidConfig, p.MaxDelay))
 	}
 	if v, ok := p.Backoff.(interface{ Validate() error }); ok {
 		if err := v.Validate(); err != nil {
-			errs = append(errs, fmt.Errorf("policy: Backoff: %w", err))
+			errs = append(errs, fieldErrors("Backoff", err)...)
 		}
 	}
 	if err := p.Jitter.Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("policy: Jitter: %w", err))
+		errs = append(errs, fieldErrors("Jitter", err)...)
 	}
 	if len(errs) == 0 && p.MaxAttempts == 0 && p.MaxElapsed == 0 && p.Delay(1) == 0 {
-		errs = append(errs, errors.New("policy: MaxAttempts 0 (unlimited) with no MaxElapsed and no delay would retry in a busy loop: set MaxAttempts, MaxElapsed or a Backoff"))
+		errs = append(errs, fmt.Errorf("%w: MaxAttempts: 0 (unlimited) with no MaxElapsed and no delay would retry in a busy loop: set MaxAttempts, MaxElapsed or a Backoff", ErrInvalidConfig))
 	}
 	return errors.Join(errs...)
+}
+
+// fieldErrors reports err, or each error it joins, as a problem of field.
+func fieldErrors(field string, err error) []error {
+	list := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		list = j.Unwrap()
+	}
+	out := make([]error, len(list))
+	for i, e := range list {
+		out[i] = fmt.Errorf("%w: %s: %v", ErrInvalidConfig, field, e)
+	}
+	return out
 }

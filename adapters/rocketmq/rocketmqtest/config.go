@@ -216,40 +216,49 @@ func (c Config) Validate() error {
 	}
 	if c.Addr != "" {
 		if _, _, err := net.SplitHostPort(c.Addr); err != nil {
-			bad("Addr %q: %v", c.Addr, err)
+			bad("Addr: %q: %v", c.Addr, err)
 		}
 	}
 	if c.DefaultQueueNums < 0 || c.DefaultQueueNums > 1024 {
-		bad("DefaultQueueNums %d must be in 1..1024", c.DefaultQueueNums)
+		bad("DefaultQueueNums: %d: must be in 1..1024", c.DefaultQueueNums)
 	}
 	for i, d := range c.DelayLevels {
 		if d < 0 {
-			bad("DelayLevels[%d] is negative (%v)", i, d)
+			bad("DelayLevels[%d]: %v: must not be negative", i, d)
 		}
 	}
 	if c.TimerPrecision < 0 || (c.TimerPrecision > 0 && c.TimerPrecision < time.Millisecond) || c.TimerMaxDelay < 0 {
 		bad("TimerPrecision must be at least 1ms and TimerMaxDelay must not be negative")
 	}
 	if c.DelayScale < 0 {
-		bad("DelayScale %v is negative", c.DelayScale)
+		bad("DelayScale: %v: must not be negative", c.DelayScale)
 	}
 	if c.NewGroupOffset != NewGroupOffsetZeroWhileYoung && c.NewGroupOffset != NewGroupOffsetNotFound {
-		bad("NewGroupOffset %d is unknown", c.NewGroupOffset)
+		bad("NewGroupOffset: %d: unknown", c.NewGroupOffset)
 	}
 	if c.MaxMessageSize < 0 {
-		bad("MaxMessageSize %d is negative", c.MaxMessageSize)
+		bad("MaxMessageSize: %d: must not be negative", c.MaxMessageSize)
 	}
 	if c.MaxReconsumeTimes < 0 {
-		bad("MaxReconsumeTimes %d is negative", c.MaxReconsumeTimes)
+		bad("MaxReconsumeTimes: %d: must not be negative", c.MaxReconsumeTimes)
 	}
-	if c.TransactionCheckInterval < 0 || c.TransactionCheckMax < 0 || c.ClientExpiry < 0 {
-		bad("TransactionCheckInterval, TransactionCheckMax and ClientExpiry must not be negative")
+	if c.TransactionCheckInterval < 0 {
+		bad("TransactionCheckInterval: %v: must not be negative", c.TransactionCheckInterval)
+	}
+	if c.TransactionCheckMax < 0 {
+		bad("TransactionCheckMax: %d: must not be negative", c.TransactionCheckMax)
+	}
+	if c.ClientExpiry < 0 {
+		bad("ClientExpiry: %v: must not be negative", c.ClientExpiry)
 	}
 	if c.MaxFrameSize < 0 {
-		bad("MaxFrameSize %d is negative", c.MaxFrameSize)
+		bad("MaxFrameSize: %d: must not be negative", c.MaxFrameSize)
 	}
-	if len(c.BrokerName) > 127 || len(c.ClusterName) > 127 {
-		bad("BrokerName and ClusterName must be at most 127 bytes")
+	if len(c.BrokerName) > 127 {
+		bad("BrokerName: must be at most 127 bytes")
+	}
+	if len(c.ClusterName) > 127 {
+		bad("ClusterName: must be at most 127 bytes")
 	}
 	return errors.Join(errs...)
 }

@@ -1,0 +1,59 @@
+package redelivery_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/reliamq/reliamq/middleware/redelivery"
+	"github.com/reliamq/reliamq/pkg/policy"
+)
+
+// Every config error reads "redelivery: invalid config: <Field>: <reason>"
+// and matches ErrInvalidConfig (the field used to be followed by "is
+// required" or its value, not a colon).
+func TestNew_reports_each_config_problem_as_ErrInvalidConfig_naming_the_field(t *testing.T) {
+	tests := []struct {
+		name   string
+		cfg    redelivery.Config
+		fields []string
+	}{
+		{"nothing set", redelivery.Config{}, []string{"ConsumerGroup", "Handler", "Mode", "DeadLetterPublisher"}},
+		{"durable without store or publisher", redelivery.Config{ConsumerGroup: "g", Handler: "h", Mode: redelivery.Durable},
+			[]string{"Publisher", "Store", "DeadLetterPublisher"}},
+		{"bad values", redelivery.Config{ConsumerGroup: "g", Handler: "h", Mode: redelivery.InMemory, Publisher: &capturePublisher{},
+			Policy: policy.Policy{MaxAttempts: -1}, PollInterval: -time.Second, ClaimBatch: -1, PublishRetryInterval: -1,
+			RetryTopic: "same", DeadLetterTopic: "same", Hooks: []any{1}},
+			[]string{"Policy", "PollInterval", "ClaimBatch", "PublishRetryInterval", "RetryTopic", "Hooks[0]"}},
+		{"unknown mode", redelivery.Config{ConsumerGroup: "g", Handler: "h", Mode: 42, DeadLetterPublisher: &capturePublisher{}}, []string{"Mode"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := redelivery.New(tt.cfg, nil)
+			if !errors.Is(err, redelivery.ErrInvalidConfig) {
+				t.Fatalf("err = %v, want ErrInvalidConfig", err)
+			}
+			for _, f := range tt.fields {
+				if want := redelivery.ErrInvalidConfig.Error() + ": " + f + ":"; !strings.Contains(err.Error(), want) {
+					t.Errorf("err = %v, want a line %q...", err, want)
+				}
+			}
+		})
+	}
+}
+
+// AddHandler reports a bad registration in the same shape.
+func TestAddHandler_reports_each_registration_problem_as_ErrInvalidConfig_naming_the_field(t *testing.T) {
+	r := newMemory(t, redelivery.Config{})
+	_, err := r.AddHandler(nil, redelivery.HandlerRegistration{PublishTopic: "out"})
+	if !errors.Is(err, redelivery.ErrInvalidConfig) {
+		t.Fatalf("err = %v, want ErrInvalidConfig", err)
+	}
+	for _, f := range []string{"router", "HandlerRegistration.Topic", "HandlerRegistration.Subscriber",
+		"HandlerRegistration.HandlerFunc", "HandlerRegistration.PublishTopic"} {
+		if want := redelivery.ErrInvalidConfig.Error() + ": " + f + ":"; !strings.Contains(err.Error(), want) {
+			t.Errorf("err = %v, want a line %q...", err, want)
+		}
+	}
+}
