@@ -114,7 +114,10 @@ type Publisher struct {
 	sealed    atomic.Bool    // queue closed: the last worker or caller to finish pokes idle
 	idle      chan struct{}  // capacity 1: wakes Close to look at workers and callers
 
-	inFlight, done, failed, rejected, callerRan, leftover, notSent counter
+	// Sends by workers and by callers are counted apart: callers and
+	// workers run on different goroutines, mostly on different cores.
+	inFlight, done, failed, callerOK, callerFailed counter
+	rejected, leftover, notSent                    counter
 
 	closeOnce sync.Once
 	closeErr  error
@@ -158,14 +161,15 @@ func PublisherDecorator(cfg Config, logger watermill.LoggerAdapter) message.Publ
 
 // Stats returns a snapshot of the counters.
 func (p *Publisher) Stats() Stats {
+	callerOK, callerFailed := p.callerOK.Load(), p.callerFailed.Load()
 	return Stats{
 		Queued:    len(p.queue),
-		InFlight:  p.inFlight.Load(),
+		InFlight:  p.inFlight.Load() + p.callers.Load(),
 		Workers:   p.workers.Load(),
-		Done:      p.done.Load(),
-		Failed:    p.failed.Load(),
+		Done:      p.done.Load() + callerOK,
+		Failed:    p.failed.Load() + callerFailed,
 		Rejected:  p.rejected.Load(),
-		CallerRan: p.callerRan.Load(),
+		CallerRan: callerOK + callerFailed,
 		Leftover:  p.leftover.Load(),
 		// Capacity and MaxWorkers are fixed at construction; they travel
 		// with the counters so an observer can compute saturation from one
@@ -205,22 +209,32 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 		return ErrClosed
 	}
 	t := task{topic: topic, msgs: msgs}
-	p.detach(msgs)
-	select {
-	case p.queue <- t:
-		if p.workers.Load() < int64(p.cfg.CoreWorkers) {
-			p.spawn(nil, p.cfg.CoreWorkers)
+	// len is only a hint, but a cheap one: with a full queue (producers
+	// outrunning the workers) the call skips detach and reattach.
+	detached := false
+	if len(p.queue) < cap(p.queue) {
+		p.detach(msgs)
+		detached = true
+		select {
+		case p.queue <- t:
+			if p.workers.Load() < int64(p.cfg.CoreWorkers) {
+				p.spawn(nil, p.cfg.CoreWorkers)
+			}
+			p.leave()
+			return nil
+		default:
 		}
-		p.leave()
-		return nil
-	default:
 	}
 	// Queue full: an extra worker, if one may start, takes this call.
-	if p.spawn(&t, p.cfg.MaxWorkers) {
+	if p.reserve(p.cfg.MaxWorkers) {
+		p.detach(msgs)
+		p.start(&t)
 		p.leave()
 		return nil
 	}
-	p.reattach(msgs)
+	if detached {
+		p.reattach(msgs)
+	}
 
 	switch p.cfg.FullPolicy {
 	case Reject:
@@ -232,15 +246,19 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	}
 
 	// CallerRuns. Counted in callers before leaving the gate, so a Close
-	// that starts meanwhile waits for this send (up to CloseTimeout).
+	// that starts meanwhile waits for this send (up to CloseTimeout);
+	// callers is also the caller-run part of Stats.InFlight.
 	p.callers.Add(1)
 	p.leave()
 	defer p.callerDone()
-	p.callerRan.Add(1)
-	err := p.send(t)
-	p.count(err)
+	err := p.inner.Publish(topic, msgs...)
+	if err != nil {
+		p.callerFailed.Add(1)
+	} else {
+		p.callerOK.Add(1)
+	}
 	if p.cfg.OnResult != nil {
-		p.cfg.OnResult(Result{Topic: topic, Messages: t.msgs, Err: err, CallerRan: true})
+		p.cfg.OnResult(Result{Topic: topic, Messages: msgs, Err: err, CallerRan: true})
 	}
 	return err
 }
@@ -354,25 +372,38 @@ func (p *Publisher) reattach(msgs []*message.Message) {
 }
 
 // spawn starts a worker, with first as its first call when not nil, unless
-// limit workers are running. Callers are inside the gate, so no worker
-// starts once Close has closed the queue.
+// limit workers are running.
 func (p *Publisher) spawn(first *task, limit int) bool {
+	if !p.reserve(limit) {
+		return false
+	}
+	p.start(first)
+	return true
+}
+
+// reserve counts in a worker about to start, unless limit are running.
+// Callers are inside the gate, so no worker starts once Close has closed
+// the queue.
+func (p *Publisher) reserve(limit int) bool {
 	for {
 		w := p.workers.Load()
 		if w >= int64(limit) {
 			return false
 		}
 		if p.workers.CompareAndSwap(w, w+1) {
-			break
+			return true
 		}
 	}
+}
+
+// start starts a worker reserved with reserve.
+func (p *Publisher) start(first *task) {
 	p.workersWG.Add(1)
 	if first != nil {
 		go p.work(*first, true)
 	} else {
 		go p.work(task{}, false)
 	}
-	return true
 }
 
 // work is a worker: it sends queued calls until the queue is closed and
