@@ -175,7 +175,10 @@ func (c *chanPool) Close() error {
 //
 //   - channel: chanPool, DefaultCoreWorkers workers, DefaultQueueCapacity.
 //   - async: async.Config{} (10 core, 50 max, 200 queued, CallerRuns).
-//   - async_fixed: 10 core = max workers, Block: the same shape as channel.
+//   - async_max10: MaxWorkers = CoreWorkers = 10, CallerRuns: as many
+//     workers as channel, never more.
+//   - async_block: the same with Block, the channel's shape: a producer
+//     waits for room.
 //
 // Besides ns/op it reports msg/s and the process's CPU time per message
 // (cpu-ns/op), which other load on a shared machine disturbs less than wall
@@ -195,7 +198,12 @@ func BenchmarkAsync_vs_channel_pool(b *testing.B) {
 		b.Run(fmt.Sprintf("producers=%d/async", producers), func(b *testing.B) {
 			runProducers(b, producers, newAsync(b, async.Config{}))
 		})
-		b.Run(fmt.Sprintf("producers=%d/async_fixed", producers), func(b *testing.B) {
+		b.Run(fmt.Sprintf("producers=%d/async_max10", producers), func(b *testing.B) {
+			runProducers(b, producers, newAsync(b, async.Config{
+				CoreWorkers: async.DefaultCoreWorkers, MaxWorkers: async.DefaultCoreWorkers,
+			}))
+		})
+		b.Run(fmt.Sprintf("producers=%d/async_block", producers), func(b *testing.B) {
 			runProducers(b, producers, newAsync(b, async.Config{
 				CoreWorkers: async.DefaultCoreWorkers, MaxWorkers: async.DefaultCoreWorkers, FullPolicy: async.Block,
 			}))
