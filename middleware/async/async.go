@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/reliamq/reliamq/internal/nilcheck"
+	"github.com/reliamq/reliamq/pkg/clock"
 	"github.com/reliamq/reliamq/pkg/msgcheck"
 	"github.com/reliamq/reliamq/pkg/policy"
 )
@@ -73,6 +75,10 @@ type Stats struct {
 	MaxWorkers int
 }
 
+// closedBit is set in Publisher.gate once Close has started; the bits below
+// count the Publish calls inside the gate.
+const closedBit = 1 << 62
+
 // Publisher sends messages through an inner publisher on a bounded pool of
 // worker goroutines; Publish returns as soon as the call is queued. See the
 // package documentation for the delivery guarantees. It is safe for
@@ -82,27 +88,36 @@ type Publisher struct {
 	cfg    Config
 	logger watermill.LoggerAdapter
 
+	// queue holds the calls waiting for a worker. Close closes it once no
+	// Publish can send on it any more (see gate); workers then drain it and
+	// exit.
 	queue chan task
 
-	// mu orders Publish against Close: Publish holds it shared while it may
-	// enqueue or start a worker, Close takes it exclusively once, after
-	// setting closed, so that nothing enters the queue afterwards.
-	mu      sync.RWMutex
-	closed  atomic.Bool
-	closing chan struct{} // closed when Close starts: wakes blocked Publish calls
-	sealed  chan struct{} // closed once no Publish can enqueue: idle workers exit
-	aborted chan struct{} // closed when CloseTimeout runs out
+	// gate counts the Publish calls that may still send on queue or start a
+	// worker, plus closedBit once Close has started. A call that finds
+	// closedBit returns ErrClosed; the last call to leave after closedBit is
+	// set closes gateIdle, after which Close may close queue.
+	gate     counter
+	gateOnce sync.Once
+	gateIdle chan struct{}
+	closing  chan struct{} // closed when Close starts: wakes blocked Publish calls
 
 	// runCtx is the context of every message sent by a worker (see detach);
-	// cancelled when CloseTimeout runs out.
+	// cancelled when CloseTimeout runs out, which also sets aborted.
 	runCtx    context.Context
 	cancelRun context.CancelFunc
+	aborted   atomic.Bool
 
-	workers   counter
-	workersWG sync.WaitGroup
-	active    activity // workers and caller-run sends, for Close to wait on
+	workers   counter        // worker goroutines running
+	callers   counter        // caller-run sends in progress
+	workersWG sync.WaitGroup // for Close: no worker goroutine is left
+	sealed    atomic.Bool    // queue closed: the last worker or caller to finish pokes idle
+	idle      chan struct{}  // capacity 1: wakes Close to look at workers and callers
 
-	inFlight, done, failed, rejected, callerRan, leftover, notSent counter
+	// Sends by workers and by callers are counted apart: callers and
+	// workers run on different goroutines, mostly on different cores.
+	inFlight, done, failed, callerOK, callerFailed counter
+	rejected, leftover, notSent                    counter
 
 	closeOnce sync.Once
 	closeErr  error
@@ -128,12 +143,11 @@ func NewPublisher(inner message.Publisher, cfg Config, logger watermill.LoggerAd
 		cfg:       cfg,
 		logger:    logger.With(watermill.LogFields{"component": "reliamq.async"}),
 		queue:     make(chan task, cfg.QueueCapacity),
+		gateIdle:  make(chan struct{}),
 		closing:   make(chan struct{}),
-		sealed:    make(chan struct{}),
-		aborted:   make(chan struct{}),
 		runCtx:    runCtx,
 		cancelRun: cancel,
-		active:    activity{zero: make(chan struct{})},
+		idle:      make(chan struct{}, 1),
 	}, nil
 }
 
@@ -147,14 +161,15 @@ func PublisherDecorator(cfg Config, logger watermill.LoggerAdapter) message.Publ
 
 // Stats returns a snapshot of the counters.
 func (p *Publisher) Stats() Stats {
+	callerOK, callerFailed := p.callerOK.Load(), p.callerFailed.Load()
 	return Stats{
 		Queued:    len(p.queue),
-		InFlight:  p.inFlight.Load(),
+		InFlight:  p.inFlight.Load() + p.callers.Load(),
 		Workers:   p.workers.Load(),
-		Done:      p.done.Load(),
-		Failed:    p.failed.Load(),
+		Done:      p.done.Load() + callerOK,
+		Failed:    p.failed.Load() + callerFailed,
 		Rejected:  p.rejected.Load(),
-		CallerRan: p.callerRan.Load(),
+		CallerRan: callerOK + callerFailed,
 		Leftover:  p.leftover.Load(),
 		// Capacity and MaxWorkers are fixed at construction; they travel
 		// with the counters so an observer can compute saturation from one
@@ -188,72 +203,111 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 		p.rejected.Add(1)
 		return fmt.Errorf("async: publish to %q: %w", topic, err)
 	}
-	p.mu.RLock()
-	if p.closed.Load() {
-		p.mu.RUnlock()
+	if p.gate.Add(1)&closedBit != 0 {
+		p.leave()
 		p.rejected.Add(1)
 		return ErrClosed
 	}
 	t := task{topic: topic, msgs: msgs}
-	p.detach(msgs)
-	select {
-	case p.queue <- t:
-		if w := p.workers.Load(); w < int64(p.cfg.CoreWorkers) ||
-			(w < int64(p.cfg.MaxWorkers) && len(p.queue) > 1) {
-			p.spawn(nil)
+	// len is only a hint, but a cheap one: with a full queue (producers
+	// outrunning the workers) the call skips detach and reattach.
+	detached := false
+	if len(p.queue) < cap(p.queue) {
+		p.detach(msgs)
+		detached = true
+		select {
+		case p.queue <- t:
+			if p.workers.Load() < int64(p.cfg.CoreWorkers) {
+				p.spawn(nil, p.cfg.CoreWorkers)
+			}
+			p.leave()
+			return nil
+		default:
 		}
-		p.mu.RUnlock()
-		return nil
-	default:
 	}
-	// Queue full: an extra worker takes this call directly, as in a
-	// ThreadPoolExecutor.
-	if p.spawn(&t) {
-		p.mu.RUnlock()
+	// Queue full: an extra worker, if one may start, takes this call.
+	if p.reserve(p.cfg.MaxWorkers) {
+		p.detach(msgs)
+		p.start(&t)
+		p.leave()
 		return nil
 	}
-	p.reattach(msgs)
+	if detached {
+		p.reattach(msgs)
+	}
 
 	switch p.cfg.FullPolicy {
 	case Reject:
-		p.mu.RUnlock()
+		p.leave()
 		p.rejected.Add(1)
 		return ErrQueueFull
 	case Block:
-		ctx := context.Background()
-		if len(msgs) > 0 && msgs[0] != nil {
-			ctx = msgs[0].Context()
-		}
-		p.detach(msgs)
-		select {
-		case p.queue <- t:
-			p.mu.RUnlock()
-			return nil
-		case <-ctx.Done():
-			p.mu.RUnlock()
-			p.reattach(msgs)
-			p.rejected.Add(1)
-			return fmt.Errorf("async: waiting for room in the queue: %w", context.Cause(ctx))
-		case <-p.closing:
-			p.mu.RUnlock()
-			p.reattach(msgs)
-			p.rejected.Add(1)
-			return ErrClosed
-		}
+		return p.block(t)
 	}
 
-	// CallerRuns. Registered with active before releasing mu, so a Close
-	// that starts meanwhile waits for this send (up to CloseTimeout).
-	p.active.add()
-	p.mu.RUnlock()
-	defer p.active.release()
-	p.callerRan.Add(1)
-	err := p.send(t)
-	p.count(err)
+	// CallerRuns. Counted in callers before leaving the gate, so a Close
+	// that starts meanwhile waits for this send (up to CloseTimeout);
+	// callers is also the caller-run part of Stats.InFlight.
+	p.callers.Add(1)
+	p.leave()
+	defer p.callerDone()
+	err := p.inner.Publish(topic, msgs...)
+	if err != nil {
+		p.callerFailed.Add(1)
+	} else {
+		p.callerOK.Add(1)
+	}
 	if p.cfg.OnResult != nil {
 		p.cfg.OnResult(Result{Topic: topic, Messages: msgs, Err: err, CallerRan: true})
 	}
 	return err
+}
+
+// callerDone counts a caller-run send out.
+func (p *Publisher) callerDone() {
+	if p.callers.Add(-1) == 0 && p.sealed.Load() {
+		p.poke()
+	}
+}
+
+// block waits for room in the queue for t under the Block policy, inside the
+// gate, and leaves it.
+func (p *Publisher) block(t task) error {
+	ctx := context.Background()
+	if len(t.msgs) > 0 {
+		ctx = t.msgs[0].Context()
+	}
+	p.detach(t.msgs)
+	select {
+	case p.queue <- t:
+		p.leave()
+		return nil
+	case <-ctx.Done():
+		p.leave()
+		p.reattach(t.msgs)
+		p.rejected.Add(1)
+		return fmt.Errorf("async: waiting for room in the queue: %w", context.Cause(ctx))
+	case <-p.closing:
+		p.leave()
+		p.reattach(t.msgs)
+		p.rejected.Add(1)
+		return ErrClosed
+	}
+}
+
+// leave ends a Publish call's stay in the gate.
+func (p *Publisher) leave() {
+	if p.gate.Add(-1) == closedBit {
+		p.gateOnce.Do(func() { close(p.gateIdle) })
+	}
+}
+
+// poke wakes Close to look at the workers and callers again.
+func (p *Publisher) poke() {
+	select {
+	case p.idle <- struct{}{}:
+	default:
+	}
 }
 
 // send publishes t through the inner publisher.
@@ -286,9 +340,6 @@ func (c *detachedCtx) Value(key any) any { return c.values.Value(key) }
 // Publish). Background contexts, the common case, cost no allocation.
 func (p *Publisher) detach(msgs []*message.Message) {
 	for _, m := range msgs {
-		if m == nil {
-			continue
-		}
 		c := m.Context()
 		if c == context.Background() {
 			m.SetContext(p.runCtx)
@@ -316,92 +367,118 @@ func (p *Publisher) original(m *message.Message) context.Context {
 // reattach undoes detach.
 func (p *Publisher) reattach(msgs []*message.Message) {
 	for _, m := range msgs {
-		if m != nil {
-			m.SetContext(p.original(m))
-		}
+		m.SetContext(p.original(m))
 	}
 }
 
 // spawn starts a worker, with first as its first call when not nil, unless
-// MaxWorkers (or CoreWorkers when first is nil and the queue is short) are
-// running. Callers hold p.mu shared, so no worker starts once Close holds it.
-func (p *Publisher) spawn(first *task) bool {
-	for {
-		w := p.workers.Load()
-		if w >= int64(p.cfg.MaxWorkers) {
-			return false
-		}
-		if p.workers.CompareAndSwap(w, w+1) {
-			break
-		}
+// limit workers are running.
+func (p *Publisher) spawn(first *task, limit int) bool {
+	if !p.reserve(limit) {
+		return false
 	}
-	p.workersWG.Add(1)
-	p.active.add()
-	var t task
-	if first != nil {
-		t = *first
-	}
-	go p.work(first != nil, t)
+	p.start(first)
 	return true
 }
 
-func (p *Publisher) work(hasFirst bool, first task) {
+// reserve counts in a worker about to start, unless limit are running.
+// Callers are inside the gate, so no worker starts once Close has closed
+// the queue.
+func (p *Publisher) reserve(limit int) bool {
+	for {
+		w := p.workers.Load()
+		if w >= int64(limit) {
+			return false
+		}
+		if p.workers.CompareAndSwap(w, w+1) {
+			return true
+		}
+	}
+}
+
+// start starts a worker reserved with reserve.
+func (p *Publisher) start(first *task) {
+	p.workersWG.Add(1)
+	if first != nil {
+		go p.work(*first, true)
+	} else {
+		go p.work(task{}, false)
+	}
+}
+
+// work is a worker: it sends queued calls until the queue is closed and
+// empty, Close's timeout runs out, or, while more than CoreWorkers are
+// running, it has waited KeepAlive for work.
+func (p *Publisher) work(first task, hasFirst bool) {
 	defer p.workersWG.Done()
-	defer p.active.release()
 	if hasFirst {
 		p.run(first)
 	}
-	for {
+	var keepAlive *time.Timer // with the real clock, one timer reused
+	for !p.aborted.Load() {
 		select {
-		case <-p.aborted:
-			p.workers.Add(-1)
-			return
-		default:
-		}
-		select {
-		case t := <-p.queue:
-			p.run(t)
-			continue
-		default:
-		}
-		// The queue is empty. Once sealed it stays empty: exit.
-		select {
-		case <-p.sealed:
-			p.workers.Add(-1)
-			return
-		default:
-		}
-		if p.workers.Load() <= int64(p.cfg.CoreWorkers) {
-			select {
-			case t := <-p.queue:
-				p.run(t)
-			case <-p.sealed:
+		case t, ok := <-p.queue:
+			if !ok {
+				p.exit()
+				return
 			}
+			p.run(t)
+			continue
+		default:
+		}
+		// The queue is empty.
+		if p.workers.Load() <= int64(p.cfg.CoreWorkers) {
+			t, ok := <-p.queue
+			if !ok {
+				p.exit()
+				return
+			}
+			p.run(t)
 			continue
 		}
+		var expired <-chan time.Time
+		if _, real := p.cfg.Clock.(clock.Real); real {
+			if keepAlive == nil {
+				keepAlive = time.NewTimer(p.cfg.KeepAlive)
+			} else {
+				keepAlive.Reset(p.cfg.KeepAlive)
+			}
+			expired = keepAlive.C
+		} else {
+			expired = p.cfg.Clock.After(p.cfg.KeepAlive)
+		}
 		select {
-		case t := <-p.queue:
+		case t, ok := <-p.queue:
+			if keepAlive != nil {
+				keepAlive.Stop()
+			}
+			if !ok {
+				p.exit()
+				return
+			}
 			p.run(t)
-		case <-p.sealed:
-		case <-p.cfg.Clock.After(p.cfg.KeepAlive):
+		case <-expired:
+			// Retire unless that would leave fewer than CoreWorkers. Never
+			// the last worker, so Close needs no poke.
 			if w := p.workers.Load(); w > int64(p.cfg.CoreWorkers) && p.workers.CompareAndSwap(w, w-1) {
 				return
 			}
 		}
 	}
+	p.exit()
+}
+
+// exit counts a worker out when it ends for Close.
+func (p *Publisher) exit() {
+	if p.workers.Add(-1) == 0 && p.sealed.Load() {
+		p.poke()
+	}
 }
 
 // run sends one queued call and reports it.
 func (p *Publisher) run(t task) {
-	select {
-	case <-p.aborted:
-		// Taken from the queue as Close gave up: a leftover, not a send.
-		p.toLeftovers(t, nil)
-		return
-	default:
-	}
 	err := p.send(t)
-	if err != nil && p.runCtx.Err() != nil {
+	if err != nil && p.aborted.Load() {
 		// Cut off by Close's timeout. Hand it over rather than lose it; the
 		// broker may have stored it anyway, so this can duplicate.
 		p.toLeftovers(t, err)
@@ -420,9 +497,7 @@ func (p *Publisher) toLeftovers(t task, sendErr error) {
 	// The pool's context is cancelled by now: give the messages back their
 	// own values without any cancellation.
 	for _, m := range t.msgs {
-		if m != nil {
-			m.SetContext(context.WithoutCancel(p.original(m)))
-		}
+		m.SetContext(context.WithoutCancel(p.original(m)))
 	}
 	var err error
 	if p.cfg.Leftovers == nil {
@@ -460,36 +535,34 @@ func (p *Publisher) Close() error {
 }
 
 func (p *Publisher) close() error {
-	p.closed.Store(true)
-	close(p.closing)
-	// Wait for Publish calls already past the closed check: blocked ones are
-	// woken by closing.
-	p.mu.Lock()
-	//lint:ignore SA2001 the empty critical section is the barrier itself
-	p.mu.Unlock()
-	close(p.sealed)
-
-	p.active.closing()
-	timedOut := false
-	select {
-	case <-p.active.zero:
-	case <-p.cfg.Clock.After(p.cfg.CloseTimeout):
-		timedOut = true
-		close(p.aborted)
-		p.cancelRun()
-		// Workers return once their current send does: the inner publisher
-		// sees a cancelled context.
+	// Refuse new calls, wake the blocked ones, and wait for those inside the
+	// gate: they never block for long once closing is closed.
+	if p.gate.Or(closedBit) == 0 {
+		p.gateOnce.Do(func() { close(p.gateIdle) })
 	}
-	p.workersWG.Wait() // workers release activity just before they end
-	// Whatever is still queued was never taken by a worker.
-	for {
+	close(p.closing)
+	<-p.gateIdle
+	// Nothing sends on the queue any more: workers drain it and exit.
+	close(p.queue)
+	p.sealed.Store(true)
+
+	timeout := p.cfg.Clock.After(p.cfg.CloseTimeout)
+	timedOut := false
+	for !timedOut && (p.workers.Load() > 0 || p.callers.Load() > 0) {
 		select {
-		case t := <-p.queue:
-			p.toLeftovers(t, nil)
-			continue
-		default:
+		case <-p.idle:
+		case <-timeout:
+			timedOut = true
+			p.aborted.Store(true)
+			p.cancelRun()
+			// Workers return once their current send does: the inner
+			// publisher sees a cancelled context.
 		}
-		break
+	}
+	p.workersWG.Wait()
+	// Whatever is still queued was never taken by a worker.
+	for t := range p.queue {
+		p.toLeftovers(t, nil)
 	}
 	p.cancelRun()
 
@@ -506,42 +579,4 @@ func (p *Publisher) close() error {
 		errs = append(errs, fmt.Errorf("async: closing inner publisher: %w", err))
 	}
 	return errors.Join(errs...)
-}
-
-// activity counts workers and caller-run sends and signals when, once Close
-// has started, none is left. Unlike a WaitGroup it can be waited on with a
-// timeout without a helper goroutine.
-type activity struct {
-	mu      sync.Mutex
-	n       int
-	closed  bool
-	zero    chan struct{}
-	signald bool
-}
-
-func (a *activity) add() {
-	a.mu.Lock()
-	a.n++
-	a.mu.Unlock()
-}
-
-func (a *activity) release() {
-	a.mu.Lock()
-	a.n--
-	a.signalLocked()
-	a.mu.Unlock()
-}
-
-func (a *activity) closing() {
-	a.mu.Lock()
-	a.closed = true
-	a.signalLocked()
-	a.mu.Unlock()
-}
-
-func (a *activity) signalLocked() {
-	if a.closed && a.n == 0 && !a.signald {
-		a.signald = true
-		close(a.zero)
-	}
 }

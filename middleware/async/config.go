@@ -79,7 +79,7 @@ type Config struct {
 	CoreWorkers int
 	// MaxWorkers bounds the number of workers; must be >= CoreWorkers.
 	// Default max(50, CoreWorkers). Workers above CoreWorkers are started when
-	// work is waiting in the queue and exit after KeepAlive without work.
+	// a call finds the queue full and exit after KeepAlive without work.
 	MaxWorkers int
 	// QueueCapacity is the number of Publish calls that can wait for a
 	// worker. Default 200.

@@ -5,14 +5,14 @@
 //
 //	async.Publisher( fallback.Publisher( retry.Publisher( broker publisher ) ) )
 //
-// The pool works like the seed service's ThreadPoolExecutor: CoreWorkers (10)
-// workers start with the first calls and stay, a queue holds QueueCapacity (200)
-// calls, more workers up to MaxWorkers (50) start while calls are waiting and
-// exit after KeepAlive (30s) without work. When the queue is full and every
-// worker is busy, FullPolicy decides: CallerRuns (the default: the caller
-// sends the message itself, which slows producers down to the pool's pace),
-// Block (wait for room, as long as the message context allows) or Reject
-// (ErrQueueFull).
+// The pool keeps the seed service's thread-pool knobs, in plain Go: the queue
+// is a buffered channel of QueueCapacity (200) calls; CoreWorkers (10) workers
+// start with the first calls and stay; when a call finds the queue full, an
+// extra worker, up to MaxWorkers (50), starts with that call and exits after
+// KeepAlive (30s) without work. When the queue is full and MaxWorkers are
+// running, FullPolicy decides: CallerRuns (the default: the caller sends the
+// message itself, which slows producers down to the pool's pace), Block (wait
+// for room, as long as the message context allows) or Reject (ErrQueueFull).
 //
 // Every outcome reaches the caller's code: OnResult receives one Result per
 // call that the pool took or the caller ran (success or the final error, with
@@ -31,8 +31,10 @@
 // Close stops intake (Publish returns ErrClosed), waits up to CloseTimeout
 // (60s) for queued and in-flight calls, then cancels the sends still in flight
 // and hands every call that was not sent to Leftovers (the fallback store), or
-// reports it through OnResult with ErrNotSent when there is none. No goroutine
-// of the pool is left when Close returns.
+// reports it through OnResult with ErrNotSent when there is none. A Publish
+// that races Close is either queued, and then sent or handed over like the
+// rest, or refused with ErrClosed. No goroutine of the pool is left when Close
+// returns.
 //
 // # Delivery guarantees
 //
