@@ -98,15 +98,18 @@ func newMessage(payload string, md message.Metadata) *message.Message {
 // ledger counts messages by UUID: sent, delivered, duplicated, lost.
 type ledger struct {
 	mu        sync.Mutex
-	sent      map[string]bool
+	sent      map[string]string // UUID -> label
 	delivered map[string]int
 }
 
-func newLedger() *ledger { return &ledger{sent: map[string]bool{}, delivered: map[string]int{}} }
+func newLedger() *ledger { return &ledger{sent: map[string]string{}, delivered: map[string]int{}} }
 
-func (l *ledger) markSent(uuid string) {
+func (l *ledger) markSent(uuid string) { l.markSentAs(uuid, uuid) }
+
+// markSentAs records a sent message with a label that failure messages show.
+func (l *ledger) markSentAs(uuid, label string) {
 	l.mu.Lock()
-	l.sent[uuid] = true
+	l.sent[uuid] = label
 	l.mu.Unlock()
 }
 
@@ -136,26 +139,27 @@ func (l *ledger) counts() counts {
 		}
 	}
 	for uuid := range l.delivered {
-		if !l.sent[uuid] {
+		if _, ok := l.sent[uuid]; !ok {
 			c.unknown++
 		}
 	}
 	return c
 }
 
-// lostUUIDs lists up to 5 lost UUIDs, for failure messages.
-func (l *ledger) lostUUIDs() string {
+// lostLabels lists the labels of up to 10 lost messages, for failure
+// messages.
+func (l *ledger) lostLabels() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var lost []string
-	for uuid := range l.sent {
+	for uuid, label := range l.sent {
 		if l.delivered[uuid] == 0 {
-			lost = append(lost, uuid)
+			lost = append(lost, label)
 		}
 	}
 	sort.Strings(lost)
-	if len(lost) > 5 {
-		lost = append(lost[:5], "...")
+	if len(lost) > 10 {
+		lost = append(lost[:10], "...")
 	}
 	return strings.Join(lost, " ")
 }
@@ -175,14 +179,24 @@ func consumeInto(msgs <-chan *message.Message, l *ledger) {
 // after timeout with the counts.
 func (l *ledger) waitDelivered(t testing.TB, timeout time.Duration) counts {
 	t.Helper()
+	c, ok := l.waitFor(timeout)
+	if !ok {
+		t.Fatalf("after %v: %v (lost: %s)", timeout, c, l.lostLabels())
+	}
+	return c
+}
+
+// waitFor waits until every sent message was delivered (true) or timeout
+// passed (false).
+func (l *ledger) waitFor(timeout time.Duration) (counts, bool) {
 	deadline := time.Now().Add(timeout)
 	for {
 		c := l.counts()
 		if c.lost == 0 {
-			return c
+			return c, true
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v (lost: %s)", timeout, c, l.lostUUIDs())
+			return c, false
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -70,7 +70,7 @@ func TestOutage_fallback_stores_while_the_brokers_are_down_and_the_relay_deliver
 			t.Helper()
 			for i := range perPhase {
 				m := newMessage(fmt.Sprint(phase, "-", i), nil)
-				l.markSent(m.UUID)
+				l.markSentAs(m.UUID, string(m.Payload))
 				if err := fb.Publish(topic, m); err != nil {
 					t.Fatalf("Publish %s %d: %v", phase, i, err)
 				}
@@ -94,8 +94,14 @@ func TestOutage_fallback_stores_while_the_brokers_are_down_and_the_relay_deliver
 		started := time.Since(start)
 		back := time.Now()
 		send("after")
-		c := l.waitDelivered(t, 3*time.Minute)
+		c, ok := l.waitFor(3 * time.Minute)
 		caughtUp := time.Since(back)
+		if !ok {
+			s, _ := st.Stats(context.Background(), "")
+			rs, _ := relay.Stats(context.Background())
+			t.Fatalf("%v after %v (lost: %s); fallback %+v; store %+v; relay %+v",
+				c, caughtUp.Round(time.Millisecond), l.lostLabels(), fb.Stats(), s, rs)
+		}
 
 		deadline := time.Now().Add(30 * time.Second)
 		for {
