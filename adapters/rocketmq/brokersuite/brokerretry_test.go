@@ -141,8 +141,9 @@ func TestBrokerRetry_moves_the_message_to_the_DLQ_after_MaxReconsumeTimes(t *tes
 		pub := newPublisher(t, tg, rocketmq.PublisherConfig{})
 		sub := newSubscriber(t, tg, rocketmq.SubscriberConfig{BrokerRetry: true, MaxReconsumeTimes: 2})
 		topic := unique("dlq")
-		// Subscribing first creates %DLQ%<group> readable on every broker
-		// (a broker creates it write-only otherwise, on the first dead letter).
+		// Subscribing first creates %DLQ%<group> on every broker: it has no
+		// route until the first dead letter, and a consumer cannot start
+		// without one.
 		dlqSub := newSubscriber(t, tg, rocketmq.SubscriberConfig{})
 		dead := subscribe(t, dlqSub, "%DLQ%"+sub.GroupFor(topic))
 		msgs := subscribe(t, sub, topic)
