@@ -5,6 +5,7 @@ package brokersuite_test
 import (
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -214,7 +215,7 @@ func TestBroadcasting_delivers_every_message_to_every_subscriber(t *testing.T) {
 		topic := unique("bc")
 		const n = 20
 		var ledgers []*ledger
-		var unmarked [2]int
+		var unmarked [2]atomic.Int32
 		for i := range 2 {
 			sub := newSubscriber(t, tg, rocketmq.SubscriberConfig{ConsumerGroup: group, Broadcasting: true})
 			msgs := subscribe(t, sub, topic)
@@ -225,7 +226,7 @@ func TestBroadcasting_delivers_every_message_to_every_subscriber(t *testing.T) {
 				defer close(marked)
 				for m := range msgs {
 					if m.Metadata.Get(metadata.Broadcast) != "true" {
-						unmarked[i]++
+						unmarked[i].Add(1)
 					}
 					marked <- m
 				}
@@ -248,8 +249,8 @@ func TestBroadcasting_delivers_every_message_to_every_subscriber(t *testing.T) {
 				t.Errorf("subscriber %d: %v, want all %d", i, c, n)
 			}
 		}
-		if unmarked != [2]int{} {
-			t.Errorf("deliveries without metadata.Broadcast per subscriber: %v", unmarked)
+		if a, b := unmarked[0].Load(), unmarked[1].Load(); a != 0 || b != 0 {
+			t.Errorf("deliveries without metadata.Broadcast: %d and %d", a, b)
 		}
 	})
 }
