@@ -15,7 +15,8 @@
 // is set. All three targets use the delay levels "1s 2s ... 18s" (level n
 // waits n seconds), so the same body waits the same time everywhere.
 //
-// What runs: the adapter's Watermill conformance suite, metadata round trips
+// What runs: the adapter's Watermill conformance suite (with Watermill's
+// short counts on the real clusters, see conformanceFeatures), metadata round trips
 // (ASCII, unicode, empty and large values; single, batched and broker
 // redelivered sends), delay levels, BrokerRetry redelivery (reconsume count,
 // stable message id, UUID), %DLQ%<group> after MaxReconsumeTimes,
