@@ -73,11 +73,12 @@
 //
 // ErrTopicNotExist tells an unknown topic from an unreachable broker. It is
 // permanent when the name servers confirm that neither the topic nor TBW102
-// has a route: the brokers do not create topics on first send
-// (autoCreateTopicEnable=false), so only an operator creating the topic helps
-// and a retry would wait in vain. A TOPIC_NOT_EXIST answer for a topic that
-// has a route (being created or deleted) also matches ErrBrokerUnavailable
-// and stays retryable.
+// has a route while they list a broker: the brokers do not create topics on
+// first send (autoCreateTopicEnable=false), so only an operator creating the
+// topic helps and a retry would wait in vain. With no broker registered (all
+// stopped) nothing has a route, and the error stays retryable. A
+// TOPIC_NOT_EXIST answer for a topic that has a route (being created or
+// deleted) also matches ErrBrokerUnavailable and stays retryable.
 //
 // SendError.Accepted lists the UUIDs of the messages of a failed
 // multi-message Publish that the broker confirmed; middleware/retry and

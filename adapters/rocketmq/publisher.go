@@ -481,7 +481,24 @@ func (p *Publisher) topicCreationDisabled(ctx context.Context, topic string) boo
 		return false
 	}
 	_, err = topicRoute(ctx, p.cfg.NameServers, defaultTopic)
-	return noRouteAnywhere(err)
+	if !noRouteAnywhere(err) {
+		return false
+	}
+	// With every broker stopped the name servers know no route at all,
+	// TBW102's included: that is an outage, not brokers that do not create
+	// topics.
+	return brokersRegistered(ctx, p.cfg.NameServers)
+}
+
+// brokersRegistered reports whether a name server lists a master broker.
+func brokersRegistered(ctx context.Context, nameServers []string) bool {
+	for _, ns := range nameServers {
+		code, body, err := invokeNameServer(ctx, ns, reqGetBrokerClusterInfo, nil)
+		if err == nil && code == 0 && len(masterAddrs(body)) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // noRouteAnywhere reports whether every name server answered that the topic

@@ -126,16 +126,33 @@ func (c *RocketMQCluster) KillBroker(t testing.TB, i int) { t.Helper(); c.run(t,
 func (c *RocketMQCluster) StopBroker(t testing.TB, i int) { t.Helper(); c.run(t, "stop-broker", i) }
 
 // StartBroker starts broker i again on its store and returns once it is
-// registered with the name server.
-func (c *RocketMQCluster) StartBroker(t testing.TB, i int) { t.Helper(); c.run(t, "start-broker", i) }
+// registered with the name server. A failed start is tried once more: on a
+// loaded machine the kit can take a JVM that is still starting for one that
+// exited.
+func (c *RocketMQCluster) StartBroker(t testing.TB, i int) {
+	t.Helper()
+	c.runTwice(t, "start-broker", fmt.Sprint(i), "--dir", c.Dir)
+}
 
 // EnsureRunning starts any broker of the cluster that is down (after a test
-// that failed half way); register it with t.Cleanup in tests that stop brokers.
+// that failed half way); register it with t.Cleanup in tests that stop
+// brokers. Like StartBroker it tries a failed start once more.
 func (c *RocketMQCluster) EnsureRunning(t testing.TB) {
 	t.Helper()
-	out, err := exec.Command(c.script, "start", "--dir", c.Dir).CombinedOutput()
-	if err != nil {
-		t.Errorf("rocketmq-server start --dir %s: %v\n%s", c.Dir, err, out)
+	c.runTwice(t, "start", "--dir", c.Dir)
+}
+
+// runTwice runs the kit with args and, if that fails, once more; it fails
+// the test when the second run fails too.
+func (c *RocketMQCluster) runTwice(t testing.TB, args ...string) {
+	t.Helper()
+	out, err := exec.Command(c.script, args...).CombinedOutput()
+	if err == nil {
+		return
+	}
+	t.Logf("rocketmq-server %s: %v (trying once more)\n%s", strings.Join(args, " "), err, out)
+	if out, err = exec.Command(c.script, args...).CombinedOutput(); err != nil {
+		t.Fatalf("rocketmq-server %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 }
 

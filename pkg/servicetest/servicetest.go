@@ -10,6 +10,11 @@
 //	RELIAMQ_REDIS_ADDR    127.0.0.1:6379
 //	RELIAMQ_AMQP_URI      amqp://guest:guest@127.0.0.1:5672/
 //	RELIAMQ_NATS_URL      nats://127.0.0.1:4222
+//
+// Real RocketMQ clusters (RocketMQ494, RocketMQ520 in rocketmq.go) have no
+// default: their name server and kit directory come from
+// RELIAMQ_ROCKETMQ494_NAMESRV/_DIR and RELIAMQ_ROCKETMQ520_NAMESRV/_DIR, the
+// kit script from RELIAMQ_ROCKETMQ_SERVER, all set by .ci/run.
 package servicetest
 
 import (
