@@ -861,6 +861,7 @@ func (sub *subscription) stopAndDrain() {
 		sub.stopWatch()
 		sub.watching.Wait()
 	}
+	sub.releaseQueues()
 	if err := sub.consumer.Shutdown(); err != nil {
 		sub.s.logger.Error("Consumer shutdown failed", err, watermill.LogFields{"topic": sub.topic})
 	}

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/apache/rocketmq-client-go/v2/consumer"
@@ -143,6 +144,10 @@ type allocation struct {
 	mu   sync.Mutex
 	prev map[string][]*primitive.MessageQueue // by topic
 	once sync.Once
+
+	// releasing makes every allocation empty, so that a rebalance before
+	// Shutdown hands back all queues (see subscription.releaseQueues).
+	releasing atomic.Bool
 }
 
 func newAllocation(topic string, broadcast bool) *allocation {
@@ -155,7 +160,7 @@ func newAllocation(topic string, broadcast bool) *allocation {
 
 // allocate implements consumer.AllocateStrategy.
 func (a *allocation) allocate(group, cid string, mqAll []*primitive.MessageQueue, cidAll []string) []*primitive.MessageQueue {
-	if len(mqAll) == 0 {
+	if len(mqAll) == 0 || a.releasing.Load() {
 		return nil
 	}
 	topic := mqAll[0].Topic
@@ -252,4 +257,22 @@ func (sub *subscription) holdsAllocated() bool {
 		}
 	}
 	return true
+}
+
+// releaseQueues hands every queue of a clustering subscription back before
+// Shutdown: a rebalance with an empty allocation makes the client persist each
+// queue's offset and remove the queue, as it does when another member takes
+// it. The v2.1.2 client's Shutdown closes the message channel of every queue
+// still in its table while a pull that has just returned may be sending to it,
+// which panics ("send on closed channel") in a goroutine nobody can recover;
+// a removed queue's channel is never closed, so that pull's send completes.
+// If the rebalance cannot ask the broker for the group's members (the broker
+// is down), the queues stay and Shutdown closes them as before.
+func (sub *subscription) releaseQueues() {
+	rb, ok := sub.consumer.(rebalancer)
+	if !ok || sub.alloc.broadcast {
+		return
+	}
+	sub.alloc.releasing.Store(true)
+	rb.RebalanceIfNotPaused()
 }
