@@ -153,6 +153,12 @@
 //     every subscription gets a unique one;
 //   - Shutdown does not wait for running consume calls and discards their
 //     results: subscriptions drain their handlers first;
+//   - Shutdown closes each queue's message channel while a pull that has just
+//     returned may still be sending to it, a "send on closed channel" panic
+//     in a client goroutine: a clustering subscription first hands all its
+//     queues back through an empty rebalance (offsets persisted as on any
+//     rebalance), so Shutdown finds none (not possible while no broker
+//     answers the group's member list, nor for broadcasting subscriptions);
 //   - rlog logs at info level every few seconds and exits the process on
 //     Fatal: RouteClientLogs (done by the first constructor) sends it to the
 //     Watermill logger, errors only by default, never exiting, with message
