@@ -13,11 +13,11 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
-	"github.com/reliamq/reliamq/adapters/sqlstore"
 	"github.com/reliamq/reliamq/internal/nilcheck"
 	"github.com/reliamq/reliamq/pkg/clock"
 	"github.com/reliamq/reliamq/pkg/metadata"
 	"github.com/reliamq/reliamq/pkg/policy"
+	"github.com/reliamq/reliamq/pkg/queue"
 )
 
 // Poison reasons, written to metadata.DeadLetterReason and to the poisoned
@@ -51,7 +51,7 @@ const (
 // retries; with Concurrency 1 a single relay sends in due order. Run finishes
 // the current batch's bookkeeping before returning.
 type Relay struct {
-	store         *sqlstore.Store
+	store         queue.Queue
 	queue         string
 	owner         string
 	pub           message.Publisher
@@ -61,7 +61,7 @@ type Relay struct {
 	concurrency   int
 	threshold     int
 	outageBackoff policy.Backoff
-	poisonStore   *sqlstore.Store
+	poisonStore   queue.Queue
 	poisonQueue   string
 	poisonTopic   string
 	poisonPub     message.Publisher
@@ -123,7 +123,7 @@ func NewRelay(cfg RelayConfig, logger watermill.LoggerAdapter) (*Relay, error) {
 		storeTimeout:  cfg.StoreTimeout,
 		clock:         cfg.Clock,
 		logger: logger.With(watermill.LogFields{
-			"component": "fallback.Relay", "table": cfg.Store.Table(), "queue": cfg.Queue,
+			"component": "fallback.Relay", "table": tableOf(cfg.Store), "queue": cfg.Queue,
 		}),
 		sentHooks:     hooksOf[SentHook](cfg.Hooks),
 		failedHooks:   hooksOf[FailedHook](cfg.Hooks),
@@ -179,7 +179,7 @@ func (r *Relay) step(ctx context.Context) time.Duration {
 		limit = 1
 	}
 	claimedAt := r.clock.Now()
-	rows, err := r.store.Claim(ctx, sqlstore.ClaimRequest{Queue: r.queue, Owner: r.owner, Limit: limit})
+	rows, err := r.store.Claim(ctx, queue.ClaimRequest{Queue: r.queue, Owner: r.owner, Limit: limit})
 	if err != nil {
 		if ctx.Err() == nil {
 			r.storeErrors.Add(1)
@@ -225,7 +225,7 @@ type result struct {
 	err     error
 }
 
-func (r *Relay) process(ctx context.Context, rows []sqlstore.Message, claimedAt time.Time) {
+func (r *Relay) process(ctx context.Context, rows []queue.Row, claimedAt time.Time) {
 	// Rows not sent by four fifths of the lease are released instead: after
 	// the lease another relay may claim them, and sending them then could
 	// duplicate its sends.
@@ -267,7 +267,7 @@ func (r *Relay) process(ctx context.Context, rows []sqlstore.Message, claimedAt 
 	r.finish(ctx, rows, results)
 }
 
-func (r *Relay) send(ctx context.Context, row *sqlstore.Message) result {
+func (r *Relay) send(ctx context.Context, row *queue.Row) result {
 	msg := row.ToMessage()
 	msg.SetContext(ctx)
 	start := r.clock.Now()
@@ -343,7 +343,7 @@ func (r *Relay) noteSuccess() {
 
 // finish records the batch's outcomes. It runs even when ctx has ended, so
 // that sent rows are deleted and untried rows released promptly.
-func (r *Relay) finish(ctx context.Context, rows []sqlstore.Message, results []result) {
+func (r *Relay) finish(ctx context.Context, rows []queue.Row, results []result) {
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.storeTimeout)
 	defer cancel()
 	var sentIDs, untriedIDs []int64
@@ -369,7 +369,7 @@ func (r *Relay) finish(ctx context.Context, rows []sqlstore.Message, results []r
 		}
 	}
 	if len(untriedIDs) > 0 {
-		if err := r.store.Requeue(fctx, now, untriedIDs...); err != nil && !errors.Is(err, sqlstore.ErrNotFound) {
+		if err := r.store.Requeue(fctx, now, untriedIDs...); err != nil && !errors.Is(err, queue.ErrNotFound) {
 			r.storeErrors.Add(1)
 			r.logger.Error("Releasing untried rows failed; they come back after their lease", err,
 				watermill.LogFields{"rows": len(untriedIDs)})
@@ -379,7 +379,7 @@ func (r *Relay) finish(ctx context.Context, rows []sqlstore.Message, results []r
 	}
 }
 
-func (r *Relay) fail(ctx context.Context, row *sqlstore.Message, sendErr error, now time.Time) {
+func (r *Relay) fail(ctx context.Context, row *queue.Row, sendErr error, now time.Time) {
 	attempts := row.Attempts + 1
 	delay := r.policy.JitteredDelay(attempts, rand.Float64())
 	reason := ""
@@ -403,7 +403,7 @@ func (r *Relay) fail(ctx context.Context, row *sqlstore.Message, sendErr error, 
 			// The poison publisher is closed: release the row unchanged, and
 			// Run stops.
 			r.closedErr.CompareAndSwap(nil, &err)
-			if err := r.store.Requeue(ctx, now, row.ID); err != nil && !errors.Is(err, sqlstore.ErrNotFound) {
+			if err := r.store.Requeue(ctx, now, row.ID); err != nil && !errors.Is(err, queue.ErrNotFound) {
 				r.storeErrors.Add(1)
 			} else {
 				r.requeued.Add(1)
@@ -419,7 +419,7 @@ func (r *Relay) fail(ctx context.Context, row *sqlstore.Message, sendErr error, 
 	}
 	r.failed.Add(1)
 	nextAt := now.Add(delay)
-	if err := r.store.Reschedule(ctx, row.ID, nextAt, sendErr.Error()); err != nil && !errors.Is(err, sqlstore.ErrNotFound) {
+	if err := r.store.Reschedule(ctx, row.ID, nextAt, sendErr.Error()); err != nil && !errors.Is(err, queue.ErrNotFound) {
 		r.storeErrors.Add(1)
 		r.logger.Error("Rescheduling a failed row failed; it comes back after its lease", err,
 			watermill.LogFields{"row_id": row.ID})
@@ -430,7 +430,7 @@ func (r *Relay) fail(ctx context.Context, row *sqlstore.Message, sendErr error, 
 	}
 }
 
-func (r *Relay) poison(ctx context.Context, row *sqlstore.Message, attempts int, reason string, sendErr error) error {
+func (r *Relay) poison(ctx context.Context, row *queue.Row, attempts int, reason string, sendErr error) error {
 	md := make(map[string]string, len(row.Metadata)+5)
 	for k, v := range row.Metadata {
 		md[k] = v
@@ -456,12 +456,13 @@ func (r *Relay) poison(ctx context.Context, row *sqlstore.Message, attempts int,
 		}
 		return r.store.Delete(ctx, row.ID)
 	}
-	pm := sqlstore.Message{
+	pm := queue.Row{
 		Queue: r.poisonQueue, Topic: row.Topic, UUID: row.UUID, Payload: row.Payload, Metadata: md,
 		Attempts: attempts, CreatedAt: row.CreatedAt, FirstError: firstErr,
 		LastError: reason + ": " + sendErr.Error(),
 	}
-	if r.poisonStore.DB() != r.store.DB() {
+	src, dst, ok := sameDB(r.store, r.poisonStore)
+	if !ok {
 		// Two databases: a crash between the two writes leaves the message
 		// in both places (a duplicate), never in neither.
 		if err := r.poisonStore.Insert(ctx, pm); err != nil {
@@ -469,15 +470,15 @@ func (r *Relay) poison(ctx context.Context, row *sqlstore.Message, attempts int,
 		}
 		return r.store.Delete(ctx, row.ID)
 	}
-	tx, err := r.store.DB().BeginTx(ctx, nil)
+	tx, err := src.DB().BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
-	if err := r.poisonStore.InsertTx(ctx, tx, pm); err != nil {
+	if err := dst.InsertTx(ctx, tx, pm); err != nil {
 		_ = tx.Rollback()
 		return err
 	}
-	if err := r.store.DeleteTx(ctx, tx, row.ID); err != nil {
+	if err := src.DeleteTx(ctx, tx, row.ID); err != nil {
 		_ = tx.Rollback()
 		return err
 	}

@@ -48,7 +48,8 @@
 //   - InMemory: a timer heap driven by the Clock, served by one goroutine;
 //     about 0.5 KB per waiting message plus its payload (docs/benchmarks.md).
 //     Waiting messages are lost on crash or Close (Stats.LostOnClose).
-//   - Durable: the message is inserted in the SQL store (Config.Store, queue
+//   - Durable: the message is inserted in a queue store (Config.Store, a
+//     queue.Queue such as a *sqlstore.Store, queue
 //     "<group>/<handler>") with its due time; one poller per Redelivery claims
 //     due rows every PollInterval, publishes them to the retry topic and deletes
 //     them. Rows survive restarts; the store's leases let several instances

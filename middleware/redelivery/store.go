@@ -2,18 +2,17 @@ package redelivery
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
-	"github.com/reliamq/reliamq/adapters/sqlstore"
 	"github.com/reliamq/reliamq/pkg/policy"
+	"github.com/reliamq/reliamq/pkg/queue"
 )
 
-// storeScheduler parks waiting messages in the SQL store under the queue
+// storeScheduler parks waiting messages in the queue store (Config.Store) under the queue
 // "<group>/<handler>" and runs one poller that claims due rows, publishes them
 // to the retry topic and deletes them.
 type storeScheduler struct {
@@ -38,13 +37,12 @@ func (s *storeScheduler) schedule(ctx context.Context, msg *message.Message, _ i
 	if s.ctx.Err() != nil {
 		return ErrClosed
 	}
-	row := sqlstore.FromMessage(s.r.queue, s.r.cfg.RetryTopic, msg)
+	row := queue.FromMessage(s.r.queue, s.r.cfg.RetryTopic, msg)
 	row.NextAttemptAt = due
 	row.CreatedAt = failed
 	row.LastError = lastErr
 	err := s.r.cfg.Store.Insert(ctx, row)
-	if errors.Is(err, sqlstore.ErrInvalidMetadata) || errors.Is(err, sqlstore.ErrInvalidMessage) ||
-		errors.Is(err, sqlstore.ErrInvalidTopic) || errors.Is(err, sqlstore.ErrInvalidQueue) {
+	if queue.IsInvalidInput(err) {
 		// The row can never be stored: nacking would loop forever.
 		return policy.Permanent(err)
 	}
@@ -82,7 +80,7 @@ func (s *storeScheduler) run() {
 func (s *storeScheduler) poll() {
 	r := s.r
 	for s.ctx.Err() == nil {
-		rows, err := r.cfg.Store.Claim(s.ctx, sqlstore.ClaimRequest{Queue: r.queue, Owner: r.cfg.Owner, Limit: r.cfg.ClaimBatch})
+		rows, err := r.cfg.Store.Claim(s.ctx, queue.ClaimRequest{Queue: r.queue, Owner: r.cfg.Owner, Limit: r.cfg.ClaimBatch})
 		if err != nil {
 			if s.ctx.Err() == nil {
 				r.logger.Error("Claiming due messages failed", err, nil)
