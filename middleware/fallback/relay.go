@@ -223,6 +223,7 @@ const (
 type result struct {
 	outcome outcome
 	err     error
+	start   time.Time // when the send started
 }
 
 func (r *Relay) process(ctx context.Context, rows []queue.Row, claimedAt time.Time) {
@@ -285,16 +286,16 @@ func (r *Relay) send(ctx context.Context, row *queue.Row) result {
 			r.closedErr.CompareAndSwap(nil, &err)
 			return result{outcome: untried}
 		}
-		return result{outcome: sendFailed, err: err}
+		return result{outcome: sendFailed, err: err, start: start}
 	}
 	now := r.clock.Now()
 	r.sent.Add(1)
 	r.noteSuccess()
 	for _, h := range r.sentHooks {
 		h.OnRelaySent(SentParams{RowID: row.ID, Topic: row.Topic, UUID: row.UUID, Attempt: row.Attempts + 1,
-			Age: now.Sub(row.CreatedAt), Duration: now.Sub(start)})
+			Age: now.Sub(row.CreatedAt), Duration: now.Sub(start), StartedAt: start, Row: *row})
 	}
-	return result{outcome: sentOK}
+	return result{outcome: sentOK, start: start}
 }
 
 func (r *Relay) permanent(err error) bool {
@@ -365,7 +366,7 @@ func (r *Relay) finish(ctx context.Context, rows []queue.Row, results []result) 
 	now := r.clock.Now()
 	for i, res := range results {
 		if res.outcome == sendFailed {
-			r.fail(fctx, &rows[i], res.err, now)
+			r.fail(fctx, &rows[i], res, now)
 		}
 	}
 	if len(untriedIDs) > 0 {
@@ -379,7 +380,8 @@ func (r *Relay) finish(ctx context.Context, rows []queue.Row, results []result) 
 	}
 }
 
-func (r *Relay) fail(ctx context.Context, row *queue.Row, sendErr error, now time.Time) {
+func (r *Relay) fail(ctx context.Context, row *queue.Row, res result, now time.Time) {
+	sendErr := res.err
 	attempts := row.Attempts + 1
 	delay := r.policy.JitteredDelay(attempts, rand.Float64())
 	reason := ""
@@ -395,7 +397,7 @@ func (r *Relay) fail(ctx context.Context, row *queue.Row, sendErr error, now tim
 			r.poisoned.Add(1)
 			for _, h := range r.poisonedHooks {
 				h.OnRelayPoisoned(PoisonedParams{RowID: row.ID, Topic: row.Topic, UUID: row.UUID,
-					Attempts: attempts, Reason: reason, Err: sendErr})
+					Attempts: attempts, Reason: reason, Err: sendErr, Row: *row})
 			}
 			return
 		}
@@ -426,7 +428,7 @@ func (r *Relay) fail(ctx context.Context, row *queue.Row, sendErr error, now tim
 	}
 	for _, h := range r.failedHooks {
 		h.OnRelayFailed(FailedParams{RowID: row.ID, Topic: row.Topic, UUID: row.UUID, Attempt: attempts,
-			Err: sendErr, NextAttemptAt: nextAt})
+			Err: sendErr, NextAttemptAt: nextAt, StartedAt: res.start, Row: *row})
 	}
 }
 

@@ -126,8 +126,9 @@ type Config struct {
 	Owner string
 
 	// PublishRetryInterval is how long a due message waits before publishing
-	// to RetryTopic is tried again after a failure. Default
-	// DefaultPublishRetryInterval.
+	// to RetryTopic is tried again after a failure (Durable: without limit;
+	// a permanent refusal moves the row to the queue
+	// "<group>/<handler>/poison"). Default DefaultPublishRetryInterval.
 	PublishRetryInterval time.Duration
 	// MaxErrorLength truncates error texts stored in metadata.LastError.
 	// Default DefaultMaxErrorLength; negative means no limit.
