@@ -8,6 +8,11 @@
 // last error, creation time, and the current lease. A Queue column lets several
 // users share one table.
 //
+// Store implements the interfaces of pkg/queue (Queue, TxQueue, Inspector),
+// through which the middleware uses it without importing this package;
+// Message, ClaimRequest, Stats and Filter are aliases of the queue types, and
+// the bad-input sentinels and ErrNotFound are the queue package's values.
+//
 // The life of a row: Insert (or InsertTx inside the caller's transaction, for
 // the outbox pattern) creates it; Claim leases due rows to one worker; the
 // worker then Deletes the row (done), Reschedules it (failed: attempts+1, due

@@ -6,9 +6,12 @@ import (
 	"fmt"
 
 	"github.com/reliamq/reliamq/pkg/policy"
+	"github.com/reliamq/reliamq/pkg/queue"
 )
 
-// Sentinel errors. Bad input (the Invalid errors, and ErrClosed) is detected
+// Sentinel errors. The bad-input errors and ErrNotFound are the values of
+// pkg/queue (queue.ErrInvalidTopic, ...), so code written against the queue
+// interface matches them without importing this package. Bad input (the Invalid errors, and ErrClosed) is detected
 // before any SQL is sent, must never be retried and is marked
 // policy.Permanent; ErrStoreUnavailable marks a failure of the
 // database itself, which may succeed later.
@@ -21,21 +24,21 @@ var (
 	ErrInvalidTable = errors.New("sqlstore: invalid table name")
 	// ErrInvalidTopic is returned by writes for an empty topic, a topic longer
 	// than 255 bytes or one with characters outside [a-zA-Z0-9._%|:/-].
-	ErrInvalidTopic = errors.New("sqlstore: invalid topic")
+	ErrInvalidTopic = queue.ErrInvalidTopic
 	// ErrInvalidQueue is returned for a queue name longer than 255 bytes or one
 	// holding invalid UTF-8 or control characters.
-	ErrInvalidQueue = errors.New("sqlstore: invalid queue")
+	ErrInvalidQueue = queue.ErrInvalidQueue
 	// ErrInvalidMessage is returned for a nil message, an empty UUID (which
 	// also matches msgcheck.ErrEmptyUUID), a UUID longer than 255 bytes or
 	// holding invalid UTF-8 or control characters (msgcheck.ErrInvalidUUID),
 	// or no messages at all where at least one is required.
-	ErrInvalidMessage = errors.New("sqlstore: invalid message")
+	ErrInvalidMessage = queue.ErrInvalidMessage
 	// ErrInvalidMetadata is returned for metadata with invalid UTF-8 or NUL
 	// characters, which JSON (and so the metadata column) cannot carry
 	// unchanged, or with the bytes \x01 or \x02, which RocketMQ cannot: the
 	// rules of msgcheck.Metadata, shared by every reliamq publisher. It also
 	// matches msgcheck.ErrInvalidMetadata.
-	ErrInvalidMetadata = errors.New("sqlstore: invalid metadata")
+	ErrInvalidMetadata = queue.ErrInvalidMetadata
 	// ErrMissingTable is returned by New, without Config.AutoInitialize, when
 	// the database answers that the table, or a column the store uses, does
 	// not exist. Create it with InitializeSchema or the SQL of SchemaSQL.
@@ -47,7 +50,7 @@ var (
 	ErrStoreUnavailable = errors.New("sqlstore: store unavailable")
 	// ErrNotFound is returned by Get, Reschedule and Requeue when no row has
 	// the id.
-	ErrNotFound = errors.New("sqlstore: row not found")
+	ErrNotFound = queue.ErrNotFound
 	// ErrInvalidFilter is returned by List for a Filter that no query can
 	// carry unchanged: a negative OlderThan, or an ErrorContains with invalid
 	// UTF-8 or NUL characters (which error columns never hold). It is marked

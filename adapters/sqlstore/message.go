@@ -3,120 +3,57 @@ package sqlstore
 import (
 	"encoding/json"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/reliamq/reliamq/pkg/msgcheck"
 	"github.com/reliamq/reliamq/pkg/policy"
+	"github.com/reliamq/reliamq/pkg/queue"
 )
 
 // MaxErrorLen is the longest error text kept in first_error and last_error;
 // longer texts are cut at a rune boundary.
 const MaxErrorLen = 4000
 
-var topicRe = regexp.MustCompile(`^[a-zA-Z0-9._%|:/-]{1,255}$`)
-
-// Message is one stored row.
-type Message struct {
-	// ID is the row id, assigned by the database. Ignored by Insert.
-	ID int64
-	// Queue partitions one table between users ("" by default). Claim only
-	// returns rows of the queue it asks for.
-	Queue string
-	// Topic the message is to be published to.
-	Topic string
-	// UUID is the Watermill message UUID; it never changes.
-	UUID string
-	// Payload is stored as is.
-	Payload []byte
-	// Metadata is stored as a JSON object.
-	Metadata map[string]string
-	// Attempts counts the failed sends recorded by Reschedule (0 on insert
-	// unless set).
-	Attempts int
-	// NextAttemptAt is when the row becomes due; zero on Insert means now.
-	NextAttemptAt time.Time
-	// CreatedAt is when the row was first stored; zero on Insert means now.
-	CreatedAt time.Time
-	// FirstError is the error that led to the row (for example the send
-	// error that made the fallback store it).
-	FirstError string
-	// LastError is the latest error recorded by Reschedule.
-	LastError string
-	// LeasedUntil and LeasedBy describe the current claim, if any. Read only.
-	LeasedUntil time.Time
-	LeasedBy    string
-}
+// Message is one stored row: the queue.Row of the queue interface that
+// Store implements.
+type Message = queue.Row
 
 // FromMessage converts a Watermill message for topic into a row. Payload and
 // metadata are copied.
-func FromMessage(queue, topic string, msg *message.Message) Message {
-	m := Message{Queue: queue, Topic: topic}
-	if msg == nil {
-		return m
-	}
-	m.UUID = msg.UUID
-	m.Payload = append([]byte{}, msg.Payload...)
-	if len(msg.Metadata) > 0 {
-		m.Metadata = make(map[string]string, len(msg.Metadata))
-		for k, v := range msg.Metadata {
-			m.Metadata[k] = v
-		}
-	}
-	return m
-}
-
-// ToMessage rebuilds the Watermill message with the stored UUID, payload and
-// metadata.
-func (m Message) ToMessage() *message.Message {
-	msg := message.NewMessage(m.UUID, append([]byte{}, m.Payload...))
-	for k, v := range m.Metadata {
-		msg.Metadata.Set(k, v)
-	}
-	return msg
+func FromMessage(q, topic string, msg *message.Message) Message {
+	return queue.FromMessage(q, topic, msg)
 }
 
 // ValidateTopic returns an error matching ErrInvalidTopic unless topic is 1 to
-// 255 characters from [a-zA-Z0-9._%|:/-]. The set covers RocketMQ, Kafka, NATS
-// and AMQP routing names while keeping SQL and shell metacharacters out.
+// 255 characters from [a-zA-Z0-9._%|:/-] (queue.ValidateTopic). The set covers
+// RocketMQ, Kafka, NATS and AMQP routing names while keeping SQL and shell
+// metacharacters out. The error is marked policy.Permanent.
 func ValidateTopic(topic string) error {
-	if !topicRe.MatchString(topic) {
-		return invalid(ErrInvalidTopic, "%q must match %s", truncate(topic, 64), topicRe.String())
+	if err := queue.ValidateTopic(topic); err != nil {
+		return policy.Permanent(err)
 	}
 	return nil
 }
 
 // ValidateQueue returns an error matching ErrInvalidQueue unless queue is at
-// most 255 bytes of printable UTF-8. The empty queue is valid.
-func ValidateQueue(queue string) error {
-	if len(queue) > 255 || !printable(queue) {
-		return invalid(ErrInvalidQueue, "%q: at most 255 bytes of printable UTF-8", truncate(queue, 64))
+// most 255 bytes of printable UTF-8 (queue.ValidateQueue). The empty queue is
+// valid. The error is marked policy.Permanent.
+func ValidateQueue(q string) error {
+	if err := queue.ValidateQueue(q); err != nil {
+		return policy.Permanent(err)
 	}
 	return nil
 }
 
-func printable(s string) bool {
-	if !utf8.ValidString(s) {
-		return false
-	}
-	for _, r := range s {
-		if unicode.IsControl(r) {
-			return false
-		}
-	}
-	return true
-}
-
-// Validate checks m as Insert does: queue, topic, UUID, attempts and
+// ValidateMessage checks m as Insert does: queue, topic, UUID, attempts and
 // metadata. It returns the same typed errors.
-func (m Message) Validate() error { return m.validate() }
+func ValidateMessage(m Message) error { return validateMessage(&m) }
 
-func (m *Message) validate() error {
+func validateMessage(m *Message) error {
 	if err := ValidateQueue(m.Queue); err != nil {
 		return err
 	}

@@ -83,7 +83,7 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 		return err
 	}
 	for i := range rows {
-		if err := rows[i].validate(); err != nil {
+		if err := validateMessage(&rows[i]); err != nil {
 			return err
 		}
 	}

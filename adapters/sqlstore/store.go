@@ -16,6 +16,7 @@ import (
 
 	"github.com/reliamq/reliamq/internal/nilcheck"
 	"github.com/reliamq/reliamq/pkg/clock"
+	"github.com/reliamq/reliamq/pkg/queue"
 )
 
 // insertChunk is how many rows one INSERT statement carries. 100 rows x 10
@@ -24,6 +25,13 @@ const insertChunk = 100
 
 // idChunk is how many ids one DELETE/UPDATE ... IN (...) statement carries.
 const idChunk = 500
+
+// Store implements the queue interfaces of pkg/queue (Queue, TxQueue,
+// Inspector), which the middleware depends on.
+var (
+	_ queue.TxQueue   = (*Store)(nil)
+	_ queue.Inspector = (*Store)(nil)
+)
 
 // Store is a durable queue of messages in one SQL table. It is safe for
 // concurrent use, also by several processes on one database.
@@ -207,7 +215,7 @@ func (s *Store) insertArgs(msgs []Message) ([]any, error) {
 	args := make([]any, 0, len(msgs)*insertParams)
 	for i := range msgs {
 		m := &msgs[i]
-		if err := m.validate(); err != nil {
+		if err := validateMessage(m); err != nil {
 			return nil, err
 		}
 		md, err := encodeMetadata(m.Metadata)
@@ -231,15 +239,9 @@ func (s *Store) insertArgs(msgs []Message) ([]any, error) {
 	return args, nil
 }
 
-// ClaimRequest asks for due rows of one queue.
-type ClaimRequest struct {
-	// Queue to claim from ("" is a valid queue).
-	Queue string
-	// Owner is written to leased_by; default Store.Owner().
-	Owner string
-	// Limit is the most rows returned; default 100.
-	Limit int
-}
+// ClaimRequest asks for due rows of one queue (queue.ClaimRequest; Owner
+// defaults to Store.Owner()).
+type ClaimRequest = queue.ClaimRequest
 
 // Claim leases up to req.Limit rows of req.Queue that are due
 // (next_attempt_at <= now) and not leased (or whose lease ended), oldest due
@@ -446,17 +448,8 @@ func int64Args(ids []int64) []any {
 	return args
 }
 
-// Stats describes one queue.
-type Stats struct {
-	// Backlog is the number of rows in the queue, due or not, leased or not.
-	Backlog int64
-	// Due is the number of rows whose next attempt time has come.
-	Due int64
-	// Leased is the number of rows currently claimed.
-	Leased int64
-	// Oldest is the CreatedAt of the oldest row; zero when the queue is empty.
-	Oldest time.Time
-}
+// Stats describes one queue (queue.Stats).
+type Stats = queue.Stats
 
 // Stats counts the rows of queue.
 func (s *Store) Stats(ctx context.Context, queue string) (Stats, error) {
@@ -474,36 +467,14 @@ func (s *Store) Stats(ctx context.Context, queue string) (Stats, error) {
 	return st, nil
 }
 
-// Filter selects rows for List. Conditions combine with AND; the zero value of
-// each field means "no condition" (except Queue, see AllQueues). Every value
-// reaches the database as a bind parameter, never as SQL text.
-type Filter struct {
-	// Queue restricts the rows to one queue unless AllQueues is set.
-	Queue string
-	// AllQueues lists rows of every queue.
-	AllQueues bool
-	// Topic, if not empty, restricts the rows to one topic.
-	Topic string
-	// UUID, if not empty, restricts the rows to one message UUID.
-	UUID string
-	// OlderThan, if positive, restricts the rows to those created at least
-	// this long ago on the Store's Clock (CreatedAt <= now - OlderThan).
-	// Negative is ErrInvalidFilter.
-	OlderThan time.Duration
-	// ErrorContains, if not empty, restricts the rows to those whose
-	// FirstError or LastError contains this text, compared byte for byte
-	// (case-sensitive in every dialect; no wildcards). The error columns
-	// keep at most MaxErrorLen bytes, so text cut from a longer error does
-	// not match. Error text kept in metadata (dead letters' LastError key) is
-	// not searched.
-	ErrorContains string
-	// AfterID lists rows with id > AfterID, for paging.
-	AfterID int64
-	// Limit is the most rows returned; default 100.
-	Limit int
-}
+// Filter selects rows for List (queue.Filter). Every value reaches the
+// database as a bind parameter, never as SQL text. OlderThan counts on the
+// Store's Clock; a negative OlderThan, or an ErrorContains with invalid UTF-8
+// or NUL characters, is ErrInvalidFilter. The error columns keep at most
+// MaxErrorLen bytes.
+type Filter = queue.Filter
 
-func (f Filter) validate() error {
+func validateFilter(f Filter) error {
 	if f.OlderThan < 0 {
 		return invalid(ErrInvalidFilter, "OlderThan %v: must not be negative", f.OlderThan)
 	}
@@ -518,7 +489,7 @@ func (s *Store) List(ctx context.Context, f Filter) ([]Message, error) {
 	if f.Limit <= 0 {
 		f.Limit = 100
 	}
-	if err := f.validate(); err != nil {
+	if err := validateFilter(f); err != nil {
 		return nil, err
 	}
 	var (

@@ -1,7 +1,10 @@
 // Package fallback is the publish path's last line of defence: when a send
-// still fails after its retries, the message is written to a SQL table
-// (adapters/sqlstore) instead of being lost, and a Relay resends it later and
-// deletes the row once the broker took it.
+// still fails after its retries, the message is written to a durable queue
+// (a queue.Queue of pkg/queue, in practice the SQL table of adapters/sqlstore)
+// instead of being lost, and a Relay resends it later and deletes the row once
+// the broker took it. The package depends on the pkg/queue interfaces only,
+// never on an adapter: the Outbox needs a queue.TxQueue (inserts inside the
+// caller's *sql.Tx).
 //
 // Where it sits (outermost first):
 //

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/reliamq/reliamq/internal/nilcheck"
+	"github.com/reliamq/reliamq/pkg/queue"
 )
 
 // Hooks are observers set in Config.Hooks and RelayConfig.Hooks. A hook value
@@ -77,6 +78,11 @@ type SentParams struct {
 	Attempt  int           // relay attempt that succeeded, counting from 1
 	Age      time.Duration // time since the row was created
 	Duration time.Duration // how long the send took
+	// StartedAt is when the send started, on the relay's Clock.
+	StartedAt time.Time
+	// Row is the row as claimed (its due time, creation time, metadata and
+	// payload). Read only.
+	Row queue.Row
 }
 
 // FailedParams describes one failed relay send.
@@ -87,6 +93,10 @@ type FailedParams struct {
 	Attempt       int // relay attempt that failed, counting from 1
 	Err           error
 	NextAttemptAt time.Time
+	// StartedAt is when the failed send started, on the relay's Clock.
+	StartedAt time.Time
+	// Row is the row as claimed, before the failure was recorded. Read only.
+	Row queue.Row
 }
 
 // PoisonedParams describes one poisoned row.
@@ -97,6 +107,8 @@ type PoisonedParams struct {
 	Attempts int    // relay attempts made, including the last one
 	Reason   string // ReasonMaxAttempts or ReasonPermanent
 	Err      error  // the last send error
+	// Row is the row as claimed, before the move. Read only.
+	Row queue.Row
 }
 
 // OutageParams describes a change of the relay's outage state.

@@ -8,14 +8,15 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
-	"github.com/reliamq/reliamq/adapters/sqlstore"
+	"github.com/reliamq/reliamq/pkg/policy"
+	"github.com/reliamq/reliamq/pkg/queue"
 )
 
 // OutboxConfig configures an Outbox.
 type OutboxConfig struct {
-	// Store is where the outbox rows go; the caller's transactions must be
-	// on its database. Required.
-	Store *sqlstore.Store
+	// Store is where the outbox rows go, for example a *sqlstore.Store; the
+	// caller's transactions must be on its database. Required.
+	Store queue.TxQueue
 	// Queue is the store queue written to; a Relay on the same queue delivers
 	// the rows. Default "".
 	Queue string
@@ -28,7 +29,7 @@ func (c OutboxConfig) Validate() error {
 	if c.Store == nil {
 		errs = append(errs, fieldError("Store", "required"))
 	}
-	if err := sqlstore.ValidateQueue(c.Queue); err != nil {
+	if err := queue.ValidateQueue(c.Queue); err != nil {
 		errs = append(errs, fieldError("Queue", "%w", err))
 	}
 	return errors.Join(errs...)
@@ -41,7 +42,7 @@ func (c OutboxConfig) Validate() error {
 // commits; a Relay on the same store and queue then delivers them
 // at-least-once with their UUIDs. Nothing is sent before the commit.
 type Outbox struct {
-	store *sqlstore.Store
+	store queue.TxQueue
 	queue string
 }
 
@@ -54,12 +55,12 @@ func NewOutbox(cfg OutboxConfig, logger watermill.LoggerAdapter) (*Outbox, error
 }
 
 // WriteTx stores msgs for topic inside tx. Bad input is rejected with the
-// sqlstore errors (ErrInvalidTopic, ErrInvalidMessage, ...) and writes nothing;
+// store's errors (queue.ErrInvalidTopic, queue.ErrInvalidMessage, ...) and writes nothing;
 // the caller then decides whether to roll back.
 func (o *Outbox) WriteTx(ctx context.Context, tx *sql.Tx, topic string, msgs ...*message.Message) error {
-	rows, err := sqlstore.Rows(o.queue, topic, msgs)
+	rows, err := queue.Rows(o.queue, topic, msgs)
 	if err != nil {
-		return err
+		return policy.Permanent(err)
 	}
 	return o.store.InsertTx(ctx, tx, rows...)
 }

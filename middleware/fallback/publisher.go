@@ -10,10 +10,11 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
-	"github.com/reliamq/reliamq/adapters/sqlstore"
 	"github.com/reliamq/reliamq/internal/nilcheck"
 	"github.com/reliamq/reliamq/internal/partial"
+	"github.com/reliamq/reliamq/pkg/msgcheck"
 	"github.com/reliamq/reliamq/pkg/policy"
+	"github.com/reliamq/reliamq/pkg/queue"
 )
 
 // DefaultStoreTimeout bounds one store write when Config.StoreTimeout is zero.
@@ -21,8 +22,9 @@ const DefaultStoreTimeout = 10 * time.Second
 
 // Config configures a Publisher.
 type Config struct {
-	// Store receives messages whose send failed. Required.
-	Store *sqlstore.Store
+	// Store receives messages whose send failed, for example a
+	// *sqlstore.Store. Required.
+	Store queue.Queue
 	// Queue is the store queue written to. Default "" (a Relay's default).
 	Queue string
 	// ShouldStore decides whether a send error is worth storing. Default:
@@ -55,7 +57,7 @@ func (c Config) Validate() error {
 	if c.Store == nil {
 		errs = append(errs, fieldError("Store", "required"))
 	}
-	if err := sqlstore.ValidateQueue(c.Queue); err != nil {
+	if err := queue.ValidateQueue(c.Queue); err != nil {
 		errs = append(errs, fieldError("Queue", "%w", err))
 	}
 	if c.StoreTimeout < 0 {
@@ -68,8 +70,8 @@ func (c Config) Validate() error {
 }
 
 // Publisher sends through an inner publisher and, when the send fails with a
-// retryable error, stores the messages in a sqlstore.Store for a Relay to send
-// later. It sits between the async publisher and the retry publisher:
+// retryable error, stores the messages in a queue.Queue (such as a
+// sqlstore.Store) for a Relay to send later. It sits between the async publisher and the retry publisher:
 // async(fallback(retry(broker))).
 //
 // Delivery guarantees: Publish returns nil only when the inner publisher
@@ -86,7 +88,7 @@ func (c Config) Validate() error {
 // use; Close closes the inner publisher, not the store.
 type Publisher struct {
 	inner       message.Publisher
-	store       *sqlstore.Store
+	store       queue.Queue
 	queue       string
 	shouldStore func(error) bool
 	timeout     time.Duration
@@ -133,22 +135,21 @@ func PublisherDecorator(cfg Config, logger watermill.LoggerAdapter) message.Publ
 }
 
 // Publish sends msgs through the inner publisher and stores them if that
-// fails with an error worth storing. Bad input (nil message, an empty UUID, a
-// topic or metadata the store cannot hold: the rules of pkg/msgcheck, which
-// every reliamq publisher shares) is rejected with the sqlstore error before
-// anything is sent.
+// fails with an error worth storing. Bad input by the rules every reliamq
+// publisher shares (pkg/msgcheck: no messages, a nil message, an empty or
+// invalid UUID, metadata no backend can carry) is rejected before anything is
+// sent, with a permanent error matching queue.ErrInvalidMessage or
+// queue.ErrInvalidMetadata (the same values as sqlstore's) and the msgcheck
+// sentinel. The store's own rules (its topic pattern, for example) apply only
+// when a message is stored: a topic the broker accepts and the store refuses
+// is sent normally while the broker is up, and is returned as a
+// NotStoredError when its send fails.
 func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	if p.closed.Load() {
 		return policy.Permanent(ErrClosed)
 	}
-	rows, err := sqlstore.Rows(p.queue, topic, msgs)
-	if err != nil {
-		return policy.Permanent(err)
-	}
-	for i := range rows {
-		if err := rows[i].Validate(); err != nil {
-			return policy.Permanent(err)
-		}
+	if err := checkMessages(msgs); err != nil {
+		return err
 	}
 	sendErr := p.inner.Publish(topic, msgs...)
 	if sendErr == nil {
@@ -159,14 +160,16 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 		p.rejected.Add(uint64(len(msgs)))
 		return sendErr
 	}
-	keptRows, keptMsgs := notAccepted(sendErr, rows, msgs)
-	p.sent.Add(uint64(len(msgs) - len(keptMsgs)))
-	if len(keptRows) == 0 {
+	kept := notAccepted(sendErr, msgs)
+	p.sent.Add(uint64(len(msgs) - len(kept)))
+	if len(kept) == 0 {
 		return nil
 	}
-	rows, msgs = keptRows, keptMsgs
+	msgs = kept
+	rows := make([]queue.Row, len(msgs))
 	firstErr := sendErr.Error()
-	for i := range rows {
+	for i, m := range msgs {
+		rows[i] = queue.FromMessage(p.queue, topic, m)
 		rows[i].FirstError = firstErr
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(msgs[0].Context()), p.timeout)
@@ -193,23 +196,38 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	return nil
 }
 
+// checkMessages applies the shared message rules (pkg/msgcheck) and wraps
+// the queue sentinel of the kind of problem.
+func checkMessages(msgs []*message.Message) error {
+	if len(msgs) == 0 {
+		return policy.Permanent(fmt.Errorf("%w: no messages", queue.ErrInvalidMessage))
+	}
+	err := msgcheck.Messages(msgs)
+	if err == nil {
+		return nil
+	}
+	sentinel := queue.ErrInvalidMessage
+	if errors.Is(err, msgcheck.ErrInvalidMetadata) {
+		sentinel = queue.ErrInvalidMetadata
+	}
+	return policy.Permanent(fmt.Errorf("%w: %w", sentinel, err))
+}
+
 // notAccepted drops the messages a partial failure reports as accepted: they
 // were sent, and storing them would only make duplicates. Positions win over
 // UUIDs (see retry.PartialIndexError).
-func notAccepted(sendErr error, rows []sqlstore.Message, msgs []*message.Message) ([]sqlstore.Message, []*message.Message) {
+func notAccepted(sendErr error, msgs []*message.Message) []*message.Message {
 	accepted := partial.Accepted(sendErr, msgs)
 	if accepted == nil {
-		return rows, msgs
+		return msgs
 	}
-	var keptRows []sqlstore.Message
-	var keptMsgs []*message.Message
+	var kept []*message.Message
 	for i, m := range msgs {
 		if !accepted[i] {
-			keptRows = append(keptRows, rows[i])
-			keptMsgs = append(keptMsgs, m)
+			kept = append(kept, m)
 		}
 	}
-	return keptRows, keptMsgs
+	return kept
 }
 
 // Close makes later Publish calls fail with ErrClosed and closes the inner

@@ -13,11 +13,11 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
-	"github.com/reliamq/reliamq/adapters/sqlstore"
 	"github.com/reliamq/reliamq/internal/nilcheck"
 	"github.com/reliamq/reliamq/pkg/clock"
 	"github.com/reliamq/reliamq/pkg/metadata"
 	"github.com/reliamq/reliamq/pkg/policy"
+	"github.com/reliamq/reliamq/pkg/queue"
 )
 
 // Poison reasons, written to metadata.DeadLetterReason and to the poisoned
@@ -51,7 +51,7 @@ const (
 // retries; with Concurrency 1 a single relay sends in due order. Run finishes
 // the current batch's bookkeeping before returning.
 type Relay struct {
-	store         *sqlstore.Store
+	store         queue.Queue
 	queue         string
 	owner         string
 	pub           message.Publisher
@@ -61,7 +61,7 @@ type Relay struct {
 	concurrency   int
 	threshold     int
 	outageBackoff policy.Backoff
-	poisonStore   *sqlstore.Store
+	poisonStore   queue.Queue
 	poisonQueue   string
 	poisonTopic   string
 	poisonPub     message.Publisher
@@ -123,7 +123,7 @@ func NewRelay(cfg RelayConfig, logger watermill.LoggerAdapter) (*Relay, error) {
 		storeTimeout:  cfg.StoreTimeout,
 		clock:         cfg.Clock,
 		logger: logger.With(watermill.LogFields{
-			"component": "fallback.Relay", "table": cfg.Store.Table(), "queue": cfg.Queue,
+			"component": "fallback.Relay", "table": tableOf(cfg.Store), "queue": cfg.Queue,
 		}),
 		sentHooks:     hooksOf[SentHook](cfg.Hooks),
 		failedHooks:   hooksOf[FailedHook](cfg.Hooks),
@@ -179,7 +179,7 @@ func (r *Relay) step(ctx context.Context) time.Duration {
 		limit = 1
 	}
 	claimedAt := r.clock.Now()
-	rows, err := r.store.Claim(ctx, sqlstore.ClaimRequest{Queue: r.queue, Owner: r.owner, Limit: limit})
+	rows, err := r.store.Claim(ctx, queue.ClaimRequest{Queue: r.queue, Owner: r.owner, Limit: limit})
 	if err != nil {
 		if ctx.Err() == nil {
 			r.storeErrors.Add(1)
@@ -223,9 +223,10 @@ const (
 type result struct {
 	outcome outcome
 	err     error
+	start   time.Time // when the send started
 }
 
-func (r *Relay) process(ctx context.Context, rows []sqlstore.Message, claimedAt time.Time) {
+func (r *Relay) process(ctx context.Context, rows []queue.Row, claimedAt time.Time) {
 	// Rows not sent by four fifths of the lease are released instead: after
 	// the lease another relay may claim them, and sending them then could
 	// duplicate its sends.
@@ -267,7 +268,7 @@ func (r *Relay) process(ctx context.Context, rows []sqlstore.Message, claimedAt 
 	r.finish(ctx, rows, results)
 }
 
-func (r *Relay) send(ctx context.Context, row *sqlstore.Message) result {
+func (r *Relay) send(ctx context.Context, row *queue.Row) result {
 	msg := row.ToMessage()
 	msg.SetContext(ctx)
 	start := r.clock.Now()
@@ -285,16 +286,16 @@ func (r *Relay) send(ctx context.Context, row *sqlstore.Message) result {
 			r.closedErr.CompareAndSwap(nil, &err)
 			return result{outcome: untried}
 		}
-		return result{outcome: sendFailed, err: err}
+		return result{outcome: sendFailed, err: err, start: start}
 	}
 	now := r.clock.Now()
 	r.sent.Add(1)
 	r.noteSuccess()
 	for _, h := range r.sentHooks {
 		h.OnRelaySent(SentParams{RowID: row.ID, Topic: row.Topic, UUID: row.UUID, Attempt: row.Attempts + 1,
-			Age: now.Sub(row.CreatedAt), Duration: now.Sub(start)})
+			Age: now.Sub(row.CreatedAt), Duration: now.Sub(start), StartedAt: start, Row: *row})
 	}
-	return result{outcome: sentOK}
+	return result{outcome: sentOK, start: start}
 }
 
 func (r *Relay) permanent(err error) bool {
@@ -343,7 +344,7 @@ func (r *Relay) noteSuccess() {
 
 // finish records the batch's outcomes. It runs even when ctx has ended, so
 // that sent rows are deleted and untried rows released promptly.
-func (r *Relay) finish(ctx context.Context, rows []sqlstore.Message, results []result) {
+func (r *Relay) finish(ctx context.Context, rows []queue.Row, results []result) {
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.storeTimeout)
 	defer cancel()
 	var sentIDs, untriedIDs []int64
@@ -365,11 +366,11 @@ func (r *Relay) finish(ctx context.Context, rows []sqlstore.Message, results []r
 	now := r.clock.Now()
 	for i, res := range results {
 		if res.outcome == sendFailed {
-			r.fail(fctx, &rows[i], res.err, now)
+			r.fail(fctx, &rows[i], res, now)
 		}
 	}
 	if len(untriedIDs) > 0 {
-		if err := r.store.Requeue(fctx, now, untriedIDs...); err != nil && !errors.Is(err, sqlstore.ErrNotFound) {
+		if err := r.store.Requeue(fctx, now, untriedIDs...); err != nil && !errors.Is(err, queue.ErrNotFound) {
 			r.storeErrors.Add(1)
 			r.logger.Error("Releasing untried rows failed; they come back after their lease", err,
 				watermill.LogFields{"rows": len(untriedIDs)})
@@ -379,7 +380,8 @@ func (r *Relay) finish(ctx context.Context, rows []sqlstore.Message, results []r
 	}
 }
 
-func (r *Relay) fail(ctx context.Context, row *sqlstore.Message, sendErr error, now time.Time) {
+func (r *Relay) fail(ctx context.Context, row *queue.Row, res result, now time.Time) {
+	sendErr := res.err
 	attempts := row.Attempts + 1
 	delay := r.policy.JitteredDelay(attempts, rand.Float64())
 	reason := ""
@@ -395,7 +397,7 @@ func (r *Relay) fail(ctx context.Context, row *sqlstore.Message, sendErr error, 
 			r.poisoned.Add(1)
 			for _, h := range r.poisonedHooks {
 				h.OnRelayPoisoned(PoisonedParams{RowID: row.ID, Topic: row.Topic, UUID: row.UUID,
-					Attempts: attempts, Reason: reason, Err: sendErr})
+					Attempts: attempts, Reason: reason, Err: sendErr, Row: *row})
 			}
 			return
 		}
@@ -403,7 +405,7 @@ func (r *Relay) fail(ctx context.Context, row *sqlstore.Message, sendErr error, 
 			// The poison publisher is closed: release the row unchanged, and
 			// Run stops.
 			r.closedErr.CompareAndSwap(nil, &err)
-			if err := r.store.Requeue(ctx, now, row.ID); err != nil && !errors.Is(err, sqlstore.ErrNotFound) {
+			if err := r.store.Requeue(ctx, now, row.ID); err != nil && !errors.Is(err, queue.ErrNotFound) {
 				r.storeErrors.Add(1)
 			} else {
 				r.requeued.Add(1)
@@ -419,18 +421,18 @@ func (r *Relay) fail(ctx context.Context, row *sqlstore.Message, sendErr error, 
 	}
 	r.failed.Add(1)
 	nextAt := now.Add(delay)
-	if err := r.store.Reschedule(ctx, row.ID, nextAt, sendErr.Error()); err != nil && !errors.Is(err, sqlstore.ErrNotFound) {
+	if err := r.store.Reschedule(ctx, row.ID, nextAt, sendErr.Error()); err != nil && !errors.Is(err, queue.ErrNotFound) {
 		r.storeErrors.Add(1)
 		r.logger.Error("Rescheduling a failed row failed; it comes back after its lease", err,
 			watermill.LogFields{"row_id": row.ID})
 	}
 	for _, h := range r.failedHooks {
 		h.OnRelayFailed(FailedParams{RowID: row.ID, Topic: row.Topic, UUID: row.UUID, Attempt: attempts,
-			Err: sendErr, NextAttemptAt: nextAt})
+			Err: sendErr, NextAttemptAt: nextAt, StartedAt: res.start, Row: *row})
 	}
 }
 
-func (r *Relay) poison(ctx context.Context, row *sqlstore.Message, attempts int, reason string, sendErr error) error {
+func (r *Relay) poison(ctx context.Context, row *queue.Row, attempts int, reason string, sendErr error) error {
 	md := make(map[string]string, len(row.Metadata)+5)
 	for k, v := range row.Metadata {
 		md[k] = v
@@ -456,12 +458,13 @@ func (r *Relay) poison(ctx context.Context, row *sqlstore.Message, attempts int,
 		}
 		return r.store.Delete(ctx, row.ID)
 	}
-	pm := sqlstore.Message{
+	pm := queue.Row{
 		Queue: r.poisonQueue, Topic: row.Topic, UUID: row.UUID, Payload: row.Payload, Metadata: md,
 		Attempts: attempts, CreatedAt: row.CreatedAt, FirstError: firstErr,
 		LastError: reason + ": " + sendErr.Error(),
 	}
-	if r.poisonStore.DB() != r.store.DB() {
+	src, dst, ok := sameDB(r.store, r.poisonStore)
+	if !ok {
 		// Two databases: a crash between the two writes leaves the message
 		// in both places (a duplicate), never in neither.
 		if err := r.poisonStore.Insert(ctx, pm); err != nil {
@@ -469,15 +472,15 @@ func (r *Relay) poison(ctx context.Context, row *sqlstore.Message, attempts int,
 		}
 		return r.store.Delete(ctx, row.ID)
 	}
-	tx, err := r.store.DB().BeginTx(ctx, nil)
+	tx, err := src.DB().BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
-	if err := r.poisonStore.InsertTx(ctx, tx, pm); err != nil {
+	if err := dst.InsertTx(ctx, tx, pm); err != nil {
 		_ = tx.Rollback()
 		return err
 	}
-	if err := r.store.DeleteTx(ctx, tx, row.ID); err != nil {
+	if err := src.DeleteTx(ctx, tx, row.ID); err != nil {
 		_ = tx.Rollback()
 		return err
 	}

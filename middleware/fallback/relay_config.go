@@ -1,14 +1,17 @@
 package fallback
 
 import (
+	"database/sql"
 	"errors"
+	"fmt"
+	"reflect"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
-	"github.com/reliamq/reliamq/adapters/sqlstore"
 	"github.com/reliamq/reliamq/pkg/clock"
 	"github.com/reliamq/reliamq/pkg/policy"
+	"github.com/reliamq/reliamq/pkg/queue"
 )
 
 // Relay defaults.
@@ -32,8 +35,8 @@ func DefaultRelayPolicy() policy.Policy {
 
 // RelayConfig configures a Relay.
 type RelayConfig struct {
-	// Store holds the rows to send. Required.
-	Store *sqlstore.Store
+	// Store holds the rows to send, for example a *sqlstore.Store. Required.
+	Store queue.Queue
 	// Queue is the store queue to drain. Default "" (the Publisher's and
 	// Outbox's default).
 	Queue string
@@ -69,8 +72,9 @@ type RelayConfig struct {
 	OutageBackoff policy.Backoff
 	// PoisonStore receives rows that are poisoned (permanent error or policy
 	// exhausted), in PoisonQueue. Default Store. When it shares Store's
-	// database, the move is one transaction. Ignored when PoisonTopic is set.
-	PoisonStore *sqlstore.Store
+	// database (both are queue.TxQueue values with the same DB), the move is
+	// one transaction. Ignored when PoisonTopic is set.
+	PoisonStore queue.Queue
 	// PoisonQueue is the queue poisoned rows go to. Default Queue+"/poison",
 	// or "poison" when Queue is "". Must differ from Queue on the same store.
 	PoisonQueue string
@@ -165,18 +169,18 @@ func (c RelayConfig) Validate() error {
 			errs = append(errs, fieldError("OutageBackoff", "%w", err))
 		}
 	}
-	if err := sqlstore.ValidateQueue(c.Queue); err != nil {
+	if err := queue.ValidateQueue(c.Queue); err != nil {
 		errs = append(errs, fieldError("Queue", "%w", err))
 	}
-	if err := sqlstore.ValidateQueue(c.PoisonQueue); err != nil {
+	if err := queue.ValidateQueue(c.PoisonQueue); err != nil {
 		errs = append(errs, fieldError("PoisonQueue", "%w", err))
 	}
 	if c.PoisonTopic != "" {
-		if err := sqlstore.ValidateTopic(c.PoisonTopic); err != nil {
+		if err := queue.ValidateTopic(c.PoisonTopic); err != nil {
 			errs = append(errs, fieldError("PoisonTopic", "%w", err))
 		}
 	} else if c.PoisonStore != nil && c.Store != nil && c.PoisonQueue == c.Queue &&
-		c.PoisonStore.DB() == c.Store.DB() && c.PoisonStore.Table() == c.Store.Table() {
+		sameTable(c.PoisonStore, c.Store) {
 		errs = append(errs, fieldError("PoisonQueue", "%q is the queue being drained", c.PoisonQueue))
 	}
 	if c.StoreTimeout < 0 {
@@ -186,4 +190,44 @@ func (c RelayConfig) Validate() error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// tabled is implemented by SQL queues (sqlstore.Store): two values with the
+// same database and table are one queue store.
+type tabled interface {
+	DB() *sql.DB
+	Table() string
+}
+
+// sameTable reports whether a and b hold their rows in the same place: the
+// same database and table for SQL queues, otherwise the same value.
+func sameTable(a, b queue.Queue) bool {
+	ta, okA := a.(tabled)
+	tb, okB := b.(tabled)
+	if okA && okB {
+		return ta.DB() == tb.DB() && ta.Table() == tb.Table()
+	}
+	if reflect.TypeOf(a) != reflect.TypeOf(b) || !reflect.TypeOf(a).Comparable() {
+		return false
+	}
+	return a == b
+}
+
+// sameDB returns a and b as TxQueues when they write to one database, so
+// that a move between them can be one transaction.
+func sameDB(a, b queue.Queue) (queue.TxQueue, queue.TxQueue, bool) {
+	ta, okA := a.(queue.TxQueue)
+	tb, okB := b.(queue.TxQueue)
+	if !okA || !okB || ta.DB() == nil || ta.DB() != tb.DB() {
+		return nil, nil, false
+	}
+	return ta, tb, true
+}
+
+// tableOf names a queue for logs: its table when it has one.
+func tableOf(q queue.Queue) string {
+	if t, ok := q.(tabled); ok {
+		return t.Table()
+	}
+	return fmt.Sprintf("%T", q)
 }

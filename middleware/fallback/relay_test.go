@@ -42,7 +42,8 @@ func startRelay(t *testing.T, clk *clocktest.Fake, cfg fallback.RelayConfig) *re
 		t.Fatalf("new relay: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	h := &relayHarness{t: t, clk: clk, st: cfg.Store, relay: r, cancel: cancel, done: make(chan error, 1)}
+	st, _ := cfg.Store.(*sqlstore.Store)
+	h := &relayHarness{t: t, clk: clk, st: st, relay: r, cancel: cancel, done: make(chan error, 1)}
 	go func() { h.done <- r.Run(ctx) }()
 	t.Cleanup(h.stop)
 	return h

@@ -11,9 +11,9 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/uuid"
 
-	"github.com/reliamq/reliamq/adapters/sqlstore"
 	"github.com/reliamq/reliamq/pkg/clock"
 	"github.com/reliamq/reliamq/pkg/policy"
+	"github.com/reliamq/reliamq/pkg/queue"
 )
 
 // Mode says where a failed message waits for its next attempt.
@@ -26,7 +26,8 @@ const (
 	// or Close loses them (they were already acknowledged): use it for tests and
 	// where losing a pending retry is acceptable.
 	InMemory
-	// Durable parks waiting messages in the SQL store (Config.Store); a poller
+	// Durable parks waiting messages in a queue store (Config.Store, for
+	// example a *sqlstore.Store); a poller
 	// claims them when due and publishes them to the retry topic. Survives
 	// restarts; several instances may share one store.
 	Durable
@@ -110,10 +111,11 @@ type Config struct {
 	// same way whatever this field says.
 	Broadcast bool
 
-	// Store keeps waiting messages in Durable mode, under the queue
+	// Store keeps waiting messages in Durable mode (a queue.Queue such as a
+	// *sqlstore.Store), under the queue
 	// "<ConsumerGroup>/<Handler>". Required in Durable mode, unused otherwise.
 	// Give the Store the same Clock. Redelivery does not close it.
-	Store *sqlstore.Store
+	Store queue.Queue
 	// PollInterval is how often the Durable poller looks for due messages; it
 	// bounds how late a retry can be. Default DefaultPollInterval.
 	PollInterval time.Duration
@@ -124,8 +126,9 @@ type Config struct {
 	Owner string
 
 	// PublishRetryInterval is how long a due message waits before publishing
-	// to RetryTopic is tried again after a failure. Default
-	// DefaultPublishRetryInterval.
+	// to RetryTopic is tried again after a failure (Durable: without limit;
+	// a permanent refusal moves the row to the queue
+	// "<group>/<handler>/poison"). Default DefaultPublishRetryInterval.
 	PublishRetryInterval time.Duration
 	// MaxErrorLength truncates error texts stored in metadata.LastError.
 	// Default DefaultMaxErrorLength; negative means no limit.

@@ -48,10 +48,15 @@
 //   - InMemory: a timer heap driven by the Clock, served by one goroutine;
 //     about 0.5 KB per waiting message plus its payload (docs/benchmarks.md).
 //     Waiting messages are lost on crash or Close (Stats.LostOnClose).
-//   - Durable: the message is inserted in the SQL store (Config.Store, queue
+//   - Durable: the message is inserted in a queue store (Config.Store, a
+//     queue.Queue such as a *sqlstore.Store, queue
 //     "<group>/<handler>") with its due time; one poller per Redelivery claims
 //     due rows every PollInterval, publishes them to the retry topic and deletes
-//     them. Rows survive restarts; the store's leases let several instances
+//     them. The poller is a fallback.Relay on that queue (the module's one
+//     claim/publish/delete loop: lease cut-off, outage probing), retrying a
+//     failed publish every PublishRetryInterval without limit; a row the
+//     publisher refuses permanently goes to the queue "<group>/<handler>/poison".
+//     Rows survive restarts; the store's leases let several instances
 //     share the queue, each row published by one at a time. The poller starts
 //     at Start, which AddHandler calls once the retry topic is subscribed, so
 //     nothing is published to a topic nobody listens to yet.

@@ -124,7 +124,11 @@ func New(cfg Config, logger watermill.LoggerAdapter) (*Redelivery, error) {
 	case InMemory:
 		r.sched = newMemoryScheduler(r)
 	case Durable:
-		r.sched = newStoreScheduler(r)
+		sched, err := newStoreScheduler(r)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		}
+		r.sched = sched
 	}
 	return r, nil
 }

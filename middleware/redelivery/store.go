@@ -9,15 +9,21 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
-	"github.com/reliamq/reliamq/adapters/sqlstore"
+	"github.com/reliamq/reliamq/middleware/fallback"
 	"github.com/reliamq/reliamq/pkg/policy"
+	"github.com/reliamq/reliamq/pkg/queue"
 )
 
-// storeScheduler parks waiting messages in the SQL store under the queue
-// "<group>/<handler>" and runs one poller that claims due rows, publishes them
-// to the retry topic and deletes them.
+// storeScheduler parks waiting messages in the queue store (Config.Store)
+// under the queue "<group>/<handler>" and runs a fallback.Relay on that queue:
+// the one claim/publish/delete loop of the module, with its lease cut-off,
+// outage probing and poison queue. The relay publishes due rows to the retry
+// topic through Config.Publisher and retries a failed publish every
+// PublishRetryInterval, without limit; a row the publisher refuses
+// permanently goes to the queue "<group>/<handler>/poison".
 type storeScheduler struct {
 	r         *Redelivery
+	relay     *fallback.Relay
 	ctx       context.Context
 	cancel    context.CancelFunc
 	done      chan struct{}
@@ -25,11 +31,25 @@ type storeScheduler struct {
 	readyOnce sync.Once
 }
 
-func newStoreScheduler(r *Redelivery) *storeScheduler {
+func newStoreScheduler(r *Redelivery) (*storeScheduler, error) {
+	relay, err := fallback.NewRelay(fallback.RelayConfig{
+		Store:        r.cfg.Store,
+		Queue:        r.queue,
+		Publisher:    r.cfg.Publisher,
+		Policy:       policy.Policy{Backoff: policy.Fixed(r.cfg.PublishRetryInterval)}, // no attempt limit
+		PollInterval: r.cfg.PollInterval,
+		BatchSize:    r.cfg.ClaimBatch,
+		Owner:        r.cfg.Owner,
+		Clock:        r.cfg.Clock,
+		Hooks:        []any{relayHooks{r}},
+	}, r.logger)
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &storeScheduler{r: r, ctx: ctx, cancel: cancel, done: make(chan struct{}), ready: make(chan struct{})}
+	s := &storeScheduler{r: r, relay: relay, ctx: ctx, cancel: cancel, done: make(chan struct{}), ready: make(chan struct{})}
 	go s.run()
-	return s
+	return s, nil
 }
 
 func (s *storeScheduler) start() { s.readyOnce.Do(func() { close(s.ready) }) }
@@ -38,13 +58,12 @@ func (s *storeScheduler) schedule(ctx context.Context, msg *message.Message, _ i
 	if s.ctx.Err() != nil {
 		return ErrClosed
 	}
-	row := sqlstore.FromMessage(s.r.queue, s.r.cfg.RetryTopic, msg)
+	row := queue.FromMessage(s.r.queue, s.r.cfg.RetryTopic, msg)
 	row.NextAttemptAt = due
 	row.CreatedAt = failed
 	row.LastError = lastErr
 	err := s.r.cfg.Store.Insert(ctx, row)
-	if errors.Is(err, sqlstore.ErrInvalidMetadata) || errors.Is(err, sqlstore.ErrInvalidMessage) ||
-		errors.Is(err, sqlstore.ErrInvalidTopic) || errors.Is(err, sqlstore.ErrInvalidQueue) {
+	if queue.IsInvalidInput(err) {
 		// The row can never be stored: nacking would loop forever.
 		return policy.Permanent(err)
 	}
@@ -67,57 +86,29 @@ func (s *storeScheduler) run() {
 	case <-s.ctx.Done():
 		return
 	}
-	clk := s.r.cfg.Clock
-	for {
-		s.poll()
-		select {
-		case <-s.ctx.Done():
-			return
-		case <-clk.After(s.r.cfg.PollInterval):
-		}
+	if err := s.relay.Run(s.ctx); err != nil && !errors.Is(err, context.Canceled) {
+		// The publisher is closed: the rows wait in the store for the next
+		// instance.
+		s.r.logger.Error("The durable poller stopped", err, nil)
 	}
 }
 
-// poll drains every due row, one claimed batch at a time.
-func (s *storeScheduler) poll() {
-	r := s.r
-	for s.ctx.Err() == nil {
-		rows, err := r.cfg.Store.Claim(s.ctx, sqlstore.ClaimRequest{Queue: r.queue, Owner: r.cfg.Owner, Limit: r.cfg.ClaimBatch})
-		if err != nil {
-			if s.ctx.Err() == nil {
-				r.logger.Error("Claiming due messages failed", err, nil)
-			}
-			return
-		}
-		if len(rows) == 0 {
-			return
-		}
-		done := make([]int64, 0, len(rows))
-		for _, row := range rows {
-			msg := row.ToMessage()
-			now := r.cfg.Clock.Now()
-			err := r.cfg.Publisher.Publish(row.Topic, msg)
-			r.fireRedelivered(row.UUID, r.reconsumeTimes(msg), row.CreatedAt, row.NextAttemptAt, now, err)
-			if err == nil {
-				done = append(done, row.ID)
-				continue
-			}
-			r.logger.Error("Publishing a due message to the retry topic failed; will try again", err,
-				watermill.LogFields{"message_uuid": row.UUID, "retry_topic": row.Topic})
-			if rerr := r.cfg.Store.Reschedule(s.ctx, row.ID, now.Add(r.cfg.PublishRetryInterval), err.Error()); rerr != nil && s.ctx.Err() == nil {
-				// The lease runs out and the row is claimed again.
-				r.logger.Error("Rescheduling a due message failed", rerr, watermill.LogFields{"message_uuid": row.UUID})
-			}
-		}
-		if len(done) > 0 {
-			// A failed delete leaves published rows to be published again when
-			// their lease ends: duplicates, never losses.
-			if err := r.cfg.Store.Delete(context.WithoutCancel(s.ctx), done...); err != nil {
-				r.logger.Error("Deleting published messages failed; they will be published again", err, nil)
-			}
-		}
-		if len(rows) < r.cfg.ClaimBatch {
-			return
-		}
-	}
+// relayHooks reports the relay's publishes to the retry topic as
+// redeliveries.
+type relayHooks struct{ r *Redelivery }
+
+func (h relayHooks) OnRelaySent(p fallback.SentParams) {
+	h.r.fireRedelivered(p.UUID, parseCount(p.Row.Metadata[RedeliveryCount]), p.Row.CreatedAt, p.Row.NextAttemptAt, p.StartedAt, nil)
+}
+
+func (h relayHooks) OnRelayFailed(p fallback.FailedParams) {
+	h.r.logger.Error("Publishing a due message to the retry topic failed; will try again", p.Err,
+		watermill.LogFields{"message_uuid": p.UUID, "retry_topic": p.Topic})
+	h.r.fireRedelivered(p.UUID, parseCount(p.Row.Metadata[RedeliveryCount]), p.Row.CreatedAt, p.Row.NextAttemptAt, p.StartedAt, p.Err)
+}
+
+func (h relayHooks) OnRelayPoisoned(p fallback.PoisonedParams) {
+	h.r.logger.Error("The retry topic's publisher refused a due message permanently; moved it to the poison queue", p.Err,
+		watermill.LogFields{"message_uuid": p.UUID, "retry_topic": p.Topic, "poison_queue": h.r.queue + "/poison"})
+	h.r.fireRedelivered(p.UUID, parseCount(p.Row.Metadata[RedeliveryCount]), p.Row.CreatedAt, p.Row.NextAttemptAt, h.r.cfg.Clock.Now(), p.Err)
 }

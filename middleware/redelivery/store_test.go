@@ -3,6 +3,7 @@ package redelivery_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/reliamq/reliamq/pkg/clock"
 	"github.com/reliamq/reliamq/pkg/clock/clocktest"
 	"github.com/reliamq/reliamq/pkg/metadata"
+	"github.com/reliamq/reliamq/pkg/policy"
 )
 
 func newSQLiteStore(t *testing.T, clk clock.Clock) *sqlstore.Store {
@@ -100,5 +102,79 @@ func TestDurable_dead_letters_a_message_the_store_rejects(t *testing.T) {
 	}
 	if len(dlq.msgs) != 1 || dlq.msgs[0].Metadata.Get(metadata.DeadLetterReason) != redelivery.ReasonPermanent {
 		t.Fatalf("dead letters %v", dlq.msgs)
+	}
+}
+
+// refusingPublisher refuses every message permanently and counts the calls.
+type refusingPublisher struct {
+	mu    sync.Mutex
+	calls int
+}
+
+var errRefused = errors.New("retry topic refuses the message")
+
+func (p *refusingPublisher) Publish(string, ...*message.Message) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls++
+	return policy.Permanent(errRefused)
+}
+
+func (p *refusingPublisher) Close() error { return nil }
+
+// The durable poller is the fallback relay: a due message the retry topic's
+// publisher refuses permanently is not retried forever but moved, with its
+// UUID, payload and metadata, to the poison queue "<group>/<handler>/poison".
+func TestDurable_moves_a_message_the_retry_topic_refuses_permanently_to_the_poison_queue(t *testing.T) {
+	st := newSQLiteStore(t, nil)
+	pub := &refusingPublisher{}
+	hooks := newHookRecorder()
+	r, err := redelivery.New(redelivery.Config{
+		ConsumerGroup: "billing", Handler: "charge", Mode: redelivery.Durable, Store: st, Publisher: pub,
+		PollInterval: 5 * time.Millisecond, PublishRetryInterval: time.Hour, Hooks: []any{hooks},
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	msg := message.NewMessage("m1", []byte("p"))
+	msg.Metadata.Set("tenant", "acme")
+	if _, err := r.Middleware(func(*message.Message) ([]*message.Message, error) {
+		return nil, redelivery.RetryAfter(time.Millisecond)
+	})(msg); err != nil {
+		t.Fatal(err)
+	}
+	r.Start()
+	if ev := recv(t, hooks.redelivered, "redelivered event"); !errors.Is(ev.Err, errRefused) || ev.MessageUUID != "m1" {
+		t.Fatalf("event %+v, want the refusal of m1", ev)
+	}
+	ctx := context.Background()
+	deadline := time.Now().Add(10 * time.Second)
+	var poisoned []sqlstore.Message
+	for time.Now().Before(deadline) {
+		if poisoned, err = st.List(ctx, sqlstore.Filter{Queue: "billing/charge/poison"}); err != nil {
+			t.Fatal(err)
+		}
+		if len(poisoned) > 0 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if len(poisoned) != 1 {
+		t.Fatalf("%d rows in the poison queue, want 1", len(poisoned))
+	}
+	got := poisoned[0]
+	if got.UUID != "m1" || string(got.Payload) != "p" || got.Metadata["tenant"] != "acme" ||
+		got.Metadata[metadata.DeadLetterReason] != "permanent" {
+		t.Fatalf("poisoned row %+v", got)
+	}
+	_ = r.Close()
+	if s, err := st.Stats(ctx, "billing/charge"); err != nil || s.Backlog != 0 {
+		t.Fatalf("store stats %+v %v, want the row gone from billing/charge", s, err)
+	}
+	pub.mu.Lock()
+	defer pub.mu.Unlock()
+	if pub.calls != 1 {
+		t.Fatalf("publisher called %d times, want 1 (a permanent refusal is not retried)", pub.calls)
 	}
 }

@@ -9,9 +9,10 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/reliamq/reliamq/adapters/sqlstore"
+	"github.com/reliamq/reliamq/internal/nilcheck"
 	"github.com/reliamq/reliamq/middleware/async"
 	"github.com/reliamq/reliamq/middleware/redelivery"
+	"github.com/reliamq/reliamq/pkg/queue"
 )
 
 // watched is the collector of the scrape-time metrics: it reads the Stats of
@@ -35,7 +36,7 @@ type watched struct {
 }
 
 type storeQueue struct {
-	store *sqlstore.Store
+	store queue.Queue
 	queue string
 }
 
@@ -67,17 +68,18 @@ func newWatched(m *Metrics) *watched {
 // reliamq_fallback_due and reliamq_fallback_oldest_age_seconds, read with
 // store.Stats at each scrape (bounded by Config.ScrapeTimeout). Several
 // watched queues add up; the age is that of the oldest row among them.
-// Watch the fallback queue (""), and the poison queue to alert on it.
-func (m *Metrics) WatchFallbackStore(store *sqlstore.Store, queue string) error {
-	if store == nil {
+// Watch the fallback queue (""), and the poison queue to alert on it. store
+// is any queue.Queue, such as a *sqlstore.Store.
+func (m *Metrics) WatchFallbackStore(store queue.Queue, name string) error {
+	if nilcheck.IsNil(store) {
 		return fmt.Errorf("%w: nil store", ErrInvalidArgument)
 	}
-	if err := sqlstore.ValidateQueue(queue); err != nil {
+	if err := queue.ValidateQueue(name); err != nil {
 		return err
 	}
 	m.watched.mu.Lock()
 	defer m.watched.mu.Unlock()
-	m.watched.stores = append(m.watched.stores, storeQueue{store: store, queue: queue})
+	m.watched.stores = append(m.watched.stores, storeQueue{store: store, queue: name})
 	return nil
 }
 
@@ -162,14 +164,17 @@ func (w *watched) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-func (w *watched) stats(s *sqlstore.Store, queue string) (sqlstore.Stats, error) {
+func (w *watched) stats(s queue.Queue, name string) (queue.Stats, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), w.m.cfg.ScrapeTimeout)
 	defer cancel()
-	st, err := s.Stats(ctx, queue)
+	st, err := s.Stats(ctx, name)
 	if err != nil {
 		w.m.scrapeErrors.Inc()
-		w.m.logger.Error("Reading store stats for metrics failed", err,
-			watermill.LogFields{"table": s.Table(), "queue": queue})
+		fields := watermill.LogFields{"queue": name}
+		if t, ok := s.(interface{ Table() string }); ok {
+			fields["table"] = t.Table()
+		}
+		w.m.logger.Error("Reading store stats for metrics failed", err, fields)
 	}
 	return st, err
 }
