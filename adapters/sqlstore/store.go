@@ -58,8 +58,8 @@ type Store struct {
 // its columns exist and returns an error matching ErrMissingTable when they
 // do not (a database that does not answer is logged, not refused).
 func New(cfg Config, logger watermill.LoggerAdapter) (*Store, error) {
-	if err := nilcheck.Optional("Clock", cfg.Clock); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	if err := nilcheck.Optional(ErrInvalidConfig, "Clock", cfg.Clock); err != nil {
+		return nil, err
 	}
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {

@@ -24,23 +24,24 @@ func IsNil(v any) bool {
 	return false
 }
 
-// Required returns an error naming field when v is nil or a typed nil, for a
-// constructor to wrap in its ErrInvalidConfig.
-func Required(field string, v any) error {
+// Required returns an error wrapping invalid (the package's ErrInvalidConfig)
+// and naming field when v is nil or a typed nil, in the shape every config
+// error has: "<invalid>: <field>: <reason>".
+func Required(invalid error, field string, v any) error {
 	switch {
 	case v == nil:
-		return fmt.Errorf("%s: required", field)
+		return fmt.Errorf("%w: %s: required", invalid, field)
 	case IsNil(v):
-		return fmt.Errorf("%s: a nil %T (did its constructor fail?)", field, v)
+		return fmt.Errorf("%w: %s: a nil %T (did its constructor fail?)", invalid, field, v)
 	}
 	return nil
 }
 
-// Optional returns an error naming field when v is a typed nil. A nil
-// interface is fine: it selects the field's default.
-func Optional(field string, v any) error {
+// Optional is Required for a field that may be left nil but must not hold a
+// typed nil.
+func Optional(invalid error, field string, v any) error {
 	if v != nil && IsNil(v) {
-		return fmt.Errorf("%s: a nil %T (did its constructor fail?)", field, v)
+		return fmt.Errorf("%w: %s: a nil %T (did its constructor fail?)", invalid, field, v)
 	}
 	return nil
 }

@@ -126,9 +126,9 @@ type Publisher struct {
 // NewPublisher decorates inner with a worker pool configured by cfg. A nil
 // logger becomes watermill.NopLogger. Errors match ErrInvalidConfig.
 func NewPublisher(inner message.Publisher, cfg Config, logger watermill.LoggerAdapter) (*Publisher, error) {
-	if err := errors.Join(nilcheck.Required("inner publisher", inner), nilcheck.Optional("Leftovers", cfg.Leftovers),
-		nilcheck.Optional("Clock", cfg.Clock)); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	if err := errors.Join(nilcheck.Required(ErrInvalidConfig, "inner publisher", inner), nilcheck.Optional(ErrInvalidConfig, "Leftovers", cfg.Leftovers),
+		nilcheck.Optional(ErrInvalidConfig, "Clock", cfg.Clock)); err != nil {
+		return nil, err
 	}
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {

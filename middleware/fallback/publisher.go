@@ -108,8 +108,8 @@ func NewPublisher(inner message.Publisher, cfg Config, logger watermill.LoggerAd
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if err := nilcheck.Required("inner publisher", inner); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	if err := nilcheck.Required(ErrInvalidConfig, "inner publisher", inner); err != nil {
+		return nil, err
 	}
 	if logger == nil {
 		logger = watermill.NopLogger{}

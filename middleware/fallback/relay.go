@@ -90,9 +90,9 @@ type Relay struct {
 func NewRelay(cfg RelayConfig, logger watermill.LoggerAdapter) (*Relay, error) {
 	// Before the defaults: a typed nil passes the == nil checks of Validate,
 	// and PoisonPublisher would inherit it.
-	if err := errors.Join(nilcheck.Optional("Publisher", cfg.Publisher), nilcheck.Optional("PoisonPublisher", cfg.PoisonPublisher),
-		nilcheck.Optional("Clock", cfg.Clock), nilcheck.Optional("OutageBackoff", cfg.OutageBackoff)); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	if err := errors.Join(nilcheck.Optional(ErrInvalidConfig, "Publisher", cfg.Publisher), nilcheck.Optional(ErrInvalidConfig, "PoisonPublisher", cfg.PoisonPublisher),
+		nilcheck.Optional(ErrInvalidConfig, "Clock", cfg.Clock), nilcheck.Optional(ErrInvalidConfig, "OutageBackoff", cfg.OutageBackoff)); err != nil {
+		return nil, err
 	}
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {

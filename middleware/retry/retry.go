@@ -166,8 +166,8 @@ type Publisher struct {
 // NewPublisher decorates inner with retries configured by cfg. A nil logger is
 // replaced by watermill.NopLogger. Errors match ErrInvalidConfig.
 func NewPublisher(inner message.Publisher, cfg Config, logger watermill.LoggerAdapter) (*Publisher, error) {
-	if err := errors.Join(nilcheck.Required("inner publisher", inner), nilcheck.Optional("Clock", cfg.Clock)); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	if err := errors.Join(nilcheck.Required(ErrInvalidConfig, "inner publisher", inner), nilcheck.Optional(ErrInvalidConfig, "Clock", cfg.Clock)); err != nil {
+		return nil, err
 	}
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
