@@ -60,7 +60,7 @@ message UUID). It exits with status 0 only if no message was lost.
 With --rocketmq (or --serve) it runs the service until interrupted instead:
   POST /comments   {"noteId": 1, "content": "nice"}  -> 202 {"uuid": "..."}
   GET  /stats      counters of every layer, and the fallback backlog
-  GET  /metrics    Prometheus metrics (pkg/metrics)
+  GET  /metrics    Prometheus metrics (middleware/metrics)
 
 Flags (each also read from the environment variable shown):
 `

@@ -37,7 +37,7 @@ import (
 	"github.com/reliamq/reliamq/middleware/fallback"
 	"github.com/reliamq/reliamq/middleware/redelivery"
 	"github.com/reliamq/reliamq/pkg/metadata"
-	"github.com/reliamq/reliamq/pkg/metrics"
+	"github.com/reliamq/reliamq/middleware/metrics"
 	"github.com/reliamq/reliamq/pkg/policy"
 )
 

@@ -4,7 +4,7 @@ import (
 	"runtime"
 	"testing"
 
-	"github.com/reliamq/reliamq/pkg/metrics"
+	"github.com/reliamq/reliamq/middleware/metrics"
 )
 
 // The issue: the demo's registry had no go_ and process_ collectors.

@@ -19,7 +19,7 @@
 // the messages), Publish returns an error for every call it refused, and Stats
 // counts both. Stats also carries the queue capacity and the worker limit
 // after defaults, so Queued/Capacity is the queue's saturation
-// (pkg/metrics exports it as reliamq_async_queue_fill_ratio).
+// (middleware/metrics exports it as reliamq_async_queue_fill_ratio).
 //
 // Contexts: Watermill takes the send context from each message. The caller's
 // context typically ends when Publish returns (an HTTP handler's request

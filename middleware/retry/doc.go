@@ -36,7 +36,7 @@
 // like Config.OnRetry) and GiveUpHook (a Publish about to return an error,
 // with its GiveUpReason). Several may coexist; they run synchronously on the
 // Publish caller's goroutine, must be fast and safe for concurrent use, and
-// only observe. pkg/metrics builds its publish counters on them. Without an
+// only observe. middleware/metrics builds its publish counters on them. Without an
 // AttemptHook the success path is unchanged (one length check); with one it
 // costs one interface call per attempt and no allocation.
 //

@@ -43,6 +43,21 @@ func TestNo_middleware_package_depends_on_an_adapter(t *testing.T) {
 	}
 }
 
+func TestNo_shared_package_depends_on_middleware_or_an_adapter(t *testing.T) {
+	lines := goList(t, `{{.ImportPath}} {{join .Deps " "}}`, module+"pkg/...")
+	if len(lines) < 5 {
+		t.Fatalf("go list found %d pkg packages; want the pkg tree", len(lines))
+	}
+	for _, line := range lines {
+		fields := strings.Fields(line)
+		for _, dep := range fields[1:] {
+			if strings.HasPrefix(dep, module+"adapters/") || strings.HasPrefix(dep, module+"middleware/") {
+				t.Errorf("%s depends on %s", fields[0], dep)
+			}
+		}
+	}
+}
+
 // The queue package is a leaf: the standard library and Watermill's message
 // package, nothing of this module.
 func TestQueue_package_imports_only_the_standard_library_and_watermill_message(t *testing.T) {

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/reliamq/reliamq/pkg/metrics"
+	"github.com/reliamq/reliamq/middleware/metrics"
 )
 
 // Every config error reads "metrics: invalid config: <Field>: <reason>" and

@@ -8,7 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/reliamq/reliamq/middleware/retry"
-	"github.com/reliamq/reliamq/pkg/metrics"
+	"github.com/reliamq/reliamq/middleware/metrics"
 	"github.com/reliamq/reliamq/pkg/policy"
 )
 

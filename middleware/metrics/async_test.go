@@ -7,7 +7,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/reliamq/reliamq/middleware/async"
-	"github.com/reliamq/reliamq/pkg/metrics"
+	"github.com/reliamq/reliamq/middleware/metrics"
 )
 
 // gatePublisher blocks publishes of the message "block" until the gate opens.

@@ -10,7 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
 
-	"github.com/reliamq/reliamq/pkg/metrics"
+	"github.com/reliamq/reliamq/middleware/metrics"
 )
 
 func TestMain(m *testing.M) {

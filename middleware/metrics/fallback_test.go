@@ -13,7 +13,7 @@ import (
 	"github.com/reliamq/reliamq/middleware/retry"
 	"github.com/reliamq/reliamq/pkg/clock"
 	"github.com/reliamq/reliamq/pkg/clock/clocktest"
-	"github.com/reliamq/reliamq/pkg/metrics"
+	"github.com/reliamq/reliamq/middleware/metrics"
 	"github.com/reliamq/reliamq/pkg/policy"
 )
 

@@ -18,7 +18,7 @@ import (
 	"github.com/reliamq/reliamq/middleware/retry"
 	"github.com/reliamq/reliamq/pkg/clock/clocktest"
 	"github.com/reliamq/reliamq/pkg/metadata"
-	"github.com/reliamq/reliamq/pkg/metrics"
+	"github.com/reliamq/reliamq/middleware/metrics"
 	"github.com/reliamq/reliamq/pkg/policy"
 )
 
@@ -82,7 +82,7 @@ func (p *slowPublisher) Publish(string, ...*message.Message) error {
 }
 func (p *slowPublisher) Close() error { return nil }
 
-// The issue: pkg/metrics had no histogram at all.
+// The issue: middleware/metrics had no histogram at all.
 func TestHistograms_observe_send_latency_time_in_the_fallback_table_handler_duration_and_redelivery_wait(t *testing.T) {
 	start := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	fake := clocktest.NewFake(start)
