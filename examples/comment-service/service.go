@@ -15,10 +15,10 @@ import (
 	"github.com/reliamq/reliamq/adapters/sqlstore"
 	"github.com/reliamq/reliamq/middleware/async"
 	"github.com/reliamq/reliamq/middleware/fallback"
+	"github.com/reliamq/reliamq/middleware/metrics"
 	"github.com/reliamq/reliamq/middleware/redelivery"
 	"github.com/reliamq/reliamq/middleware/retry"
 	"github.com/reliamq/reliamq/pkg/metadata"
-	"github.com/reliamq/reliamq/middleware/metrics"
 	"github.com/reliamq/reliamq/pkg/policy"
 )
 

@@ -6,8 +6,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/reliamq/reliamq/middleware/retry"
 	"github.com/reliamq/reliamq/middleware/metrics"
+	"github.com/reliamq/reliamq/middleware/retry"
 	"github.com/reliamq/reliamq/pkg/policy"
 )
 

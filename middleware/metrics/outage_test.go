@@ -14,8 +14,8 @@ import (
 
 	"github.com/reliamq/reliamq/middleware/async"
 	"github.com/reliamq/reliamq/middleware/fallback"
-	"github.com/reliamq/reliamq/middleware/retry"
 	"github.com/reliamq/reliamq/middleware/metrics"
+	"github.com/reliamq/reliamq/middleware/retry"
 	"github.com/reliamq/reliamq/pkg/policy"
 )
 
