@@ -8,6 +8,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/goleak"
 
 	"github.com/reliamq/reliamq/middleware/metrics"
@@ -32,9 +33,9 @@ func newMetrics(t *testing.T, cfg metrics.Config) (*metrics.Metrics, *prometheus
 	return m, reg
 }
 
-// value returns the value of the series name{labels...} (label pairs), or
-// -1 when it does not exist.
-func value(t *testing.T, reg *prometheus.Registry, name string, labels ...string) float64 {
+// series returns the series name{labels...} (label pairs), or nil when it
+// does not exist.
+func series(t *testing.T, reg *prometheus.Registry, name string, labels ...string) *dto.Metric {
 	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -58,13 +59,22 @@ func value(t *testing.T, reg *prometheus.Registry, name string, labels ...string
 					continue metric
 				}
 			}
-			switch {
-			case m.GetCounter() != nil:
-				return m.GetCounter().GetValue()
-			case m.GetGauge() != nil:
-				return m.GetGauge().GetValue()
-			}
+			return m
 		}
+	}
+	return nil
+}
+
+// value returns the value of the counter or gauge series name{labels...}, or
+// -1 when it does not exist.
+func value(t *testing.T, reg *prometheus.Registry, name string, labels ...string) float64 {
+	t.Helper()
+	m := series(t, reg, name, labels...)
+	switch {
+	case m.GetCounter() != nil:
+		return m.GetCounter().GetValue()
+	case m.GetGauge() != nil:
+		return m.GetGauge().GetValue()
 	}
 	return -1
 }

@@ -26,32 +26,8 @@ import (
 // name{labels...}; ok is false when the series does not exist.
 func histogram(t *testing.T, reg *prometheus.Registry, name string, labels ...string) (count uint64, sum float64, ok bool) {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatalf("gather: %v", err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	metric:
-		for _, m := range mf.GetMetric() {
-			got := map[string]string{}
-			for _, lp := range m.GetLabel() {
-				got[lp.GetName()] = lp.GetValue()
-			}
-			if len(got) != len(labels)/2 {
-				continue
-			}
-			for i := 0; i+1 < len(labels); i += 2 {
-				if got[labels[i]] != labels[i+1] {
-					continue metric
-				}
-			}
-			if h := m.GetHistogram(); h != nil {
-				return h.GetSampleCount(), h.GetSampleSum(), true
-			}
-		}
+	if h := series(t, reg, name, labels...).GetHistogram(); h != nil {
+		return h.GetSampleCount(), h.GetSampleSum(), true
 	}
 	return 0, 0, false
 }
