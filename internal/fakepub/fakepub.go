@@ -1,7 +1,8 @@
 // Package fakepub is the one message.Publisher test double reliamq's tests
 // share. A Publisher records every message it accepts, answers each call
 // from a script of errors (then from Err, then from Func), and can wait for
-// a number of accepted messages. Nop is the publisher that does nothing, for
+// a number of accepted messages; Sent lists what every call sent, failed
+// ones included. Nop is the publisher that does nothing, for
 // benchmarks that measure only the code around it.
 package fakepub
 
@@ -43,6 +44,7 @@ type Publisher struct {
 	mu       sync.Mutex
 	cond     *sync.Cond
 	calls    int
+	sent     [][]string
 	accepted []Record
 	closed   bool
 }
@@ -53,6 +55,13 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	p.mu.Lock()
 	n := p.calls
 	p.calls++
+	ids := make([]string, len(msgs))
+	for i, m := range msgs {
+		if m != nil {
+			ids[i] = m.UUID
+		}
+	}
+	p.sent = append(p.sent, ids)
 	fn, scripted := p.Func, n < len(p.Script)
 	var err error
 	if scripted {
@@ -96,6 +105,15 @@ func (p *Publisher) Calls() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.calls
+}
+
+// Sent returns the UUIDs of the messages of every Publish call, one slice
+// per call in call order, failed calls included: what each attempt of a
+// retrying caller sent.
+func (p *Publisher) Sent() [][]string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([][]string(nil), p.sent...)
 }
 
 // Accepted returns a copy of the accepted messages, in order.

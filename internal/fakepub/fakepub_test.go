@@ -26,6 +26,9 @@ func TestPublisher_answers_from_the_script_then_Err_and_records_only_accepted(t 
 	if p.Calls() != 3 {
 		t.Fatalf("calls %d, want 3", p.Calls())
 	}
+	if got := p.Sent(); len(got) != 3 || got[0][0] != "a" || got[1][0] != "b" || got[2][0] != "c" {
+		t.Fatalf("sent %v, want [[a] [b] [c]]", got)
+	}
 	if p.Topics()[0] != "t" || p.Count()["b"] != 1 {
 		t.Fatalf("topics %v count %v", p.Topics(), p.Count())
 	}
