@@ -64,10 +64,10 @@ func TestRetryPublisher_resends_only_the_messages_the_broker_did_not_confirm(t *
 			var retries []retry.Params
 			pub, err := retry.NewPublisher(inner, retry.Config{
 				Policy: policy.Policy{MaxAttempts: 3, Backoff: policy.Fixed(time.Millisecond)},
-				OnRetry: func(p retry.Params) {
+				Hooks: []any{retryFunc(func(p retry.Params) {
 					p.Messages = append([]*message.Message(nil), p.Messages...)
 					retries = append(retries, p)
-				},
+				})},
 			}, testLogger())
 			if err != nil {
 				t.Fatal(err)
@@ -210,3 +210,8 @@ func TestPublisher_unreachable_name_server_is_not_ErrTopicNotExist(t *testing.T)
 		t.Fatalf("Publish = %v, want a retryable error that is not ErrTopicNotExist", err)
 	}
 }
+
+// retryFunc is a retry.RetryHook made of a function.
+type retryFunc func(retry.Params)
+
+func (f retryFunc) OnPublishRetry(p retry.Params) { f(p) }

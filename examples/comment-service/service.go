@@ -59,6 +59,12 @@ type Events struct {
 // hooks adapts Events to the libraries' hook interfaces.
 type hooks struct{ ev *Events }
 
+func (h hooks) OnPublishRetry(p retry.Params) {
+	if h.ev.SendRetry != nil {
+		h.ev.SendRetry(p)
+	}
+}
+
 func (h hooks) OnFallbackStored(p fallback.StoredParams) {
 	if h.ev.Stored != nil {
 		h.ev.Stored(p)
@@ -135,28 +141,21 @@ type PublishConfig struct {
 // NewPublishSide builds the publish stack and starts the relay.
 func NewPublishSide(cfg PublishConfig) (*PublishSide, error) {
 	h := hooks{ev: cfg.Events}
-	fbHooks, relayHooks := []any{h}, []any{h}
-	onRetry := cfg.Events.SendRetry
+	retryHooks, fbHooks, relayHooks := []any{h}, []any{h}, []any{h}
 	rmq, err := rocketmq.NewPublisher(rocketmq.PublisherConfig{NameServers: cfg.NameServers}, cfg.Logger)
 	if err != nil {
 		return nil, err
 	}
-	var broker message.Publisher = rmq
 	if m := cfg.Metrics; m != nil {
-		// Innermost, so that every retry counts as one more attempt.
-		broker = m.Publisher(rmq)
+		// Each layer reports through its hooks: the retry publisher every
+		// broker send (attempts, retries, give-ups), the fallback every row
+		// written, the relay every resend.
+		retryHooks = append(retryHooks, m.RetryHooks())
 		fbHooks, relayHooks = append(fbHooks, m.Fallback()), append(relayHooks, m.Relay())
-		countRetry, mine := m.Retry(), onRetry
-		onRetry = func(p retry.Params) {
-			countRetry(p)
-			if mine != nil {
-				mine(p)
-			}
-		}
 	}
 	// The seed's RetryTemplate: attempts with exponential backoff, each one
 	// a synchronous send.
-	retried, err := retry.NewPublisher(broker, retry.Config{Policy: cfg.SendPolicy, OnRetry: onRetry}, cfg.Logger)
+	retried, err := retry.NewPublisher(rmq, retry.Config{Policy: cfg.SendPolicy, Hooks: retryHooks}, cfg.Logger)
 	if err != nil {
 		_ = rmq.Close()
 		return nil, err
@@ -184,9 +183,10 @@ func NewPublishSide(cfg PublishConfig) (*PublishSide, error) {
 	// The seed's scheduled task that rescans the table. It sends straight to
 	// the broker: the relay has its own per-row schedule and notices an outage
 	// by itself, so it does not need the per-message retries of the API path.
+	// Its sends are counted by its own hooks (relay_sends_total).
 	relay, err := fallback.NewRelay(fallback.RelayConfig{
 		Store:        cfg.Store,
-		Publisher:    broker,
+		Publisher:    rmq,
 		PollInterval: cfg.RelayPollInterval,
 		Policy: policy.Policy{Backoff: policy.Exponential(cfg.RelayPollInterval, 2, 30*time.Second),
 			Jitter: policy.UniformJitter(0.2)},

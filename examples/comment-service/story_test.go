@@ -112,7 +112,7 @@ func checkMetrics(t *testing.T, s Summary) {
 		}
 	}
 	// Every attempt of every outage message failed at the broker publisher:
-	// 3 attempts each (the relay's failed probes may add more).
+	// 3 attempts each (a message whose later attempt succeeded adds more).
 	if got, want := o.Sum("reliamq_publish_attempts_total", `outcome="error"`), float64(3*s.StoredInFallback); got < want {
 		t.Errorf("publish_attempts_total{error} = %g, want at least %g", got, want)
 	}

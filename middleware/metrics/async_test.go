@@ -6,32 +6,33 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/reliamq/reliamq/internal/fakepub"
 	"github.com/reliamq/reliamq/middleware/async"
 	"github.com/reliamq/reliamq/middleware/metrics"
 )
 
-// gatePublisher blocks publishes of the message "block" until the gate opens.
+// gatePublisher blocks publishes of the message "block" until the gate
+// opens, and fails those of the message "fail".
 type gatePublisher struct {
+	*fakepub.Publisher
 	started chan struct{}
 	gate    chan struct{}
 }
 
 func newGatePublisher() *gatePublisher {
-	return &gatePublisher{started: make(chan struct{}, 10), gate: make(chan struct{})}
+	p := &gatePublisher{started: make(chan struct{}, 10), gate: make(chan struct{})}
+	p.Publisher = &fakepub.Publisher{Func: func(_ string, msgs []*message.Message) error {
+		if msgs[0].UUID == "block" {
+			p.started <- struct{}{}
+			<-p.gate
+		}
+		if msgs[0].UUID == "fail" {
+			return errBrokerDown
+		}
+		return nil
+	}}
+	return p
 }
-
-func (p *gatePublisher) Publish(_ string, msgs ...*message.Message) error {
-	if msgs[0].UUID == "block" {
-		p.started <- struct{}{}
-		<-p.gate
-	}
-	if msgs[0].UUID == "fail" {
-		return errBrokerDown
-	}
-	return nil
-}
-
-func (p *gatePublisher) Close() error { return nil }
 
 func TestWatchAsync_reports_queue_depth_rejections_and_caller_runs_of_all_pools(t *testing.T) {
 	m, reg := newMetrics(t, metrics.Config{})

@@ -20,10 +20,9 @@
 //
 // RetryHooks count attempts from inside retry.Publisher, so an error the
 // policy's Classifier stops counts as "permanent" like a policy.Permanent one.
-// The older pair, m.Publisher around the broker publisher plus m.Retry() as
-// retry.Config.OnRetry, still works (and is the way to count sends made
-// without a retry.Publisher), but it sees only the error, not the policy's
-// verdict; never combine it with RetryHooks, or every attempt counts twice.
+// They are the only source of the publish_* families: to count the sends of a
+// publisher that should not retry, put it behind a retry.Publisher with a
+// one-attempt policy (policy.Policy{MaxAttempts: 1}) and RetryHooks.
 //
 // # Schema
 //
@@ -32,11 +31,11 @@
 // and no label ever carries a message id. Counters count messages unless said
 // otherwise.
 //
-//	publish_attempts_total{topic,outcome}        broker sends (RetryHooks or Publisher); outcome ok|error|permanent|canceled
-//	publish_retries_total{topic}                 failed attempts that will be retried (RetryHooks or Retry)
-//	publish_permanent_failures_total{topic}      sends failed with an error the policy does not retry
+//	publish_attempts_total{topic,outcome}        broker sends (RetryHooks); outcome ok|error|permanent|canceled
+//	publish_retries_total{topic}                 failed attempts that will be retried (RetryHooks)
+//	publish_permanent_failures_total{topic}      sends failed with an error the policy does not retry (RetryHooks)
 //	publish_give_ups_total{topic,outcome}        failed Publish calls, permanent|exhausted|budget|canceled (RetryHooks)
-//	publish_duration_seconds{topic,outcome}      histogram: each broker send, ok|error (RetryHooks or Publisher)
+//	publish_duration_seconds{topic,outcome}      histogram: each broker send, ok|error (RetryHooks, on retry.Config.Clock)
 //	fallback_writes_total{topic,outcome}         stored|not_stored after a failed send (Fallback)
 //	relay_sends_total{topic,outcome}             relay sends, ok|error (Relay)
 //	relay_poisoned_total{topic}                  rows moved to poison (Relay)

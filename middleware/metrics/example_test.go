@@ -7,6 +7,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/reliamq/reliamq/internal/fakepub"
 	"github.com/reliamq/reliamq/middleware/metrics"
 	"github.com/reliamq/reliamq/middleware/retry"
 	"github.com/reliamq/reliamq/pkg/policy"
@@ -14,16 +15,16 @@ import (
 
 // A send that fails twice and then succeeds is three attempts and two
 // retries; the waits between them are not failures.
-func ExampleMetrics_Publisher() {
+func ExampleMetrics_RetryHooks_retries() {
 	reg := prometheus.NewRegistry()
 	m, err := metrics.New(metrics.Config{Registerer: reg}, nil)
 	if err != nil {
 		panic(err)
 	}
-	broker := &scriptedPublisher{script: []error{errors.New("broker down"), errors.New("broker down")}}
-	pub, err := retry.NewPublisher(m.Publisher(broker), retry.Config{
-		Policy:  policy.Policy{MaxAttempts: 5, Backoff: policy.Fixed(0)},
-		OnRetry: m.Retry(),
+	broker := &fakepub.Publisher{Script: []error{errors.New("broker down"), errors.New("broker down")}}
+	pub, err := retry.NewPublisher(broker, retry.Config{
+		Policy: policy.Policy{MaxAttempts: 5, Backoff: policy.Fixed(0)},
+		Hooks:  []any{m.RetryHooks()},
 	}, nil)
 	if err != nil {
 		panic(err)
@@ -61,7 +62,7 @@ func ExampleMetrics_RetryHooks() {
 		panic(err)
 	}
 	errQuota := errors.New("quota exceeded")
-	broker := &scriptedPublisher{script: []error{errors.New("broker down"), errQuota}}
+	broker := &fakepub.Publisher{Script: []error{errors.New("broker down"), errQuota}}
 	pub, err := retry.NewPublisher(broker, retry.Config{
 		Policy: policy.Policy{MaxAttempts: 5, Backoff: policy.Fixed(0), Classifier: func(err error) policy.Class {
 			if errors.Is(err, errQuota) {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/reliamq/reliamq/adapters/sqlstore"
 	"github.com/reliamq/reliamq/adapters/sqlstore/sqlstoretest"
+	"github.com/reliamq/reliamq/internal/fakepub"
 	"github.com/reliamq/reliamq/middleware/fallback"
 	"github.com/reliamq/reliamq/middleware/metrics"
 	"github.com/reliamq/reliamq/middleware/retry"
@@ -34,13 +35,13 @@ func TestFallback_writes_and_the_store_backlog_match_the_outage(t *testing.T) {
 	wantValue(t, reg, 0, "reliamq_fallback_backlog")
 	wantValue(t, reg, 0, "reliamq_fallback_oldest_age_seconds")
 
-	broker := &scriptedPublisher{script: []error{
+	broker := &fakepub.Publisher{Script: []error{
 		errBrokerDown, errBrokerDown, // o1: both attempts fail -> stored
 		nil,                          // o2: sent
 		errBrokerDown, errBrokerDown, // o3: stored
 	}}
-	rp, err := retry.NewPublisher(m.Publisher(broker), retry.Config{
-		Policy: policy.Policy{MaxAttempts: 2, Backoff: policy.Fixed(0)}, OnRetry: m.Retry(), Clock: fake}, nil)
+	rp, err := retry.NewPublisher(broker, retry.Config{
+		Policy: policy.Policy{MaxAttempts: 2, Backoff: policy.Fixed(0)}, Hooks: []any{m.RetryHooks()}, Clock: fake}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +78,7 @@ func TestFallback_store_failure_is_counted_as_not_stored(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = db.Close() // every store operation now fails
-	fb, err := fallback.NewPublisher(&scriptedPublisher{script: []error{errBrokerDown}},
+	fb, err := fallback.NewPublisher(&fakepub.Publisher{Script: []error{errBrokerDown}},
 		fallback.Config{Store: st, Hooks: []any{m.Fallback()}}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -112,9 +113,9 @@ func TestRelay_sends_failures_and_poisoned_rows_are_counted_per_topic(t *testing
 
 	// r1 fails, r2 and r3 go through, r1 fails again and is poisoned
 	// (MaxAttempts 2).
-	broker := &scriptedPublisher{script: []error{errBrokerDown, nil, nil, errBrokerDown}}
+	broker := &fakepub.Publisher{Script: []error{errBrokerDown, nil, nil, errBrokerDown}}
 	relay, err := fallback.NewRelay(fallback.RelayConfig{
-		Store: st, Publisher: m.Publisher(broker),
+		Store: st, Publisher: broker,
 		Policy:       policy.Policy{MaxAttempts: 2, Backoff: policy.Fixed(0)},
 		PollInterval: 5 * time.Millisecond, Hooks: []any{m.Relay()},
 	}, nil)

@@ -2,10 +2,8 @@ package metrics_test
 
 import (
 	"errors"
-	"sync"
 	"testing"
 
-	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
@@ -97,33 +95,5 @@ func lint(t *testing.T, reg *prometheus.Registry) {
 		t.Errorf("lint: %s: %s", p.Metric, p.Text)
 	}
 }
-
-// scriptedPublisher returns the scripted errors in order, then nil; it
-// records the topics of the calls that succeeded.
-type scriptedPublisher struct {
-	mu     sync.Mutex
-	script []error
-	calls  int
-	sent   []string // UUIDs accepted
-}
-
-func (p *scriptedPublisher) Publish(topic string, msgs ...*message.Message) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.calls++
-	if len(p.script) > 0 {
-		err := p.script[0]
-		p.script = p.script[1:]
-		if err != nil {
-			return err
-		}
-	}
-	for _, m := range msgs {
-		p.sent = append(p.sent, m.UUID)
-	}
-	return nil
-}
-
-func (p *scriptedPublisher) Close() error { return nil }
 
 var errBrokerDown = errors.New("broker down")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sort"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/reliamq/reliamq/internal/fakepub"
 	"github.com/reliamq/reliamq/middleware/async"
 	"github.com/reliamq/reliamq/middleware/fallback"
 	"github.com/reliamq/reliamq/middleware/metrics"
@@ -42,21 +44,19 @@ func wantHistogram(t *testing.T, reg *prometheus.Registry, count uint64, sum flo
 
 // slowPublisher advances the fake clock by took on every call, as a broker
 // that takes that long would, and fails the first failN calls.
-type slowPublisher struct {
-	fake  *clocktest.Fake
-	took  time.Duration
-	failN int
+func slowPublisher(fake *clocktest.Fake, took time.Duration, failN int) *fakepub.Publisher {
+	var mu sync.Mutex
+	return &fakepub.Publisher{Func: func(string, []*message.Message) error {
+		fake.Advance(took)
+		mu.Lock()
+		defer mu.Unlock()
+		if failN > 0 {
+			failN--
+			return errBrokerDown
+		}
+		return nil
+	}}
 }
-
-func (p *slowPublisher) Publish(string, ...*message.Message) error {
-	p.fake.Advance(p.took)
-	if p.failN > 0 {
-		p.failN--
-		return errBrokerDown
-	}
-	return nil
-}
-func (p *slowPublisher) Close() error { return nil }
 
 // The issue: middleware/metrics had no histogram at all.
 func TestHistograms_observe_send_latency_time_in_the_fallback_table_handler_duration_and_redelivery_wait(t *testing.T) {
@@ -68,7 +68,7 @@ func TestHistograms_observe_send_latency_time_in_the_fallback_table_handler_dura
 
 	// Send latency: every attempt through retry.Publisher, 2s each; the
 	// first fails.
-	rp, err := retry.NewPublisher(&slowPublisher{fake: fake, took: 2 * time.Second, failN: 1}, retry.Config{
+	rp, err := retry.NewPublisher(slowPublisher(fake, 2*time.Second, 1), retry.Config{
 		Policy: policy.Policy{MaxAttempts: 2, Backoff: policy.Fixed(0)}, Clock: fake, Hooks: []any{m.RetryHooks()}}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -78,15 +78,20 @@ func TestHistograms_observe_send_latency_time_in_the_fallback_table_handler_dura
 	}
 	wantHistogram(t, reg, 1, 2, "reliamq_publish_duration_seconds", "topic", "orders", "outcome", "error")
 	wantHistogram(t, reg, 1, 2, "reliamq_publish_duration_seconds", "topic", "orders", "outcome", "ok")
-	// The same through the plain Publisher wrapper, 500ms.
-	if err := m.Publisher(&slowPublisher{fake: fake, took: 500 * time.Millisecond}).Publish("invoices", message.NewMessage("p2", nil)); err != nil {
+	// A send that is not retried (one attempt), 500ms.
+	once, err := retry.NewPublisher(slowPublisher(fake, 500*time.Millisecond, 0), retry.Config{
+		Policy: policy.Policy{MaxAttempts: 1}, Clock: fake, Hooks: []any{m.RetryHooks()}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := once.Publish("invoices", message.NewMessage("p2", nil)); err != nil {
 		t.Fatal(err)
 	}
 	wantHistogram(t, reg, 1, 0.5, "reliamq_publish_duration_seconds", "topic", "invoices", "outcome", "ok")
 
 	// Time in the fallback table: a row stored now, relayed 90s later.
 	st := newSQLiteStore(t, fake)
-	fb, err := fallback.NewPublisher(&scriptedPublisher{script: []error{errBrokerDown}}, fallback.Config{Store: st}, nil)
+	fb, err := fallback.NewPublisher(&fakepub.Publisher{Script: []error{errBrokerDown}}, fallback.Config{Store: st}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +99,7 @@ func TestHistograms_observe_send_latency_time_in_the_fallback_table_handler_dura
 		t.Fatal(err)
 	}
 	fake.Advance(90 * time.Second)
-	relay, err := fallback.NewRelay(fallback.RelayConfig{Store: st, Publisher: &scriptedPublisher{}, Clock: fake,
+	relay, err := fallback.NewRelay(fallback.RelayConfig{Store: st, Publisher: &fakepub.Publisher{}, Clock: fake,
 		Hooks: []any{m.Relay()}}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -117,7 +122,7 @@ func TestHistograms_observe_send_latency_time_in_the_fallback_table_handler_dura
 	// Handler duration and the redelivery wait: the handler runs 3s and
 	// fails, the retry is due 10s later and published then; the redelivery
 	// runs 1s and succeeds.
-	retryPub := &scriptedPublisher{}
+	retryPub := &fakepub.Publisher{}
 	r, err := redelivery.New(redelivery.Config{
 		ConsumerGroup: "billing", Handler: "charge", Mode: redelivery.InMemory, Publisher: retryPub,
 		Policy: policy.Policy{MaxAttempts: 3, Backoff: policy.Fixed(10 * time.Second)}, Clock: fake,
@@ -260,7 +265,11 @@ func TestNew_every_family_is_present_from_the_start_with_zero_values(t *testing.
 	lint(t, reg)
 
 	// A topic first seen at run time gets all its series at once.
-	if err := m.Publisher(&scriptedPublisher{}).Publish("invoices", message.NewMessage("i1", nil)); err != nil {
+	pub, err := retry.NewPublisher(&fakepub.Publisher{}, retry.Config{Policy: policy.Policy{MaxAttempts: 1}, Hooks: []any{m.RetryHooks()}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.Publish("invoices", message.NewMessage("i1", nil)); err != nil {
 		t.Fatal(err)
 	}
 	wantValue(t, reg, 1, "reliamq_publish_attempts_total", "topic", "invoices", "outcome", "ok")
@@ -273,7 +282,7 @@ func TestNew_every_family_is_present_from_the_start_with_zero_values(t *testing.
 func TestWatchAsync_counts_a_call_stored_by_the_fallback_as_accepted_not_ok(t *testing.T) {
 	m, reg := newMetrics(t, metrics.Config{})
 	st := newSQLiteStore(t, nil)
-	fb, err := fallback.NewPublisher(&scriptedPublisher{script: []error{errBrokerDown}}, fallback.Config{Store: st, Hooks: []any{m.Fallback()}}, nil)
+	fb, err := fallback.NewPublisher(&fakepub.Publisher{Script: []error{errBrokerDown}}, fallback.Config{Store: st, Hooks: []any{m.Fallback()}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

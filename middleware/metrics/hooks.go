@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/reliamq/reliamq/middleware/fallback"
 	"github.com/reliamq/reliamq/middleware/redelivery"
 	"github.com/reliamq/reliamq/middleware/retry"
@@ -154,11 +156,12 @@ func (m *Metrics) Replay() func(redelivery.ReplayResult) {
 }
 
 // RetryHooks feeds reliamq_publish_attempts_total,
-// reliamq_publish_retries_total, reliamq_publish_permanent_failures_total and
-// reliamq_publish_give_ups_total from inside a retry.Publisher. Put it in
-// retry.Config.Hooks (one value may serve several publishers). It replaces
-// the pair Publisher + Retry: do not combine them, or attempts and retries
-// count twice.
+// reliamq_publish_retries_total, reliamq_publish_permanent_failures_total,
+// reliamq_publish_give_ups_total and reliamq_publish_duration_seconds from
+// inside a retry.Publisher. Put it in retry.Config.Hooks (one value may serve
+// several publishers). It is the one way to count sends: to count the sends
+// of a publisher that should not retry, wrap it in a retry.Publisher with a
+// one-attempt policy (policy.Policy{MaxAttempts: 1}) and these hooks.
 type RetryHooks struct{ m *Metrics }
 
 // RetryHooks returns the hook value for retry.Config.Hooks.
@@ -201,4 +204,32 @@ func (h RetryHooks) OnPublishRetry(p retry.Params) {
 func (h RetryHooks) OnGiveUp(p retry.GiveUpParams) {
 	h.m.initTopic(p.Topic)
 	h.m.publishGiveUps.WithLabelValues(p.Topic, p.Reason.String()).Add(float64(len(p.Messages)))
+}
+
+// topicCounters caches the labelled children of one topic, so a publish costs
+// atomic adds instead of a label lookup.
+type topicCounters struct {
+	ok, failed, permanent, canceled prometheus.Counter
+	permanentFailures               prometheus.Counter
+	retries                         prometheus.Counter
+	okDuration, errDuration         prometheus.Observer
+}
+
+func (m *Metrics) countersFor(topic string) *topicCounters {
+	if c, ok := m.topics.Load(topic); ok {
+		return c.(*topicCounters)
+	}
+	m.initTopic(topic)
+	c := &topicCounters{
+		ok:                m.publishAttempts.WithLabelValues(topic, OutcomeOK),
+		failed:            m.publishAttempts.WithLabelValues(topic, OutcomeError),
+		permanent:         m.publishAttempts.WithLabelValues(topic, OutcomePermanent),
+		canceled:          m.publishAttempts.WithLabelValues(topic, OutcomeCanceled),
+		permanentFailures: m.publishPermanent.WithLabelValues(topic),
+		retries:           m.publishRetries.WithLabelValues(topic),
+		okDuration:        m.publishDuration.WithLabelValues(topic, OutcomeOK),
+		errDuration:       m.publishDuration.WithLabelValues(topic, OutcomeError),
+	}
+	actual, _ := m.topics.LoadOrStore(topic, c)
+	return actual.(*topicCounters)
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/reliamq/reliamq/internal/fakepub"
 	"github.com/reliamq/reliamq/middleware/metrics"
 	"github.com/reliamq/reliamq/middleware/retry"
 	"github.com/reliamq/reliamq/pkg/policy"
@@ -56,54 +57,17 @@ func TestNew_fails_cleanly_when_the_registry_already_has_reliamq_metrics(t *test
 	}
 }
 
-func TestPublisher_and_Retry_count_attempts_retries_and_permanent_failures(t *testing.T) {
+// One send of three messages and one canceled send, through a retry
+// publisher that does not retry (one attempt): every message counts, and a
+// cancellation is not a failure. Counting sends that must not be retried
+// takes no other wrapper than this.
+func TestRetryHooks_count_every_message_of_a_batch_and_cancellation_is_not_a_failure(t *testing.T) {
 	m, reg := newMetrics(t, metrics.Config{})
-	broker := &scriptedPublisher{script: []error{
-		// orders: two failures, then success (3 attempts, 2 retries)
-		errBrokerDown, errBrokerDown, nil,
-		// invoices: permanent at once (1 attempt, no retry)
-		policy.Permanent(errors.New("no permission")),
-		// events: every attempt fails (3 attempts, 2 retries, exhausted)
-		errBrokerDown, errBrokerDown, errBrokerDown,
-	}}
-	pub, err := retry.NewPublisher(m.Publisher(broker), retry.Config{
-		Policy:  policy.Policy{MaxAttempts: 3, Backoff: policy.Fixed(0)},
-		OnRetry: m.Retry(),
-	}, nil)
+	broker := &fakepub.Publisher{Script: []error{nil, context.Canceled}}
+	pub, err := retry.NewPublisher(broker, retry.Config{Policy: policy.Policy{MaxAttempts: 1}, Hooks: []any{m.RetryHooks()}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := pub.Publish("orders", message.NewMessage("o1", nil)); err != nil {
-		t.Fatalf("orders: %v", err)
-	}
-	if err := pub.Publish("invoices", message.NewMessage("i1", nil)); !policy.IsPermanent(err) {
-		t.Fatalf("invoices: err = %v, want permanent", err)
-	}
-	if err := pub.Publish("events", message.NewMessage("e1", nil)); !errors.Is(err, retry.ErrExhausted) {
-		t.Fatalf("events: err = %v, want ErrExhausted", err)
-	}
-	const attempts = "reliamq_publish_attempts_total"
-	wantValue(t, reg, 1, attempts, "topic", "orders", "outcome", "ok")
-	wantValue(t, reg, 2, attempts, "topic", "orders", "outcome", "error")
-	wantValue(t, reg, 1, attempts, "topic", "invoices", "outcome", "permanent")
-	wantValue(t, reg, 3, attempts, "topic", "events", "outcome", "error")
-	wantValue(t, reg, 0, attempts, "topic", "events", "outcome", "ok")
-	wantValue(t, reg, 2, "reliamq_publish_retries_total", "topic", "orders")
-	wantValue(t, reg, 2, "reliamq_publish_retries_total", "topic", "events")
-	// The series exists from the first attempt, at 0: no retry.
-	wantValue(t, reg, 0, "reliamq_publish_retries_total", "topic", "invoices")
-	wantValue(t, reg, 1, "reliamq_publish_permanent_failures_total", "topic", "invoices")
-	wantValue(t, reg, 0, "reliamq_publish_permanent_failures_total", "topic", "orders")
-	if broker.calls != 7 {
-		t.Fatalf("broker saw %d calls, want 7", broker.calls)
-	}
-	lint(t, reg)
-}
-
-func TestPublisher_counts_every_message_of_a_batch_and_cancellation_is_not_a_failure(t *testing.T) {
-	m, reg := newMetrics(t, metrics.Config{})
-	broker := &scriptedPublisher{script: []error{nil, context.Canceled}}
-	pub := m.Publisher(broker)
 	if err := pub.Publish("t", message.NewMessage("a", nil), message.NewMessage("b", nil), message.NewMessage("c", nil)); err != nil {
 		t.Fatal(err)
 	}
@@ -113,42 +77,21 @@ func TestPublisher_counts_every_message_of_a_batch_and_cancellation_is_not_a_fai
 	wantValue(t, reg, 3, "reliamq_publish_attempts_total", "topic", "t", "outcome", "ok")
 	wantValue(t, reg, 1, "reliamq_publish_attempts_total", "topic", "t", "outcome", "canceled")
 	wantValue(t, reg, 0, "reliamq_publish_attempts_total", "topic", "t", "outcome", "error")
-}
-
-func TestPublisherDecorator_wraps_and_Close_reaches_the_inner_publisher(t *testing.T) {
-	m, reg := newMetrics(t, metrics.Config{})
-	inner := &closeRecorder{}
-	pub, err := m.PublisherDecorator()(inner)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := pub.Publish("t", message.NewMessage("a", nil)); err != nil {
-		t.Fatal(err)
-	}
-	if err := pub.Close(); err != nil || !inner.closed {
-		t.Fatalf("Close: err %v, inner closed %v", err, inner.closed)
-	}
-	if err := m.Publisher(nil).Publish("t", message.NewMessage("a", nil)); !errors.Is(err, metrics.ErrInvalidArgument) {
-		t.Fatalf("Publisher(nil).Publish: err = %v, want ErrInvalidArgument", err)
-	}
-	if _, err := m.PublisherDecorator()(nil); !errors.Is(err, metrics.ErrInvalidArgument) {
-		t.Fatalf("nil publisher: err = %v", err)
-	}
+	wantValue(t, reg, 0, "reliamq_publish_retries_total", "topic", "t")
+	wantValue(t, reg, 1, "reliamq_publish_give_ups_total", "topic", "t", "outcome", "canceled")
 	if n := testutil.CollectAndCount(reg, "reliamq_publish_attempts_total"); n != 4 {
 		t.Fatalf("%d series for one topic, want 4 (one per outcome)", n)
 	}
+	if broker.Calls() != 2 {
+		t.Fatalf("broker saw %d calls, want 2", broker.Calls())
+	}
 }
-
-type closeRecorder struct{ closed bool }
-
-func (c *closeRecorder) Publish(string, ...*message.Message) error { return nil }
-func (c *closeRecorder) Close() error                              { c.closed = true; return nil }
 
 var errQuota = errors.New("quota exceeded")
 
 func TestRetryHooks_count_attempts_retries_give_ups_and_classifier_stops_as_permanent(t *testing.T) {
 	m, reg := newMetrics(t, metrics.Config{})
-	broker := &scriptedPublisher{script: []error{
+	broker := &fakepub.Publisher{Script: []error{
 		// orders: two failures, then success (3 attempts, 2 retries)
 		errBrokerDown, errBrokerDown, nil,
 		// invoices: permanent at once (1 attempt, no retry)
@@ -207,8 +150,8 @@ func TestRetryHooks_count_attempts_retries_give_ups_and_classifier_stops_as_perm
 	wantValue(t, reg, 2, giveUps, "topic", "quotas", "outcome", "permanent")
 	wantValue(t, reg, 1, giveUps, "topic", "events", "outcome", "exhausted")
 	wantValue(t, reg, 1, giveUps, "topic", "late", "outcome", "canceled")
-	if broker.calls != 9 {
-		t.Fatalf("broker saw %d calls, want 9", broker.calls)
+	if broker.Calls() != 9 {
+		t.Fatalf("broker saw %d calls, want 9", broker.Calls())
 	}
 	lint(t, reg)
 }

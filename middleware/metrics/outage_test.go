@@ -12,6 +12,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 
+	"github.com/reliamq/reliamq/internal/fakepub"
 	"github.com/reliamq/reliamq/middleware/async"
 	"github.com/reliamq/reliamq/middleware/fallback"
 	"github.com/reliamq/reliamq/middleware/metrics"
@@ -19,24 +20,8 @@ import (
 	"github.com/reliamq/reliamq/pkg/policy"
 )
 
-// switchableBroker is a gochannel broker that can be taken down: while down,
-// every Publish fails with a retryable error.
-type switchableBroker struct {
-	down  atomic.Bool
-	inner *gochannel.GoChannel
-}
-
-func (b *switchableBroker) Publish(topic string, msgs ...*message.Message) error {
-	if b.down.Load() {
-		return errBrokerDown
-	}
-	return b.inner.Publish(topic, msgs...)
-}
-
-func (b *switchableBroker) Close() error { return nil }
-
 // TestOutage_counters_match_what_happened drives the whole publish stack,
-// async(fallback(retry(metrics(broker)))) plus a relay, through an outage and
+// async(fallback(retry(broker))) with RetryHooks plus a relay, through an outage and
 // checks each counter against the messages counted by UUID.
 func TestOutage_counters_match_what_happened(t *testing.T) {
 	const perPhase = 40
@@ -68,9 +53,16 @@ func TestOutage_counters_match_what_happened(t *testing.T) {
 		}
 	}()
 
-	broker := &switchableBroker{inner: gc}
+	// The broker: while down, every Publish fails with a retryable error.
+	var down atomic.Bool
+	broker := &fakepub.Publisher{Func: func(topic string, msgs []*message.Message) error {
+		if down.Load() {
+			return errBrokerDown
+		}
+		return gc.Publish(topic, msgs...)
+	}}
 	sendPolicy := policy.Policy{MaxAttempts: maxAttempts, Backoff: policy.Fixed(0)}
-	retried, err := retry.NewPublisher(m.Publisher(broker), retry.Config{Policy: sendPolicy, OnRetry: m.Retry()}, nil)
+	retried, err := retry.NewPublisher(broker, retry.Config{Policy: sendPolicy, Hooks: []any{m.RetryHooks()}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,12 +88,12 @@ func TestOutage_counters_match_what_happened(t *testing.T) {
 			}
 		}
 	}
-	broker.down.Store(true)
+	down.Store(true)
 	publish("down")
 	// Wait for the pool to finish the outage phase before the broker returns,
 	// so the phases do not overlap.
 	waitFor(t, func() bool { st := pool.Stats(); return st.Done+st.Failed == perPhase })
-	broker.down.Store(false)
+	down.Store(false)
 	publish("up")
 	if err := pool.Close(); err != nil {
 		t.Fatal(err)

@@ -5,14 +5,10 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/reliamq/reliamq/internal/fakepub"
 	"github.com/reliamq/reliamq/middleware/retry"
 	"github.com/reliamq/reliamq/pkg/policy"
 )
-
-type noopPublisher struct{}
-
-func (noopPublisher) Publish(string, ...*message.Message) error { return nil }
-func (noopPublisher) Close() error                              { return nil }
 
 // nopAttemptHook is the cheapest possible observer: it measures the cost of
 // running an AttemptHook, not of what it does.
@@ -30,9 +26,9 @@ func BenchmarkPublisher_success_path(b *testing.B) {
 		name string
 		pub  message.Publisher
 	}{
-		{"bare", noopPublisher{}},
+		{"bare", fakepub.Nop},
 	}
-	rp, err := retry.NewPublisher(noopPublisher{}, retry.Config{Policy: policy.RocketMQ()}, nil)
+	rp, err := retry.NewPublisher(fakepub.Nop, retry.Config{Policy: policy.RocketMQ()}, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -40,7 +36,7 @@ func BenchmarkPublisher_success_path(b *testing.B) {
 		name string
 		pub  message.Publisher
 	}{"retry", rp})
-	hooked, err := retry.NewPublisher(noopPublisher{}, retry.Config{Policy: policy.RocketMQ(), Hooks: []any{nopAttemptHook{}}}, nil)
+	hooked, err := retry.NewPublisher(fakepub.Nop, retry.Config{Policy: policy.RocketMQ(), Hooks: []any{nopAttemptHook{}}}, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -66,7 +62,7 @@ func BenchmarkNewPublisher(b *testing.B) {
 	b.ReportAllocs()
 	cfg := retry.Config{Policy: policy.RocketMQ()}
 	for i := 0; i < b.N; i++ {
-		if _, err := retry.NewPublisher(noopPublisher{}, cfg, nil); err != nil {
+		if _, err := retry.NewPublisher(fakepub.Nop, cfg, nil); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -16,7 +16,7 @@
 //     policy.Permanent error, a context error or a Classifier "stop" is returned
 //     as is, after that one attempt.
 //   - Otherwise the publisher waits Policy.JitteredDelay(n, u) (u drawn from
-//     math/rand/v2) on the configured Clock and tries again, up to
+//     Config.Rand, math/rand/v2 by default) on the configured Clock and tries again, up to
 //     Policy.MaxAttempts attempts in total, and only while the next attempt
 //     starts within Policy.MaxElapsed of the first failure (the success path
 //     reads no clock, so the budget starts when the first attempt fails).
@@ -33,10 +33,11 @@
 // Config.Hooks takes observers implementing AttemptHook (every call to the
 // inner publisher, with the policy's verdict on its error in
 // AttemptParams.Retryable), RetryHook (a failed attempt that will be retried,
-// like Config.OnRetry) and GiveUpHook (a Publish about to return an error,
+// with the delay about to be waited) and GiveUpHook (a Publish about to return an error,
 // with its GiveUpReason). Several may coexist; they run synchronously on the
 // Publish caller's goroutine, must be fast and safe for concurrent use, and
-// only observe. middleware/metrics builds its publish counters on them. Without an
+// only observe. They are the only way to observe a Publisher: there is no
+// callback field. middleware/metrics builds its publish counters on them. Without an
 // AttemptHook the success path is unchanged (one length check); with one it
 // costs one interface call per attempt and no allocation.
 //

@@ -28,6 +28,14 @@ func (f *failingFirst) Publish(topic string, msgs ...*message.Message) error {
 	return f.Publisher.Publish(topic, msgs...)
 }
 
+// printRetries is a RetryHook: it sees each failed attempt that will be
+// retried, with the delay about to be waited.
+type printRetries struct{}
+
+func (printRetries) OnPublishRetry(p retry.Params) {
+	fmt.Printf("attempt %d failed (%v), retrying in %v\n", p.Attempt, p.Err, p.Delay)
+}
+
 func ExampleNewPublisher() {
 	broker := gochannel.NewGoChannel(gochannel.Config{OutputChannelBuffer: 1}, watermill.NopLogger{})
 	delivered, _ := broker.Subscribe(context.Background(), "orders")
@@ -35,9 +43,7 @@ func ExampleNewPublisher() {
 	pub, err := retry.NewPublisher(&failingFirst{Publisher: broker, failures: 2}, retry.Config{
 		// Spring-style: 3 attempts, 10ms then 20ms between them.
 		Policy: policy.Policy{MaxAttempts: 3, Backoff: policy.Exponential(10*time.Millisecond, 2, 0)},
-		OnRetry: func(p retry.Params) {
-			fmt.Printf("attempt %d failed (%v), retrying in %v\n", p.Attempt, p.Err, p.Delay)
-		},
+		Hooks:  []any{printRetries{}},
 	}, watermill.NopLogger{})
 	if err != nil {
 		panic(err)

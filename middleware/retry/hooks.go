@@ -1,13 +1,12 @@
 package retry
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
-	"github.com/reliamq/reliamq/internal/nilcheck"
+	"github.com/reliamq/reliamq/internal/hooks"
 )
 
 // Hooks are observers set in Config.Hooks. A hook value implements one or
@@ -29,8 +28,7 @@ type AttemptHook interface {
 	OnPublishAttempt(AttemptParams)
 }
 
-// RetryHook observes failed attempts that will be retried. It is the hook
-// form of Config.OnRetry and receives the same Params.
+// RetryHook observes failed attempts that will be retried.
 type RetryHook interface {
 	// OnPublishRetry runs after a failed attempt that will be retried, before
 	// the wait. It does not run for the last failure (see GiveUpHook).
@@ -114,41 +112,18 @@ type GiveUpParams struct {
 	Err error
 }
 
-// hooks holds Config.Hooks split by interface, so Publish only ranges over
+// hookSet holds Config.Hooks split by interface, so Publish only ranges over
 // slices (empty ones cost a length check).
-type hooks struct {
+type hookSet struct {
 	attempt []AttemptHook
 	retry   []RetryHook
 	giveUp  []GiveUpHook
 }
 
-func newHooks(values []any) hooks {
-	var h hooks
-	for _, v := range values {
-		if a, ok := v.(AttemptHook); ok {
-			h.attempt = append(h.attempt, a)
-		}
-		if r, ok := v.(RetryHook); ok {
-			h.retry = append(h.retry, r)
-		}
-		if g, ok := v.(GiveUpHook); ok {
-			h.giveUp = append(h.giveUp, g)
-		}
+func newHooks(values []any) hookSet {
+	return hookSet{
+		attempt: hooks.Of[AttemptHook](values),
+		retry:   hooks.Of[RetryHook](values),
+		giveUp:  hooks.Of[GiveUpHook](values),
 	}
-	return h
-}
-
-func validateHooks(values []any) error {
-	var errs []error
-	for i, v := range values {
-		_, a := v.(AttemptHook)
-		_, r := v.(RetryHook)
-		_, g := v.(GiveUpHook)
-		if !a && !r && !g {
-			errs = append(errs, fmt.Errorf("%w: Hooks[%d]: %T implements none of AttemptHook, RetryHook, GiveUpHook", ErrInvalidConfig, i, v))
-		} else if nilcheck.IsNil(v) {
-			errs = append(errs, fmt.Errorf("%w: Hooks[%d]: a nil %T", ErrInvalidConfig, i, v))
-		}
-	}
-	return errors.Join(errs...)
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/reliamq/reliamq/internal/fakepub"
 	"github.com/reliamq/reliamq/middleware/retry"
 	"github.com/reliamq/reliamq/pkg/clock/clocktest"
 	"github.com/reliamq/reliamq/pkg/policy"
@@ -147,7 +148,7 @@ func TestPublisher_hooks_see_every_attempt_retry_and_give_up(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			clk := clocktest.NewFake(time.Time{})
 			rec := &recorder{}
-			pub, err := retry.NewPublisher(&scripted{script: tt.script},
+			pub, err := retry.NewPublisher(scripted(tt.script),
 				retry.Config{Policy: tt.policy, Clock: clk, Hooks: []any{rec}}, nil)
 			if err != nil {
 				t.Fatal(err)
@@ -166,7 +167,7 @@ func TestPublisher_hooks_see_every_attempt_retry_and_give_up(t *testing.T) {
 func TestPublisher_give_up_hook_reports_a_cancelled_wait_as_canceled(t *testing.T) {
 	clk := clocktest.NewFake(time.Time{})
 	rec := &recorder{}
-	pub, err := retry.NewPublisher(&scripted{script: failTimes(100, errBroker)},
+	pub, err := retry.NewPublisher(scripted(failTimes(100, errBroker)),
 		retry.Config{Policy: policy.RocketMQ(), Clock: clk, Hooks: []any{rec}}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -197,12 +198,12 @@ func TestPublisher_give_up_hook_reports_a_cancelled_wait_as_canceled(t *testing.
 func TestPublisher_attempt_hook_shows_only_the_messages_each_attempt_sends(t *testing.T) {
 	clk := clocktest.NewFake(time.Time{})
 	rec := &recorder{}
-	inner := &scripted{script: func(call int, _ []*message.Message) error {
+	inner := scripted(func(call int, _ []*message.Message) error {
 		if call == 0 {
 			return &partialErr{accepted: []string{"m0", "m2"}}
 		}
 		return nil
-	}}
+	})
 	pub, err := retry.NewPublisher(inner, retry.Config{
 		Policy: policy.Policy{MaxAttempts: 3, Backoff: policy.Fixed(time.Second)}, Clock: clk, Hooks: []any{rec},
 	}, nil)
@@ -218,16 +219,15 @@ func TestPublisher_attempt_hook_shows_only_the_messages_each_attempt_sends(t *te
 	}
 }
 
-func TestPublisher_several_observers_and_OnRetry_all_see_the_events(t *testing.T) {
+func TestPublisher_several_observers_all_see_the_events(t *testing.T) {
 	clk := clocktest.NewFake(time.Time{})
 	first, second := &recorder{}, &recorder{}
 	only := &attemptsOnly{}
-	onRetry := &hookLog{}
-	pub, err := retry.NewPublisher(&scripted{script: failTimes(2, errBroker)}, retry.Config{
-		Policy:  policy.Policy{MaxAttempts: 5, Backoff: policy.Fixed(time.Second)},
-		Clock:   clk,
-		OnRetry: onRetry.on,
-		Hooks:   []any{first, only, second},
+	retries := &hookLog{}
+	pub, err := retry.NewPublisher(scripted(failTimes(2, errBroker)), retry.Config{
+		Policy: policy.Policy{MaxAttempts: 5, Backoff: policy.Fixed(time.Second)},
+		Clock:  clk,
+		Hooks:  []any{first, only, retries, second},
 	}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -238,13 +238,13 @@ func TestPublisher_several_observers_and_OnRetry_all_see_the_events(t *testing.T
 	if diff := cmp.Diff(first.get(), second.get()); diff != "" {
 		t.Fatalf("observers disagree (-first +second):\n%s", diff)
 	}
-	if len(first.get()) != 5 || only.n != 3 || len(onRetry.get()) != 2 {
-		t.Fatalf("events %d, attempts %d, OnRetry calls %d; want 5, 3, 2", len(first.get()), only.n, len(onRetry.get()))
+	if len(first.get()) != 5 || only.n != 3 || len(retries.get()) != 2 {
+		t.Fatalf("events %d, attempts %d, retry hook calls %d; want 5, 3, 2", len(first.get()), only.n, len(retries.get()))
 	}
 }
 
 func TestNewPublisher_rejects_hook_values_that_implement_no_hook(t *testing.T) {
-	inner := &scripted{script: failTimes(0, nil)}
+	inner := scripted(failTimes(0, nil))
 	tests := []struct {
 		name  string
 		hooks []any
@@ -282,7 +282,7 @@ func TestGiveUpReason_String_names_each_reason(t *testing.T) {
 
 func TestNewPublisher_refuses_a_typed_nil_hook(t *testing.T) {
 	var h *countingRetryHook // would panic on the first retry
-	_, err := retry.NewPublisher(&scripted{}, retry.Config{Policy: policy.RocketMQ(), Hooks: []any{h}}, nil)
+	_, err := retry.NewPublisher(&fakepub.Publisher{}, retry.Config{Policy: policy.RocketMQ(), Hooks: []any{h}}, nil)
 	if !errors.Is(err, retry.ErrInvalidConfig) {
 		t.Fatalf("NewPublisher(Hooks: typed nil) = %v; want ErrInvalidConfig", err)
 	}

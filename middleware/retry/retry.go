@@ -11,6 +11,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	retrygo "github.com/avast/retry-go/v4"
 
+	"github.com/reliamq/reliamq/internal/hooks"
 	"github.com/reliamq/reliamq/internal/nilcheck"
 	"github.com/reliamq/reliamq/internal/partial"
 	"github.com/reliamq/reliamq/pkg/clock"
@@ -94,8 +95,8 @@ type PartialIndexError interface {
 	AcceptedIndexes() []int
 }
 
-// Params describes one failed attempt that will be retried. The callback must
-// treat Messages as read-only.
+// Params describes one failed attempt that will be retried (see RetryHook).
+// The hook must treat Messages as read-only.
 type Params struct {
 	// Attempt is the 1-based number of the attempt that failed (1 = the first).
 	Attempt int
@@ -122,21 +123,23 @@ type Config struct {
 	// Clock waits between attempts and measures elapsed time. Default
 	// clock.Real{}; tests pass a clocktest.Fake.
 	Clock clock.Clock
-	// OnRetry, if set, is called after each failed attempt that will be
-	// retried, before the wait, on the goroutine that called Publish. It is not
-	// called for the last failure (see the returned error). It must be fast and
-	// safe for concurrent use, since Publish may run on many goroutines.
-	// A RetryHook in Hooks receives the same calls; OnRetry runs first.
-	OnRetry func(Params)
+	// Rand returns numbers in [0, 1) for the Policy's jitter, one per retry.
+	// Default (nil) math/rand/v2's Float64; tests pass a fixed function to get
+	// known delays. It must be safe for concurrent use, since Publish may run
+	// on many goroutines. Not called when the Policy has no jitter.
+	Rand func() float64
 	// Hooks are observers: values implementing AttemptHook, RetryHook and/or
-	// GiveUpHook (see AttemptHook). Default none; a value implementing none of
-	// them fails validation. With no AttemptHook the success path runs no
-	// hook code beyond a length check.
+	// GiveUpHook (see AttemptHook). Default none; a nil value or one
+	// implementing none of them fails validation. With no AttemptHook the
+	// success path runs no hook code beyond a length check.
 	Hooks []any
 }
 
 func (c *Config) setDefaults() {
 	c.Clock = clock.OrReal(c.Clock)
+	if c.Rand == nil {
+		c.Rand = rand.Float64
+	}
 	c.Hooks = append([]any(nil), c.Hooks...)
 }
 
@@ -148,7 +151,7 @@ func (c Config) Validate() error {
 	if err := c.Policy.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("%w: Policy: %w", ErrInvalidConfig, err))
 	}
-	if err := validateHooks(c.Hooks); err != nil {
+	if err := hooks.Validate(ErrInvalidConfig, c.Hooks, hooks.Is[AttemptHook], hooks.Is[RetryHook], hooks.Is[GiveUpHook]); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
@@ -159,7 +162,7 @@ func (c Config) Validate() error {
 type Publisher struct {
 	inner  message.Publisher
 	cfg    Config
-	hooks  hooks
+	hooks  hookSet
 	logger watermill.LoggerAdapter
 }
 
@@ -387,7 +390,7 @@ func (l *loop) retryIf(err error) bool {
 		l.stop = stopExhausted
 		return false
 	}
-	d := pol.JitteredDelay(l.attempts, jitterDraw(pol))
+	d := pol.JitteredDelay(l.attempts, l.jitterDraw())
 	elapsed := l.p.cfg.Clock.Now().Sub(l.start)
 	if !pol.WithinBudget(elapsed, d) {
 		l.stop = stopBudget
@@ -397,13 +400,10 @@ func (l *loop) retryIf(err error) bool {
 	l.p.logger.Debug("Publish failed, retrying", watermill.LogFields{
 		"topic": l.topic, "attempt": l.attempts, "delay": d, "err": err,
 	})
-	if l.p.cfg.OnRetry != nil || len(l.p.hooks.retry) > 0 {
+	if len(l.p.hooks.retry) > 0 {
 		params := Params{
 			Attempt: l.attempts, Delay: d, Err: err, Elapsed: elapsed,
 			Topic: l.topic, Messages: l.pending,
-		}
-		if l.p.cfg.OnRetry != nil {
-			l.p.cfg.OnRetry(params)
 		}
 		for _, h := range l.p.hooks.retry {
 			h.OnPublishRetry(params)
@@ -412,11 +412,13 @@ func (l *loop) retryIf(err error) bool {
 	return true
 }
 
-func jitterDraw(pol *policy.Policy) float64 {
-	if pol.Jitter.Mode == policy.JitterNone {
+// jitterDraw draws the random number of the next delay's jitter from
+// Config.Rand; without jitter the number is unused and not drawn.
+func (l *loop) jitterDraw() float64 {
+	if l.p.cfg.Policy.Jitter.Mode == policy.JitterNone {
 		return 0
 	}
-	return rand.Float64()
+	return l.p.cfg.Rand()
 }
 
 // exhausted builds the ExhaustedError, with the messages no longer pending:

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/reliamq/reliamq/adapters/rocketmq/rocketmqtest"
+	"github.com/reliamq/reliamq/internal/fakepub"
 	"github.com/reliamq/reliamq/middleware/retry"
 	"github.com/reliamq/reliamq/pkg/clock/clocktest"
 	"github.com/reliamq/reliamq/pkg/msgcheck"
@@ -30,36 +31,18 @@ func TestMain(m *testing.M) {
 
 var errBroker = errors.New("broker unavailable")
 
-// scripted is an inner publisher whose i-th call (0-based) returns script(i).
-type scripted struct {
-	mu     sync.Mutex
-	script func(call int, msgs []*message.Message) error
-	calls  [][]string // UUIDs per call
-	closed bool
-}
-
-func (s *scripted) Publish(_ string, msgs ...*message.Message) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ids := make([]string, len(msgs))
-	for i, m := range msgs {
-		ids[i] = m.UUID
-	}
-	s.calls = append(s.calls, ids)
-	return s.script(len(s.calls)-1, msgs)
-}
-
-func (s *scripted) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.closed = true
-	return nil
-}
-
-func (s *scripted) Calls() [][]string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([][]string(nil), s.calls...)
+// scripted returns the inner publisher whose i-th call (0-based) answers
+// script(i, msgs); its Sent lists what each attempt sent.
+func scripted(script func(call int, msgs []*message.Message) error) *fakepub.Publisher {
+	var mu sync.Mutex
+	n := 0
+	return &fakepub.Publisher{Func: func(_ string, msgs []*message.Message) error {
+		mu.Lock()
+		call := n
+		n++
+		mu.Unlock()
+		return script(call, msgs)
+	}}
 }
 
 func failTimes(k int, err error) func(int, []*message.Message) error {
@@ -71,13 +54,13 @@ func failTimes(k int, err error) func(int, []*message.Message) error {
 	}
 }
 
-// hookLog records OnRetry calls.
+// hookLog is a RetryHook that records its calls.
 type hookLog struct {
 	mu     sync.Mutex
 	params []retry.Params
 }
 
-func (h *hookLog) on(p retry.Params) {
+func (h *hookLog) OnPublishRetry(p retry.Params) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.params = append(h.params, p)
@@ -96,7 +79,7 @@ func newPublisher(t *testing.T, inner message.Publisher, p policy.Policy, clk *c
 		cfg.Clock = clk
 	}
 	if hooks != nil {
-		cfg.OnRetry = hooks.on
+		cfg.Hooks = []any{hooks}
 	}
 	pub, err := retry.NewPublisher(inner, cfg, watermill.NopLogger{})
 	if err != nil {
@@ -155,7 +138,7 @@ func TestPublisher_k_failures_then_success_calls_k_plus_1_times_with_scheduled_d
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			clk := clocktest.NewFake(time.Time{})
-			inner := &scripted{script: failTimes(tt.k, errBroker)}
+			inner := scripted(failTimes(tt.k, errBroker))
 			hooks := &hookLog{}
 			pub := newPublisher(t, inner, tt.p, clk, hooks)
 			start := clk.Now()
@@ -165,7 +148,7 @@ func TestPublisher_k_failures_then_success_calls_k_plus_1_times_with_scheduled_d
 			if err != nil {
 				t.Fatalf("Publish = %v; want nil", err)
 			}
-			if got := len(inner.Calls()); got != tt.k+1 {
+			if got := inner.Calls(); got != tt.k+1 {
 				t.Fatalf("inner called %d times; want %d", got, tt.k+1)
 			}
 			if diff := cmp.Diff(tt.p.Schedule(tt.k), waits); diff != "" {
@@ -206,7 +189,7 @@ func sumDur(ds []time.Duration) time.Duration {
 func TestPublisher_returns_exhausted_error_with_attempt_count_and_last_cause(t *testing.T) {
 	clk := clocktest.NewFake(time.Time{})
 	p := policy.Policy{MaxAttempts: 4, Backoff: policy.Fixed(time.Second)}
-	inner := &scripted{script: failTimes(1000, errBroker)}
+	inner := scripted(failTimes(1000, errBroker))
 	hooks := &hookLog{}
 	pub := newPublisher(t, inner, p, clk, hooks)
 
@@ -225,22 +208,22 @@ func TestPublisher_returns_exhausted_error_with_attempt_count_and_last_cause(t *
 	if ex.Err == nil || ex.Err.Error() != "attempt 4: broker unavailable" {
 		t.Fatalf("Err = %v; want the last attempt's error", ex.Err)
 	}
-	if len(inner.Calls()) != 4 || len(waits) != 3 || len(hooks.get()) != 3 {
-		t.Fatalf("calls %d, waits %d, hooks %d; want 4, 3, 3", len(inner.Calls()), len(waits), len(hooks.get()))
+	if inner.Calls() != 4 || len(waits) != 3 || len(hooks.get()) != 3 {
+		t.Fatalf("calls %d, waits %d, hooks %d; want 4, 3, 3", inner.Calls(), len(waits), len(hooks.get()))
 	}
 }
 
 func TestPublisher_single_attempt_policy_does_not_retry(t *testing.T) {
 	clk := clocktest.NewFake(time.Time{})
-	inner := &scripted{script: failTimes(1, errBroker)}
+	inner := scripted(failTimes(1, errBroker))
 	pub := newPublisher(t, inner, policy.Policy{MaxAttempts: 1}, clk, nil)
 	err := pub.Publish("t", msgs(1)...)
 	var ex *retry.ExhaustedError
 	if !errors.As(err, &ex) || ex.Attempts != 1 {
 		t.Fatalf("Publish = %v; want ExhaustedError after 1 attempt", err)
 	}
-	if clk.Pending() != 0 || len(inner.Calls()) != 1 {
-		t.Fatalf("pending timers %d, calls %d; want 0 and 1", clk.Pending(), len(inner.Calls()))
+	if clk.Pending() != 0 || inner.Calls() != 1 {
+		t.Fatalf("pending timers %d, calls %d; want 0 and 1", clk.Pending(), inner.Calls())
 	}
 }
 
@@ -292,7 +275,7 @@ func TestPublisher_does_not_retry_errors_the_policy_calls_final(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			clk := clocktest.NewFake(time.Time{})
-			inner := &scripted{script: tt.script}
+			inner := scripted(tt.script)
 			hooks := &hookLog{}
 			p := policy.RocketMQ()
 			p.Classifier = tt.classify
@@ -301,7 +284,7 @@ func TestPublisher_does_not_retry_errors_the_policy_calls_final(t *testing.T) {
 			if err == nil || !tt.check(err) {
 				t.Fatalf("Publish = %v (%T)", err, err)
 			}
-			if got := len(inner.Calls()); got != tt.wantCalls {
+			if got := inner.Calls(); got != tt.wantCalls {
 				t.Fatalf("inner called %d times; want %d", got, tt.wantCalls)
 			}
 			if got := len(hooks.get()); got != tt.wantCalls-1 {
@@ -313,7 +296,7 @@ func TestPublisher_does_not_retry_errors_the_policy_calls_final(t *testing.T) {
 
 func TestPublisher_cancelled_message_context_stops_the_wait(t *testing.T) {
 	clk := clocktest.NewFake(time.Time{})
-	inner := &scripted{script: failTimes(1000, errBroker)}
+	inner := scripted(failTimes(1000, errBroker))
 	pub := newPublisher(t, inner, policy.RocketMQ(), clk, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	m := msgs(1)
@@ -340,14 +323,14 @@ func TestPublisher_cancelled_message_context_stops_the_wait(t *testing.T) {
 	if errors.Is(err, retry.ErrExhausted) {
 		t.Fatalf("cancellation reported as exhaustion: %v", err)
 	}
-	if got := len(inner.Calls()); got != 1 {
+	if got := inner.Calls(); got != 1 {
 		t.Fatalf("inner called %d times; want 1", got)
 	}
 }
 
 func TestPublisher_any_cancelled_message_context_stops_a_batch(t *testing.T) {
 	clk := clocktest.NewFake(time.Time{})
-	inner := &scripted{script: failTimes(1000, errBroker)}
+	inner := scripted(failTimes(1000, errBroker))
 	pub := newPublisher(t, inner, policy.RocketMQ(), clk, nil)
 	ctx, cancel := context.WithCancelCause(context.Background())
 	errShutdown := errors.New("request finished")
@@ -374,21 +357,21 @@ func TestPublisher_any_cancelled_message_context_stops_a_batch(t *testing.T) {
 
 func TestPublisher_already_cancelled_context_is_not_retried(t *testing.T) {
 	clk := clocktest.NewFake(time.Time{})
-	inner := &scripted{script: failTimes(1000, errBroker)}
+	inner := scripted(failTimes(1000, errBroker))
 	pub := newPublisher(t, inner, policy.RocketMQ(), clk, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	m := msgs(1)
 	m[0].SetContext(ctx)
 	err := pub.Publish("t", m...)
-	if !errors.Is(err, context.Canceled) || len(inner.Calls()) != 1 || clk.Pending() != 0 {
-		t.Fatalf("Publish = %v, calls %d, timers %d; want Canceled after 1 call, no timer", err, len(inner.Calls()), clk.Pending())
+	if !errors.Is(err, context.Canceled) || inner.Calls() != 1 || clk.Pending() != 0 {
+		t.Fatalf("Publish = %v, calls %d, timers %d; want Canceled after 1 call, no timer", err, inner.Calls(), clk.Pending())
 	}
 }
 
 func TestPublisher_stops_before_a_retry_that_would_exceed_max_elapsed(t *testing.T) {
 	clk := clocktest.NewFake(time.Time{})
-	inner := &scripted{script: failTimes(1000, errBroker)}
+	inner := scripted(failTimes(1000, errBroker))
 	p := policy.Policy{MaxAttempts: 0, MaxElapsed: 25 * time.Second, Backoff: policy.Fixed(10 * time.Second)}
 	pub := newPublisher(t, inner, p, clk, nil)
 
@@ -404,11 +387,11 @@ func TestPublisher_stops_before_a_retry_that_would_exceed_max_elapsed(t *testing
 
 func TestPublisher_unlimited_attempts_retry_until_success(t *testing.T) {
 	clk := clocktest.NewFake(time.Time{})
-	inner := &scripted{script: failTimes(40, errBroker)}
+	inner := scripted(failTimes(40, errBroker))
 	pub := newPublisher(t, inner, policy.Policy{Backoff: policy.Fixed(time.Minute)}, clk, nil)
 	waits, err := drive(t, clk, func() error { return pub.Publish("t", msgs(1)...) })
-	if err != nil || len(inner.Calls()) != 41 || len(waits) != 40 {
-		t.Fatalf("Publish = %v after %d calls and %d waits; want nil after 41 and 40", err, len(inner.Calls()), len(waits))
+	if err != nil || inner.Calls() != 41 || len(waits) != 40 {
+		t.Fatalf("Publish = %v after %d calls and %d waits; want nil after 41 and 40", err, inner.Calls(), len(waits))
 	}
 }
 
@@ -422,7 +405,7 @@ func (e *partialErr) Accepted() []string { return e.accepted }
 
 func TestPublisher_resends_only_messages_the_backend_did_not_accept(t *testing.T) {
 	m := msgs(5)
-	inner := &scripted{script: func(call int, ms []*message.Message) error {
+	inner := scripted(func(call int, ms []*message.Message) error {
 		switch call {
 		case 0: // stores m0, m1
 			return fmt.Errorf("send: %w", &partialErr{accepted: []string{ms[0].UUID, ms[1].UUID}})
@@ -430,7 +413,7 @@ func TestPublisher_resends_only_messages_the_backend_did_not_accept(t *testing.T
 			return &partialErr{accepted: []string{ms[0].UUID}}
 		}
 		return nil
-	}}
+	})
 	clk := clocktest.NewFake(time.Time{})
 	hooks := &hookLog{}
 	pub := newPublisher(t, inner, policy.RocketMQ(), clk, hooks)
@@ -439,7 +422,7 @@ func TestPublisher_resends_only_messages_the_backend_did_not_accept(t *testing.T
 		t.Fatalf("Publish = %v", err)
 	}
 	want := [][]string{{"m0", "m1", "m2", "m3", "m4"}, {"m2", "m3", "m4"}, {"m3", "m4"}}
-	if diff := cmp.Diff(want, inner.Calls()); diff != "" {
+	if diff := cmp.Diff(want, inner.Sent()); diff != "" {
 		t.Fatalf("calls (-want +got):\n%s", diff)
 	}
 	if got := hooks.get(); len(got) != 2 || len(got[0].Messages) != 3 || len(got[1].Messages) != 2 {
@@ -452,7 +435,7 @@ func TestPublisher_exhausted_error_lists_messages_accepted_in_every_attempt(t *t
 	// attempt's Accepted, so a fallback stored messages an earlier attempt had
 	// already delivered.
 	m := msgs(4)
-	inner := &scripted{script: func(call int, ms []*message.Message) error {
+	inner := scripted(func(call int, ms []*message.Message) error {
 		switch call {
 		case 0: // stores m0
 			return &partialErr{accepted: []string{ms[0].UUID}}
@@ -460,7 +443,7 @@ func TestPublisher_exhausted_error_lists_messages_accepted_in_every_attempt(t *t
 			return &partialErr{accepted: []string{ms[0].UUID}}
 		}
 		return errBroker // m2 and m3 never make it
-	}}
+	})
 	clk := clocktest.NewFake(time.Time{})
 	p := policy.Policy{MaxAttempts: 3, Backoff: policy.Fixed(time.Second)}
 	pub := newPublisher(t, inner, p, clk, nil)
@@ -482,7 +465,7 @@ func TestPublisher_exhausted_error_lists_messages_accepted_in_every_attempt(t *t
 }
 
 func TestPublisher_resends_the_whole_batch_when_the_backend_does_not_say(t *testing.T) {
-	inner := &scripted{script: failTimes(1, errBroker)}
+	inner := scripted(failTimes(1, errBroker))
 	clk := clocktest.NewFake(time.Time{})
 	pub := newPublisher(t, inner, policy.RocketMQ(), clk, nil)
 	_, err := drive(t, clk, func() error { return pub.Publish("t", msgs(3)...) })
@@ -490,24 +473,24 @@ func TestPublisher_resends_the_whole_batch_when_the_backend_does_not_say(t *test
 		t.Fatalf("Publish = %v", err)
 	}
 	want := [][]string{{"m0", "m1", "m2"}, {"m0", "m1", "m2"}}
-	if diff := cmp.Diff(want, inner.Calls()); diff != "" {
+	if diff := cmp.Diff(want, inner.Sent()); diff != "" {
 		t.Fatalf("calls (-want +got):\n%s", diff)
 	}
 }
 
 func TestPublisher_treats_a_failure_that_accepted_everything_as_success(t *testing.T) {
-	inner := &scripted{script: func(_ int, ms []*message.Message) error {
+	inner := scripted(func(_ int, ms []*message.Message) error {
 		return &partialErr{accepted: []string{ms[0].UUID, ms[1].UUID}}
-	}}
+	})
 	pub := newPublisher(t, inner, policy.RocketMQ(), clocktest.NewFake(time.Time{}), nil)
-	if err := pub.Publish("t", msgs(2)...); err != nil || len(inner.Calls()) != 1 {
-		t.Fatalf("Publish = %v after %d calls; want nil after 1", err, len(inner.Calls()))
+	if err := pub.Publish("t", msgs(2)...); err != nil || inner.Calls() != 1 {
+		t.Fatalf("Publish = %v after %d calls; want nil after 1", err, inner.Calls())
 	}
 }
 
 func TestPublisher_hook_reports_the_jittered_delay_actually_waited(t *testing.T) {
 	clk := clocktest.NewFake(time.Time{})
-	inner := &scripted{script: failTimes(8, errBroker)}
+	inner := scripted(failTimes(8, errBroker))
 	hooks := &hookLog{}
 	p := policy.Policy{MaxAttempts: 10, Backoff: policy.Exponential(time.Second, 2, 0), Jitter: policy.FullJitter()}
 	pub := newPublisher(t, inner, p, clk, hooks)
@@ -530,7 +513,7 @@ func TestPublisher_hook_reports_the_jittered_delay_actually_waited(t *testing.T)
 }
 
 func TestNewPublisher_rejects_bad_config(t *testing.T) {
-	inner := &scripted{script: failTimes(0, nil)}
+	inner := scripted(failTimes(0, nil))
 	tests := []struct {
 		name  string
 		inner message.Publisher
@@ -552,47 +535,29 @@ func TestNewPublisher_rejects_bad_config(t *testing.T) {
 }
 
 func TestPublisher_close_closes_the_inner_publisher(t *testing.T) {
-	inner := &scripted{script: failTimes(0, nil)}
+	inner := scripted(failTimes(0, nil))
 	pub := newPublisher(t, inner, policy.RocketMQ(), nil, nil)
 	if err := pub.Close(); err != nil {
 		t.Fatal(err)
 	}
-	inner.mu.Lock()
-	defer inner.mu.Unlock()
-	if !inner.closed {
+	if !inner.Closed() {
 		t.Fatal("inner publisher not closed")
 	}
 }
 
-// flaky fails the first n publishes, then forwards to a real publisher.
-type flaky struct {
-	mu    sync.Mutex
-	n     int
-	inner message.Publisher
-}
-
-func (f *flaky) Publish(topic string, ms ...*message.Message) error {
-	f.mu.Lock()
-	if f.n > 0 {
-		f.n--
-		f.mu.Unlock()
-		return errBroker
-	}
-	f.mu.Unlock()
-	return f.inner.Publish(topic, ms...)
-}
-
-func (f *flaky) Close() error { return f.inner.Close() }
-
 func TestPublisherDecorator_delivers_through_gochannel_after_failures(t *testing.T) {
 	gc := gochannel.NewGoChannel(gochannel.Config{OutputChannelBuffer: 16}, watermill.NopLogger{})
+	defer gc.Close()
 	sub, err := gc.Subscribe(context.Background(), "orders")
 	if err != nil {
 		t.Fatal(err)
 	}
 	clk := clocktest.NewFake(time.Time{})
 	decorate := retry.PublisherDecorator(retry.Config{Policy: policy.RocketMQ(), Clock: clk}, nil)
-	pub, err := decorate(&flaky{n: 3, inner: gc})
+	// Fails three times, then forwards to gochannel.
+	pub, err := decorate(&fakepub.Publisher{Script: []error{errBroker, errBroker, errBroker}, Func: func(topic string, msgs []*message.Message) error {
+		return gc.Publish(topic, msgs...)
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -641,7 +606,7 @@ func TestPublisher_resends_a_message_whose_uuid_an_accepted_message_shares(t *te
 				message.NewMessage("other", []byte("third")),
 			}
 			var payloads [][]string
-			inner := &scripted{script: func(call int, ms []*message.Message) error {
+			inner := scripted(func(call int, ms []*message.Message) error {
 				var ps []string
 				for _, x := range ms {
 					ps = append(ps, string(x.Payload))
@@ -651,7 +616,7 @@ func TestPublisher_resends_a_message_whose_uuid_an_accepted_message_shares(t *te
 					return tc.err(ms)
 				}
 				return nil
-			}}
+			})
 			clk := clocktest.NewFake(time.Time{})
 			pub := newPublisher(t, inner, policy.RocketMQ(), clk, nil)
 			if _, err := drive(t, clk, func() error { return pub.Publish("t", m...) }); err != nil {
@@ -671,12 +636,12 @@ func TestPublisher_resends_a_message_whose_uuid_an_accepted_message_shares(t *te
 
 func TestPublisher_exhausted_error_lists_accepted_positions(t *testing.T) {
 	m := []*message.Message{message.NewMessage("same", []byte("a")), message.NewMessage("same", []byte("b"))}
-	inner := &scripted{script: func(call int, ms []*message.Message) error {
+	inner := scripted(func(call int, ms []*message.Message) error {
 		if call == 0 {
 			return &indexedErr{partialErr{accepted: []string{"same"}}, []int{1}}
 		}
 		return errBroker
-	}}
+	})
 	clk := clocktest.NewFake(time.Time{})
 	pub := newPublisher(t, inner, policy.Policy{MaxAttempts: 2, Backoff: policy.Fixed(time.Second)}, clk, nil)
 	_, err := drive(t, clk, func() error { return pub.Publish("t", m...) })
@@ -690,24 +655,24 @@ func TestPublisher_exhausted_error_lists_accepted_positions(t *testing.T) {
 }
 
 func TestPublisher_refuses_an_empty_uuid_without_sending_or_retrying(t *testing.T) {
-	inner := &scripted{script: func(int, []*message.Message) error { return nil }}
+	inner := scripted(func(int, []*message.Message) error { return nil })
 	pub := newPublisher(t, inner, policy.RocketMQ(), nil, nil)
 	err := pub.Publish("t", message.NewMessage("ok", nil), message.NewMessage("", nil))
 	if !errors.Is(err, msgcheck.ErrEmptyUUID) || !policy.IsPermanent(err) {
 		t.Fatalf("Publish = %v; want a permanent msgcheck.ErrEmptyUUID", err)
 	}
-	if n := len(inner.Calls()); n != 0 {
+	if n := inner.Calls(); n != 0 {
 		t.Fatalf("inner called %d times; want 0", n)
 	}
 }
 
 func TestNewPublisher_refuses_a_typed_nil_inner_publisher(t *testing.T) {
-	var inner *scripted // what a failed constructor returns
+	var inner *fakepub.Publisher // what a failed constructor returns
 	if _, err := retry.NewPublisher(inner, retry.Config{Policy: policy.RocketMQ()}, nil); !errors.Is(err, retry.ErrInvalidConfig) {
 		t.Fatalf("NewPublisher(typed nil) = %v; want ErrInvalidConfig", err)
 	}
 	var clk *clocktest.Fake
-	if _, err := retry.NewPublisher(&scripted{}, retry.Config{Policy: policy.RocketMQ(), Clock: clk}, nil); !errors.Is(err, retry.ErrInvalidConfig) {
+	if _, err := retry.NewPublisher(&fakepub.Publisher{}, retry.Config{Policy: policy.RocketMQ(), Clock: clk}, nil); !errors.Is(err, retry.ErrInvalidConfig) {
 		t.Fatalf("NewPublisher(Clock: typed nil) = %v; want ErrInvalidConfig", err)
 	}
 }
@@ -716,13 +681,13 @@ func TestNewPublisher_refuses_a_typed_nil_inner_publisher(t *testing.T) {
 // that attempt sent; the error Publish returns counts them in the call.
 func TestPublisher_final_error_after_a_partial_attempt_lists_positions_in_the_call(t *testing.T) {
 	m := msgs(3)
-	inner := &scripted{script: func(call int, ms []*message.Message) error {
+	inner := scripted(func(call int, ms []*message.Message) error {
 		if call == 0 { // m0 accepted, the rest not
 			return &indexedErr{partialErr{accepted: []string{ms[0].UUID}}, []int{0}}
 		}
 		// m1 accepted (position 0 of this attempt), m2 refused for good
 		return policy.Permanent(&indexedErr{partialErr{accepted: []string{ms[0].UUID}}, []int{0}})
-	}}
+	})
 	clk := clocktest.NewFake(time.Time{})
 	pub := newPublisher(t, inner, policy.RocketMQ(), clk, nil)
 	_, err := drive(t, clk, func() error { return pub.Publish("t", m...) })
@@ -743,5 +708,63 @@ func TestPublisher_final_error_after_a_partial_attempt_lists_positions_in_the_ca
 	var inner2 *indexedErr
 	if !errors.As(err, &inner2) || err.Error() != inner2.Error() {
 		t.Errorf("the backend's error %v is not visible unchanged", err)
+	}
+}
+
+// Config.Rand is the jitter's only random source: a fixed sequence gives
+// known waits, on the clock and in the RetryHook alike (the draw used to come
+// from the global math/rand, so no test could pin a jittered delay).
+func TestPublisher_waits_the_jittered_delays_its_Rand_draws(t *testing.T) {
+	clk := clocktest.NewFake(time.Time{})
+	draws := []float64{0.25, 0.75}
+	var mu sync.Mutex
+	hooks := &hookLog{}
+	pub, err := retry.NewPublisher(scripted(failTimes(2, errBroker)), retry.Config{
+		// Exponential 1s, 2s with ±50 %: u=0.25 gives 0.75x, u=0.75 gives 1.25x.
+		Policy: policy.Policy{MaxAttempts: 3, Backoff: policy.Exponential(time.Second, 2, 0), Jitter: policy.UniformJitter(0.5)},
+		Clock:  clk,
+		Rand: func() float64 {
+			mu.Lock()
+			defer mu.Unlock()
+			u := draws[0]
+			draws = draws[1:]
+			return u
+		},
+		Hooks: []any{hooks},
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waits, err := drive(t, clk, func() error { return pub.Publish("t", msgs(1)...) })
+	if err != nil {
+		t.Fatalf("Publish = %v", err)
+	}
+	want := []time.Duration{750 * time.Millisecond, 2500 * time.Millisecond}
+	if diff := cmp.Diff(want, waits); diff != "" {
+		t.Fatalf("waits (-want +got):\n%s", diff)
+	}
+	var reported []time.Duration
+	for _, p := range hooks.get() {
+		reported = append(reported, p.Delay)
+	}
+	if diff := cmp.Diff(want, reported); diff != "" {
+		t.Fatalf("RetryHook delays (-want +got):\n%s", diff)
+	}
+}
+
+func TestPublisher_draws_no_random_number_without_jitter(t *testing.T) {
+	clk := clocktest.NewFake(time.Time{})
+	drawn := 0
+	pub, err := retry.NewPublisher(scripted(failTimes(1, errBroker)), retry.Config{
+		Policy: policy.Policy{MaxAttempts: 2, Backoff: policy.Fixed(time.Second)},
+		Clock:  clk,
+		Rand:   func() float64 { drawn++; return 0.5 },
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waits, err := drive(t, clk, func() error { return pub.Publish("t", msgs(1)...) })
+	if err != nil || drawn != 0 || len(waits) != 1 || waits[0] != time.Second {
+		t.Fatalf("Publish = %v, draws %d, waits %v; want nil, 0, [1s]", err, drawn, waits)
 	}
 }
