@@ -151,7 +151,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	outbox, err := fallback.NewOutbox(fallback.OutboxConfig{Store: store}, logger)
+	outbox, err := fallback.NewOutbox(fallback.OutboxConfig{Store: store})
 	if err != nil {
 		return res, err
 	}

@@ -9,23 +9,21 @@ import (
 
 	"github.com/reliamq/reliamq/adapters/rocketmq"
 	"github.com/reliamq/reliamq/adapters/rocketmq/rocketmqtest"
+	"github.com/reliamq/reliamq/internal/fakepub"
 )
 
-// relayTagKey is the metadata key taggedPublisher sets, so each copy the
-// broker stores names the relay that sent it.
+// relayTagKey is the metadata key tagged sets, so each copy the broker
+// stores names the relay that sent it.
 const relayTagKey = "test_relay"
 
-// taggedPublisher marks every message it sends with the name of its relay.
-type taggedPublisher struct {
-	message.Publisher
-	relay string
-}
-
-func (p taggedPublisher) Publish(topic string, msgs ...*message.Message) error {
-	for _, m := range msgs {
-		m.Metadata.Set(relayTagKey, p.relay)
-	}
-	return p.Publisher.Publish(topic, msgs...)
+// tagged sends through pub, marking every message with the name of its relay.
+func tagged(pub message.Publisher, relay string) *fakepub.Publisher {
+	return &fakepub.Publisher{Func: func(topic string, msgs []*message.Message) error {
+		for _, m := range msgs {
+			m.Metadata.Set(relayTagKey, relay)
+		}
+		return pub.Publish(topic, msgs...)
+	}}
 }
 
 func TestRelay_two_relays_on_one_database_deliver_every_row_to_the_broker_once(t *testing.T) {
@@ -35,8 +33,8 @@ func TestRelay_two_relays_on_one_database_deliver_every_row_to_the_broker_once(t
 			topic := uniqueName("two")
 			b.CreateTopic(rocketmqtest.TopicConfig{Name: topic})
 			pubs := [2]message.Publisher{
-				taggedPublisher{newRocketMQPublisher(t, b), "0"},
-				taggedPublisher{newRocketMQPublisher(t, b), "1"},
+				tagged(newRocketMQPublisher(t, b), "0"),
+				tagged(newRocketMQPublisher(t, b), "1"),
 			}
 			ids, elapsed, st := drainWithTwoRelays(t, be, topic, twoRelaysRows(), pubs, 4)
 			var sends []relaySend

@@ -9,6 +9,7 @@ import (
 
 	"github.com/reliamq/reliamq/adapters/sqlstore"
 	"github.com/reliamq/reliamq/adapters/sqlstore/sqlstoretest"
+	"github.com/reliamq/reliamq/internal/fakepub"
 	"github.com/reliamq/reliamq/middleware/fallback"
 )
 
@@ -133,11 +134,11 @@ func checkTwoRelays(t *testing.T, st *sqlstore.Store, ids []string, sends []rela
 func TestRelay_two_relays_on_one_database_drain_every_row_once(t *testing.T) {
 	for _, be := range []backend{postgresBackend, mysqlBackend} {
 		t.Run(be.Name, func(t *testing.T) {
-			recs := [2]*recorder{{}, {}}
+			recs := [2]*fakepub.Publisher{{}, {}}
 			ids, elapsed, st := drainWithTwoRelays(t, be, "orders", twoRelaysRows(), [2]message.Publisher{recs[0], recs[1]}, 1)
 			var sends []relaySend
 			for i, rec := range recs {
-				for _, s := range rec.sent() {
+				for _, s := range sentOf(rec) {
 					sends = append(sends, relaySend{UUID: s.UUID, Relay: i})
 				}
 			}

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/reliamq/reliamq/internal/fakepub"
 	"github.com/reliamq/reliamq/middleware/fallback"
 	"github.com/reliamq/reliamq/pkg/policy"
 )
@@ -19,7 +20,7 @@ func TestConstructors_report_each_config_problem_as_ErrInvalidConfig_naming_the_
 		fields []string
 	}{
 		{"NewPublisher", func() error {
-			_, err := fallback.NewPublisher(&recorder{}, fallback.Config{Queue: "a\x00", StoreTimeout: -1, Hooks: []any{1}}, nil)
+			_, err := fallback.NewPublisher(&fakepub.Publisher{}, fallback.Config{Queue: "a\x00", StoreTimeout: -1, Hooks: []any{1}}, nil)
 			return err
 		}, []string{"Store", "Queue", "StoreTimeout", "Hooks[0]"}},
 		{"NewRelay", func() error {
@@ -27,7 +28,7 @@ func TestConstructors_report_each_config_problem_as_ErrInvalidConfig_naming_the_
 			return err
 		}, []string{"Store", "Publisher", "Policy", "BatchSize", "Concurrency"}},
 		{"NewOutbox", func() error {
-			_, err := fallback.NewOutbox(fallback.OutboxConfig{Queue: "a\x00"}, nil)
+			_, err := fallback.NewOutbox(fallback.OutboxConfig{Queue: "a\x00"})
 			return err
 		}, []string{"Store", "Queue"}},
 	}

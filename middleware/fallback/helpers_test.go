@@ -3,14 +3,12 @@ package fallback_test
 import (
 	"database/sql"
 	"errors"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill/message"
-
 	"github.com/reliamq/reliamq/adapters/sqlstore"
 	"github.com/reliamq/reliamq/adapters/sqlstore/sqlstoretest"
+	"github.com/reliamq/reliamq/internal/fakepub"
 	"github.com/reliamq/reliamq/pkg/clock"
 )
 
@@ -33,7 +31,7 @@ func newStore(t testing.TB, be backend, db *sql.DB, clk clock.Clock) *sqlstore.S
 	return sqlstoretest.NewStore(t, be.Dialect, sqlstore.Config{DB: db, Clock: clk, LeaseTimeout: 30 * time.Second})
 }
 
-// sent is one message seen by a recorder.
+// sent is one message a fakepub.Publisher accepted.
 type sent struct {
 	Topic    string
 	UUID     string
@@ -41,58 +39,17 @@ type sent struct {
 	Metadata map[string]string
 }
 
-// recorder is a publisher that fails while fail returns an error and records
-// every message it accepted.
-type recorder struct {
-	mu    sync.Mutex
-	fail  func(topic string, msg *message.Message) error
-	calls int
-	got   []sent
-}
-
-func (r *recorder) Publish(topic string, msgs ...*message.Message) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.calls++
-	for _, m := range msgs {
-		if r.fail != nil {
-			if err := r.fail(topic, m); err != nil {
-				return err
-			}
-		}
-	}
-	for _, m := range msgs {
+// sentOf returns what p accepted, in order, as sent values.
+func sentOf(p *fakepub.Publisher) []sent {
+	var out []sent
+	for _, r := range p.Accepted() {
 		md := map[string]string{}
-		for k, v := range m.Metadata {
+		for k, v := range r.Msg.Metadata {
 			md[k] = v
 		}
-		r.got = append(r.got, sent{Topic: topic, UUID: m.UUID, Payload: string(m.Payload), Metadata: md})
+		out = append(out, sent{Topic: r.Topic, UUID: r.Msg.UUID, Payload: string(r.Msg.Payload), Metadata: md})
 	}
-	return nil
-}
-
-func (r *recorder) Close() error { return nil }
-
-func (r *recorder) setFail(f func(topic string, msg *message.Message) error) {
-	r.mu.Lock()
-	r.fail = f
-	r.mu.Unlock()
-}
-
-func (r *recorder) sent() []sent {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]sent(nil), r.got...)
-}
-
-func (r *recorder) callCount() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.calls
-}
-
-func alwaysFail(err error) func(string, *message.Message) error {
-	return func(string, *message.Message) error { return err }
+	return out
 }
 
 // tally compares how often each sent UUID was seen with the UUIDs sent:

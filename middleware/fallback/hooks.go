@@ -1,17 +1,15 @@
 package fallback
 
 import (
-	"errors"
-	"fmt"
 	"time"
 
-	"github.com/reliamq/reliamq/internal/nilcheck"
 	"github.com/reliamq/reliamq/pkg/queue"
 )
 
 // Hooks are observers set in Config.Hooks and RelayConfig.Hooks. A hook value
-// implements one or more of the interfaces below; a value implementing none of
-// the interfaces its component uses is rejected by Validate. Hooks run
+// implements one or more of the interfaces below; a nil value, or one
+// implementing none of the interfaces its component uses, is rejected by
+// Validate (internal/hooks, the one observer model of reliamq). Hooks run
 // synchronously on the goroutine named in each method's doc, so they must be
 // fast, non-blocking and safe for concurrent use. They must not modify the
 // message data they are shown.
@@ -119,35 +117,4 @@ type OutageParams struct {
 	// ConsecutiveFailures is the run of failed sends that led to the change
 	// (0 when Down is false).
 	ConsecutiveFailures int
-}
-
-func validateHooks(hooks []any, kinds ...func(any) bool) error {
-	var errs []error
-	for i, h := range hooks {
-		ok := false
-		for _, k := range kinds {
-			if k(h) {
-				ok = true
-				break
-			}
-		}
-		if !ok {
-			errs = append(errs, fieldError(fmt.Sprintf("Hooks[%d]", i), "%T implements no hook interface of this component", h))
-		} else if nilcheck.IsNil(h) {
-			errs = append(errs, fieldError(fmt.Sprintf("Hooks[%d]", i), "a nil %T", h))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-func is[T any](h any) bool { _, ok := h.(T); return ok }
-
-func hooksOf[T any](hooks []any) []T {
-	var out []T
-	for _, h := range hooks {
-		if t, ok := h.(T); ok {
-			out = append(out, t)
-		}
-	}
-	return out
 }

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/reliamq/reliamq/pkg/policy"
@@ -46,8 +45,10 @@ type Outbox struct {
 	queue string
 }
 
-// NewOutbox returns an Outbox.
-func NewOutbox(cfg OutboxConfig, logger watermill.LoggerAdapter) (*Outbox, error) {
+// NewOutbox returns an Outbox. It takes no logger: an Outbox only writes
+// inside the caller's transaction and returns every error to the caller, so
+// it has nothing to log. Errors match ErrInvalidConfig.
+func NewOutbox(cfg OutboxConfig) (*Outbox, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

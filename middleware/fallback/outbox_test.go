@@ -24,7 +24,7 @@ func TestOutbox_rolled_back_transaction_leaves_no_message_and_committed_one_is_d
 				t.Fatalf("create business table: %v", err)
 			}
 			t.Cleanup(func() { _, _ = db.Exec("DROP TABLE " + business) })
-			outbox, err := fallback.NewOutbox(fallback.OutboxConfig{Store: st}, nil)
+			outbox, err := fallback.NewOutbox(fallback.OutboxConfig{Store: st})
 			if err != nil {
 				t.Fatalf("new outbox: %v", err)
 			}
@@ -101,7 +101,7 @@ func TestOutbox_rolled_back_transaction_leaves_no_message_and_committed_one_is_d
 
 func TestOutbox_rejects_bad_input_with_typed_errors(t *testing.T) {
 	st := newStore(t, sqliteBackend, nil, nil)
-	outbox, err := fallback.NewOutbox(fallback.OutboxConfig{Store: st}, nil)
+	outbox, err := fallback.NewOutbox(fallback.OutboxConfig{Store: st})
 	if err != nil {
 		t.Fatalf("new outbox: %v", err)
 	}
@@ -117,7 +117,7 @@ func TestOutbox_rejects_bad_input_with_typed_errors(t *testing.T) {
 	if err := outbox.WriteTx(ctx, tx, "orders"); !errors.Is(err, sqlstore.ErrInvalidMessage) {
 		t.Errorf("no messages: %v, want ErrInvalidMessage", err)
 	}
-	if _, err := fallback.NewOutbox(fallback.OutboxConfig{}, nil); !errors.Is(err, fallback.ErrInvalidConfig) {
+	if _, err := fallback.NewOutbox(fallback.OutboxConfig{}); !errors.Is(err, fallback.ErrInvalidConfig) {
 		t.Errorf("no store: %v, want ErrInvalidConfig", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/reliamq/reliamq/internal/hooks"
 	"github.com/reliamq/reliamq/internal/nilcheck"
 	"github.com/reliamq/reliamq/internal/partial"
 	"github.com/reliamq/reliamq/pkg/msgcheck"
@@ -63,7 +64,7 @@ func (c Config) Validate() error {
 	if c.StoreTimeout < 0 {
 		errs = append(errs, fieldError("StoreTimeout", "%v: must be >= 0", c.StoreTimeout))
 	}
-	if err := validateHooks(c.Hooks, is[StoredHook], is[StoreFailedHook]); err != nil {
+	if err := hooks.Validate(ErrInvalidConfig, c.Hooks, hooks.Is[StoredHook], hooks.Is[StoreFailedHook]); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
@@ -120,8 +121,8 @@ func NewPublisher(inner message.Publisher, cfg Config, logger watermill.LoggerAd
 		queue:       cfg.Queue,
 		shouldStore: cfg.ShouldStore,
 		timeout:     cfg.StoreTimeout,
-		stored:      hooksOf[StoredHook](cfg.Hooks),
-		storeFailed: hooksOf[StoreFailedHook](cfg.Hooks),
+		stored:      hooks.Of[StoredHook](cfg.Hooks),
+		storeFailed: hooks.Of[StoreFailedHook](cfg.Hooks),
 		logger:      logger.With(watermill.LogFields{"component": "fallback.Publisher"}),
 	}, nil
 }

@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/reliamq/reliamq/adapters/sqlstore"
+	"github.com/reliamq/reliamq/internal/fakepub"
 	"github.com/reliamq/reliamq/middleware/fallback"
 	"github.com/reliamq/reliamq/pkg/policy"
 )
@@ -37,12 +39,12 @@ func newPublisher(t *testing.T, inner message.Publisher, st *sqlstore.Store, hoo
 
 func TestPublisher_passes_messages_through_when_the_send_succeeds(t *testing.T) {
 	st := newStore(t, sqliteBackend, nil, nil)
-	rec := &recorder{}
+	rec := &fakepub.Publisher{}
 	p := newPublisher(t, rec, st)
 	if err := p.Publish("orders", message.NewMessage("u1", []byte("x"))); err != nil {
 		t.Fatalf("publish: %v", err)
 	}
-	if got := rec.sent(); len(got) != 1 || got[0].UUID != "u1" {
+	if got := sentOf(rec); len(got) != 1 || got[0].UUID != "u1" {
 		t.Errorf("inner got %v, want u1", got)
 	}
 	if rows, _ := st.List(context.Background(), sqlstore.Filter{AllQueues: true}); len(rows) != 0 {
@@ -57,7 +59,7 @@ func TestPublisher_stores_messages_when_the_send_fails_with_a_retryable_error(t 
 	for _, be := range backends {
 		t.Run(be.Name, func(t *testing.T) {
 			st := newStore(t, be, nil, nil)
-			rec := &recorder{fail: alwaysFail(errBrokerDown)}
+			rec := &fakepub.Publisher{Err: errBrokerDown}
 			hook := &storedHook{}
 			p := newPublisher(t, rec, st, hook)
 			m1 := message.NewMessage("uuid-1", []byte("one"))
@@ -104,7 +106,7 @@ func TestPublisher_returns_permanent_and_context_errors_and_stores_nothing(t *te
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := newPublisher(t, &recorder{fail: alwaysFail(tt.err)}, st)
+			p := newPublisher(t, &fakepub.Publisher{Err: tt.err}, st)
 			err := p.Publish("orders", message.NewMessage("u", nil))
 			if !errors.Is(err, tt.err) {
 				t.Fatalf("publish: %v, want %v", err, tt.err)
@@ -118,7 +120,7 @@ func TestPublisher_returns_permanent_and_context_errors_and_stores_nothing(t *te
 
 func TestPublisher_rejects_bad_input_before_sending(t *testing.T) {
 	st := newStore(t, sqliteBackend, nil, nil)
-	rec := &recorder{fail: alwaysFail(errBrokerDown)}
+	rec := &fakepub.Publisher{Err: errBrokerDown}
 	p := newPublisher(t, rec, st)
 	bad := message.NewMessage("u", nil)
 	bad.Metadata.Set("k", "\x00")
@@ -140,8 +142,8 @@ func TestPublisher_rejects_bad_input_before_sending(t *testing.T) {
 			}
 		})
 	}
-	if rec.callCount() != 0 {
-		t.Errorf("inner publisher called %d times for bad input", rec.callCount())
+	if rec.Calls() != 0 {
+		t.Errorf("inner publisher called %d times for bad input", rec.Calls())
 	}
 }
 
@@ -150,7 +152,13 @@ func TestPublisher_rejects_bad_input_before_sending(t *testing.T) {
 // stored meets the store's refusal, reported with both causes.
 func TestPublisher_sends_a_topic_the_store_refuses_while_the_broker_is_up(t *testing.T) {
 	st := newStore(t, sqliteBackend, nil, nil)
-	rec := &recorder{}
+	var down atomic.Bool
+	rec := &fakepub.Publisher{Func: func(string, []*message.Message) error {
+		if down.Load() {
+			return errBrokerDown
+		}
+		return nil
+	}}
 	hook := &storedHook{}
 	p := newPublisher(t, rec, st, hook)
 	const topic = "x; DROP TABLE y" // outside the store's [a-zA-Z0-9._%|:/-]
@@ -160,11 +168,11 @@ func TestPublisher_sends_a_topic_the_store_refuses_while_the_broker_is_up(t *tes
 	if err := p.Publish(topic, message.NewMessage("up", []byte("x"))); err != nil {
 		t.Fatalf("Publish on a healthy broker = %v; want nil", err)
 	}
-	if got := rec.sent(); len(got) != 1 || got[0].UUID != "up" || got[0].Topic != topic {
+	if got := sentOf(rec); len(got) != 1 || got[0].UUID != "up" || got[0].Topic != topic {
 		t.Fatalf("inner got %+v; want message up on %q", got, topic)
 	}
 
-	rec.setFail(alwaysFail(errBrokerDown))
+	down.Store(true)
 	err := p.Publish(topic, message.NewMessage("down", []byte("x")))
 	if !errors.Is(err, fallback.ErrNotStored) || !errors.Is(err, sqlstore.ErrInvalidTopic) || !errors.Is(err, errBrokerDown) {
 		t.Fatalf("Publish with the broker down = %v; want ErrNotStored with the send error and ErrInvalidTopic", err)
@@ -192,7 +200,7 @@ func TestPublisher_reports_both_causes_when_the_store_is_down_too(t *testing.T) 
 		t.Fatalf("new store: %v", err)
 	}
 	hook := &storedHook{}
-	p := newPublisher(t, &recorder{fail: alwaysFail(errBrokerDown)}, st, hook)
+	p := newPublisher(t, &fakepub.Publisher{Err: errBrokerDown}, st, hook)
 	const n = 20
 	accepted := 0
 	for i := range n {
@@ -220,7 +228,7 @@ func TestPublisher_reports_both_causes_when_the_store_is_down_too(t *testing.T) 
 
 func TestPublisher_close_closes_inner_and_rejects_later_publishes(t *testing.T) {
 	st := newStore(t, sqliteBackend, nil, nil)
-	p := newPublisher(t, &recorder{}, st)
+	p := newPublisher(t, &fakepub.Publisher{}, st)
 	if err := p.Close(); err != nil {
 		t.Fatalf("close: %v", err)
 	}
@@ -244,7 +252,7 @@ func TestConfig_Validate_names_bad_fields(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := fallback.NewPublisher(&recorder{}, tt.cfg, nil)
+			_, err := fallback.NewPublisher(&fakepub.Publisher{}, tt.cfg, nil)
 			checkField(t, err, tt.field)
 		})
 	}
@@ -270,7 +278,7 @@ func (e partialErr) Accepted() []string { return e.accepted }
 
 func TestPublisher_stores_only_the_messages_a_partial_failure_did_not_send(t *testing.T) {
 	st := newStore(t, sqliteBackend, nil, nil)
-	p := newPublisher(t, &recorder{fail: alwaysFail(fmt.Errorf("send: %w", partialErr{accepted: []string{"a", "c"}}))}, st)
+	p := newPublisher(t, &fakepub.Publisher{Err: fmt.Errorf("send: %w", partialErr{accepted: []string{"a", "c"}})}, st)
 	msgs := []*message.Message{message.NewMessage("a", nil), message.NewMessage("b", nil), message.NewMessage("c", nil)}
 	if err := p.Publish("orders", msgs...); err != nil {
 		t.Fatalf("publish: %v", err)
@@ -314,7 +322,7 @@ func TestPublisher_stores_a_message_whose_uuid_an_accepted_message_shares(t *tes
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			st := newStore(t, sqliteBackend, nil, nil)
-			rec := &recorder{fail: alwaysFail(tc.err)}
+			rec := &fakepub.Publisher{Err: tc.err}
 			p := newPublisher(t, rec, st)
 			m := []*message.Message{
 				message.NewMessage("same", []byte("first")), message.NewMessage("same", []byte("second")),

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -13,6 +12,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/reliamq/reliamq/internal/hooks"
 	"github.com/reliamq/reliamq/internal/nilcheck"
 	"github.com/reliamq/reliamq/pkg/clock"
 	"github.com/reliamq/reliamq/pkg/metadata"
@@ -67,6 +67,7 @@ type Relay struct {
 	poisonPub     message.Publisher
 	storeTimeout  time.Duration
 	clock         clock.Clock
+	rand          func() float64
 	logger        watermill.LoggerAdapter
 
 	sentHooks     []SentHook
@@ -122,13 +123,14 @@ func NewRelay(cfg RelayConfig, logger watermill.LoggerAdapter) (*Relay, error) {
 		poisonPub:     cfg.PoisonPublisher,
 		storeTimeout:  cfg.StoreTimeout,
 		clock:         cfg.Clock,
+		rand:          cfg.Rand,
 		logger: logger.With(watermill.LogFields{
 			"component": "fallback.Relay", "table": tableOf(cfg.Store), "queue": cfg.Queue,
 		}),
-		sentHooks:     hooksOf[SentHook](cfg.Hooks),
-		failedHooks:   hooksOf[FailedHook](cfg.Hooks),
-		poisonedHooks: hooksOf[PoisonedHook](cfg.Hooks),
-		outageHooks:   hooksOf[OutageHook](cfg.Hooks),
+		sentHooks:     hooks.Of[SentHook](cfg.Hooks),
+		failedHooks:   hooks.Of[FailedHook](cfg.Hooks),
+		poisonedHooks: hooks.Of[PoisonedHook](cfg.Hooks),
+		outageHooks:   hooks.Of[OutageHook](cfg.Hooks),
 	}, nil
 }
 
@@ -383,7 +385,7 @@ func (r *Relay) finish(ctx context.Context, rows []queue.Row, results []result) 
 func (r *Relay) fail(ctx context.Context, row *queue.Row, res result, now time.Time) {
 	sendErr := res.err
 	attempts := row.Attempts + 1
-	delay := r.policy.JitteredDelay(attempts, rand.Float64())
+	delay := r.policy.JitteredDelay(attempts, r.rand())
 	reason := ""
 	switch {
 	case r.permanent(sendErr):

@@ -4,11 +4,13 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"reflect"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/reliamq/reliamq/internal/hooks"
 	"github.com/reliamq/reliamq/pkg/clock"
 	"github.com/reliamq/reliamq/pkg/policy"
 	"github.com/reliamq/reliamq/pkg/queue"
@@ -92,6 +94,12 @@ type RelayConfig struct {
 	StoreTimeout time.Duration
 	// Clock drives polling, backoff and due times. Default clock.Real.
 	Clock clock.Clock
+	// Rand returns numbers in [0, 1) for the Policy's jitter, one per failed
+	// send (JitteredDelay(attempts, Rand())). Default (nil) math/rand/v2's
+	// Float64; tests pass a fixed function to get known due times. It is
+	// called on the goroutine running Run; one function shared by several
+	// relays must be safe for concurrent use.
+	Rand func() float64
 	// Hooks are SentHook, FailedHook, PoisonedHook and OutageHook values.
 	Hooks []any
 }
@@ -137,6 +145,9 @@ func (c *RelayConfig) setDefaults() {
 		c.StoreTimeout = DefaultStoreTimeout
 	}
 	c.Clock = clock.OrReal(c.Clock)
+	if c.Rand == nil {
+		c.Rand = rand.Float64
+	}
 }
 
 // Validate reports every problem of the config at once, each error wrapping
@@ -186,7 +197,7 @@ func (c RelayConfig) Validate() error {
 	if c.StoreTimeout < 0 {
 		errs = append(errs, fieldError("StoreTimeout", "%v: must be >= 0", c.StoreTimeout))
 	}
-	if err := validateHooks(c.Hooks, is[SentHook], is[FailedHook], is[PoisonedHook], is[OutageHook]); err != nil {
+	if err := hooks.Validate(ErrInvalidConfig, c.Hooks, hooks.Is[SentHook], hooks.Is[FailedHook], hooks.Is[PoisonedHook], hooks.Is[OutageHook]); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

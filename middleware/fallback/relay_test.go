@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 
 	"github.com/reliamq/reliamq/adapters/sqlstore"
 	"github.com/reliamq/reliamq/adapters/sqlstore/sqlstoretest"
+	"github.com/reliamq/reliamq/internal/fakepub"
 	"github.com/reliamq/reliamq/middleware/fallback"
 	"github.com/reliamq/reliamq/pkg/clock/clocktest"
 	"github.com/reliamq/reliamq/pkg/metadata"
@@ -163,11 +165,11 @@ func TestRelay_deletes_rows_after_successful_send_keeping_uuid_payload_and_metad
 			clk := clocktest.NewFake(t0)
 			st := newStore(t, be, nil, clk)
 			ids := insertRows(t, st, "", 250)
-			rec := &recorder{}
+			rec := &fakepub.Publisher{}
 			hooks := &relayHooks{}
 			h := startRelay(t, clk, fallback.RelayConfig{Store: st, Publisher: rec, Hooks: []any{hooks}})
 			h.idle()
-			got := rec.sent()
+			got := sentOf(rec)
 			if len(got) != len(ids) {
 				t.Fatalf("sent %d, want %d", len(got), len(ids))
 			}
@@ -196,15 +198,7 @@ func TestRelay_reschedules_a_failed_row_under_its_policy(t *testing.T) {
 	clk := clocktest.NewFake(t0)
 	st := newStore(t, sqliteBackend, nil, clk)
 	insertRows(t, st, "", 1)
-	fails := 2
-	rec := &recorder{}
-	rec.setFail(func(string, *message.Message) error {
-		if fails > 0 {
-			fails--
-			return errBrokerDown
-		}
-		return nil
-	})
+	rec := &fakepub.Publisher{Script: []error{errBrokerDown, errBrokerDown}}
 	hooks := &relayHooks{}
 	h := startRelay(t, clk, fallback.RelayConfig{Store: st, Publisher: rec, PollInterval: time.Second,
 		Policy: policy.Policy{MaxAttempts: 5, Backoff: policy.Exponential(10*time.Second, 2, 0)}, Hooks: []any{hooks}})
@@ -215,7 +209,7 @@ func TestRelay_reschedules_a_failed_row_under_its_policy(t *testing.T) {
 		t.Fatalf("after one failure: %+v", rows)
 	}
 	h.tick(9 * time.Second) // not due yet
-	if n := rec.callCount(); n != 1 {
+	if n := rec.Calls(); n != 1 {
 		t.Fatalf("%d sends before the row was due, want 1", n)
 	}
 	h.tick(time.Second) // due: fails again, next in 20s
@@ -224,8 +218,8 @@ func TestRelay_reschedules_a_failed_row_under_its_policy(t *testing.T) {
 		t.Fatalf("after two failures: %+v", rows)
 	}
 	h.tick(20 * time.Second)
-	if left := rowsOf(t, st, ""); len(left) != 0 || len(rec.sent()) != 1 {
-		t.Fatalf("after success: %d rows left, %d sent", len(left), len(rec.sent()))
+	if left := rowsOf(t, st, ""); len(left) != 0 || len(sentOf(rec)) != 1 {
+		t.Fatalf("after success: %d rows left, %d sent", len(left), len(sentOf(rec)))
 	}
 	hooks.mu.Lock()
 	defer hooks.mu.Unlock()
@@ -235,19 +229,64 @@ func TestRelay_reschedules_a_failed_row_under_its_policy(t *testing.T) {
 	}
 }
 
+// RelayConfig.Rand is the jitter's only random source: a fixed sequence gives
+// known due times (the relay drew from the global math/rand, so no test could
+// pin a jittered reschedule).
+func TestRelay_reschedules_a_failed_row_after_the_jittered_delay_its_Rand_draws(t *testing.T) {
+	clk := clocktest.NewFake(t0)
+	st := newStore(t, sqliteBackend, nil, clk)
+	insertRows(t, st, "", 1)
+	rec := &fakepub.Publisher{Script: []error{errBrokerDown, errBrokerDown}}
+	var mu sync.Mutex
+	draws := []float64{0.25, 0.75}
+	hooks := &relayHooks{}
+	h := startRelay(t, clk, fallback.RelayConfig{Store: st, Publisher: rec, PollInterval: time.Second,
+		// Exponential 10s, 20s with ±50 %: u=0.25 gives 0.75x, u=0.75 gives 1.25x.
+		Policy: policy.Policy{MaxAttempts: 5, Backoff: policy.Exponential(10*time.Second, 2, 0), Jitter: policy.UniformJitter(0.5)},
+		Rand: func() float64 {
+			mu.Lock()
+			defer mu.Unlock()
+			u := draws[0]
+			draws = draws[1:]
+			return u
+		},
+		Hooks: []any{hooks}})
+	h.idle()
+	if rows := rowsOf(t, st, ""); len(rows) != 1 || !rows[0].NextAttemptAt.Equal(t0.Add(7500*time.Millisecond)) {
+		t.Fatalf("after one failure: %+v, want the row due at t0+7.5s", rows)
+	}
+	h.tick(7500 * time.Millisecond) // due: fails again, next in 25s
+	if rows := rowsOf(t, st, ""); len(rows) != 1 || !rows[0].NextAttemptAt.Equal(t0.Add(32500*time.Millisecond)) {
+		t.Fatalf("after two failures: %+v, want the row due at t0+32.5s", rows)
+	}
+	h.tick(25 * time.Second)
+	if left := rowsOf(t, st, ""); len(left) != 0 || len(rec.UUIDs()) != 1 {
+		t.Fatalf("after success: %d rows left, %d sent", len(left), len(rec.UUIDs()))
+	}
+	hooks.mu.Lock()
+	defer hooks.mu.Unlock()
+	var due []time.Duration
+	for _, f := range hooks.failed {
+		due = append(due, f.NextAttemptAt.Sub(t0))
+	}
+	if diff := cmp.Diff([]time.Duration{7500 * time.Millisecond, 32500 * time.Millisecond}, due); diff != "" {
+		t.Errorf("FailedParams.NextAttemptAt - t0 (-want +got):\n%s", diff)
+	}
+}
+
 func TestRelay_poisons_a_row_after_the_policys_last_attempt_with_its_reason(t *testing.T) {
 	for _, be := range backends {
 		t.Run(be.Name, func(t *testing.T) {
 			clk := clocktest.NewFake(t0)
 			st := newStore(t, be, nil, clk)
 			insertRows(t, st, "", 1)
-			rec := &recorder{fail: alwaysFail(errBrokerDown)}
+			rec := &fakepub.Publisher{Err: errBrokerDown}
 			hooks := &relayHooks{}
 			h := startRelay(t, clk, fallback.RelayConfig{Store: st, Publisher: rec, Policy: fixedPolicy(3, time.Second),
 				PollInterval: time.Second, Hooks: []any{hooks}})
 			h.tick(time.Second)
 			h.tick(time.Second)
-			if n := rec.callCount(); n != 3 {
+			if n := rec.Calls(); n != 3 {
 				t.Fatalf("%d sends, want 3", n)
 			}
 			if left := rowsOf(t, st, ""); len(left) != 0 {
@@ -288,8 +327,8 @@ func TestRelay_poisons_at_once_on_a_permanent_error(t *testing.T) {
 	st := newStore(t, sqliteBackend, nil, clk)
 	insertRows(t, st, "", 3)
 	refused := policy.Permanent(errors.New("no permission for topic"))
-	rec := &recorder{fail: func(_ string, m *message.Message) error {
-		if m.UUID == "uuid-00001" {
+	rec := &fakepub.Publisher{Func: func(_ string, msgs []*message.Message) error {
+		if msgs[0].UUID == "uuid-00001" {
 			return refused
 		}
 		return nil
@@ -300,7 +339,7 @@ func TestRelay_poisons_at_once_on_a_permanent_error(t *testing.T) {
 	if len(poison) != 1 || poison[0].UUID != "uuid-00001" || poison[0].Metadata[metadata.DeadLetterReason] != fallback.ReasonPermanent {
 		t.Fatalf("poison rows %+v", poison)
 	}
-	if got := len(rec.sent()); got != 2 {
+	if got := len(sentOf(rec)); got != 2 {
 		t.Errorf("sent %d, want the other 2 (a permanent error must not stop the batch)", got)
 	}
 	if s, _ := h.relay.Stats(context.Background()); s.Down || s.Poisoned != 1 {
@@ -312,7 +351,7 @@ func TestRelay_publishes_poisoned_messages_to_the_poison_topic(t *testing.T) {
 	clk := clocktest.NewFake(t0)
 	st := newStore(t, sqliteBackend, nil, clk)
 	insertRows(t, st, "", 1)
-	rec := &recorder{fail: func(topic string, _ *message.Message) error {
+	rec := &fakepub.Publisher{Func: func(topic string, _ []*message.Message) error {
 		if topic == "orders" {
 			return policy.Permanent(errors.New("topic refused"))
 		}
@@ -320,7 +359,7 @@ func TestRelay_publishes_poisoned_messages_to_the_poison_topic(t *testing.T) {
 	}}
 	h := startRelay(t, clk, fallback.RelayConfig{Store: st, Publisher: rec, PoisonTopic: "orders.poison"})
 	h.idle()
-	got := rec.sent()
+	got := sentOf(rec)
 	if len(got) != 1 || got[0].Topic != "orders.poison" || got[0].UUID != "uuid-00000" ||
 		got[0].Metadata[metadata.DeadLetterReason] != fallback.ReasonPermanent || got[0].Metadata[metadata.OriginalTopic] != "orders" {
 		t.Fatalf("poison topic got %+v", got)
@@ -334,7 +373,7 @@ func TestRelay_keeps_the_row_when_the_poison_topic_refuses_it_too(t *testing.T) 
 	clk := clocktest.NewFake(t0)
 	st := newStore(t, sqliteBackend, nil, clk)
 	insertRows(t, st, "", 1)
-	rec := &recorder{fail: alwaysFail(policy.Permanent(errors.New("refused")))}
+	rec := &fakepub.Publisher{Err: policy.Permanent(errors.New("refused"))}
 	h := startRelay(t, clk, fallback.RelayConfig{Store: st, Publisher: rec, PoisonTopic: "orders.poison"})
 	h.idle()
 	rows := rowsOf(t, st, "")
@@ -347,12 +386,19 @@ func TestRelay_backs_off_as_a_whole_while_the_broker_is_down_and_resumes_within_
 	clk := clocktest.NewFake(t0)
 	st := newStore(t, sqliteBackend, nil, clk)
 	insertRows(t, st, "", 100)
-	rec := &recorder{fail: alwaysFail(errBrokerDown)}
+	var down atomic.Bool
+	down.Store(true)
+	rec := &fakepub.Publisher{Func: func(string, []*message.Message) error {
+		if down.Load() {
+			return errBrokerDown
+		}
+		return nil
+	}}
 	hooks := &relayHooks{}
 	h := startRelay(t, clk, fallback.RelayConfig{Store: st, Publisher: rec, PollInterval: time.Second,
 		FailureThreshold: 5, Policy: fixedPolicy(0, time.Millisecond), Hooks: []any{hooks}})
 	h.idle()
-	if n := rec.callCount(); n != 5 {
+	if n := rec.Calls(); n != 5 {
 		t.Fatalf("%d sends in the first batch, want the 5 of FailureThreshold", n)
 	}
 	s, _ := h.relay.Stats(context.Background())
@@ -372,17 +418,17 @@ func TestRelay_backs_off_as_a_whole_while_the_broker_is_down_and_resumes_within_
 	for range 10 {
 		h.tick(2 * time.Second)
 	}
-	if n := rec.callCount(); n != 15 {
+	if n := rec.Calls(); n != 15 {
 		t.Fatalf("%d sends after 10 probe intervals, want 15 (one per probe)", n)
 	}
 	// The broker comes back: within two poll intervals everything is sent.
-	rec.setFail(nil)
+	down.Store(false)
 	h.tick(time.Second)
 	h.tick(time.Second)
 	if left := rowsOf(t, st, ""); len(left) != 0 {
 		t.Fatalf("%d rows left two poll intervals after the broker came back", len(left))
 	}
-	if got := len(rec.sent()); got != 100 {
+	if got := len(sentOf(rec)); got != 100 {
 		t.Errorf("sent %d, want 100", got)
 	}
 	hooks.mu.Lock()
@@ -397,18 +443,18 @@ func TestRelay_drains_one_queue_and_leaves_others_alone(t *testing.T) {
 	st := newStore(t, sqliteBackend, nil, clk)
 	insertRows(t, st, "mine", 3)
 	insertRows(t, st, "theirs", 2)
-	rec := &recorder{}
+	rec := &fakepub.Publisher{}
 	h := startRelay(t, clk, fallback.RelayConfig{Store: st, Queue: "mine", Publisher: rec})
 	h.idle()
-	if len(rec.sent()) != 3 || len(rowsOf(t, st, "theirs")) != 2 {
-		t.Errorf("sent %d, left in other queue %d; want 3 and 2", len(rec.sent()), len(rowsOf(t, st, "theirs")))
+	if len(sentOf(rec)) != 3 || len(rowsOf(t, st, "theirs")) != 2 {
+		t.Errorf("sent %d, left in other queue %d; want 3 and 2", len(sentOf(rec)), len(rowsOf(t, st, "theirs")))
 	}
 }
 
 func TestRelay_Run_refuses_a_second_concurrent_run_and_stops_on_cancel(t *testing.T) {
 	clk := clocktest.NewFake(t0)
 	st := newStore(t, sqliteBackend, nil, clk)
-	h := startRelay(t, clk, fallback.RelayConfig{Store: st, Publisher: &recorder{}})
+	h := startRelay(t, clk, fallback.RelayConfig{Store: st, Publisher: &fakepub.Publisher{}})
 	h.idle()
 	if err := h.relay.Run(context.Background()); !errors.Is(err, fallback.ErrAlreadyRunning) {
 		t.Errorf("second Run: %v, want ErrAlreadyRunning", err)
@@ -416,23 +462,19 @@ func TestRelay_Run_refuses_a_second_concurrent_run_and_stops_on_cancel(t *testin
 	h.stop()
 }
 
-// blockingPublisher blocks each send until its context ends.
-type blockingPublisher struct{ started chan struct{} }
-
-func (b *blockingPublisher) Publish(_ string, msgs ...*message.Message) error {
-	b.started <- struct{}{}
-	<-msgs[0].Context().Done()
-	return msgs[0].Context().Err()
-}
-func (b *blockingPublisher) Close() error { return nil }
-
 func TestRelay_stopping_mid_send_releases_the_row_without_counting_an_attempt(t *testing.T) {
 	clk := clocktest.NewFake(t0)
 	st := newStore(t, sqliteBackend, nil, clk)
 	insertRows(t, st, "", 3)
-	pub := &blockingPublisher{started: make(chan struct{}, 1)}
+	// The publisher blocks each send until its context ends.
+	started := make(chan struct{}, 1)
+	pub := &fakepub.Publisher{Func: func(_ string, msgs []*message.Message) error {
+		started <- struct{}{}
+		<-msgs[0].Context().Done()
+		return msgs[0].Context().Err()
+	}}
 	h := startRelay(t, clk, fallback.RelayConfig{Store: st, Publisher: pub})
-	<-pub.started
+	<-started
 	h.stop()
 	for _, r := range rowsOf(t, st, "") {
 		if r.Attempts != 0 || r.LeasedBy != "" {
@@ -446,7 +488,7 @@ func TestRelay_stopping_mid_send_releases_the_row_without_counting_an_attempt(t 
 
 func TestRelayConfig_Validate_names_bad_fields(t *testing.T) {
 	st := newStore(t, sqliteBackend, nil, nil)
-	pub := &recorder{}
+	pub := &fakepub.Publisher{}
 	tests := []struct {
 		name  string
 		cfg   fallback.RelayConfig
@@ -470,23 +512,15 @@ func TestRelayConfig_Validate_names_bad_fields(t *testing.T) {
 	}
 }
 
-// clockPublisher accepts every message and moves the fake clock by step per send.
-type clockPublisher struct {
-	recorder
-	clk  *clocktest.Fake
-	step time.Duration
-}
-
-func (p *clockPublisher) Publish(topic string, msgs ...*message.Message) error {
-	p.clk.Advance(p.step)
-	return p.recorder.Publish(topic, msgs...)
-}
-
 func TestRelay_releases_rows_it_cannot_send_before_its_lease_runs_out(t *testing.T) {
 	clk := clocktest.NewFake(t0)
 	st := newStore(t, sqliteBackend, nil, clk) // lease 30s: sends stop at 24s
 	insertRows(t, st, "", 5)
-	pub := &clockPublisher{clk: clk, step: 10 * time.Second}
+	// Every send takes 10s on the fake clock.
+	pub := &fakepub.Publisher{Func: func(string, []*message.Message) error {
+		clk.Advance(10 * time.Second)
+		return nil
+	}}
 	r, err := fallback.NewRelay(fallback.RelayConfig{Store: st, Publisher: pub, Clock: clk}, nil)
 	if err != nil {
 		t.Fatalf("new relay: %v", err)
@@ -495,7 +529,7 @@ func TestRelay_releases_rows_it_cannot_send_before_its_lease_runs_out(t *testing
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
 	deadline := time.Now().Add(10 * time.Second)
-	for len(pub.sent()) < 3 && time.Now().Before(deadline) {
+	for len(sentOf(pub)) < 3 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
 	if err := clk.BlockUntil(context.Background(), 1); err != nil {
@@ -503,7 +537,7 @@ func TestRelay_releases_rows_it_cannot_send_before_its_lease_runs_out(t *testing
 	}
 	cancel()
 	<-done
-	if got := len(pub.sent()); got != 3 {
+	if got := len(sentOf(pub)); got != 3 {
 		t.Fatalf("sent %d rows in the first batch, want 3 (the ones started before 4/5 of the lease)", got)
 	}
 	left := rowsOf(t, st, "")
@@ -522,7 +556,7 @@ func TestRelay_keeps_running_while_the_store_is_down_and_counts_the_errors(t *te
 	db := sqlstoretest.Open(t, sqlstore.SQLite)
 	st := newStore(t, sqliteBackend, db, clk)
 	_ = db.Close()
-	h := startRelay(t, clk, fallback.RelayConfig{Store: st, Publisher: &recorder{}, PollInterval: time.Second})
+	h := startRelay(t, clk, fallback.RelayConfig{Store: st, Publisher: &fakepub.Publisher{}, PollInterval: time.Second})
 	h.tick(time.Second)
 	h.tick(time.Second)
 	s, err := h.relay.Stats(context.Background())

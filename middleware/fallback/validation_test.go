@@ -10,6 +10,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/reliamq/reliamq/adapters/sqlstore"
+	"github.com/reliamq/reliamq/internal/fakepub"
 	"github.com/reliamq/reliamq/middleware/fallback"
 	"github.com/reliamq/reliamq/middleware/retry"
 	"github.com/reliamq/reliamq/pkg/msgcheck"
@@ -18,14 +19,14 @@ import (
 
 func TestPublisher_refuses_an_empty_uuid_and_neither_sends_nor_stores_it(t *testing.T) {
 	st := newStore(t, sqliteBackend, nil, nil)
-	rec := &recorder{fail: alwaysFail(errBrokerDown)}
+	rec := &fakepub.Publisher{Err: errBrokerDown}
 	p := newPublisher(t, rec, st)
 	err := p.Publish("orders", message.NewMessage("", []byte("x")))
 	if !errors.Is(err, msgcheck.ErrEmptyUUID) || !errors.Is(err, sqlstore.ErrInvalidMessage) || !policy.IsPermanent(err) {
 		t.Fatalf("Publish = %v; want a permanent msgcheck.ErrEmptyUUID", err)
 	}
-	if rec.callCount() != 0 {
-		t.Errorf("inner called %d times", rec.callCount())
+	if rec.Calls() != 0 {
+		t.Errorf("inner called %d times", rec.Calls())
 	}
 	if rows, _ := st.List(context.Background(), sqlstore.Filter{AllQueues: true}); len(rows) != 0 {
 		t.Errorf("%d rows stored", len(rows))
@@ -37,7 +38,7 @@ func TestPublisher_refuses_an_empty_uuid_and_neither_sends_nor_stores_it(t *test
 // Publish then returned nil and a worker dereferenced nil.
 func TestNewPublisher_refuses_a_typed_nil_inner_publisher(t *testing.T) {
 	st := newStore(t, sqliteBackend, nil, nil)
-	retried, err := retry.NewPublisher(&recorder{}, retry.Config{}, nil) // no policy: fails
+	retried, err := retry.NewPublisher(&fakepub.Publisher{}, retry.Config{}, nil) // no policy: fails
 	if err == nil || retried != nil {
 		t.Fatalf("retry.NewPublisher with no policy = %v, %v; want nil and an error", retried, err)
 	}
@@ -47,7 +48,7 @@ func TestNewPublisher_refuses_a_typed_nil_inner_publisher(t *testing.T) {
 	if _, err := fallback.NewRelay(fallback.RelayConfig{Store: st, Publisher: retried}, nil); !errors.Is(err, fallback.ErrInvalidConfig) {
 		t.Fatalf("fallback.NewRelay(Publisher: typed nil) = %v; want ErrInvalidConfig", err)
 	}
-	if _, err := fallback.NewRelay(fallback.RelayConfig{Store: st, Publisher: &recorder{}, PoisonPublisher: retried,
+	if _, err := fallback.NewRelay(fallback.RelayConfig{Store: st, Publisher: &fakepub.Publisher{}, PoisonPublisher: retried,
 		PoisonTopic: "poison"}, nil); !errors.Is(err, fallback.ErrInvalidConfig) {
 		t.Fatalf("fallback.NewRelay(PoisonPublisher: typed nil) = %v; want ErrInvalidConfig", err)
 	}
@@ -67,7 +68,7 @@ func TestRelay_stops_when_publisher_is_closed(t *testing.T) {
 	if err := st.Insert(context.Background(), rows...); err != nil {
 		t.Fatal(err)
 	}
-	closedPub, err := fallback.NewPublisher(&recorder{}, fallback.Config{Store: st}, nil)
+	closedPub, err := fallback.NewPublisher(&fakepub.Publisher{}, fallback.Config{Store: st}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
