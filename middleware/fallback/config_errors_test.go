@@ -24,9 +24,10 @@ func TestConstructors_report_each_config_problem_as_ErrInvalidConfig_naming_the_
 			return err
 		}, []string{"Store", "Queue", "StoreTimeout", "Hooks[0]"}},
 		{"NewRelay", func() error {
-			_, err := fallback.NewRelay(fallback.RelayConfig{Policy: policy.Policy{MaxAttempts: -1}, BatchSize: -1, Concurrency: -1}, nil)
+			_, err := fallback.NewRelay(fallback.RelayConfig{Policy: policy.Policy{MaxAttempts: -1}, BatchSize: -1, Concurrency: -1,
+				PollInterval: -1, FailureThreshold: -1, StoreTimeout: -1, Hooks: []any{nil}}, nil)
 			return err
-		}, []string{"Store", "Publisher", "Policy", "BatchSize", "Concurrency"}},
+		}, []string{"Store", "Publisher", "Policy", "BatchSize", "Concurrency", "PollInterval", "FailureThreshold", "StoreTimeout", "Hooks[0]"}},
 		{"NewOutbox", func() error {
 			_, err := fallback.NewOutbox(fallback.OutboxConfig{Queue: "a\x00"})
 			return err

@@ -24,6 +24,7 @@ func TestNewPublisher_reports_each_config_problem_as_ErrInvalidConfig_naming_the
 	}{
 		{"zero policy", retry.Config{}, []string{"Policy"}},
 		{"bad policy and hooks", retry.Config{Policy: policy.Policy{MaxAttempts: -1}, Hooks: []any{1, "x"}}, []string{"Policy", "Hooks[0]", "Hooks[1]"}},
+		{"nil hook after a good one", retry.Config{Policy: policy.RocketMQ(), Hooks: []any{&countingRetryHook{}, nil}}, []string{"Hooks[1]"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
