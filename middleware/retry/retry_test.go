@@ -159,19 +159,19 @@ func TestPublisher_k_failures_then_success_calls_k_plus_1_times_with_scheduled_d
 			}
 			params := hooks.get()
 			if len(params) != tt.k {
-				t.Fatalf("OnRetry called %d times; want %d", len(params), tt.k)
+				t.Fatalf("RetryHook called %d times; want %d", len(params), tt.k)
 			}
 			var elapsed time.Duration
 			for i, p := range params {
 				if p.Attempt != i+1 || p.Delay != waits[i] || p.Topic != "orders" || !errors.Is(p.Err, errBroker) {
-					t.Fatalf("OnRetry #%d = %+v; want attempt %d delay %v topic orders", i, p, i+1, waits[i])
+					t.Fatalf("RetryHook #%d = %+v; want attempt %d delay %v topic orders", i, p, i+1, waits[i])
 				}
 				if p.Elapsed != elapsed {
-					t.Fatalf("OnRetry #%d Elapsed = %v; want %v", i, p.Elapsed, elapsed)
+					t.Fatalf("RetryHook #%d Elapsed = %v; want %v", i, p.Elapsed, elapsed)
 				}
 				elapsed += p.Delay
 				if len(p.Messages) != 1 || p.Messages[0] != m[0] {
-					t.Fatalf("OnRetry #%d Messages = %v", i, p.Messages)
+					t.Fatalf("RetryHook #%d Messages = %v", i, p.Messages)
 				}
 			}
 		})
@@ -288,7 +288,7 @@ func TestPublisher_does_not_retry_errors_the_policy_calls_final(t *testing.T) {
 				t.Fatalf("inner called %d times; want %d", got, tt.wantCalls)
 			}
 			if got := len(hooks.get()); got != tt.wantCalls-1 {
-				t.Fatalf("OnRetry called %d times; want %d", got, tt.wantCalls-1)
+				t.Fatalf("RetryHook called %d times; want %d", got, tt.wantCalls-1)
 			}
 		})
 	}
@@ -426,7 +426,7 @@ func TestPublisher_resends_only_messages_the_backend_did_not_accept(t *testing.T
 		t.Fatalf("calls (-want +got):\n%s", diff)
 	}
 	if got := hooks.get(); len(got) != 2 || len(got[0].Messages) != 3 || len(got[1].Messages) != 2 {
-		t.Fatalf("OnRetry messages = %v", got)
+		t.Fatalf("RetryHook messages = %v", got)
 	}
 }
 

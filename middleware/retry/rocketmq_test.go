@@ -67,7 +67,7 @@ func TestPublisher_on_rocketmq_retries_a_busy_broker_and_stores_the_message_once
 		t.Fatalf("waits (-want +got):\n%s", diff)
 	}
 	if n := len(hooks.get()); n != 2 {
-		t.Fatalf("OnRetry called %d times; want 2", n)
+		t.Fatalf("RetryHook called %d times; want 2", n)
 	}
 	for _, h := range hooks.get() {
 		if !errors.Is(h.Err, rocketmq.ErrBrokerUnavailable) {
