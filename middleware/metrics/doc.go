@@ -10,7 +10,7 @@
 //	m, err := metrics.New(metrics.Config{Registerer: reg}, logger)
 //	retried, _ := retry.NewPublisher(rocketmqPublisher, retry.Config{Policy: p, Hooks: []any{m.RetryHooks()}}, logger)
 //	fb, _ := fallback.NewPublisher(retried, fallback.Config{Store: st, Hooks: []any{m.Fallback()}}, logger)
-//	relay, _ := fallback.NewRelay(fallback.RelayConfig{Store: st, Publisher: retried, Hooks: []any{m.Relay()}}, logger)
+//	relay, _ := fallback.NewRelay(fallback.RelayConfig{Store: st, Publisher: rocketmqPublisher, Hooks: []any{m.Relay()}}, logger)
 //	pool, _ := async.NewPublisher(fb, async.Config{Leftovers: ...}, logger)
 //	_ = m.WatchAsync(pool)
 //	_ = m.WatchFallbackStore(st, "")
