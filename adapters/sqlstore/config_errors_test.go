@@ -27,7 +27,7 @@ func TestConstructors_report_each_config_problem_as_ErrInvalidConfig_naming_the_
 			return err
 		}, []string{"Table", "Owner"}},
 		{"NewPublisher: Store and Queue", func() error {
-			_, err := sqlstore.NewPublisher(sqlstore.PublisherConfig{Queue: "a\x00"}, nil)
+			_, err := sqlstore.NewPublisher(sqlstore.PublisherConfig{Queue: "a\x00"})
 			return err
 		}, []string{"Store", "Queue"}},
 	}

@@ -24,7 +24,7 @@ func countRows(t *testing.T, st *sqlstore.Store) int {
 
 func TestPublisher_refuses_an_empty_uuid_and_stores_nothing(t *testing.T) {
 	st := newStore(t, backends[0], sqlstore.Config{})
-	pub, err := sqlstore.NewPublisher(sqlstore.PublisherConfig{Store: st}, nil)
+	pub, err := sqlstore.NewPublisher(sqlstore.PublisherConfig{Store: st})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +65,7 @@ func (r *refuser) Check(string, ...*message.Message) error { r.calls++; return e
 func TestPublisher_refuses_what_its_checker_refuses_and_stores_nothing(t *testing.T) {
 	st := newStore(t, backends[0], sqlstore.Config{})
 	chk := &refuser{}
-	pub, err := sqlstore.NewPublisher(sqlstore.PublisherConfig{Store: st, Checker: chk}, nil)
+	pub, err := sqlstore.NewPublisher(sqlstore.PublisherConfig{Store: st, Checker: chk})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func TestPublisher_refuses_what_its_checker_refuses_and_stores_nothing(t *testin
 func TestConstructors_refuse_typed_nil_values(t *testing.T) {
 	st := newStore(t, backends[0], sqlstore.Config{})
 	var chk *refuser
-	if _, err := sqlstore.NewPublisher(sqlstore.PublisherConfig{Store: st, Checker: chk}, nil); !errors.Is(err, sqlstore.ErrInvalidConfig) {
+	if _, err := sqlstore.NewPublisher(sqlstore.PublisherConfig{Store: st, Checker: chk}); !errors.Is(err, sqlstore.ErrInvalidConfig) {
 		t.Errorf("NewPublisher(Checker: typed nil) = %v; want ErrInvalidConfig", err)
 	}
 	var clk *clocktest.Fake

@@ -14,7 +14,7 @@ import (
 func TestPublisher_stores_messages_with_uuid_payload_and_metadata(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, be backend) {
 		st := newStore(t, be, sqlstore.Config{})
-		pub, err := sqlstore.NewPublisher(sqlstore.PublisherConfig{Store: st, Queue: "leftovers"}, nil)
+		pub, err := sqlstore.NewPublisher(sqlstore.PublisherConfig{Store: st, Queue: "leftovers"})
 		if err != nil {
 			t.Fatalf("new publisher: %v", err)
 		}
@@ -52,7 +52,7 @@ func TestPublisher_stores_messages_with_uuid_payload_and_metadata(t *testing.T) 
 }
 
 func TestNewPublisher_requires_a_store(t *testing.T) {
-	if _, err := sqlstore.NewPublisher(sqlstore.PublisherConfig{}, nil); !errors.Is(err, sqlstore.ErrInvalidConfig) {
+	if _, err := sqlstore.NewPublisher(sqlstore.PublisherConfig{}); !errors.Is(err, sqlstore.ErrInvalidConfig) {
 		t.Errorf("NewPublisher without Store: %v, want ErrInvalidConfig", err)
 	}
 }

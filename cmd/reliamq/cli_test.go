@@ -365,7 +365,7 @@ func TestReplay_is_paced_by_rate_on_the_clock(t *testing.T) {
 // rows are exactly what a service would leave there.
 func deadLetter(t *testing.T, dlq *sqlstore.Store, group string, msgs ...*message.Message) {
 	t.Helper()
-	pub, err := sqlstore.NewPublisher(sqlstore.PublisherConfig{Store: dlq}, nil)
+	pub, err := sqlstore.NewPublisher(sqlstore.PublisherConfig{Store: dlq})
 	if err != nil {
 		t.Fatal(err)
 	}

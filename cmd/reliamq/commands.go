@@ -337,7 +337,7 @@ func (c *command) replayPublisher(ctx context.Context) (message.Publisher, error
 	if err != nil {
 		return nil, err
 	}
-	return sqlstore.NewPublisher(sqlstore.PublisherConfig{Store: target, Queue: c.o.toQueue}, nil)
+	return sqlstore.NewPublisher(sqlstore.PublisherConfig{Store: target, Queue: c.o.toQueue})
 }
 
 func (c *command) targetStore(ctx context.Context) (*sqlstore.Store, error) {

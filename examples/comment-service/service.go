@@ -168,7 +168,7 @@ func NewPublishSide(cfg PublishConfig) (*PublishSide, error) {
 		return nil, err
 	}
 	// What Close could not send in time goes to the same table.
-	leftovers, err := sqlstore.NewPublisher(sqlstore.PublisherConfig{Store: cfg.Store}, cfg.Logger)
+	leftovers, err := sqlstore.NewPublisher(sqlstore.PublisherConfig{Store: cfg.Store})
 	if err != nil {
 		_ = rmq.Close()
 		return nil, err

@@ -154,7 +154,7 @@ func TestFallback_broker_down_then_up_every_message_is_stored_then_delivered(t *
 	if err != nil {
 		t.Fatalf("fallback publisher: %v", err)
 	}
-	leftovers, err := sqlstore.NewPublisher(sqlstore.PublisherConfig{Store: st}, nil)
+	leftovers, err := sqlstore.NewPublisher(sqlstore.PublisherConfig{Store: st})
 	if err != nil {
 		t.Fatalf("leftovers: %v", err)
 	}
@@ -430,7 +430,7 @@ func TestRelay_stops_when_publisher_is_closed_and_poisons_nothing(t *testing.T) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	leftovers, err := sqlstore.NewPublisher(sqlstore.PublisherConfig{Store: st, Checker: broker}, nil)
+	leftovers, err := sqlstore.NewPublisher(sqlstore.PublisherConfig{Store: st, Checker: broker})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -567,7 +567,7 @@ func TestLeftovers_with_the_broker_as_checker_refuse_what_the_broker_would(t *te
 	b := newBroker(t, rocketmqtest.Config{})
 	st := newStore(t, sqliteBackend, nil, nil)
 	broker := newRocketMQPublisher(t, b)
-	leftovers, err := sqlstore.NewPublisher(sqlstore.PublisherConfig{Store: st, Checker: broker}, nil)
+	leftovers, err := sqlstore.NewPublisher(sqlstore.PublisherConfig{Store: st, Checker: broker})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,7 +29,7 @@ import (
 // for it forever. path ":memory:" gives a private in-memory database.
 func Open(path string) (*sql.DB, error) {
 	if path == "" {
-		return nil, fmt.Errorf("%w: SQLite path: required", sqlstore.ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: path: required", sqlstore.ErrInvalidConfig)
 	}
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(5000)")
