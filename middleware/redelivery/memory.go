@@ -3,6 +3,7 @@ package redelivery
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"sync"
 	"time"
 
@@ -23,56 +24,98 @@ type memEntry struct {
 	msg    []byte // packMessage
 }
 
-// memoryScheduler is a min-heap of due times served by one goroutine that
-// waits on the Clock for the earliest entry.
-type memoryScheduler struct {
-	r *Redelivery
+// InMemoryConfig configures NewInMemory.
+type InMemoryConfig struct {
+	// PublishRetryInterval is how long a due message waits before a failed
+	// publish to the retry topic is tried again (without limit). Default
+	// DefaultPublishRetryInterval.
+	PublishRetryInterval time.Duration
+}
+
+// InMemory is the Scheduler that keeps waiting messages in a timer heap in
+// this process, served by one goroutine that waits on the Clock for the
+// earliest one and publishes it to the retry topic (ByRetryTopic). A crash
+// or Close loses the messages still waiting (they were already
+// acknowledged; Stats.LostOnClose counts those lost at Close): use it for
+// tests and where losing a pending retry is acceptable. About 0.5 KB per
+// waiting message plus its payload (docs/benchmarks.md).
+type InMemory struct {
+	cfg InMemoryConfig
+	t   Target
 
 	mu     sync.Mutex
 	heap   []memEntry
+	opened bool
 	closed bool
 	wake   chan struct{}
 	stop   chan struct{}
 	done   chan struct{}
 }
 
-func newMemoryScheduler(r *Redelivery) *memoryScheduler {
-	s := &memoryScheduler{
-		r:    r,
-		wake: make(chan struct{}, 1),
-		stop: make(chan struct{}),
-		done: make(chan struct{}),
-	}
-	go s.run()
-	return s
+var _ Scheduler = (*InMemory)(nil)
+
+// NewInMemory returns an in-memory Scheduler for Config.Scheduler. Its
+// config is checked by New.
+func NewInMemory(cfg InMemoryConfig) *InMemory {
+	return &InMemory{cfg: cfg}
 }
 
-func (s *memoryScheduler) schedule(_ context.Context, msg *message.Message, retry int, failed, due time.Time, _ string) error {
-	e := memEntry{due: due.UnixNano(), failed: failed.UnixNano(), retry: int32(retry), msg: packMessage(msg)}
+// Route is ByRetryTopic.
+func (s *InMemory) Route() Route { return ByRetryTopic }
+
+// Open checks the config and starts the timer goroutine.
+func (s *InMemory) Open(t Target) error {
+	if s.cfg.PublishRetryInterval == 0 {
+		s.cfg.PublishRetryInterval = DefaultPublishRetryInterval
+	}
+	if s.cfg.PublishRetryInterval < 0 {
+		return fmt.Errorf("%w: Scheduler: PublishRetryInterval: %v: must be positive", ErrInvalidConfig, s.cfg.PublishRetryInterval)
+	}
 	s.mu.Lock()
-	if s.closed {
+	defer s.mu.Unlock()
+	if s.opened {
+		return fmt.Errorf("%w: Scheduler: already serves another Redelivery", ErrInvalidConfig)
+	}
+	s.opened = true
+	s.t = t
+	s.wake = make(chan struct{}, 1)
+	s.stop = make(chan struct{})
+	s.done = make(chan struct{})
+	go s.run()
+	return nil
+}
+
+// Schedule puts the message in the heap; it is published to the retry
+// topic at s.Due(). The wait is s.Delay.
+func (s *InMemory) Schedule(_ context.Context, sc Scheduled) (time.Duration, error) {
+	e := memEntry{due: sc.Due().UnixNano(), failed: sc.FailedAt.UnixNano(), retry: int32(sc.Retry), msg: packMessage(sc.Message)}
+	s.mu.Lock()
+	if s.closed || !s.opened {
 		s.mu.Unlock()
-		return ErrClosed
+		return 0, ErrClosed
 	}
 	s.push(e)
 	first := s.heap[0].due == e.due
 	s.mu.Unlock()
-	s.r.stats.waiting.Add(1)
+	s.t.Observer.OnWaiting(1)
 	if first {
 		select {
 		case s.wake <- struct{}{}:
 		default:
 		}
 	}
-	return nil
+	return sc.Delay, nil
 }
 
-// start is a no-op: only messages that failed in this process wait here, so
-// the retry handler is already running.
-func (s *memoryScheduler) start() {}
-
-func (s *memoryScheduler) close() error {
+// Close stops the timer goroutine; the messages still waiting are lost and
+// reported to Target.Observer.OnLost.
+func (s *InMemory) Close() error {
 	s.mu.Lock()
+	if !s.opened {
+		s.closed = true
+		s.mu.Unlock()
+		return nil
+	}
 	if !s.closed {
 		s.closed = true
 		close(s.stop)
@@ -84,17 +127,17 @@ func (s *memoryScheduler) close() error {
 	s.heap = nil
 	s.mu.Unlock()
 	if lost > 0 {
-		s.r.stats.lostOnClose.Add(uint64(lost))
-		s.r.stats.waiting.Add(-int64(lost))
-		s.r.logger.Info("In-memory redelivery closed with messages still waiting; they are lost",
+		s.t.Observer.OnLost(lost)
+		s.t.Observer.OnWaiting(-lost)
+		s.t.Logger.Info("In-memory redelivery closed with messages still waiting; they are lost",
 			watermill.LogFields{"lost": lost})
 	}
 	return nil
 }
 
-func (s *memoryScheduler) run() {
+func (s *InMemory) run() {
 	defer close(s.done)
-	clk := s.r.cfg.Clock
+	clk := s.t.Clock
 	for {
 		s.mu.Lock()
 		if len(s.heap) == 0 {
@@ -124,47 +167,33 @@ func (s *memoryScheduler) run() {
 	}
 }
 
-func (s *memoryScheduler) publish(e memEntry, now time.Time) {
-	r := s.r
+func (s *InMemory) publish(e memEntry, now time.Time) {
+	t := s.t
 	msg := unpackMessage(e.msg)
-	err := r.cfg.Publisher.Publish(r.cfg.RetryTopic, msg)
-	r.fireRedelivered(msg.UUID, int(e.retry), time.Unix(0, e.failed), time.Unix(0, e.due), now, err)
+	err := t.Publisher.Publish(t.RetryTopic, msg)
+	t.Observer.OnRedelivered(RedeliveredParams{
+		MessageUUID: msg.UUID, ConsumerGroup: t.ConsumerGroup, Handler: t.Handler, RetryTopic: t.RetryTopic,
+		Retry: int(e.retry), FailedAt: time.Unix(0, e.failed), Due: time.Unix(0, e.due), PublishedAt: now, Err: err,
+	})
 	if err == nil {
-		r.stats.waiting.Add(-1)
+		t.Observer.OnWaiting(-1)
 		return
 	}
-	r.logger.Error("Publishing a due message to the retry topic failed; will try again", err,
-		watermill.LogFields{"message_uuid": msg.UUID, "retry_topic": r.cfg.RetryTopic})
-	e.due = now.Add(r.cfg.PublishRetryInterval).UnixNano()
+	t.Logger.Error("Publishing a due message to the retry topic failed; will try again", err,
+		watermill.LogFields{"message_uuid": msg.UUID, "retry_topic": t.RetryTopic})
+	e.due = now.Add(s.cfg.PublishRetryInterval).UnixNano()
 	s.mu.Lock()
 	if !s.closed {
 		s.push(e)
-	} else {
-		r.stats.lostOnClose.Add(1)
-		r.stats.waiting.Add(-1)
-	}
-	s.mu.Unlock()
-}
-
-func (r *Redelivery) fireRedelivered(uuid string, retry int, failed, due, now time.Time, err error) {
-	if err == nil {
-		r.stats.redelivered.Add(1)
-	} else {
-		r.stats.publishFailures.Add(1)
-	}
-	if len(r.hooks.redelivered) == 0 {
+		s.mu.Unlock()
 		return
 	}
-	p := RedeliveredParams{
-		MessageUUID: uuid, ConsumerGroup: r.cfg.ConsumerGroup, Handler: r.cfg.Handler,
-		RetryTopic: r.cfg.RetryTopic, Retry: retry, FailedAt: failed, Due: due, PublishedAt: now, Err: err,
-	}
-	for _, h := range r.hooks.redelivered {
-		h.OnRedelivered(p)
-	}
+	s.mu.Unlock()
+	t.Observer.OnLost(1)
+	t.Observer.OnWaiting(-1)
 }
 
-func (s *memoryScheduler) push(e memEntry) {
+func (s *InMemory) push(e memEntry) {
 	s.heap = append(s.heap, e)
 	h := s.heap
 	i := len(h) - 1
@@ -178,7 +207,7 @@ func (s *memoryScheduler) push(e memEntry) {
 	}
 }
 
-func (s *memoryScheduler) pop() memEntry {
+func (s *InMemory) pop() memEntry {
 	h := s.heap
 	top := h[0]
 	n := len(h) - 1
