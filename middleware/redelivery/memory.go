@@ -2,8 +2,8 @@ package redelivery
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
+	"maps"
 	"sync"
 	"time"
 
@@ -11,17 +11,16 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 )
 
-// memEntry is one waiting message, kept compact because InMemory mode may
-// hold millions: its UUID, metadata and payload are packed into one byte
-// slice (packMessage), and its channels and context are only created when it
-// is due. The garbage collector, which marks every waiting message on every
-// cycle, marks one object without pointers per entry instead of a string per
-// metadata key and value.
+// memEntry is one waiting message: the UUID, metadata and payload of the
+// copy the middleware made for the retry topic. The Watermill message
+// (channels, context) is created when it is due.
 type memEntry struct {
-	due    int64 // Unix nanoseconds
-	failed int64 // Unix nanoseconds of the failure that scheduled it
-	retry  int32
-	msg    []byte // packMessage
+	due     int64 // Unix nanoseconds
+	failed  int64 // Unix nanoseconds of the failure that scheduled it
+	retry   int32
+	uuid    string
+	md      message.Metadata
+	payload message.Payload
 }
 
 // InMemoryConfig configures NewInMemory.
@@ -37,8 +36,9 @@ type InMemoryConfig struct {
 // earliest one and publishes it to the retry topic (ByRetryTopic). A crash
 // or Close loses the messages still waiting (they were already
 // acknowledged; Stats.LostOnClose counts those lost at Close): use it for
-// tests and where losing a pending retry is acceptable. About 0.5 KB per
-// waiting message plus its payload (docs/benchmarks.md).
+// tests and where losing a pending retry is acceptable. About 0.8 KB per
+// waiting message plus its payload
+// (BenchmarkInMemory_memory_per_waiting_message).
 type InMemory struct {
 	cfg InMemoryConfig
 	t   Target
@@ -88,7 +88,7 @@ func (s *InMemory) Open(t Target) error {
 // Schedule puts the message in the heap; it is published to the retry
 // topic at s.Due(). The wait is s.Delay.
 func (s *InMemory) Schedule(_ context.Context, sc Scheduled) (time.Duration, error) {
-	e := memEntry{due: sc.Due().UnixNano(), failed: sc.FailedAt.UnixNano(), retry: int32(sc.Retry), msg: packMessage(sc.Message)}
+	e := memEntry{due: sc.Due().UnixNano(), failed: sc.FailedAt.UnixNano(), retry: int32(sc.Retry), uuid: sc.Message.UUID, md: sc.Message.Metadata, payload: sc.Message.Payload}
 	s.mu.Lock()
 	if s.closed || !s.opened {
 		s.mu.Unlock()
@@ -169,7 +169,8 @@ func (s *InMemory) run() {
 
 func (s *InMemory) publish(e memEntry, now time.Time) {
 	t := s.t
-	msg := unpackMessage(e.msg)
+	msg := message.NewMessage(e.uuid, e.payload)
+	msg.Metadata = e.md
 	err := t.Publisher.Publish(t.RetryTopic, msg)
 	t.Observer.OnRedelivered(RedeliveredParams{
 		MessageUUID: msg.UUID, ConsumerGroup: t.ConsumerGroup, Handler: t.Handler, RetryTopic: t.RetryTopic,
@@ -182,6 +183,9 @@ func (s *InMemory) publish(e memEntry, now time.Time) {
 	t.Logger.Error("Publishing a due message to the retry topic failed; will try again", err,
 		watermill.LogFields{"message_uuid": msg.UUID, "retry_topic": t.RetryTopic})
 	e.due = now.Add(s.cfg.PublishRetryInterval).UnixNano()
+	// The next attempt publishes a fresh message: the publisher that
+	// failed may have kept or changed this one's metadata.
+	e.md = maps.Clone(e.md)
 	s.mu.Lock()
 	if !s.closed {
 		s.push(e)
@@ -232,76 +236,4 @@ func (s *InMemory) pop() memEntry {
 	}
 	s.heap = h
 	return top
-}
-
-// packMessage encodes msg's UUID, its number of metadata pairs, each key and
-// value, and its payload, every count and length a uvarint.
-func packMessage(msg *message.Message) []byte {
-	n := uvarintLen(len(msg.UUID)) + len(msg.UUID) + uvarintLen(len(msg.Metadata)) + len(msg.Payload)
-	for k, v := range msg.Metadata {
-		n += uvarintLen(len(k)) + len(k) + uvarintLen(len(v)) + len(v)
-	}
-	b := make([]byte, 0, n)
-	b = appendString(b, msg.UUID)
-	b = binary.AppendUvarint(b, uint64(len(msg.Metadata)))
-	for k, v := range msg.Metadata {
-		b = appendString(b, k)
-		b = appendString(b, v)
-	}
-	return append(b, msg.Payload...)
-}
-
-// unpackMessage decodes what packMessage encoded. The UUID and the metadata
-// are substrings of one string copied from b, one allocation for all of them;
-// the payload shares b's storage: the entry is dropped once published, and a
-// message published again after a failed publish gets the same bytes.
-func unpackMessage(b []byte) *message.Message {
-	// The first pass finds where the payload starts.
-	off := skipString(b, 0)
-	pairs, n := binary.Uvarint(b[off:])
-	off += n
-	for i := uint64(0); i < 2*pairs; i++ {
-		off = skipString(b, off)
-	}
-	head := string(b[:off])
-	uuid, off := readString(b, head, 0)
-	_, n = binary.Uvarint(b[off:])
-	off += n
-	md := make(message.Metadata, int(pairs))
-	for i := uint64(0); i < pairs; i++ {
-		var k, v string
-		k, off = readString(b, head, off)
-		v, off = readString(b, head, off)
-		md[k] = v
-	}
-	msg := message.NewMessage(uuid, b[len(head):len(b):len(b)])
-	msg.Metadata = md
-	return msg
-}
-
-// skipString returns the offset after the length-prefixed string at off.
-func skipString(b []byte, off int) int {
-	l, n := binary.Uvarint(b[off:])
-	return off + n + int(l)
-}
-
-// readString returns the length-prefixed string at off in b as a substring of
-// head, which holds b's bytes up to the payload, and the offset after it.
-func readString(b []byte, head string, off int) (string, int) {
-	l, n := binary.Uvarint(b[off:])
-	start := off + n
-	return head[start : start+int(l)], start + int(l)
-}
-
-func appendString(b []byte, s string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
-	return append(b, s...)
-}
-
-func uvarintLen(x int) int {
-	n := 1
-	for ; x >= 0x80; x >>= 7 {
-		n++
-	}
-	return n
 }
