@@ -10,6 +10,26 @@
 //
 // For tests, rocketmqtest runs a name server and broker in process.
 //
+// # Native redelivery
+//
+// NewNativeScheduler is middleware/redelivery's scheduler for this broker
+// (Config.Scheduler): with a Subscriber in BrokerRetry mode the wait of a
+// failed message lives in the broker's %RETRY%<group>, not in the process
+// nor in a store. It marks each failed delivery with metadata.DelayLevel,
+// the smallest of the broker's delay levels that waits at least the
+// middleware's delay (DelayLevelFor over DelayLevels, 1s 5s 10s 30s 1m ...
+// 2h, or NativeConfig.DelayLevels), and metadata.RetryDelayMillis, the delay
+// itself, which a Subscriber with TimerRetry waits exactly on a 5.x broker
+// with timer messages. These are the same nack controls a handler without
+// the middleware may set; the subscriber reads nothing else.
+//
+//	rd, err := redelivery.New(redelivery.Config{ConsumerGroup: "billing", Handler: "charge",
+//		Scheduler: rocketmq.NewNativeScheduler(rocketmq.NativeConfig{}), DeadLetterPublisher: pub}, logger)
+//
+// The delay levels are written once in the module: DelayLevels,
+// rocketmqtest.DefaultDelayLevels and policy.RocketMQ() (levels 3..18) read
+// the same table.
+//
 // # Metadata and properties
 //
 // Published messages carry:
@@ -104,8 +124,8 @@
 // Nacked messages are redelivered in process (default) or through the
 // broker's retry topic and its delay levels up to MaxReconsumeTimes, then
 // %DLQ%<group> (BrokerRetry); a nacked message's metadata.MaxReconsumeTimes,
-// which middleware/redelivery sets from its Policy in Native mode, overrides
-// the limit for that message. Messages in handlers when a subscription ends
+// which middleware/redelivery sets from its Policy when its scheduler is the
+// NativeScheduler, overrides the limit for that message. Messages in handlers when a subscription ends
 // get CloseTimeout to be acked; unacked ones, those still unread in the
 // output channel, and the acked messages of a consume call that had not
 // finished (and those after it in the same queue: the client commits a

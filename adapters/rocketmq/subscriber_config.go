@@ -126,7 +126,7 @@ type SubscriberConfig struct {
 	// Broadcasting.
 	BrokerRetry bool
 	// TimerRetry (BrokerRetry only) lets a nacked message wait exactly the
-	// delay in its metadata.RetryDelayMillis (redelivery's Native mode sets it)
+	// delay in its metadata.RetryDelayMillis (the NativeScheduler sets it)
 	// on a RocketMQ 5.x broker with timer messages (timerWheelEnable):
 	// instead of the client's send-back with a delay level, the subscriber
 	// sends the message as stored to %RETRY%<group> with TIMER_DELAY_MS and
@@ -137,17 +137,17 @@ type SubscriberConfig struct {
 	// delay is the duration of the chosen metadata.DelayLevel, for the
 	// message due for %DLQ%<group>, when the broker has no timers (4.x:
 	// the retry then waits the level, never less than asked when the level
-	// was chosen with redelivery.DelayLevelFor), with Credentials (the
-	// timer send is not signed), and when the timer send fails. Default
-	// false: delay levels only.
+	// was chosen with DelayLevelFor, as the NativeScheduler does), with
+	// Credentials (the timer send is not signed), and when the timer send
+	// fails. Default false: delay levels only.
 	TimerRetry bool
 	// MaxReconsumeTimes is how many broker redeliveries a message gets before
 	// it goes to %DLQ%<group> (BrokerRetry, and messages the Marshaler cannot
 	// read). Default 16, RocketMQ's; UnlimitedReconsumeTimes (-1) never
 	// dead-letters by count. A nacked message whose metadata carries
 	// metadata.MaxReconsumeTimes uses that limit instead: middleware/redelivery
-	// sets it from its Policy in Native mode, so the policy alone decides and
-	// this field needs no matching value. With BrokerRetry the subscriber
+	// sets it from its Policy with the NativeScheduler, so the policy alone
+	// decides and this field needs no matching value. With BrokerRetry the subscriber
 	// applies the limit itself (a nack at the limit goes back with delay
 	// level -1, straight to %DLQ%<group>, as the broker would send it) and
 	// gives the client no limit of its own.

@@ -159,7 +159,7 @@ func TestPublisher_refuses_delay_millis_on_a_broker_without_timer_messages(t *te
 	}
 }
 
-// nativeRetryAfter runs a handler under redelivery in Native mode with a
+// nativeRetryAfter runs a handler under redelivery with the NativeScheduler with a
 // fixed policy delay on a BrokerRetry subscriber, fails the first delivery,
 // and returns how long the redelivery took and the probe.
 func nativeRetryAfter(t *testing.T, target brokerTarget, delay time.Duration, timerRetry bool) (time.Duration, *timerProbe, *message.Message) {
@@ -171,7 +171,7 @@ func nativeRetryAfter(t *testing.T, target brokerTarget, delay time.Duration, ti
 	msgs := subscribe(t, sub, topic)
 	pub := newPublisherAt(t, ns, rocketmq.PublisherConfig{})
 	r, err := redelivery.New(redelivery.Config{
-		ConsumerGroup: sub.GroupFor(topic), Handler: "h", Mode: redelivery.Native,
+		ConsumerGroup: sub.GroupFor(topic), Handler: "h", Scheduler: rocketmq.NewNativeScheduler(rocketmq.NativeConfig{}),
 		Policy:              policy.Policy{MaxAttempts: 3, Backoff: policy.Fixed(delay)},
 		DeadLetterPublisher: pub,
 	}, testLogger())
@@ -264,7 +264,7 @@ func TestSubscriber_timer_retry_falls_back_to_the_delay_level_on_a_broker_withou
 		t.Run(target.name, func(t *testing.T) {
 			waited, probe, m := nativeRetryAfter(t, target, 1500*time.Millisecond, true)
 			t.Logf("a Native retry with a 1500 ms policy delay came after %v", waited)
-			// DelayLevelFor(1.5 s) is level 2: 2 s on these brokers.
+			// rocketmq.DelayLevelFor(1.5 s) is level 2: 2 s on these brokers.
 			if waited < 1500*time.Millisecond {
 				t.Errorf("redelivered after %v, before the 1.5 s delay", waited)
 			}

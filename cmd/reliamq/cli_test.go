@@ -369,7 +369,7 @@ func deadLetter(t *testing.T, dlq *sqlstore.Store, group string, msgs ...*messag
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := redelivery.New(redelivery.Config{ConsumerGroup: group, Handler: "charge", Mode: redelivery.InMemory,
+	r, err := redelivery.New(redelivery.Config{ConsumerGroup: group, Handler: "charge", Scheduler: redelivery.NewInMemory(redelivery.InMemoryConfig{}),
 		Policy: policy.Policy{MaxAttempts: 1}, Publisher: pub}, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -552,7 +552,7 @@ func (c *command) replayDeadLetters(ctx context.Context, rows []sqlstore.Message
 	cfg := c.replayConfig()
 	cfg.Messages, cfg.Publisher = msgs, pub
 	cfg.Rate, cfg.IdleTimeout, cfg.Clock = c.o.rate, -1, c.env.clock
-	cfg.OnMessage = func(r redelivery.ReplayResult) { results <- r }
+	cfg.Hooks = append(cfg.Hooks, replayResults(results))
 	_, err := redelivery.Replay(ctx, cfg, nil)
 	cancel()
 	wg.Wait()
@@ -567,3 +567,8 @@ func (c *command) replayDeadLetters(ctx context.Context, rows []sqlstore.Message
 	}
 	return nil
 }
+
+// replayResults is a redelivery.ReplayedHook that sends each result on.
+type replayResults chan<- redelivery.ReplayResult
+
+func (c replayResults) OnReplayed(r redelivery.ReplayResult) { c <- r }

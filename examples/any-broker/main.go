@@ -246,9 +246,8 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Summary, error) {
 	rd, err := redelivery.New(redelivery.Config{
 		ConsumerGroup: group, Handler: "handle",
 		Policy:    policy.Policy{MaxAttempts: 3, Backoff: policy.Table(100*time.Millisecond, 200*time.Millisecond)},
-		Mode:      redelivery.Durable,
-		Store:     store,
-		Publisher: tr.publisher, PollInterval: 50 * time.Millisecond,
+		Scheduler: redelivery.NewDurable(redelivery.DurableConfig{Store: store, PollInterval: 50 * time.Millisecond}),
+		Publisher: tr.publisher,
 		Hooks: []any{redeliveredHook(func(p redelivery.RedeliveredParams) {
 			if p.Err != nil {
 				say("  redeliver %s retry %d: publish failed, will try again: %v", p.MessageUUID[:8], p.Retry, p.Err)

@@ -305,14 +305,14 @@ func NewConsumeSide(ctx context.Context, cfg ConsumeConfig) (*ConsumeSide, error
 	if cfg.Metrics != nil {
 		rdHooks = append(rdHooks, cfg.Metrics.Redelivery())
 	}
-	// Native mode: the wait lives in the broker (%RETRY%<group>, delay
-	// levels), the middleware decides the delay and dead-letters with full
-	// metadata after the policy's last attempt.
+	// The native scheduler: the wait lives in the broker (%RETRY%<group>,
+	// delay levels), the middleware decides the delay and dead-letters with
+	// full metadata after the policy's last attempt.
 	rd, err := redelivery.New(redelivery.Config{
 		ConsumerGroup:       ConsumerGroup,
 		Handler:             consumerHandler,
 		Policy:              cfg.Policy,
-		Mode:                redelivery.Native,
+		Scheduler:           rocketmq.NewNativeScheduler(rocketmq.NativeConfig{}),
 		DeadLetterPublisher: dlqPub,
 		Hooks:               rdHooks,
 	}, cfg.Logger)

@@ -300,7 +300,7 @@ func RunStory(ctx context.Context, cfg StoryConfig) (Summary, error) {
 		},
 		Scheduled: func(p redelivery.ScheduledParams) {
 			n.sayAbout(p.MessageUUID, "  redeliver %s retry %d in %s (RocketMQ delay level %d, scaled x%g: %s)", short(p.MessageUUID),
-				p.Retry, p.Delay, redelivery.DelayLevelFor(p.Delay), cfg.DelayScale, ms(scaled(p.Delay)))
+				p.Retry, p.Delay, rocketmq.DelayLevelFor(p.Delay), cfg.DelayScale, ms(scaled(p.Delay)))
 		},
 		DeadLettered: func(p redelivery.DeadLetterParams) {
 			n.sayAbout(p.MessageUUID, "  redeliver %s dead-lettered to %s after %d attempts (reason %s)", short(p.MessageUUID),

@@ -102,7 +102,7 @@ func run(ctx context.Context, out io.Writer) error {
 		return err
 	}
 	rd, err := redelivery.New(redelivery.Config{ConsumerGroup: "quickstart", Handler: "greet",
-		Mode: redelivery.Durable, Store: st, Publisher: broker}, logger)
+		Scheduler: redelivery.NewDurable(redelivery.DurableConfig{Store: st}), Publisher: broker}, logger)
 	if err != nil {
 		return err
 	}

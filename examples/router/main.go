@@ -139,7 +139,7 @@ func Run(ctx context.Context, out io.Writer) (Result, error) {
 		ConsumerGroup: group,
 		Handler:       "charge_order",
 		Policy:        policy.Policy{MaxAttempts: 4, Backoff: scaledRocketMQ},
-		Mode:          redelivery.InMemory, // pending retries live in this process: an explicit choice
+		Scheduler:     redelivery.NewInMemory(redelivery.InMemoryConfig{}), // pending retries live in this process: an explicit choice
 		Publisher:     pubSub,
 	}, logger)
 	if err != nil {
@@ -216,8 +216,8 @@ func Run(ctx context.Context, out io.Writer) (Result, error) {
 	case err := <-runDone:
 		return res, err
 	}
-	fmt.Fprintf(out, "middleware chain: CorrelationID > Recoverer > redelivery(%s, %s) > Timeout(1s) > handler\n",
-		rd.Config().Mode, strings.Join(durs(rd.Config().Policy.Schedule(3)), " "))
+	fmt.Fprintf(out, "middleware chain: CorrelationID > Recoverer > redelivery(in-memory, %s) > Timeout(1s) > handler\n",
+		strings.Join(durs(rd.Config().Policy.Schedule(3)), " "))
 
 	names := []string{"ok", "declined-twice", "panics", "invalid"}
 	for _, name := range names {

@@ -96,15 +96,16 @@ func (m *Metrics) WatchAsync(p *async.Publisher) error {
 }
 
 // WatchRedelivery reports the messages r has waiting in
-// reliamq_redelivery_waiting: its in-memory heap (Stats.Waiting) or, in
-// Durable mode, the rows of its store queue "<group>/<handler>". Native mode
-// waits in the broker and reports 0.
+// reliamq_redelivery_waiting: its in-memory heap (Stats.Waiting) or, with
+// the Durable scheduler, the rows of its store queue "<group>/<handler>". A
+// scheduler that routes by the subscriber (RocketMQ's native one) waits in
+// the broker and reports 0.
 func (m *Metrics) WatchRedelivery(r *redelivery.Redelivery) error {
 	if r == nil {
 		return fmt.Errorf("%w: nil redelivery", ErrInvalidArgument)
 	}
 	cfg := r.Config()
-	native := cfg.Mode == redelivery.Native
+	native := cfg.Scheduler.Route() == redelivery.BySubscriber
 	m.initHandler(cfg.ConsumerGroup, cfg.Handler, native)
 	m.initAttempts(cfg.ConsumerGroup, cfg.Handler, redelivery.MaxReconsumeTimes(cfg.Policy), native)
 	m.watched.mu.Lock()
@@ -144,9 +145,9 @@ func (w *watched) Collect(ch chan<- prometheus.Metric) {
 			order = append(order, k)
 			waiting[k] = 0
 		}
-		switch cfg.Mode {
-		case redelivery.Durable:
-			st, err := w.stats(cfg.Store, cfg.ConsumerGroup+"/"+cfg.Handler)
+		switch s := cfg.Scheduler.(type) {
+		case *redelivery.Durable:
+			st, err := w.stats(s.Config().Store, cfg.ConsumerGroup+"/"+cfg.Handler)
 			if err != nil {
 				failed[k] = true
 				continue

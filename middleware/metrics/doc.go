@@ -16,7 +16,7 @@
 //	_ = m.WatchFallbackStore(st, "")
 //	rd, _ := redelivery.New(redelivery.Config{..., Hooks: []any{m.Redelivery()}}, logger)
 //	_ = m.WatchRedelivery(rd)
-//	redelivery.Replay(ctx, redelivery.ReplayConfig{..., OnMessage: m.Replay()}, logger)
+//	redelivery.Replay(ctx, redelivery.ReplayConfig{..., Hooks: []any{m.Replay()}}, logger)
 //
 // RetryHooks count attempts from inside retry.Publisher, so an error the
 // policy's Classifier stops counts as "permanent" like a policy.Permanent one.

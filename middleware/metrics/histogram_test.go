@@ -124,7 +124,7 @@ func TestHistograms_observe_send_latency_time_in_the_fallback_table_handler_dura
 	// runs 1s and succeeds.
 	retryPub := &fakepub.Publisher{}
 	r, err := redelivery.New(redelivery.Config{
-		ConsumerGroup: "billing", Handler: "charge", Mode: redelivery.InMemory, Publisher: retryPub,
+		ConsumerGroup: "billing", Handler: "charge", Scheduler: redelivery.NewInMemory(redelivery.InMemoryConfig{}), Publisher: retryPub,
 		Policy: policy.Policy{MaxAttempts: 3, Backoff: policy.Fixed(10 * time.Second)}, Clock: fake,
 		Hooks: []any{m.Redelivery()},
 	}, nil)
@@ -227,7 +227,7 @@ func TestNew_every_family_is_present_from_the_start_with_zero_values(t *testing.
 		t.Fatal(err)
 	}
 	r, err := redelivery.New(redelivery.Config{
-		ConsumerGroup: "billing", Handler: "charge", Mode: redelivery.InMemory, Publisher: inner,
+		ConsumerGroup: "billing", Handler: "charge", Scheduler: redelivery.NewInMemory(redelivery.InMemoryConfig{}), Publisher: inner,
 		Policy: policy.Policy{MaxAttempts: 4, Backoff: policy.Fixed(time.Second)}, Clock: fake,
 		Hooks: []any{m.Redelivery()},
 	}, nil)

@@ -102,7 +102,7 @@ func (m *Metrics) Redelivery() RedeliveryHooks { return RedeliveryHooks{m: m} }
 
 // OnHandled observes the duration of a handler run, by outcome.
 func (h RedeliveryHooks) OnHandled(p redelivery.HandledParams) {
-	h.m.initHandler(p.ConsumerGroup, p.Handler, p.Mode == redelivery.Native)
+	h.m.initHandler(p.ConsumerGroup, p.Handler, p.Route == redelivery.BySubscriber)
 	if p.Topic != "" {
 		h.m.initDeadLetter(p.Topic, p.ConsumerGroup, p.Handler)
 	}
@@ -141,18 +141,24 @@ func (h RedeliveryHooks) OnDropped(p redelivery.DroppedParams) {
 	h.m.redeliveryDropped.WithLabelValues(p.ConsumerGroup, p.Handler).Inc()
 }
 
-// Replay returns the function for redelivery.ReplayConfig.OnMessage: it
-// counts each dead-lettered message replayed (ok) or not (error) in
-// reliamq_dlq_replays_total, by original topic.
-func (m *Metrics) Replay() func(redelivery.ReplayResult) {
-	return func(r redelivery.ReplayResult) {
-		outcome := OutcomeOK
-		if r.Err != nil {
-			outcome = OutcomeError
-		}
-		m.initTopic(r.OriginalTopic)
-		m.dlqReplays.WithLabelValues(r.OriginalTopic, outcome).Inc()
+// ReplayHooks counts each dead-lettered message replayed (ok) or not
+// (error) in reliamq_dlq_replays_total, by original topic. Put it in
+// redelivery.ReplayConfig.Hooks.
+type ReplayHooks struct{ m *Metrics }
+
+var _ redelivery.ReplayedHook = ReplayHooks{}
+
+// Replay returns the hook value for redelivery.ReplayConfig.Hooks.
+func (m *Metrics) Replay() ReplayHooks { return ReplayHooks{m: m} }
+
+// OnReplayed counts one message Replay read.
+func (h ReplayHooks) OnReplayed(r redelivery.ReplayResult) {
+	outcome := OutcomeOK
+	if r.Err != nil {
+		outcome = OutcomeError
 	}
+	h.m.initTopic(r.OriginalTopic)
+	h.m.dlqReplays.WithLabelValues(r.OriginalTopic, outcome).Inc()
 }
 
 // RetryHooks feeds reliamq_publish_attempts_total,

@@ -52,7 +52,7 @@ func TestRedelivery_scheduled_fired_and_dead_lettered_are_counted_by_attempt(t *
 	retries := &chanPublisher{out: make(chan *message.Message, 10)}
 	dlq := &chanPublisher{out: make(chan *message.Message, 10)}
 	r, err := redelivery.New(redelivery.Config{
-		ConsumerGroup: "billing", Handler: "charge", Mode: redelivery.InMemory,
+		ConsumerGroup: "billing", Handler: "charge", Scheduler: redelivery.NewInMemory(redelivery.InMemoryConfig{}),
 		Policy:    policy.Policy{MaxAttempts: 3, Backoff: policy.Fixed(time.Minute)},
 		Publisher: retries, DeadLetterPublisher: dlq, Clock: fake,
 		Hooks: []any{m.Redelivery()},
@@ -136,7 +136,7 @@ func TestReplay_counts_replayed_and_failed_dead_letters(t *testing.T) {
 	close(in)
 	out := &chanPublisher{out: make(chan *message.Message, 3)}
 	stats, err := redelivery.Replay(context.Background(), redelivery.ReplayConfig{
-		Messages: in, Publisher: out, ToOriginalTopic: true, OnMessage: m.Replay()}, nil)
+		Messages: in, Publisher: out, ToOriginalTopic: true, Hooks: []any{m.Replay()}}, nil)
 	if !errors.Is(err, redelivery.ErrMissingOriginalTopic) || stats.Replayed != 2 {
 		t.Fatalf("Replay: %+v, %v", stats, err)
 	}
@@ -148,7 +148,7 @@ func TestWatchRedelivery_reports_durable_waits_from_the_store_queue(t *testing.T
 	m, reg := newMetrics(t, metrics.Config{})
 	st := newSQLiteStore(t, nil)
 	r, err := redelivery.New(redelivery.Config{
-		ConsumerGroup: "billing", Handler: "charge", Mode: redelivery.Durable, Store: st,
+		ConsumerGroup: "billing", Handler: "charge", Scheduler: redelivery.NewDurable(redelivery.DurableConfig{Store: st}),
 		Policy:    policy.Policy{MaxAttempts: 5, Backoff: policy.Fixed(time.Hour)},
 		Publisher: &chanPublisher{out: make(chan *message.Message, 10)},
 		Hooks:     []any{m.Redelivery()},

@@ -17,10 +17,10 @@ import (
 
 // BenchmarkConsumer_healthy_throughput_with_1pct_failing_RocketMQ is the
 // same comparison on the embedded broker with one consume goroutine (serial
-// delivery): reliamq in Native mode (the broker keeps the 1 s wait, delay
+// delivery): reliamq with the NativeScheduler (the broker keeps the 1 s wait, delay
 // level 1, real durations) vs Watermill's Retry+PoisonQueue vs no failures.
 func BenchmarkConsumer_healthy_throughput_with_1pct_failing_RocketMQ(b *testing.B) {
-	for _, v := range consumerVariants(redelivery.Native) {
+	for _, v := range consumerVariants(func() redelivery.Scheduler { return rocketmq.NewNativeScheduler(rocketmq.NativeConfig{}) }) {
 		b.Run("rocketmq/"+v.name, func(b *testing.B) {
 			runConsumerBenchmark(b, v, func(b *testing.B) (message.Publisher, message.Subscriber) {
 				broker := rocketmqtest.NewTest(b, rocketmqtest.Config{LongPollHold: 200 * time.Millisecond})
@@ -28,8 +28,8 @@ func BenchmarkConsumer_healthy_throughput_with_1pct_failing_RocketMQ(b *testing.
 				if err != nil {
 					b.Fatal(err)
 				}
-				// One message per consume call for every variant: Native mode
-				// needs BrokerRetry, which consumes one at a time.
+				// One message per consume call for every variant: the native
+				// scheduler needs BrokerRetry, which consumes one at a time.
 				sub, err := rocketmq.NewSubscriber(rocketmq.SubscriberConfig{
 					NameServers: []string{broker.NameServerAddr()}, ConsumerGroup: "bench",
 					BrokerRetry: strings.HasPrefix(v.name, "reliamq_"), ConsumeGoroutines: 1, ConsumeBatch: 1,

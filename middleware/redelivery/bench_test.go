@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/reliamq/reliamq/internal/benchmeter"
+	"github.com/reliamq/reliamq/internal/fakepub"
 	"github.com/reliamq/reliamq/middleware/redelivery"
 	"github.com/reliamq/reliamq/pkg/metadata"
 	"github.com/reliamq/reliamq/pkg/policy"
@@ -35,14 +36,14 @@ type consumerVariant struct {
 	install func(b *testing.B, router *message.Router, topic string, pub message.Publisher, sub message.Subscriber, h message.NoPublishHandlerFunc) func()
 }
 
-func consumerVariants(reliamqMode redelivery.Mode) []consumerVariant {
+func consumerVariants(newScheduler func() redelivery.Scheduler) []consumerVariant {
 	plain := func(b *testing.B, router *message.Router, topic string, _ message.Publisher, sub message.Subscriber, h message.NoPublishHandlerFunc) func() {
 		router.AddConsumerHandler("h", topic, sub, h)
 		return func() {}
 	}
 	reliamq := func(b *testing.B, router *message.Router, topic string, pub message.Publisher, sub message.Subscriber, h message.NoPublishHandlerFunc) func() {
 		r, err := redelivery.New(redelivery.Config{
-			ConsumerGroup: "bench", Handler: "h", Mode: reliamqMode, Publisher: pub,
+			ConsumerGroup: "bench", Handler: "h", Scheduler: newScheduler(), Publisher: pub,
 			Policy: policy.Policy{MaxAttempts: 17, Backoff: policy.Table(benchDelay, 2*benchDelay)},
 		}, nil)
 		if err != nil {
@@ -94,7 +95,7 @@ func runConsumerBenchmark(b *testing.B, v consumerVariant, newPubSub func(b *tes
 	// run and make every garbage collection of the failing variants slower):
 	// Watermill's Retry calls it again with the same message, which carries
 	// the mark it set; reliamq's redelivery carries it in the copy, or (in
-	// Native mode, where the broker resends the stored message) a reconsume
+	// the native scheduler, where the broker resends the stored message) a reconsume
 	// count above 0.
 	h := func(msg *message.Message) error {
 		if msg.Metadata.Get("fail") == "1" {
@@ -172,7 +173,7 @@ func runConsumerBenchmark(b *testing.B, v consumerVariant, newPubSub func(b *tes
 // 1 % fail once with a 1 s first delay: reliamq redelivery vs Watermill's
 // Retry+PoisonQueue, and both vs no failures at all.
 func BenchmarkConsumer_healthy_throughput_with_1pct_failing(b *testing.B) {
-	for _, v := range consumerVariants(redelivery.InMemory) {
+	for _, v := range consumerVariants(func() redelivery.Scheduler { return redelivery.NewInMemory(redelivery.InMemoryConfig{}) }) {
 		b.Run("gochannel/"+v.name, func(b *testing.B) {
 			runConsumerBenchmark(b, v, func(b *testing.B) (message.Publisher, message.Subscriber) {
 				ps := gochannel.NewGoChannel(gochannel.Config{BlockPublishUntilSubscriberAck: true}, watermill.NopLogger{})
@@ -190,8 +191,8 @@ func BenchmarkInMemory_memory_per_waiting_message(b *testing.B) {
 	const n = 1_000_000
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		r, err := redelivery.New(redelivery.Config{ConsumerGroup: "billing", Handler: "charge", Mode: redelivery.InMemory,
-			Publisher: &capturePublisher{}, Policy: policy.Policy{MaxAttempts: 17, Backoff: policy.Fixed(time.Hour)}}, nil)
+		r, err := redelivery.New(redelivery.Config{ConsumerGroup: "billing", Handler: "charge", Scheduler: redelivery.NewInMemory(redelivery.InMemoryConfig{}),
+			Publisher: fakepub.Nop, Policy: policy.Policy{MaxAttempts: 17, Backoff: policy.Fixed(time.Hour)}}, nil)
 		if err != nil {
 			b.Fatal(err)
 		}

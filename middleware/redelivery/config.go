@@ -9,56 +9,21 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/google/uuid"
 
+	"github.com/reliamq/reliamq/internal/hooks"
+	"github.com/reliamq/reliamq/internal/nilcheck"
 	"github.com/reliamq/reliamq/pkg/clock"
 	"github.com/reliamq/reliamq/pkg/policy"
-	"github.com/reliamq/reliamq/pkg/queue"
 )
-
-// Mode says where a failed message waits for its next attempt.
-type Mode int
-
-const (
-	// ModeUnset is the zero value; New rejects it so that the choice is explicit.
-	ModeUnset Mode = iota
-	// InMemory keeps waiting messages in a timer heap in this process. A crash
-	// or Close loses them (they were already acknowledged): use it for tests and
-	// where losing a pending retry is acceptable.
-	InMemory
-	// Durable parks waiting messages in a queue store (Config.Store, for
-	// example a *sqlstore.Store); a poller
-	// claims them when due and publishes them to the retry topic. Survives
-	// restarts; several instances may share one store.
-	Durable
-	// Native hands the wait to a RocketMQ subscriber in broker-retry mode: the
-	// middleware sets metadata.DelayLevel and returns the error, the subscriber
-	// nacks and the broker redelivers through %RETRY%<group>.
-	Native
-)
-
-// String returns "in-memory", "durable", "native" or "unset".
-func (m Mode) String() string {
-	switch m {
-	case InMemory:
-		return "in-memory"
-	case Durable:
-		return "durable"
-	case Native:
-		return "native"
-	case ModeUnset:
-		return "unset"
-	}
-	return fmt.Sprintf("mode(%d)", int(m))
-}
 
 // Defaults.
 const (
-	// DefaultPollInterval is Config.PollInterval's default.
+	// DefaultPollInterval is DurableConfig.PollInterval's default.
 	DefaultPollInterval = time.Second
-	// DefaultClaimBatch is Config.ClaimBatch's default.
+	// DefaultClaimBatch is DurableConfig.ClaimBatch's default.
 	DefaultClaimBatch = 100
-	// DefaultPublishRetryInterval is Config.PublishRetryInterval's default.
+	// DefaultPublishRetryInterval is the default PublishRetryInterval of
+	// InMemoryConfig and DurableConfig.
 	DefaultPublishRetryInterval = time.Second
 	// DefaultMaxErrorLength is Config.MaxErrorLength's default.
 	DefaultMaxErrorLength = 1024
@@ -84,20 +49,25 @@ type Config struct {
 	// MaxAttempts above 17 with RocketMQ() waits 2h for every retry past the
 	// 16th, as the broker does. The policy's Jitter is applied with Rand.
 	Policy policy.Policy
-	// Mode says where the wait lives. Required: there is no default, so losing
-	// pending retries on a crash (InMemory) is always an explicit choice.
-	Mode Mode
-
-	// Publisher publishes due messages to RetryTopic (InMemory, Durable) and is
-	// the default DeadLetterPublisher. Required in InMemory and Durable modes.
-	// Redelivery does not close it.
+	// Scheduler is where a failed message waits for its next attempt:
+	// NewInMemory (a timer heap in this process, lost on a crash),
+	// NewDurable (a queue store) or a broker's own (the RocketMQ adapter's
+	// NewNativeScheduler). Required: there is no default, so losing pending
+	// retries on a crash is always an explicit choice. One scheduler serves
+	// one Redelivery, which closes it.
+	Scheduler Scheduler
+	// Publisher publishes due messages to RetryTopic (schedulers that route
+	// ByRetryTopic: InMemory, Durable) and is the default
+	// DeadLetterPublisher. Required with those schedulers. Redelivery does
+	// not close it.
 	Publisher message.Publisher
 	// RetryTopic is where due messages are published; the handler consumes it
 	// too (see AddHandler). Default: DefaultRetryTopic(ConsumerGroup, Handler).
-	// Unused in Native mode.
+	// Unused with a scheduler that routes BySubscriber.
 	RetryTopic string
 	// DeadLetterPublisher publishes dead-lettered messages. Default: Publisher.
-	// Required in Native mode. Redelivery does not close it.
+	// Required with a scheduler that routes BySubscriber. Redelivery does not
+	// close it.
 	DeadLetterPublisher message.Publisher
 	// DeadLetterTopic receives the messages whose retries are over. Default:
 	// DefaultDeadLetterTopic(ConsumerGroup).
@@ -111,25 +81,6 @@ type Config struct {
 	// same way whatever this field says.
 	Broadcast bool
 
-	// Store keeps waiting messages in Durable mode (a queue.Queue such as a
-	// *sqlstore.Store), under the queue
-	// "<ConsumerGroup>/<Handler>". Required in Durable mode, unused otherwise.
-	// Give the Store the same Clock. Redelivery does not close it.
-	Store queue.Queue
-	// PollInterval is how often the Durable poller looks for due messages; it
-	// bounds how late a retry can be. Default DefaultPollInterval.
-	PollInterval time.Duration
-	// ClaimBatch is how many due messages the poller claims at once. Default
-	// DefaultClaimBatch.
-	ClaimBatch int
-	// Owner names this instance in store leases. Default: a random UUID.
-	Owner string
-
-	// PublishRetryInterval is how long a due message waits before publishing
-	// to RetryTopic is tried again after a failure (Durable: without limit;
-	// a permanent refusal moves the row to the queue
-	// "<group>/<handler>/poison"). Default DefaultPublishRetryInterval.
-	PublishRetryInterval time.Duration
 	// MaxErrorLength truncates error texts stored in metadata.LastError.
 	// Default DefaultMaxErrorLength; negative means no limit.
 	MaxErrorLength int
@@ -161,18 +112,6 @@ func (c *Config) setDefaults() {
 	if c.DeadLetterPublisher == nil {
 		c.DeadLetterPublisher = c.Publisher
 	}
-	if c.PollInterval == 0 {
-		c.PollInterval = DefaultPollInterval
-	}
-	if c.ClaimBatch == 0 {
-		c.ClaimBatch = DefaultClaimBatch
-	}
-	if c.Owner == "" {
-		c.Owner = uuid.NewString()
-	}
-	if c.PublishRetryInterval == 0 {
-		c.PublishRetryInterval = DefaultPublishRetryInterval
-	}
 	if c.MaxErrorLength == 0 {
 		c.MaxErrorLength = DefaultMaxErrorLength
 	}
@@ -200,22 +139,24 @@ func (c Config) Validate() error {
 	if err := c.Policy.Validate(); err != nil {
 		bad("Policy", "%w", err)
 	}
-	switch c.Mode {
-	case InMemory, Durable:
+	route := c.route()
+	switch route {
+	case ByRetryTopic:
 		if c.Publisher == nil {
-			bad("Publisher", "required in %v mode", c.Mode)
+			bad("Publisher", "required with a %v scheduler", route)
 		}
 		if c.RetryTopic == "" {
-			bad("RetryTopic", "required in %v mode", c.Mode)
+			bad("RetryTopic", "required with a %v scheduler", route)
 		}
-	case Native:
-	case ModeUnset:
-		bad("Mode", "required: choose InMemory, Durable or Native")
+	case BySubscriber:
+	case 0:
+		if c.Scheduler == nil || nilcheck.IsNil(c.Scheduler) {
+			bad("Scheduler", "required: choose NewInMemory, NewDurable or a broker's native scheduler")
+		} else {
+			bad("Scheduler", "%T has no route", c.Scheduler)
+		}
 	default:
-		bad("Mode", "%d is unknown", int(c.Mode))
-	}
-	if c.Mode == Durable && c.Store == nil {
-		bad("Store", "required in durable mode")
+		bad("Scheduler", "%T routes by %v, which is unknown", c.Scheduler, route)
 	}
 	if c.DeadLetterPublisher == nil {
 		bad("DeadLetterPublisher", "required (or Publisher)")
@@ -223,27 +164,22 @@ func (c Config) Validate() error {
 	if c.DeadLetterTopic == "" {
 		bad("DeadLetterTopic", "required")
 	}
-	if c.Mode != Native && c.RetryTopic != "" && c.RetryTopic == c.DeadLetterTopic {
+	if route == ByRetryTopic && c.RetryTopic != "" && c.RetryTopic == c.DeadLetterTopic {
 		bad("RetryTopic", "must differ from DeadLetterTopic (both %q)", c.RetryTopic)
-	}
-	if c.PollInterval < 0 {
-		bad("PollInterval", "%v: must be positive", c.PollInterval)
-	}
-	if c.ClaimBatch < 0 {
-		bad("ClaimBatch", "%d: must be positive", c.ClaimBatch)
-	}
-	if c.PublishRetryInterval < 0 {
-		bad("PublishRetryInterval", "%v: must be positive", c.PublishRetryInterval)
 	}
 	if c.Clock == nil {
 		bad("Clock", "required")
 	}
-	for i, h := range c.Hooks {
-		if !isHook(h) {
-			bad(fmt.Sprintf("Hooks[%d]", i), "%T implements no hook interface", h)
-		}
-	}
+	errs = append(errs, hooks.Validate(ErrInvalidConfig, c.Hooks, hookKinds...))
 	return errors.Join(errs...)
+}
+
+// route is the scheduler's route, 0 without a scheduler.
+func (c Config) route() Route {
+	if c.Scheduler == nil || nilcheck.IsNil(c.Scheduler) {
+		return 0
+	}
+	return c.Scheduler.Route()
 }
 
 // DefaultRetryTopic returns the retry topic used when Config.RetryTopic is
@@ -276,10 +212,10 @@ func safeTopic(name string) string {
 	return fmt.Sprintf("%s_%08x", b[:maxTopicLength-9], h.Sum32())
 }
 
-// MaxReconsumeTimes returns the retries p allows (MaxAttempts-1), or -1
-// (rocketmq.UnlimitedReconsumeTimes) for an unlimited policy. In Native mode
-// the middleware writes it into metadata.MaxReconsumeTimes of every message it
-// nacks, and the RocketMQ subscriber uses it instead of its own
-// MaxReconsumeTimes: the policy is the only limit, and the subscriber needs
-// no matching setting.
+// MaxReconsumeTimes returns the retries p allows (MaxAttempts-1), or -1 for
+// an unlimited policy. With a scheduler that routes BySubscriber the
+// middleware writes it into metadata.MaxReconsumeTimes of every delivery it
+// nacks, and a subscriber that redelivers nacked messages itself (the
+// RocketMQ one with BrokerRetry) uses it instead of a limit of its own: the
+// policy is the only limit, and the subscriber needs no matching setting.
 func MaxReconsumeTimes(p policy.Policy) int { return p.Retries() }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reliamq/reliamq/internal/fakepub"
 	"github.com/reliamq/reliamq/middleware/redelivery"
 	"github.com/reliamq/reliamq/pkg/policy"
 )
@@ -19,14 +20,19 @@ func TestNew_reports_each_config_problem_as_ErrInvalidConfig_naming_the_field(t 
 		cfg    redelivery.Config
 		fields []string
 	}{
-		{"nothing set", redelivery.Config{}, []string{"ConsumerGroup", "Handler", "Mode", "DeadLetterPublisher"}},
-		{"durable without store or publisher", redelivery.Config{ConsumerGroup: "g", Handler: "h", Mode: redelivery.Durable},
-			[]string{"Publisher", "Store", "DeadLetterPublisher"}},
-		{"bad values", redelivery.Config{ConsumerGroup: "g", Handler: "h", Mode: redelivery.InMemory, Publisher: &capturePublisher{},
-			Policy: policy.Policy{MaxAttempts: -1}, PollInterval: -time.Second, ClaimBatch: -1, PublishRetryInterval: -1,
-			RetryTopic: "same", DeadLetterTopic: "same", Hooks: []any{1}},
-			[]string{"Policy", "PollInterval", "ClaimBatch", "PublishRetryInterval", "RetryTopic", "Hooks[0]"}},
-		{"unknown mode", redelivery.Config{ConsumerGroup: "g", Handler: "h", Mode: 42, DeadLetterPublisher: &capturePublisher{}}, []string{"Mode"}},
+		{"nothing set", redelivery.Config{}, []string{"ConsumerGroup", "Handler", "Scheduler", "DeadLetterPublisher"}},
+		{"durable without store or publisher", redelivery.Config{ConsumerGroup: "g", Handler: "h",
+			Scheduler: redelivery.NewDurable(redelivery.DurableConfig{})},
+			[]string{"Publisher", "DeadLetterPublisher"}},
+		{"bad values", redelivery.Config{ConsumerGroup: "g", Handler: "h", Scheduler: redelivery.NewInMemory(redelivery.InMemoryConfig{}),
+			Publisher: &fakepub.Publisher{}, Policy: policy.Policy{MaxAttempts: -1},
+			RetryTopic: "same", DeadLetterTopic: "same", Hooks: []any{1, nil}},
+			[]string{"Policy", "RetryTopic", "Hooks[0]", "Hooks[1]"}},
+		{"bad durable scheduler config", redelivery.Config{ConsumerGroup: "g", Handler: "h", Publisher: &fakepub.Publisher{},
+			Scheduler: redelivery.NewDurable(redelivery.DurableConfig{PollInterval: -time.Second, ClaimBatch: -1, PublishRetryInterval: -1})},
+			[]string{"Scheduler: Store", "Scheduler: PollInterval", "Scheduler: ClaimBatch", "Scheduler: PublishRetryInterval"}},
+		{"unknown route", redelivery.Config{ConsumerGroup: "g", Handler: "h", Scheduler: &subscriberScheduler{route: 42},
+			DeadLetterPublisher: &fakepub.Publisher{}}, []string{"Scheduler"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -8,36 +8,21 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 
+	"github.com/reliamq/reliamq/internal/fakepub"
 	"github.com/reliamq/reliamq/middleware/redelivery"
 	"github.com/reliamq/reliamq/pkg/policy"
 )
-
-type capturePublisher struct {
-	topics []string
-	msgs   []*message.Message
-	err    error
-}
-
-func (p *capturePublisher) Publish(topic string, msgs ...*message.Message) error {
-	if p.err != nil {
-		return p.err
-	}
-	for _, m := range msgs {
-		p.topics = append(p.topics, topic)
-		p.msgs = append(p.msgs, m)
-	}
-	return nil
-}
-func (p *capturePublisher) Close() error { return nil }
 
 func newMemory(t *testing.T, cfg redelivery.Config) *redelivery.Redelivery {
 	t.Helper()
 	if cfg.ConsumerGroup == "" {
 		cfg.ConsumerGroup, cfg.Handler = "g", "h"
 	}
-	cfg.Mode = redelivery.InMemory
+	if cfg.Scheduler == nil {
+		cfg.Scheduler = redelivery.NewInMemory(redelivery.InMemoryConfig{})
+	}
 	if cfg.Publisher == nil {
-		cfg.Publisher = &capturePublisher{}
+		cfg.Publisher = &fakepub.Publisher{}
 	}
 	r, err := redelivery.New(cfg, nil)
 	if err != nil {
@@ -52,32 +37,38 @@ type notAHook struct{}
 func TestConfig_Validate_rejects_bad_configs_naming_the_field(t *testing.T) {
 	pub := gochannel.NewGoChannel(gochannel.Config{}, nil)
 	defer pub.Close()
-	good := redelivery.Config{ConsumerGroup: "g", Handler: "h", Mode: redelivery.InMemory, Publisher: pub}
+	good := redelivery.Config{ConsumerGroup: "g", Handler: "h", Publisher: pub}
 	cases := []struct {
 		name   string
 		mutate func(*redelivery.Config)
 		want   []string // substrings naming the fields; empty = valid
 	}{
 		{name: "good in-memory", mutate: func(*redelivery.Config) {}},
-		{name: "good native with a DLQ publisher", mutate: func(c *redelivery.Config) {
-			c.Mode, c.Publisher, c.DeadLetterPublisher = redelivery.Native, nil, pub
+		{name: "good by-subscriber with a DLQ publisher", mutate: func(c *redelivery.Config) {
+			c.Scheduler, c.Publisher, c.DeadLetterPublisher = &subscriberScheduler{}, nil, pub
 		}},
-		{name: "missing group, handler and mode", mutate: func(c *redelivery.Config) {
-			c.ConsumerGroup, c.Handler, c.Mode = "", " ", redelivery.ModeUnset
-		}, want: []string{"ConsumerGroup", "Handler", "Mode"}},
+		{name: "missing group, handler and scheduler", mutate: func(c *redelivery.Config) {
+			c.ConsumerGroup, c.Handler, c.Scheduler = "", " ", nil
+		}, want: []string{"ConsumerGroup", "Handler", "Scheduler"}},
+		{name: "a typed nil scheduler", mutate: func(c *redelivery.Config) { c.Scheduler = (*redelivery.InMemory)(nil) }, want: []string{"Scheduler"}},
 		{name: "in-memory without publisher", mutate: func(c *redelivery.Config) { c.Publisher = nil }, want: []string{"Publisher", "DeadLetterPublisher"}},
-		{name: "native without DLQ publisher", mutate: func(c *redelivery.Config) { c.Mode, c.Publisher = redelivery.Native, nil }, want: []string{"DeadLetterPublisher"}},
-		{name: "durable without store", mutate: func(c *redelivery.Config) { c.Mode = redelivery.Durable }, want: []string{"Store"}},
-		{name: "unknown mode", mutate: func(c *redelivery.Config) { c.Mode = 9 }, want: []string{"Mode"}},
+		{name: "by-subscriber without DLQ publisher", mutate: func(c *redelivery.Config) { c.Scheduler, c.Publisher = &subscriberScheduler{}, nil }, want: []string{"DeadLetterPublisher"}},
+		{name: "durable without store", mutate: func(c *redelivery.Config) { c.Scheduler = redelivery.NewDurable(redelivery.DurableConfig{}) }, want: []string{"Scheduler: Store"}},
+		{name: "unknown route", mutate: func(c *redelivery.Config) { c.Scheduler = &subscriberScheduler{route: 9} }, want: []string{"Scheduler"}},
 		{name: "bad policy", mutate: func(c *redelivery.Config) { c.Policy = policy.Policy{MaxAttempts: -1} }, want: []string{"Policy"}},
 		{name: "same retry and DLQ topic", mutate: func(c *redelivery.Config) { c.RetryTopic, c.DeadLetterTopic = "x", "x" }, want: []string{"RetryTopic"}},
-		{name: "negative durations", mutate: func(c *redelivery.Config) { c.PollInterval, c.PublishRetryInterval, c.ClaimBatch = -1, -1, -1 },
-			want: []string{"PollInterval", "PublishRetryInterval", "ClaimBatch"}},
+		{name: "negative durable durations", mutate: func(c *redelivery.Config) {
+			c.Scheduler = redelivery.NewDurable(redelivery.DurableConfig{Store: newSQLiteStore(t, nil), PollInterval: -1, PublishRetryInterval: -1, ClaimBatch: -1})
+		}, want: []string{"Scheduler: PollInterval", "Scheduler: PublishRetryInterval", "Scheduler: ClaimBatch"}},
+		{name: "negative in-memory publish retry interval", mutate: func(c *redelivery.Config) {
+			c.Scheduler = redelivery.NewInMemory(redelivery.InMemoryConfig{PublishRetryInterval: -1})
+		}, want: []string{"Scheduler: PublishRetryInterval"}},
 		{name: "a hook that implements nothing", mutate: func(c *redelivery.Config) { c.Hooks = []any{newHookRecorder(), notAHook{}} }, want: []string{"Hooks[1]"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			cfg := good
+			cfg.Scheduler = redelivery.NewInMemory(redelivery.InMemoryConfig{})
 			c.mutate(&cfg)
 			r, err := redelivery.New(cfg, nil)
 			if len(c.want) == 0 {
@@ -133,5 +124,23 @@ func TestAddHandler_returns_an_error_instead_of_panicking_on_a_taken_name(t *tes
 	}
 	if n := len(router.Handlers()); n != 2 {
 		t.Fatalf("router has %d handlers, want 2 (topic and retry topic)", n)
+	}
+}
+
+func TestNew_refuses_a_scheduler_that_already_serves_another_Redelivery(t *testing.T) {
+	for _, sched := range []redelivery.Scheduler{
+		redelivery.NewInMemory(redelivery.InMemoryConfig{}),
+		redelivery.NewDurable(redelivery.DurableConfig{Store: newSQLiteStore(t, nil)}),
+	} {
+		cfg := redelivery.Config{ConsumerGroup: "g", Handler: "h", Publisher: &fakepub.Publisher{}, Scheduler: sched}
+		first, err := redelivery.New(cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Handler = "h2"
+		if _, err := redelivery.New(cfg, nil); !errors.Is(err, redelivery.ErrInvalidConfig) || !strings.Contains(err.Error(), "Scheduler:") {
+			t.Errorf("%T: second New: err = %v, want ErrInvalidConfig naming Scheduler", sched, err)
+		}
+		_ = first.Close()
 	}
 }

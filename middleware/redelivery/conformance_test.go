@@ -37,7 +37,9 @@ func goChannelPubSub(t *testing.T, _ string) (message.Publisher, message.Subscri
 func TestConformance_gochannel_in_memory(t *testing.T) {
 	redeliverytest.Run(t, redeliverytest.Features{ConsumerGroups: true}, redeliverytest.Backend{
 		NewPubSub: goChannelPubSub,
-		Configure: func(_ *testing.T, cfg *redelivery.Config) { cfg.Mode = redelivery.InMemory },
+		Configure: func(_ *testing.T, cfg *redelivery.Config) {
+			cfg.Scheduler = redelivery.NewInMemory(redelivery.InMemoryConfig{})
+		},
 	})
 }
 
@@ -46,9 +48,7 @@ func TestConformance_gochannel_in_memory(t *testing.T) {
 func durableIn(newStore func(t *testing.T) *sqlstore.Store) func(t *testing.T, cfg *redelivery.Config) {
 	perTest := redeliverytest.PerTest(newStore)
 	return func(t *testing.T, cfg *redelivery.Config) {
-		cfg.Mode = redelivery.Durable
-		cfg.Store = perTest(t)
-		cfg.PollInterval = 20 * time.Millisecond
+		cfg.Scheduler = redelivery.NewDurable(redelivery.DurableConfig{Store: perTest(t), PollInterval: 20 * time.Millisecond})
 	}
 }
 

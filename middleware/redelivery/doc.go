@@ -43,43 +43,53 @@
 // sleeps in the handler and stalls a serial subscription for the whole
 // backoff).
 //
-// # Where the wait lives (Config.Mode, no default)
+// # Where the wait lives (Config.Scheduler, no default)
 //
-//   - InMemory: a timer heap driven by the Clock, served by one goroutine;
-//     about 0.5 KB per waiting message plus its payload (docs/benchmarks.md).
-//     Waiting messages are lost on crash or Close (Stats.LostOnClose).
-//   - Durable: the message is inserted in a queue store (Config.Store, a
-//     queue.Queue such as a *sqlstore.Store, queue
-//     "<group>/<handler>") with its due time; one poller per Redelivery claims
-//     due rows every PollInterval, publishes them to the retry topic and deletes
-//     them. The poller is a fallback.Relay on that queue (the module's one
-//     claim/publish/delete loop: lease cut-off, outage probing), retrying a
-//     failed publish every PublishRetryInterval without limit; a row the
-//     publisher refuses permanently goes to the queue "<group>/<handler>/poison".
-//     Rows survive restarts; the store's leases let several instances
-//     share the queue, each row published by one at a time. The poller starts
-//     at Start, which AddHandler calls once the retry topic is subscribed, so
-//     nothing is published to a topic nobody listens to yet.
-//   - Native: for a RocketMQ subscriber in broker-retry mode. The middleware
-//     sets metadata.DelayLevel to DelayLevelFor(delay), and
-//     metadata.RetryDelayMillis to the delay itself (a subscriber with
-//     TimerRetry waits exactly that long on a RocketMQ 5.x broker), and
-//     returns the error;
-//     the subscriber nacks and the broker redelivers through %RETRY%<group>
-//     with its own reconsume count. The policy is the only limit: every nack
+// A Scheduler keeps a failed message until it is due. It gets what it needs
+// from New (Target: the retry topic and its publisher, the clock, the
+// logger, an Observer for stats and hooks) and from each Schedule call
+// (Scheduled: the message, the retry number, the delay, the failure time);
+// it never reaches into the Redelivery. Its Route says how the message comes
+// back:
+//
+//   - NewInMemory (ByRetryTopic): a timer heap driven by the Clock, served by
+//     one goroutine; about 0.8 KB per waiting message plus its payload
+//     (BenchmarkInMemory_memory_per_waiting_message). Waiting messages are lost on crash or Close
+//     (Stats.LostOnClose).
+//   - NewDurable (ByRetryTopic): the message is inserted in a queue store
+//     (DurableConfig.Store, a queue.Queue such as a *sqlstore.Store, queue
+//     "<group>/<handler>") with its due time; one poller per Redelivery
+//     claims due rows every PollInterval, publishes them to the retry topic
+//     and deletes them. The poller is a fallback.Relay on that queue (the
+//     module's one claim/publish/delete loop: lease cut-off, outage
+//     probing), retrying a failed publish every PublishRetryInterval without
+//     limit; a row the publisher refuses permanently goes to the queue
+//     "<group>/<handler>/poison". Rows survive restarts; the store's leases
+//     let several instances share the queue, each row published by one at a
+//     time. The poller starts at Start, which AddHandler calls once the retry
+//     topic is subscribed, so nothing is published to a topic nobody listens
+//     to yet.
+//   - A broker's own scheduler (BySubscriber), such as the RocketMQ adapter's
+//     NewNativeScheduler for a Subscriber with BrokerRetry: it marks the
+//     failed delivery for its subscriber (RocketMQ: the delay level and the
+//     exact delay), the middleware returns the error, the subscriber nacks
+//     and the broker redelivers with its own reconsume count
+//     (metadata.ReconsumeTimes). The policy is the only limit: every nack
 //     carries metadata.MaxReconsumeTimes = MaxReconsumeTimes(policy) (-1 when
-//     unlimited), which the subscriber uses instead of its own
-//     MaxReconsumeTimes, so the broker never moves a message to %DLQ%<group>
-//     before the middleware dead-letters it, with full metadata, after
-//     exactly Policy.MaxAttempts deliveries. The broker resends the message as first
-//     stored, so FirstFailureTime and LastError are not carried between
-//     native redeliveries, and Policy.MaxElapsed (measured from
-//     FirstFailureTime) does not apply in Native mode.
+//     unlimited), which such a subscriber uses instead of a limit of its own,
+//     so the broker never dead-letters a message before the middleware does,
+//     with full metadata, after exactly Policy.MaxAttempts deliveries. The
+//     broker resends the message as first stored, so FirstFailureTime and
+//     LastError are not carried between such redeliveries, and
+//     Policy.MaxElapsed (measured from FirstFailureTime) does not apply.
+//
+// This package knows no broker: the RocketMQ delay levels and the metadata
+// the RocketMQ subscriber reads on a nack belong to the adapter.
 //
 // # Consumer groups and the retry topic
 //
-// In InMemory and Durable modes a due message is published to the retry
-// topic of its group and handler (default DefaultRetryTopic(group, handler),
+// With a scheduler that routes ByRetryTopic a due message is published to
+// the retry topic of its group and handler (default DefaultRetryTopic(group, handler),
 // "reliamq_retry_<group>_<handler>", valid on every backend), which the same
 // handler consumes with a subscriber of the same group: AddHandler registers
 // the handler on both topics. Another group consuming the original topic
@@ -99,8 +109,9 @@
 // panics, PanicStack. Read the count from Attempts or RedeliveryCount: the
 // subscriber of the dead-letter topic may overwrite ReconsumeTimes with its
 // own count (RocketMQ's does).
-// Transport facts (RocketMQ ids, queue, offset, DelayLevel) are not copied.
-// The dead letter also names its RetryTopic (InMemory and Durable modes), where
+// Per-delivery keys (metadata.PerDelivery: broker ids, queue, offset, delay
+// and nack controls) are not copied. The dead letter also names its
+// RetryTopic (schedulers that route ByRetryTopic), where
 // Replay sends it back so that only the failed handler of the failed group sees
 // it again (ReplayConfig.ToOriginalTopic republishes to every group).
 //
@@ -110,8 +121,8 @@
 // scheduled (heap or committed row) or the dead-letter publish succeeded;
 // otherwise it is nacked and the backend redelivers it with the same count.
 // Duplicates: a publish to the retry or dead-letter topic that succeeded but
-// whose ack, or whose store delete, was lost. Losses: only InMemory mode, for
-// messages still waiting at a crash or Close. Ordering is not kept for failed
+// whose ack, or whose store delete, was lost. Losses: only the InMemory
+// scheduler, for messages still waiting at a crash or Close. Ordering is not kept for failed
 // messages: later messages overtake them by design.
 //
 // # Logging
@@ -127,6 +138,8 @@
 //
 // Config.Hooks take any mix of HandledHook (every handler run, with its
 // duration), RedeliveryScheduledHook, RedeliveredHook (with the time the
-// message actually waited), DeadLetteredHook and DroppedHook; Stats returns counters. Hooks run on the
-// handler's or the scheduler's goroutine and must not block.
+// message actually waited), DeadLetteredHook and DroppedHook; a value that
+// implements none is refused. ReplayConfig.Hooks take ReplayedHook values.
+// Stats returns counters. Hooks run on the handler's or the scheduler's
+// goroutine and must not block.
 package redelivery

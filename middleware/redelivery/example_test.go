@@ -24,7 +24,7 @@ func ExampleRedelivery_AddConsumerHandler() {
 	r, err := redelivery.New(redelivery.Config{
 		ConsumerGroup: "billing",
 		Handler:       "charge",
-		Mode:          redelivery.InMemory, // policy.RocketMQ() waits 10s, 30s, 1m ...; shortened here
+		Scheduler:     redelivery.NewInMemory(redelivery.InMemoryConfig{}), // policy.RocketMQ() waits 10s, 30s, 1m ...; shortened here
 		Policy:        policy.Policy{MaxAttempts: 17, Backoff: policy.Table(10*time.Millisecond, 30*time.Millisecond)},
 		Publisher:     pubSub,
 	}, nil)
@@ -62,15 +62,4 @@ func ExampleRedelivery_AddConsumerHandler() {
 	// order-42 reconsumed 0 times
 	// order-42 reconsumed 1 times
 	// order-42 reconsumed 2 times
-}
-
-func ExampleDelayLevelFor() {
-	for n, d := range policy.RocketMQ().Schedule(4) {
-		fmt.Printf("retry %d waits %v: delay level %d\n", n+1, d, redelivery.DelayLevelFor(d))
-	}
-	// Output:
-	// retry 1 waits 10s: delay level 3
-	// retry 2 waits 30s: delay level 4
-	// retry 3 waits 1m0s: delay level 5
-	// retry 4 waits 2m0s: delay level 6
 }

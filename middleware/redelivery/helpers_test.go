@@ -86,7 +86,8 @@ func recv[T any](t *testing.T, ch <-chan T, what string) T {
 	return zero
 }
 
-// rig is a gochannel pub/sub, a router and one Redelivery in in-memory mode.
+// rig is a gochannel pub/sub, a router and one Redelivery with the in-memory
+// scheduler unless cfg names another.
 type rig struct {
 	ps     *gochannel.GoChannel
 	r      *redelivery.Redelivery
@@ -98,8 +99,8 @@ func newRig(t *testing.T, cfg redelivery.Config, topic string, h message.NoPubli
 	t.Helper()
 	ps := gochannel.NewGoChannel(gochannel.Config{}, watermill.NopLogger{})
 	cfg.Publisher = ps
-	if cfg.Mode == redelivery.ModeUnset {
-		cfg.Mode = redelivery.InMemory
+	if cfg.Scheduler == nil {
+		cfg.Scheduler = redelivery.NewInMemory(redelivery.InMemoryConfig{})
 	}
 	r, err := redelivery.New(cfg, nil)
 	if err != nil {
@@ -145,6 +146,61 @@ func (rec *recorder) record(msg *message.Message, at time.Time) {
 	rec.got = append(rec.got, d)
 	rec.mu.Unlock()
 	rec.ch <- d
+}
+
+// markKey is where subscriberScheduler marks a delivery with its delay.
+const markKey = "test_retry_delay"
+
+// subscriberScheduler routes BySubscriber, as a broker's native scheduler
+// does (RocketMQ's): it marks the failed delivery with the delay, rounded up
+// to whole seconds as a broker with delay steps would, and keeps what it
+// was given.
+type subscriberScheduler struct {
+	route redelivery.Route // BySubscriber when 0
+
+	mu     sync.Mutex
+	target redelivery.Target
+	got    []redelivery.Scheduled
+	closed bool
+}
+
+func (s *subscriberScheduler) Route() redelivery.Route {
+	if s.route == 0 {
+		return redelivery.BySubscriber
+	}
+	return s.route
+}
+
+func (s *subscriberScheduler) Open(t redelivery.Target) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.target = t
+	return nil
+}
+
+func (s *subscriberScheduler) Schedule(_ context.Context, sc redelivery.Scheduled) (time.Duration, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return 0, redelivery.ErrClosed
+	}
+	s.got = append(s.got, sc)
+	wait := (sc.Delay + time.Second - 1).Truncate(time.Second)
+	sc.Message.Metadata.Set(markKey, wait.String())
+	return wait, nil
+}
+
+func (s *subscriberScheduler) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	return nil
+}
+
+func (s *subscriberScheduler) scheduled() []redelivery.Scheduled {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]redelivery.Scheduled(nil), s.got...)
 }
 
 func copyMD(md message.Metadata) message.Metadata {

@@ -1,6 +1,10 @@
 package redelivery
 
-import "time"
+import (
+	"time"
+
+	"github.com/reliamq/reliamq/internal/hooks"
+)
 
 // ScheduledParams describes a failed message scheduled for another attempt.
 type ScheduledParams struct {
@@ -10,13 +14,15 @@ type ScheduledParams struct {
 	Topic string
 	// ConsumerGroup and Handler identify who failed.
 	ConsumerGroup, Handler string
-	// Mode is where the message waits.
-	Mode Mode
+	// Route is how the message comes back (the scheduler's route).
+	Route Route
 	// Retry is the number of the coming retry, from 1: the next delivery will
 	// carry metadata.ReconsumeTimes == Retry.
 	Retry int
-	// Delay is the wait chosen (policy, jitter or RetryAfter), Due = failure
-	// time + Delay. In Native mode Delay is the broker level's duration.
+	// Delay is the wait the scheduler gives the message: the one chosen
+	// (policy, jitter or RetryAfter) or more, for a scheduler that waits in
+	// steps (RocketMQ's NativeScheduler rounds up to a delay level). Due =
+	// failure time + Delay.
 	Delay time.Duration
 	Due   time.Time
 	// Err is the handler's error.
@@ -24,7 +30,7 @@ type ScheduledParams struct {
 }
 
 // RedeliveredParams describes a due message published to the retry topic
-// (InMemory and Durable modes).
+// (schedulers that route ByRetryTopic).
 type RedeliveredParams struct {
 	MessageUUID            string
 	ConsumerGroup, Handler string
@@ -71,8 +77,8 @@ type HandledParams struct {
 	MessageUUID            string
 	Topic                  string
 	ConsumerGroup, Handler string
-	// Mode is the Redelivery's mode.
-	Mode Mode
+	// Route is the Redelivery's scheduler's route.
+	Route Route
 	// Attempt is the handler run on this message, from 1 (reconsume count + 1).
 	Attempt int
 	// Duration is how long the handler ran, on Config.Clock.
@@ -97,8 +103,8 @@ type RedeliveryScheduledHook interface {
 }
 
 // RedeliveredHook is called after each attempt to publish a due message to
-// the retry topic, on the scheduler's (InMemory) or poller's (Durable)
-// goroutine.
+// the retry topic, on the scheduler's goroutine (InMemory's timer, Durable's
+// poller).
 type RedeliveredHook interface {
 	OnRedelivered(RedeliveredParams)
 }
@@ -115,15 +121,14 @@ type DroppedHook interface {
 	OnDropped(DroppedParams)
 }
 
-func isHook(h any) bool {
-	switch h.(type) {
-	case HandledHook, RedeliveryScheduledHook, RedeliveredHook, DeadLetteredHook, DroppedHook:
-		return true
-	}
-	return false
+// hookKinds are the hook interfaces of Config.Hooks.
+var hookKinds = []hooks.Kind{
+	hooks.Is[HandledHook], hooks.Is[RedeliveryScheduledHook], hooks.Is[RedeliveredHook],
+	hooks.Is[DeadLetteredHook], hooks.Is[DroppedHook],
 }
 
-type hooks struct {
+// hookSet keeps each kind of Config.Hooks.
+type hookSet struct {
 	handled     []HandledHook
 	scheduled   []RedeliveryScheduledHook
 	redelivered []RedeliveredHook
@@ -131,24 +136,12 @@ type hooks struct {
 	dropped     []DroppedHook
 }
 
-func newHooks(values []any) hooks {
-	var h hooks
-	for _, v := range values {
-		if x, ok := v.(HandledHook); ok {
-			h.handled = append(h.handled, x)
-		}
-		if x, ok := v.(RedeliveryScheduledHook); ok {
-			h.scheduled = append(h.scheduled, x)
-		}
-		if x, ok := v.(RedeliveredHook); ok {
-			h.redelivered = append(h.redelivered, x)
-		}
-		if x, ok := v.(DeadLetteredHook); ok {
-			h.deadLetter = append(h.deadLetter, x)
-		}
-		if x, ok := v.(DroppedHook); ok {
-			h.dropped = append(h.dropped, x)
-		}
+func newHookSet(values []any) hookSet {
+	return hookSet{
+		handled:     hooks.Of[HandledHook](values),
+		scheduled:   hooks.Of[RedeliveryScheduledHook](values),
+		redelivered: hooks.Of[RedeliveredHook](values),
+		deadLetter:  hooks.Of[DeadLetteredHook](values),
+		dropped:     hooks.Of[DroppedHook](values),
 	}
-	return h
 }

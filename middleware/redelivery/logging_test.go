@@ -11,28 +11,29 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/reliamq/reliamq/internal/fakepub"
 	"github.com/reliamq/reliamq/middleware/redelivery"
 	"github.com/reliamq/reliamq/pkg/clock/clocktest"
 	"github.com/reliamq/reliamq/pkg/metadata"
 	"github.com/reliamq/reliamq/pkg/policy"
 )
 
-// Regression: in Durable and InMemory modes a message retried and then
+// Regression: with the Durable and InMemory schedulers a message retried and then
 // dead-lettered left no log line at all.
 func TestMiddleware_logs_each_scheduled_retry_at_debug_and_the_dead_letter_at_error_without_the_payload(t *testing.T) {
 	const payload = "card=4111-1111-1111-1111;secret=hunter2"
-	for _, mode := range []redelivery.Mode{redelivery.InMemory, redelivery.Durable} {
-		t.Run(mode.String(), func(t *testing.T) {
+	for _, scheduler := range []string{"in-memory", "durable"} {
+		t.Run(scheduler, func(t *testing.T) {
 			fake := clocktest.NewFake(time.Time{})
 			logger := watermill.NewCaptureLogger()
-			dlq := &capturePublisher{}
+			dlq := &fakepub.Publisher{}
 			cfg := redelivery.Config{
-				ConsumerGroup: "billing", Handler: "charge", Mode: mode,
+				ConsumerGroup: "billing", Handler: "charge", Scheduler: redelivery.NewInMemory(redelivery.InMemoryConfig{}),
 				Policy:    policy.Policy{MaxAttempts: 3, Backoff: policy.Fixed(time.Minute)},
-				Publisher: &capturePublisher{}, DeadLetterPublisher: dlq, Clock: fake,
+				Publisher: &fakepub.Publisher{}, DeadLetterPublisher: dlq, Clock: fake,
 			}
-			if mode == redelivery.Durable {
-				cfg.Store = newSQLiteStore(t, fake)
+			if scheduler == "durable" {
+				cfg.Scheduler = redelivery.NewDurable(redelivery.DurableConfig{Store: newSQLiteStore(t, fake)})
 			}
 			r, err := redelivery.New(cfg, logger)
 			if err != nil {
@@ -54,7 +55,7 @@ func TestMiddleware_logs_each_scheduled_retry_at_debug_and_the_dead_letter_at_er
 					t.Fatalf("delivery %d: %v", count, err)
 				}
 			}
-			if n := len(dlq.msgs); n != 1 {
+			if n := len(dlq.Accepted()); n != 1 {
 				t.Fatalf("%d dead-lettered messages, want 1", n)
 			}
 
@@ -72,7 +73,7 @@ func TestMiddleware_logs_each_scheduled_retry_at_debug_and_the_dead_letter_at_er
 			for i, m := range scheduled {
 				want := watermill.LogFields{
 					"message_uuid": "m-1", "topic": "orders", "consumer_group": "billing", "handler": "charge",
-					"attempt": i + 1, "retry": i + 1, "mode": mode.String(),
+					"attempt": i + 1, "retry": i + 1, "route": "retry-topic",
 					"reason": fmt.Sprintf("charge declined (try %d)", i),
 				}
 				for k, v := range want {
@@ -122,8 +123,8 @@ func TestMiddleware_logs_each_scheduled_retry_at_debug_and_the_dead_letter_at_er
 func TestMiddleware_logs_a_dropped_permanent_failure_at_error(t *testing.T) {
 	logger := watermill.NewCaptureLogger()
 	r, err := redelivery.New(redelivery.Config{
-		ConsumerGroup: "billing", Handler: "charge", Mode: redelivery.InMemory, DropPermanent: true,
-		Publisher: &capturePublisher{},
+		ConsumerGroup: "billing", Handler: "charge", Scheduler: redelivery.NewInMemory(redelivery.InMemoryConfig{}), DropPermanent: true,
+		Publisher: &fakepub.Publisher{},
 	}, logger)
 	if err != nil {
 		t.Fatal(err)

@@ -3,53 +3,27 @@ package redelivery_test
 import (
 	"context"
 	"errors"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/reliamq/reliamq/internal/fakepub"
 	"github.com/reliamq/reliamq/middleware/redelivery"
 	"github.com/reliamq/reliamq/pkg/clock/clocktest"
 	"github.com/reliamq/reliamq/pkg/metadata"
 	"github.com/reliamq/reliamq/pkg/policy"
 )
 
-// flakyPublisher fails its first n publishes.
-type flakyPublisher struct {
-	mu     sync.Mutex
-	failN  int
-	topics []string
-	msgs   []*message.Message
-	pubs   chan struct{}
-	// onPublish runs under the lock on every publish.
-	onPublish func()
-}
-
-func (p *flakyPublisher) Publish(topic string, msgs ...*message.Message) error {
-	p.mu.Lock()
-	defer func() { p.mu.Unlock(); p.pubs <- struct{}{} }()
-	if p.onPublish != nil {
-		p.onPublish()
-	}
-	if p.failN > 0 {
-		p.failN--
-		return errors.New("broker down")
-	}
-	for _, m := range msgs {
-		p.topics = append(p.topics, topic)
-		p.msgs = append(p.msgs, m)
-	}
-	return nil
-}
-func (p *flakyPublisher) Close() error { return nil }
+var errBrokerDown = errors.New("broker down")
 
 func TestInMemory_publishes_due_messages_in_due_order_and_retries_failed_publishes(t *testing.T) {
 	fake := clocktest.NewFake(time.Time{})
-	pub := &flakyPublisher{failN: 1, pubs: make(chan struct{}, 100)}
+	pub := &fakepub.Publisher{Script: []error{errBrokerDown}}
 	hooks := newHookRecorder()
 	r := newMemory(t, redelivery.Config{Publisher: pub, Clock: fake, Hooks: []any{hooks},
-		PublishRetryInterval: 5 * time.Second, DeadLetterPublisher: &capturePublisher{}})
+		Scheduler:           redelivery.NewInMemory(redelivery.InMemoryConfig{PublishRetryInterval: 5 * time.Second}),
+		DeadLetterPublisher: &fakepub.Publisher{}})
 	h := r.Middleware(func(m *message.Message) ([]*message.Message, error) {
 		d, _ := time.ParseDuration(string(m.Payload))
 		return nil, redelivery.RetryAfter(d)
@@ -71,27 +45,27 @@ func TestInMemory_publishes_due_messages_in_due_order_and_retries_failed_publish
 		t.Fatal(err)
 	}
 	fake.Advance(10 * time.Second) // m10s is due; its first publish fails
-	recv(t, pub.pubs, "failed publish")
-	if ev := recv(t, hooks.redelivered, "redelivered event"); ev.Err == nil || ev.MessageUUID != "m10s" {
+	if ev := recv(t, hooks.redelivered, "redelivered event"); !errors.Is(ev.Err, errBrokerDown) || ev.MessageUUID != "m10s" {
 		t.Fatalf("event %+v", ev)
 	}
 	// Each wait is awaited by its deadline: the scheduler leaves a timer
 	// behind whenever a new message woke it, so a timer count would not
 	// tell that the next wait started.
-	for _, step := range []time.Duration{5 * time.Second, 5 * time.Second, 10 * time.Second} {
+	for i, step := range []time.Duration{5 * time.Second, 5 * time.Second, 10 * time.Second} {
 		if err := fake.BlockUntilDue(ctx, fake.Now().Add(step)); err != nil {
 			t.Fatal(err)
 		}
 		fake.Advance(step)
-		recv(t, pub.pubs, "publish")
+		if !pub.WaitAccepted(i+1, 10*time.Second) {
+			t.Fatalf("publish %d did not happen", i+1)
+		}
 	}
-	pub.mu.Lock()
-	defer pub.mu.Unlock()
 	var order []string
-	for i, m := range pub.msgs {
+	for _, rec := range pub.Accepted() {
+		m := rec.Msg
 		order = append(order, m.UUID)
-		if pub.topics[i] != "reliamq_retry_g_h" || m.Metadata.Get(metadata.ReconsumeTimes) != "1" || m.Metadata.Get(redelivery.RedeliveryCount) != "1" {
-			t.Fatalf("published %s to %s with %v", m.UUID, pub.topics[i], m.Metadata)
+		if rec.Topic != "reliamq_retry_g_h" || m.Metadata.Get(metadata.ReconsumeTimes) != "1" || m.Metadata.Get(redelivery.RedeliveryCount) != "1" {
+			t.Fatalf("published %s to %s with %v", m.UUID, rec.Topic, m.Metadata)
 		}
 	}
 	if len(order) != 3 || order[0] != "m10s" || order[1] != "m20s" || order[2] != "m30s" {
@@ -103,8 +77,8 @@ func TestInMemory_publishes_due_messages_in_due_order_and_retries_failed_publish
 }
 
 func TestInMemory_Close_counts_the_waiting_messages_as_lost_and_refuses_new_ones(t *testing.T) {
-	r, err := redelivery.New(redelivery.Config{ConsumerGroup: "g", Handler: "h", Mode: redelivery.InMemory,
-		Publisher: &capturePublisher{}, Policy: policy.Policy{MaxAttempts: 5, Backoff: policy.Fixed(time.Hour)}}, nil)
+	r, err := redelivery.New(redelivery.Config{ConsumerGroup: "g", Handler: "h", Scheduler: redelivery.NewInMemory(redelivery.InMemoryConfig{}),
+		Publisher: &fakepub.Publisher{}, Policy: policy.Policy{MaxAttempts: 5, Backoff: policy.Fixed(time.Hour)}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +104,7 @@ func TestInMemory_Close_counts_the_waiting_messages_as_lost_and_refuses_new_ones
 
 func TestDeadLetter_publish_failure_nacks_the_delivery_with_both_errors(t *testing.T) {
 	errPub := errors.New("dlq down")
-	r := newMemory(t, redelivery.Config{DeadLetterPublisher: &capturePublisher{err: errPub}})
+	r := newMemory(t, redelivery.Config{DeadLetterPublisher: &fakepub.Publisher{Err: errPub}})
 	errBad := errors.New("bad")
 	_, err := r.Middleware(func(*message.Message) ([]*message.Message, error) {
 		return nil, policy.Permanent(errBad)

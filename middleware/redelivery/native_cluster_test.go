@@ -21,7 +21,7 @@ import (
 	"github.com/reliamq/reliamq/pkg/servicetest"
 )
 
-// On real brokers too, Native mode dead-letters after exactly the policy's
+// On real brokers too, the NativeScheduler dead-letters after exactly the policy's
 // attempts although the policy allows more than the subscriber's default 16
 // redeliveries: the broker honours the subscriber's per-message limit. The
 // clusters' delay level n waits n seconds, so 1s retries take level 1.
@@ -45,7 +45,7 @@ func TestNative_on_real_brokers_dead_letters_after_exactly_the_policy_attempts(t
 			if err != nil {
 				t.Fatal(err)
 			}
-			r, err := redelivery.New(redelivery.Config{ConsumerGroup: group, Handler: "charge", Mode: redelivery.Native,
+			r, err := redelivery.New(redelivery.Config{ConsumerGroup: group, Handler: "charge", Scheduler: rocketmq.NewNativeScheduler(rocketmq.NativeConfig{}),
 				Policy:              policy.Policy{MaxAttempts: attempts, Backoff: policy.Fixed(time.Second)},
 				DeadLetterPublisher: pub}, nil)
 			if err != nil {

@@ -22,7 +22,7 @@ import (
 	"github.com/reliamq/reliamq/pkg/policy"
 )
 
-// nativeRig is a Native-mode Redelivery on the embedded broker with the real
+// nativeRig is a Redelivery with the NativeScheduler on the embedded broker with the real
 // client: a broker-retry subscriber configured with nothing but its group
 // (plus subCfg), a router, and a handler that fails its first failFor
 // deliveries of each message.
@@ -54,7 +54,7 @@ func newNativeRig(t *testing.T, p policy.Policy, subCfg rocketmq.SubscriberConfi
 		t.Fatal(err)
 	}
 	r, err := redelivery.New(redelivery.Config{
-		ConsumerGroup: "billing", Handler: "charge", Mode: redelivery.Native, Policy: p,
+		ConsumerGroup: "billing", Handler: "charge", Scheduler: rocketmq.NewNativeScheduler(rocketmq.NativeConfig{}), Policy: p,
 		DeadLetterPublisher: pub,
 	}, nil)
 	if err != nil {
@@ -110,7 +110,7 @@ func waitFor(d time.Duration, cond func() bool) bool {
 	return true
 }
 
-// Regression: Native mode needed the subscriber's MaxReconsumeTimes kept equal
+// Regression: Native mode (now the NativeScheduler) needed the subscriber's MaxReconsumeTimes kept equal
 // to the policy by hand; with the default 16 a policy of 20 attempts ended in
 // %DLQ%<group> after 17 deliveries, without the middleware's metadata.
 func TestNative_dead_letters_after_exactly_the_policy_attempts_whatever_the_subscriber_limit(t *testing.T) {

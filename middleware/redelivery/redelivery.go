@@ -19,56 +19,50 @@ import (
 )
 
 // RedeliveryCount is the metadata key where the middleware keeps its own
-// count of redeliveries in InMemory and Durable modes; it is
+// count of redeliveries with a scheduler that routes ByRetryTopic; it is
 // metadata.RedeliveryCount, repeated here for handlers that import only this
 // package.
 const RedeliveryCount = metadata.RedeliveryCount
 
-// stripped are delivery facts of one transport that must not travel with a
-// copy: a stale DelayLevel would delay the retry publish on RocketMQ.
-var stripped = []string{
-	metadata.DelayLevel, metadata.DelayMillis, metadata.DeliverAtMillis, metadata.RetryDelayMillis,
-	metadata.MaxReconsumeTimes, metadata.Broadcast,
-	metadata.RocketMQMsgID, metadata.RocketMQOffsetMsgID, metadata.RocketMQTopic,
-	metadata.RocketMQQueueID, metadata.RocketMQQueueOffset,
-	metadata.RocketMQBornTimestamp, metadata.RocketMQStoreTimestamp,
-}
+// stripped are the per-delivery keys (metadata.PerDelivery): delivery
+// facts and the controls of one send or nack, which must not travel with a
+// copy (a stale delay would delay the retry publish).
+var stripped = metadata.PerDelivery()
 
 // Redelivery is the consumer-side retry middleware of one handler in one
 // consumer group. Create it with New, install it with AddHandler (or
 // Middleware), and Close it after the router stopped.
 //
-// Delivery guarantees: at-least-once. In InMemory and Durable modes a failed
-// delivery is acknowledged only after its next attempt is scheduled (in the
-// timer heap or committed to the store) or the message was published to the
-// dead-letter topic; when that fails the delivery is nacked, so the backend
-// redelivers it at once with the same count. Duplicates happen when a publish
-// to the retry or dead-letter topic succeeds but the ack or the store delete
-// is lost. Losses: InMemory mode loses the messages still waiting when the
-// process crashes or Close is called (counted in Stats.LostOnClose); Durable
-// and Native modes lose nothing. Ordering is not kept for retried messages:
-// later messages overtake a waiting one (that is the point). The middleware
-// is safe for concurrent use by any number of handler goroutines.
+// Delivery guarantees: at-least-once. With a scheduler that routes
+// ByRetryTopic a failed delivery is acknowledged only after its next attempt
+// is scheduled (in the timer heap or committed to the store) or the message
+// was published to the dead-letter topic; when that fails the delivery is
+// nacked, so the backend redelivers it at once with the same count. With
+// one that routes BySubscriber the delivery is nacked for the broker to
+// redeliver, and acknowledged only once dead-lettered. Duplicates happen
+// when a publish to the retry or dead-letter topic succeeds but the ack or
+// the store delete is lost. Losses: the InMemory scheduler loses the
+// messages still waiting when the process crashes or Close is called
+// (counted in Stats.LostOnClose); Durable and the RocketMQ NativeScheduler
+// lose nothing. Ordering is not kept for retried messages: later messages
+// overtake a waiting one (that is the point). The middleware is safe for
+// concurrent use by any number of handler goroutines.
 type Redelivery struct {
 	cfg    Config
 	logger watermill.LoggerAdapter
-	hooks  hooks
+	hooks  hookSet
 	queue  string
-	// maxReconsume is metadata.MaxReconsumeTimes for Native nacks.
+	route  Route
+	// maxReconsume is metadata.MaxReconsumeTimes for BySubscriber nacks.
 	maxReconsume string
 
-	sched     scheduler
+	ready     chan struct{}
+	readyOnce sync.Once
 	closed    chan struct{}
 	closeOnce sync.Once
 	closeErr  error
 
 	stats counters
-}
-
-type scheduler interface {
-	schedule(ctx context.Context, msg *message.Message, retry int, failed, due time.Time, lastErr string) error
-	start()
-	close() error
 }
 
 type counters struct {
@@ -91,16 +85,16 @@ type Stats struct {
 	// Dropped counts failed messages acknowledged without retry (broadcast,
 	// DropPermanent).
 	Dropped uint64
-	// Waiting is how many messages wait in this process's timer heap
-	// (InMemory mode; 0 otherwise).
+	// Waiting is how many messages wait in this process's memory (the
+	// InMemory scheduler's heap; 0 for the others).
 	Waiting int64
-	// LostOnClose counts InMemory messages still waiting at Close.
+	// LostOnClose counts the messages still waiting in memory at Close.
 	LostOnClose uint64
 }
 
-// New validates cfg and returns a Redelivery. In InMemory mode it starts the
-// timer goroutine; in Durable mode it prepares the store poller, which starts
-// publishing due messages at Start. Close stops them.
+// New validates cfg, opens its Scheduler and returns a Redelivery. A
+// scheduler that publishes (InMemory, Durable) starts its goroutine now and
+// publishes due messages only after Start. Close stops it.
 func New(cfg Config, logger watermill.LoggerAdapter) (*Redelivery, error) {
 	if logger == nil {
 		logger = watermill.NopLogger{}
@@ -111,24 +105,29 @@ func New(cfg Config, logger watermill.LoggerAdapter) (*Redelivery, error) {
 	}
 	r := &Redelivery{
 		cfg:   cfg,
-		hooks: newHooks(cfg.Hooks),
+		hooks: newHookSet(cfg.Hooks),
 		queue: cfg.ConsumerGroup + "/" + cfg.Handler,
+		route: cfg.Scheduler.Route(),
 
 		maxReconsume: strconv.Itoa(MaxReconsumeTimes(cfg.Policy)),
+		ready:        make(chan struct{}),
 		closed:       make(chan struct{}),
 		logger: logger.With(watermill.LogFields{
 			"component": "redelivery", "consumer_group": cfg.ConsumerGroup, "handler": cfg.Handler,
 		}),
 	}
-	switch cfg.Mode {
-	case InMemory:
-		r.sched = newMemoryScheduler(r)
-	case Durable:
-		sched, err := newStoreScheduler(r)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	t := Target{
+		ConsumerGroup: cfg.ConsumerGroup, Handler: cfg.Handler, Queue: r.queue,
+		Ready: r.ready, Clock: cfg.Clock, Logger: r.logger, Observer: observer{r},
+	}
+	if r.route == ByRetryTopic {
+		t.Publisher, t.RetryTopic = cfg.Publisher, cfg.RetryTopic
+	}
+	if err := cfg.Scheduler.Open(t); err != nil {
+		if !errors.Is(err, ErrInvalidConfig) {
+			err = fmt.Errorf("redelivery: opening the scheduler: %w", err)
 		}
-		r.sched = sched
+		return nil, err
 	}
 	return r, nil
 }
@@ -147,8 +146,9 @@ func (r *Redelivery) Stats() Stats {
 	}
 }
 
-// Close stops the scheduler goroutines and waits for them. InMemory messages
-// still waiting are lost (Stats.LostOnClose); Durable ones stay in the store.
+// Close closes the scheduler, which stops its goroutines and waits for them.
+// InMemory messages still waiting are lost (Stats.LostOnClose); Durable ones
+// stay in the store.
 // Close the router first: a message failing after Close is nacked with
 // ErrClosed. Close does not close the publishers nor the store; close them
 // after it, since Close waits for a publish in flight to the retry topic. It
@@ -156,23 +156,37 @@ func (r *Redelivery) Stats() Stats {
 func (r *Redelivery) Close() error {
 	r.closeOnce.Do(func() {
 		close(r.closed)
-		if r.sched != nil {
-			r.closeErr = r.sched.close()
-		}
+		r.closeErr = r.cfg.Scheduler.Close()
 	})
 	return r.closeErr
 }
 
-// Start lets the Durable poller publish due messages to the retry topic. Call
-// it once the retry topic is subscribed: on backends that drop messages nobody
-// subscribes to yet, an earlier publish would be lost. AddHandler calls it when
-// the router has subscribed the retry handler; call it yourself when you wire
-// Middleware by hand. It is a no-op in the other modes and idempotent.
-func (r *Redelivery) Start() {
-	if r.sched != nil {
-		r.sched.start()
+// Start lets the scheduler publish due messages to the retry topic (it
+// closes Target.Ready; the Durable poller waits for it). Call it once the
+// retry topic is subscribed: on backends that drop messages nobody
+// subscribes to yet, an earlier publish would be lost. AddHandler calls it
+// when the router has subscribed the retry handler; call it yourself when
+// you wire Middleware by hand. It is idempotent.
+func (r *Redelivery) Start() { r.readyOnce.Do(func() { close(r.ready) }) }
+
+// observer feeds the Redelivery's Stats and RedeliveredHooks from its
+// scheduler's events (Target.Observer).
+type observer struct{ r *Redelivery }
+
+func (o observer) OnRedelivered(p RedeliveredParams) {
+	if p.Err == nil {
+		o.r.stats.redelivered.Add(1)
+	} else {
+		o.r.stats.publishFailures.Add(1)
+	}
+	for _, h := range o.r.hooks.redelivered {
+		h.OnRedelivered(p)
 	}
 }
+
+func (o observer) OnWaiting(delta int) { o.r.stats.waiting.Add(int64(delta)) }
+
+func (o observer) OnLost(n int) { o.r.stats.lostOnClose.Add(uint64(n)) }
 
 // Middleware wraps a handler. Use it directly with Router.AddMiddleware on the
 // handler and on a second handler consuming RetryTopic, or let AddHandler do
@@ -201,9 +215,10 @@ func (r *Redelivery) Middleware(h message.HandlerFunc) message.HandlerFunc {
 			return produced, nil
 		}
 		err = r.onFailure(msg, count, err)
-		if err != nil && r.cfg.Mode == Native {
-			// The subscriber nacks: the broker's limit is the policy's, so
-			// the middleware, not the broker, decides when to dead-letter.
+		if err != nil && r.route == BySubscriber {
+			// The subscriber hands the nacked delivery to its broker: the
+			// broker's limit is the policy's, so the middleware, not the
+			// broker, decides when to dead-letter.
 			msg.Metadata.Set(metadata.MaxReconsumeTimes, r.maxReconsume)
 		}
 		return nil, err
@@ -216,7 +231,7 @@ func (r *Redelivery) callObserved(h message.HandlerFunc, msg *message.Message, c
 	produced, err := call(h, msg)
 	p := HandledParams{
 		MessageUUID: msg.UUID, Topic: originalTopic(msg), ConsumerGroup: r.cfg.ConsumerGroup, Handler: r.cfg.Handler,
-		Mode: r.cfg.Mode, Attempt: count + 1, Duration: r.cfg.Clock.Now().Sub(start), Err: err,
+		Route: r.route, Attempt: count + 1, Duration: r.cfg.Clock.Now().Sub(start), Err: err,
 	}
 	for _, hk := range r.hooks.handled {
 		hk.OnHandled(p)
@@ -235,7 +250,7 @@ func call(h message.HandlerFunc, msg *message.Message) (produced []*message.Mess
 
 func (r *Redelivery) reconsumeTimes(msg *message.Message) int {
 	key := RedeliveryCount
-	if r.cfg.Mode == Native {
+	if r.route == BySubscriber {
 		key = metadata.ReconsumeTimes
 	}
 	return parseCount(msg.Metadata.Get(key))
@@ -326,24 +341,16 @@ func (r *Redelivery) onFailure(msg *message.Message, count int, herr error) erro
 		return r.deadLetter(f, ReasonMaxElapsed)
 	}
 
-	if r.cfg.Mode == Native {
-		level := DelayLevelFor(delay)
-		msg.Metadata.Set(metadata.DelayLevel, strconv.Itoa(level))
-		// The exact delay, for a subscriber with TimerRetry on a 5.x broker.
-		msg.Metadata.Set(metadata.RetryDelayMillis, strconv.FormatInt(max(delay.Milliseconds(), 1), 10))
-		r.stats.scheduled.Add(1)
-		r.logScheduled(f, retry, delayLevels[level-1])
-		r.fireScheduled(f, retry, delayLevels[level-1])
-		// The error makes the router nack; the subscriber sends the message
-		// back to the broker with the level set above.
-		return herr
-	}
-
 	lastErr := r.truncate(herr.Error())
-	out := r.copyFor(f, lastErr)
-	out.Metadata.Set(RedeliveryCount, strconv.Itoa(retry))
-	out.Metadata.Set(metadata.ReconsumeTimes, strconv.Itoa(retry))
-	if err := r.sched.schedule(msg.Context(), out, retry, f.now, f.now.Add(delay), lastErr); err != nil {
+	sc := Scheduled{Message: msg, Retry: retry, Delay: delay, FailedAt: f.now, LastError: lastErr}
+	if r.route == ByRetryTopic {
+		out := r.copyFor(f, lastErr)
+		out.Metadata.Set(RedeliveryCount, strconv.Itoa(retry))
+		out.Metadata.Set(metadata.ReconsumeTimes, strconv.Itoa(retry))
+		sc.Message = out
+	}
+	wait, err := r.cfg.Scheduler.Schedule(msg.Context(), sc)
+	if err != nil {
 		err = errors.Join(herr, fmt.Errorf("redelivery: scheduling retry %d: %w", retry, err))
 		if policy.IsPermanent(err) {
 			// The message can never be parked (the store rejects its
@@ -354,8 +361,13 @@ func (r *Redelivery) onFailure(msg *message.Message, count int, herr error) erro
 		return err
 	}
 	r.stats.scheduled.Add(1)
-	r.logScheduled(f, retry, delay)
-	r.fireScheduled(f, retry, delay)
+	r.logScheduled(f, retry, wait)
+	r.fireScheduled(f, retry, wait)
+	if r.route == BySubscriber {
+		// The error makes the router nack; the subscriber hands the
+		// message to its broker as the scheduler marked it.
+		return herr
+	}
 	return nil
 }
 
@@ -363,7 +375,7 @@ func (r *Redelivery) onFailure(msg *message.Message, count int, herr error) erro
 // never the payload.
 func (r *Redelivery) logScheduled(f failure, retry int, delay time.Duration) {
 	r.logger.Debug("Failed message scheduled for redelivery", watermill.LogFields{
-		"message_uuid": f.msg.UUID, "topic": f.topic, "mode": r.cfg.Mode.String(),
+		"message_uuid": f.msg.UUID, "topic": f.topic, "route": r.route.String(),
 		"attempt": f.attempts, "retry": retry, "delay": delay, "due": f.now.Add(delay),
 		"reason": r.truncate(f.err.Error()),
 	})
@@ -375,7 +387,7 @@ func (r *Redelivery) fireScheduled(f failure, retry int, delay time.Duration) {
 	}
 	p := ScheduledParams{
 		MessageUUID: f.msg.UUID, Topic: f.topic, ConsumerGroup: r.cfg.ConsumerGroup, Handler: r.cfg.Handler,
-		Mode: r.cfg.Mode, Retry: retry, Delay: delay, Due: f.now.Add(delay), Err: f.err,
+		Route: r.route, Retry: retry, Delay: delay, Due: f.now.Add(delay), Err: f.err,
 	}
 	for _, h := range r.hooks.scheduled {
 		h.OnRedeliveryScheduled(p)
@@ -422,7 +434,7 @@ func (r *Redelivery) deadLetter(f failure, reason string) error {
 	// The subscriber that reads the dead-letter topic may overwrite
 	// ReconsumeTimes with its own count (RocketMQ's does); this key survives.
 	md.Set(RedeliveryCount, strconv.Itoa(f.count))
-	if r.cfg.Mode != Native {
+	if r.route == ByRetryTopic {
 		md.Set(metadata.RetryTopic, r.cfg.RetryTopic) // where Replay sends it back
 	}
 	var pe *PanicError

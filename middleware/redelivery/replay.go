@@ -9,6 +9,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/reliamq/reliamq/internal/hooks"
 	"github.com/reliamq/reliamq/pkg/clock"
 	"github.com/reliamq/reliamq/pkg/metadata"
 )
@@ -30,11 +31,13 @@ type ReplayConfig struct {
 	// ToOriginalTopic, its original topic). Required. Replay does not close it.
 	Publisher message.Publisher
 	// RetryTopic is where every message is sent back. Default: each message's
-	// metadata.RetryTopic, which the middleware writes on dead letters in
-	// InMemory and Durable modes and which only the failed handler of the
-	// failed consumer group consumes. Set it for dead letters of Native mode
-	// ("%RETRY%" + the RocketMQ group, rocketmq.Subscriber.GroupFor(topic),
-	// which only that group reads) or of a version that did not record it.
+	// metadata.RetryTopic, which the middleware writes on dead letters when
+	// its scheduler routes ByRetryTopic (InMemory, Durable) and which only
+	// the failed handler of the failed consumer group consumes. Set it for
+	// dead letters of a scheduler that routes BySubscriber (RocketMQ's
+	// NativeScheduler: "%RETRY%" + the RocketMQ group,
+	// rocketmq.Subscriber.GroupFor(topic), which only that group reads) or
+	// of a version that did not record it.
 	// A message with neither fails with ErrMissingRetryTopic.
 	RetryTopic string
 	// ToOriginalTopic republishes each message to its metadata.OriginalTopic
@@ -57,9 +60,16 @@ type ReplayConfig struct {
 	IdleTimeout time.Duration
 	// Clock drives the rate limit and the idle timeout. Default clock.Real{}.
 	Clock clock.Clock
-	// OnMessage is called once per message read, on Replay's goroutine, with
-	// what happened to it.
-	OnMessage func(ReplayResult)
+	// Hooks observe the run; each value must implement ReplayedHook. They
+	// run on Replay's goroutine: keep them fast.
+	Hooks []any
+}
+
+// ReplayedHook is called once per dead-lettered message Replay read, on
+// Replay's goroutine, after the message was acknowledged (replayed) or
+// nacked (r.Err set; Replay then stops).
+type ReplayedHook interface {
+	OnReplayed(r ReplayResult)
 }
 
 // ErrMissingRetryTopic is reported by Replay for a dead-lettered message that
@@ -98,11 +108,9 @@ var dlqOnly = []string{
 	metadata.DeadLetterReason, metadata.Attempts, metadata.PanicStack, metadata.RetryTopic,
 	metadata.FallbackAttempts, metadata.FallbackFirstError, metadata.FallbackLastError,
 	metadata.ConsumerGroup, metadata.Handler,
-	metadata.DelayLevel, metadata.Broadcast,
-	metadata.RocketMQMsgID, metadata.RocketMQOffsetMsgID, metadata.RocketMQTopic,
-	metadata.RocketMQQueueID, metadata.RocketMQQueueOffset,
-	metadata.RocketMQBornTimestamp, metadata.RocketMQStoreTimestamp,
 }
+
+func init() { dlqOnly = append(dlqOnly, metadata.PerDelivery()...) }
 
 // resetOnReplay are removed too unless ReplayConfig.KeepReconsumeTimes.
 var resetOnReplay = []string{metadata.ReconsumeTimes, RedeliveryCount, metadata.FirstFailureTime, metadata.LastError}
@@ -143,6 +151,8 @@ func Replay(ctx context.Context, cfg ReplayConfig, logger watermill.LoggerAdapte
 	if cfg.Rate < 0 || cfg.Limit < 0 {
 		errs = append(errs, fmt.Errorf("%w: ReplayConfig.Rate and Limit must not be negative", ErrInvalidConfig))
 	}
+	errs = append(errs, hooks.Validate(ErrInvalidConfig, cfg.Hooks, hooks.Is[ReplayedHook]))
+	replayed := hooks.Of[ReplayedHook](cfg.Hooks)
 	if err := errors.Join(errs...); err != nil {
 		return stats, err
 	}
@@ -202,8 +212,8 @@ func Replay(ctx context.Context, cfg ReplayConfig, logger watermill.LoggerAdapte
 			msg.Ack()
 			stats.Replayed++
 		}
-		if cfg.OnMessage != nil {
-			cfg.OnMessage(res)
+		for _, h := range replayed {
+			h.OnReplayed(res)
 		}
 		if res.Err != nil {
 			logger.Error("Replay stopped", res.Err, watermill.LogFields{"message_uuid": msg.UUID})
@@ -231,7 +241,7 @@ func (cfg ReplayConfig) Destination(msg *message.Message) (string, error) {
 		topic = msg.Metadata.Get(metadata.RetryTopic)
 	}
 	if topic == "" {
-		return "", fmt.Errorf("%w: %s (dead-lettered in Native mode or by an older version: give the retry topic, or republish to the original topic)", ErrMissingRetryTopic, msg.UUID)
+		return "", fmt.Errorf("%w: %s (dead-lettered by a scheduler that routes by the subscriber, or by an older version: give the retry topic, or republish to the original topic)", ErrMissingRetryTopic, msg.UUID)
 	}
 	return topic, nil
 }

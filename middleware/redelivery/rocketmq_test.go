@@ -18,8 +18,8 @@ import (
 )
 
 // rocketMQBackend runs the suite on one embedded broker per test. With
-// brokerRetry the subscriber hands nacked messages to the broker (Native
-// mode); delay levels are scaled by 1/100, so level 1 (1s) is 10 ms and the
+// brokerRetry the subscriber hands nacked messages to the broker (the
+// NativeScheduler); delay levels are scaled by 1/100, so level 1 (1s) is 10 ms and the
 // head-of-line test's 1h is 36 s.
 func rocketMQBackend(brokerRetry bool, configure func(*testing.T, *redelivery.Config)) redeliverytest.Backend {
 	broker := redeliverytest.PerTest(func(t *testing.T) *rocketmqtest.Broker {
@@ -44,7 +44,7 @@ func rocketMQBackend(brokerRetry bool, configure func(*testing.T, *redelivery.Co
 			return pub, closedOnce(t, sub)
 		},
 		Configure: configure,
-		// Native dead letters name no retry topic: %RETRY% of the RocketMQ
+		// Dead letters of the NativeScheduler name no retry topic: %RETRY% of the RocketMQ
 		// group the subscriber uses for the topic (Subscriber.GroupFor).
 		ReplayRetryTopic: func(group, topic string) string {
 			if !brokerRetry {
@@ -61,7 +61,9 @@ func TestConformance_RocketMQ_native(t *testing.T) {
 		// 10m is level 14, 6 s at this scale: longer than stopping a consumer
 		// on a loaded machine, so no retry reaches the stopping one.
 		RestartDelay: 10 * time.Minute,
-	}, rocketMQBackend(true, func(_ *testing.T, cfg *redelivery.Config) { cfg.Mode = redelivery.Native }))
+	}, rocketMQBackend(true, func(_ *testing.T, cfg *redelivery.Config) {
+		cfg.Scheduler = rocketmq.NewNativeScheduler(rocketmq.NativeConfig{})
+	}))
 }
 
 func TestConformance_RocketMQ_durable(t *testing.T) {

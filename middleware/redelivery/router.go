@@ -27,11 +27,11 @@ type HandlerRegistration struct {
 }
 
 // AddHandler registers reg.HandlerFunc, wrapped in the middleware, on router
-// under the name Config.Handler consuming reg.Topic, and in InMemory and
-// Durable modes a second time under Config.Handler+"_retry" consuming the
-// retry topic, so a due message reaches the same handler in the same consumer
-// group. In Durable mode it calls Start once the router subscribed the retry
-// topic. It returns the registered handlers. It fails, instead of panicking
+// under the name Config.Handler consuming reg.Topic, and, with a scheduler
+// that routes ByRetryTopic, a second time under Config.Handler+"_retry"
+// consuming the retry topic, so a due message reaches the same handler in the
+// same consumer group; it then calls Start once the router subscribed the
+// retry topic. It returns the registered handlers. It fails, instead of panicking
 // like the router, when a name is taken. Call it before router.Run (or call
 // router.RunHandlers afterwards).
 func (r *Redelivery) AddHandler(router *message.Router, reg HandlerRegistration) ([]*message.Handler, error) {
@@ -54,7 +54,7 @@ func (r *Redelivery) AddHandler(router *message.Router, reg HandlerRegistration)
 	if (reg.Publisher == nil) != (reg.PublishTopic == "") {
 		bad("HandlerRegistration.PublishTopic", "set together with Publisher")
 	}
-	if r.cfg.Mode != Native && reg.Topic == r.cfg.RetryTopic {
+	if r.route == ByRetryTopic && reg.Topic == r.cfg.RetryTopic {
 		bad("HandlerRegistration.Topic", "%q is the retry topic", reg.Topic)
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -70,7 +70,7 @@ func (r *Redelivery) AddHandler(router *message.Router, reg HandlerRegistration)
 	names := []string{r.cfg.Handler}
 	topics := []string{reg.Topic}
 	subs := []message.Subscriber{reg.Subscriber}
-	if r.cfg.Mode != Native {
+	if r.route == ByRetryTopic {
 		names = append(names, r.cfg.Handler+"_retry")
 		topics = append(topics, r.cfg.RetryTopic)
 		subs = append(subs, reg.RetrySubscriber)
@@ -96,7 +96,7 @@ func (r *Redelivery) AddHandler(router *message.Router, reg HandlerRegistration)
 		h.AddMiddleware(r.Middleware)
 		out = append(out, h)
 	}
-	if r.cfg.Mode == Durable {
+	if r.route == ByRetryTopic {
 		retry := out[1]
 		go func() {
 			select {

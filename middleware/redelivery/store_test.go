@@ -3,7 +3,6 @@ package redelivery_test
 import (
 	"context"
 	"errors"
-	"sync"
 	"testing"
 	"time"
 
@@ -11,6 +10,7 @@ import (
 
 	"github.com/reliamq/reliamq/adapters/sqlstore"
 	"github.com/reliamq/reliamq/adapters/sqlstore/sqlstoretest"
+	"github.com/reliamq/reliamq/internal/fakepub"
 	"github.com/reliamq/reliamq/middleware/redelivery"
 	"github.com/reliamq/reliamq/pkg/clock"
 	"github.com/reliamq/reliamq/pkg/clock/clocktest"
@@ -26,11 +26,11 @@ func newSQLiteStore(t *testing.T, clk clock.Clock) *sqlstore.Store {
 func TestDurable_parks_the_message_until_due_then_publishes_it_and_deletes_the_row(t *testing.T) {
 	fake := clocktest.NewFake(time.Time{})
 	st := newSQLiteStore(t, fake)
-	pub := &flakyPublisher{failN: 1, pubs: make(chan struct{}, 10)}
+	pub := &fakepub.Publisher{Script: []error{errBrokerDown}}
 	hooks := newHookRecorder()
 	r, err := redelivery.New(redelivery.Config{
-		ConsumerGroup: "billing", Handler: "charge", Mode: redelivery.Durable, Store: st, Publisher: pub,
-		PollInterval: time.Second, PublishRetryInterval: 5 * time.Second, Clock: fake, Hooks: []any{hooks},
+		ConsumerGroup: "billing", Handler: "charge", Publisher: pub, Clock: fake, Hooks: []any{hooks},
+		Scheduler: redelivery.NewDurable(redelivery.DurableConfig{Store: st, PollInterval: time.Second, PublishRetryInterval: 5 * time.Second}),
 	}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -54,8 +54,7 @@ func TestDurable_parks_the_message_until_due_then_publishes_it_and_deletes_the_r
 		t.Fatal(err)
 	}
 	fake.Advance(10 * time.Second) // due: the first publish fails and the row is rescheduled
-	recv(t, pub.pubs, "failed publish")
-	if ev := recv(t, hooks.redelivered, "redelivered event"); ev.Err == nil {
+	if ev := recv(t, hooks.redelivered, "redelivered event"); !errors.Is(ev.Err, errBrokerDown) {
 		t.Fatalf("event %+v, want the publish error", ev)
 	}
 	for _, step := range []time.Duration{time.Second, 4 * time.Second} {
@@ -64,7 +63,9 @@ func TestDurable_parks_the_message_until_due_then_publishes_it_and_deletes_the_r
 		}
 		fake.Advance(step)
 	}
-	recv(t, pub.pubs, "publish after the retry interval")
+	if !pub.WaitAccepted(1, 10*time.Second) {
+		t.Fatal("no publish after the retry interval")
+	}
 	if ev := recv(t, hooks.redelivered, "redelivered event"); ev.Err != nil || ev.Retry != 1 || ev.MessageUUID != "m1" {
 		t.Fatalf("event %+v", ev)
 	}
@@ -72,22 +73,21 @@ func TestDurable_parks_the_message_until_due_then_publishes_it_and_deletes_the_r
 	if s, err := st.Stats(ctx, "billing/charge"); err != nil || s.Backlog != 0 {
 		t.Fatalf("store stats %+v %v, want the row deleted", s, err)
 	}
-	pub.mu.Lock()
-	defer pub.mu.Unlock()
-	got := pub.msgs[0]
-	if pub.topics[0] != "reliamq_retry_billing_charge" || got.UUID != "m1" || string(got.Payload) != "p" ||
+	rec := pub.Accepted()[0]
+	got := rec.Msg
+	if rec.Topic != "reliamq_retry_billing_charge" || got.UUID != "m1" || string(got.Payload) != "p" ||
 		got.Metadata.Get("tenant") != "acme" || got.Metadata.Get(metadata.ReconsumeTimes) != "1" {
-		t.Fatalf("published %s to %s: %v", got.UUID, pub.topics[0], got.Metadata)
+		t.Fatalf("published %s to %s: %v", got.UUID, rec.Topic, got.Metadata)
 	}
 }
 
 // A message the store cannot hold must not be nacked forever: it is
 // dead-lettered with the store's error.
 func TestDurable_dead_letters_a_message_the_store_rejects(t *testing.T) {
-	dlq := &capturePublisher{}
+	dlq := &fakepub.Publisher{}
 	r, err := redelivery.New(redelivery.Config{
-		ConsumerGroup: "g", Handler: "h", Mode: redelivery.Durable, Store: newSQLiteStore(t, nil),
-		Publisher: &capturePublisher{}, DeadLetterPublisher: dlq,
+		ConsumerGroup: "g", Handler: "h", Scheduler: redelivery.NewDurable(redelivery.DurableConfig{Store: newSQLiteStore(t, nil)}),
+		Publisher: &fakepub.Publisher{}, DeadLetterPublisher: dlq,
 	}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -100,38 +100,23 @@ func TestDurable_dead_letters_a_message_the_store_rejects(t *testing.T) {
 	})(msg); err != nil {
 		t.Fatalf("err = %v, want nil (dead-lettered)", err)
 	}
-	if len(dlq.msgs) != 1 || dlq.msgs[0].Metadata.Get(metadata.DeadLetterReason) != redelivery.ReasonPermanent {
-		t.Fatalf("dead letters %v", dlq.msgs)
+	if got := dlq.Accepted(); len(got) != 1 || got[0].Msg.Metadata.Get(metadata.DeadLetterReason) != redelivery.ReasonPermanent {
+		t.Fatalf("dead letters %v", got)
 	}
 }
 
-// refusingPublisher refuses every message permanently and counts the calls.
-type refusingPublisher struct {
-	mu    sync.Mutex
-	calls int
-}
-
 var errRefused = errors.New("retry topic refuses the message")
-
-func (p *refusingPublisher) Publish(string, ...*message.Message) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.calls++
-	return policy.Permanent(errRefused)
-}
-
-func (p *refusingPublisher) Close() error { return nil }
 
 // The durable poller is the fallback relay: a due message the retry topic's
 // publisher refuses permanently is not retried forever but moved, with its
 // UUID, payload and metadata, to the poison queue "<group>/<handler>/poison".
 func TestDurable_moves_a_message_the_retry_topic_refuses_permanently_to_the_poison_queue(t *testing.T) {
 	st := newSQLiteStore(t, nil)
-	pub := &refusingPublisher{}
+	pub := &fakepub.Publisher{Err: policy.Permanent(errRefused)}
 	hooks := newHookRecorder()
 	r, err := redelivery.New(redelivery.Config{
-		ConsumerGroup: "billing", Handler: "charge", Mode: redelivery.Durable, Store: st, Publisher: pub,
-		PollInterval: 5 * time.Millisecond, PublishRetryInterval: time.Hour, Hooks: []any{hooks},
+		ConsumerGroup: "billing", Handler: "charge", Publisher: pub, Hooks: []any{hooks},
+		Scheduler: redelivery.NewDurable(redelivery.DurableConfig{Store: st, PollInterval: 5 * time.Millisecond, PublishRetryInterval: time.Hour}),
 	}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -172,9 +157,7 @@ func TestDurable_moves_a_message_the_retry_topic_refuses_permanently_to_the_pois
 	if s, err := st.Stats(ctx, "billing/charge"); err != nil || s.Backlog != 0 {
 		t.Fatalf("store stats %+v %v, want the row gone from billing/charge", s, err)
 	}
-	pub.mu.Lock()
-	defer pub.mu.Unlock()
-	if pub.calls != 1 {
-		t.Fatalf("publisher called %d times, want 1 (a permanent refusal is not retried)", pub.calls)
+	if n := pub.Calls(); n != 1 {
+		t.Fatalf("publisher called %d times, want 1 (a permanent refusal is not retried)", n)
 	}
 }

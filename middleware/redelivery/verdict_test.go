@@ -12,6 +12,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/reliamq/reliamq/internal/fakepub"
 	"github.com/reliamq/reliamq/middleware/redelivery"
 	"github.com/reliamq/reliamq/pkg/clock/clocktest"
 	"github.com/reliamq/reliamq/pkg/metadata"
@@ -168,23 +169,27 @@ func TestMiddleware_sets_reconsume_times_zero_on_a_first_delivery_and_passes_pro
 
 func TestMiddleware_reads_the_count_key_as_a_non_negative_decimal_and_anything_else_as_zero(t *testing.T) {
 	for _, tc := range []struct {
-		mode          redelivery.Mode
+		bySubscriber  bool
 		key, in, want string
 	}{
-		{redelivery.InMemory, redelivery.RedeliveryCount, "", "0"},
-		{redelivery.InMemory, redelivery.RedeliveryCount, "3", "3"},
-		{redelivery.InMemory, redelivery.RedeliveryCount, "007", "7"},
-		{redelivery.InMemory, redelivery.RedeliveryCount, "+5", "5"},
-		{redelivery.InMemory, redelivery.RedeliveryCount, "-2", "0"},
-		{redelivery.InMemory, redelivery.RedeliveryCount, "x1", "0"},
-		{redelivery.InMemory, redelivery.RedeliveryCount, "1x", "0"},
-		{redelivery.InMemory, redelivery.RedeliveryCount, "12345678901", "12345678901"},
-		{redelivery.InMemory, redelivery.RedeliveryCount, "99999999999999999999", "0"},
-		{redelivery.Native, metadata.ReconsumeTimes, "", "0"},
-		{redelivery.Native, metadata.ReconsumeTimes, "16", "16"},
-		{redelivery.Native, metadata.ReconsumeTimes, "-1", "0"},
+		{false, redelivery.RedeliveryCount, "", "0"},
+		{false, redelivery.RedeliveryCount, "3", "3"},
+		{false, redelivery.RedeliveryCount, "007", "7"},
+		{false, redelivery.RedeliveryCount, "+5", "5"},
+		{false, redelivery.RedeliveryCount, "-2", "0"},
+		{false, redelivery.RedeliveryCount, "x1", "0"},
+		{false, redelivery.RedeliveryCount, "1x", "0"},
+		{false, redelivery.RedeliveryCount, "12345678901", "12345678901"},
+		{false, redelivery.RedeliveryCount, "99999999999999999999", "0"},
+		{true, metadata.ReconsumeTimes, "", "0"},
+		{true, metadata.ReconsumeTimes, "16", "16"},
+		{true, metadata.ReconsumeTimes, "-1", "0"},
 	} {
-		cfg := redelivery.Config{ConsumerGroup: "g", Handler: "h", Mode: tc.mode, Publisher: &capturePublisher{}}
+		cfg := redelivery.Config{ConsumerGroup: "g", Handler: "h", Scheduler: redelivery.NewInMemory(redelivery.InMemoryConfig{}),
+			Publisher: &fakepub.Publisher{}}
+		if tc.bySubscriber {
+			cfg.Scheduler = &subscriberScheduler{}
+		}
 		r, err := redelivery.New(cfg, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -199,7 +204,7 @@ func TestMiddleware_reads_the_count_key_as_a_non_negative_decimal_and_anything_e
 			msg.Metadata.Set(tc.key, tc.in)
 		}
 		if _, err := h(msg); err != nil || seen != tc.want {
-			t.Errorf("%v %s=%q: handler saw %q (err %v), want %q", tc.mode, tc.key, tc.in, seen, err, tc.want)
+			t.Errorf("by subscriber %v, %s=%q: handler saw %q (err %v), want %q", tc.bySubscriber, tc.key, tc.in, seen, err, tc.want)
 		}
 		_ = r.Close()
 	}
@@ -217,59 +222,76 @@ func TestMiddleware_gives_a_message_without_a_metadata_map_one(t *testing.T) {
 	}
 }
 
-func TestMiddleware_in_native_mode_sets_the_delay_level_and_returns_the_error(t *testing.T) {
-	dlq := &capturePublisher{}
+// A scheduler that routes BySubscriber (RocketMQ's native one) gets the
+// delivery itself to mark; the middleware nacks it with the policy's limit
+// on it, counts from metadata.ReconsumeTimes, reports the scheduler's wait,
+// and dead-letters, acked, without a retry topic to replay to.
+func TestMiddleware_with_a_scheduler_that_routes_by_the_subscriber_marks_and_nacks_the_delivery(t *testing.T) {
+	dlq := &fakepub.Publisher{}
 	hooks := newHookRecorder()
+	sched := &subscriberScheduler{}
 	r, err := redelivery.New(redelivery.Config{
-		ConsumerGroup: "g", Handler: "h", Mode: redelivery.Native, DeadLetterPublisher: dlq, Hooks: []any{hooks},
+		ConsumerGroup: "g", Handler: "h", Scheduler: sched, DeadLetterPublisher: dlq, Hooks: []any{hooks},
 	}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
+	if tg := sched.target; tg.Publisher != nil || tg.RetryTopic != "" || tg.Queue != "g/h" || tg.Observer == nil {
+		t.Fatalf("target %+v: a by-subscriber scheduler gets no publisher nor retry topic", tg)
+	}
 	errDown := errors.New("down")
-	h := r.Middleware(func(*message.Message) ([]*message.Message, error) { return nil, errDown })
+	var verdict error = errDown
+	h := r.Middleware(func(*message.Message) ([]*message.Message, error) { return nil, verdict })
 	for reconsume := 0; reconsume < 16; reconsume++ {
 		msg := message.NewMessage("m", nil)
 		msg.Metadata.Set(metadata.ReconsumeTimes, strconv.Itoa(reconsume))
 		if _, err := h(msg); !errors.Is(err, errDown) {
 			t.Fatalf("reconsume %d: err = %v, want the handler error so the subscriber nacks", reconsume, err)
 		}
-		if got, want := msg.Metadata.Get(metadata.DelayLevel), strconv.Itoa(reconsume+3); got != want {
-			t.Fatalf("reconsume %d: delay level %s, want %s (retry n -> level n+2)", reconsume, got, want)
+		if got, want := msg.Metadata.Get(markKey), rocketMQDelays[reconsume].String(); got != want {
+			t.Fatalf("reconsume %d: marked %q, want %q", reconsume, got, want)
 		}
-		if s := recv(t, hooks.scheduled, "scheduled"); s.Delay != rocketMQDelays[reconsume] || s.Mode != redelivery.Native {
+		if got := msg.Metadata.Get(metadata.MaxReconsumeTimes); got != "16" {
+			t.Fatalf("reconsume %d: max reconsume times %q, want the policy's 16", reconsume, got)
+		}
+		if s := recv(t, hooks.scheduled, "scheduled"); s.Delay != rocketMQDelays[reconsume] || s.Route != redelivery.BySubscriber || s.Retry != reconsume+1 {
 			t.Fatalf("scheduled %+v", s)
 		}
 	}
-	msg := message.NewMessage("m", nil)
+	if got := sched.scheduled(); len(got) != 16 || got[0].Retry != 1 || got[0].LastError != "down" || got[0].FailedAt.IsZero() {
+		t.Fatalf("scheduler got %d calls, first %+v", len(got), got[0])
+	}
+	// The scheduler's wait (rounded up to 2s) is what the hook reports.
+	verdict = redelivery.RetryAfter(1500 * time.Millisecond)
+	msg := message.NewMessage("m2", nil)
+	if _, err := h(msg); err == nil {
+		t.Fatal("a retry-after verdict was acked, want a nack")
+	}
+	if s := recv(t, hooks.scheduled, "scheduled"); s.Delay != 2*time.Second || s.Due.Sub(sched.scheduled()[16].FailedAt) != 2*time.Second {
+		t.Fatalf("scheduled %+v, want the scheduler's 2s", s)
+	}
+	verdict = errDown
+	msg = message.NewMessage("m", nil)
 	msg.Metadata.Set(metadata.ReconsumeTimes, "16")
 	if _, err := h(msg); err != nil {
 		t.Fatalf("17th failure: err = %v, want nil (acked after dead-lettering)", err)
 	}
-	if len(dlq.msgs) != 1 || dlq.topics[0] != redelivery.DefaultDeadLetterTopic("g") ||
-		dlq.msgs[0].Metadata.Get(metadata.Attempts) != "17" || dlq.msgs[0].Metadata.Get(metadata.DelayLevel) != "" {
-		t.Fatalf("dead-letter publish: %v %v", dlq.topics, dlq.msgs)
+	got := dlq.Accepted()
+	if len(got) != 1 || got[0].Topic != redelivery.DefaultDeadLetterTopic("g") {
+		t.Fatalf("dead-letter publish: %v", got)
 	}
-}
-
-func TestDelayLevelFor_maps_a_delay_onto_the_smallest_level_that_waits_long_enough(t *testing.T) {
-	cases := []struct {
-		d    time.Duration
-		want int
-	}{
-		{0, 1}, {time.Second, 1}, {time.Second + 1, 2}, {10 * time.Second, 3}, {90 * time.Second, 6},
-		{2 * time.Hour, 18}, {5 * time.Hour, 18},
+	if md := got[0].Msg.Metadata; md.Get(metadata.Attempts) != "17" || md.Get(metadata.RetryTopic) != "" || md.Get(metadata.MaxReconsumeTimes) != "" {
+		t.Fatalf("dead letter metadata %v", md)
 	}
-	for _, c := range cases {
-		if got := redelivery.DelayLevelFor(c.d); got != c.want {
-			t.Errorf("DelayLevelFor(%v) = %d, want %d", c.d, got, c.want)
-		}
-	}
-	for n, d := range policy.RocketMQ().Schedule(16) {
-		if got := redelivery.DelayLevelFor(d); got != n+3 {
-			t.Errorf("retry %d (%v): level %d, want %d", n+1, d, got, n+3)
-		}
+	// A nack that schedules nothing carries the limit too.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	msg = message.NewMessage("m3", nil)
+	msg.SetContext(ctx)
+	verdict = ctx.Err()
+	if _, err := h(msg); !errors.Is(err, context.Canceled) || msg.Metadata.Get(metadata.MaxReconsumeTimes) != "16" {
+		t.Fatalf("shutdown nack: err %v, limit %q", err, msg.Metadata.Get(metadata.MaxReconsumeTimes))
 	}
 }
 

@@ -2,16 +2,23 @@
 // writes, in one place, so handlers and operators read the same names whatever
 // the backend.
 //
-// Keys fall in three groups:
+// Keys fall in four groups:
 //   - RocketMQ send controls, read by the RocketMQ publisher (Tags, Keys,
 //     DelayLevel, ShardingKey, DelayMillis, DeliverAtMillis). They never
 //     travel as user properties.
+//   - Nack controls, read by a subscriber that hands nacked messages to its
+//     broker (the RocketMQ one with BrokerRetry: DelayLevel, RetryDelayMillis,
+//     MaxReconsumeTimes). A handler may set them; the RocketMQ adapter's
+//     NativeScheduler sets the first two for middleware/redelivery, which
+//     sets MaxReconsumeTimes.
 //   - Delivery facts, written by subscribers on each delivered message
-//     (ReconsumeTimes and the RocketMQ* keys).
+//     (ReconsumeTimes, Broadcast and the RocketMQ* keys).
 //   - Redelivery and dead-letter facts, written by middleware/redelivery and
 //     the fallback relay.
 //
-// All other metadata travels untouched as user properties.
+// All other metadata travels untouched as user properties. PerDelivery lists
+// the keys that describe one send, nack or delivery: copies of a message
+// published again (redeliveries, dead letters, replays) drop them.
 package metadata
 
 // RocketMQ send controls. The RocketMQ publisher maps these to the broker's
@@ -21,9 +28,12 @@ const (
 	Tags = "rocketmq_tags"
 	// Keys are the RocketMQ message keys, separated by single spaces.
 	Keys = "rocketmq_keys"
-	// DelayLevel is a RocketMQ delay level (1..18) for the send, as a decimal string.
-	// On a subscriber in broker-retry mode it is also read on Nack to choose the
-	// retry delay level.
+	// DelayLevel is a RocketMQ delay level (1..18) for the send, as a decimal
+	// string; the durations are the broker's messageDelayLevel
+	// (rocketmq.DelayLevels lists the default ones). On a subscriber in
+	// broker-retry mode it is also read on Nack to choose the retry delay
+	// level ("-1": straight to %DLQ%<group>); rocketmq.DelayLevelFor picks
+	// the level for a delay.
 	DelayLevel = "rocketmq_delay_level"
 	// ShardingKey selects the queue when the publisher uses hash queue selection,
 	// so messages with the same key keep their order.
@@ -44,19 +54,35 @@ const (
 	// RetryDelayMillis is read on Nack by a RocketMQ subscriber with
 	// BrokerRetry and TimerRetry: the exact delay of the message's broker
 	// retry, in milliseconds as a decimal string, waited through a 5.x timer
-	// message (metadata.DelayLevel stays the fallback). middleware/redelivery
-	// sets both in Native mode. Not a send control: a message published with
-	// it is sent at once, the key travelling as user metadata.
+	// message (metadata.DelayLevel stays the fallback). The RocketMQ
+	// adapter's NativeScheduler sets both for middleware/redelivery. Not a
+	// send control: a message published with it is sent at once, the key
+	// travelling as user metadata.
 	RetryDelayMillis = "rocketmq_retry_delay_ms"
 	// MaxReconsumeTimes is read on Nack by a RocketMQ subscriber in
 	// broker-retry mode: how many broker redeliveries this message may have
 	// before it goes to %DLQ%<group>, as a decimal string, "-1" for no limit.
 	// It overrides the subscriber's own MaxReconsumeTimes for that message;
-	// middleware/redelivery sets it from its Policy in Native mode, so the
-	// policy is the only limit. Other backends and the publisher give it no
-	// meaning.
+	// middleware/redelivery sets it from its Policy on every delivery it
+	// nacks when its scheduler routes BySubscriber (the RocketMQ
+	// NativeScheduler), so the policy is the only limit. Other backends and
+	// the publisher give it no meaning.
 	MaxReconsumeTimes = "reliamq_max_reconsume_times"
 )
+
+// PerDelivery returns the keys that describe one send, one nack or one
+// delivery (the send controls that delay, the nack controls, Broadcast and
+// the RocketMQ* delivery facts), in a new slice. middleware/redelivery and
+// its Replay drop them from every copy they publish: a stale delay would
+// delay the copy, and the facts belong to another delivery. Tags, Keys and
+// ShardingKey stay with the message; ReconsumeTimes is rewritten.
+func PerDelivery() []string {
+	return []string{
+		DelayLevel, DelayMillis, DeliverAtMillis, RetryDelayMillis, MaxReconsumeTimes, Broadcast,
+		RocketMQMsgID, RocketMQOffsetMsgID, RocketMQTopic, RocketMQQueueID, RocketMQQueueOffset,
+		RocketMQBornTimestamp, RocketMQStoreTimestamp,
+	}
+}
 
 // Delivery facts. Subscribers set these on delivered messages.
 const (
@@ -93,8 +119,8 @@ const (
 // Handler and RedeliveryCount travel on every redelivered message; the DLQ
 // message adds DeadLetterReason, Attempts and, for panics, PanicStack.
 const (
-	// RedeliveryCount is middleware/redelivery's own count of redeliveries in
-	// its in-memory and durable modes. Handlers read ReconsumeTimes, which the
+	// RedeliveryCount is middleware/redelivery's own count of redeliveries
+	// with a scheduler that publishes to a retry topic (in-memory, durable). Handlers read ReconsumeTimes, which the
 	// middleware sets from this key on every delivery; the separate key exists
 	// because the RocketMQ subscriber overwrites ReconsumeTimes with the
 	// broker's count on each delivery.
@@ -120,7 +146,8 @@ const (
 	// PanicStack is the stack of a handler panic (DLQ messages).
 	PanicStack = "reliamq_panic_stack"
 	// RetryTopic is the topic that reaches only the failed handler of the
-	// failed consumer group (DLQ messages of the InMemory and Durable modes),
+	// failed consumer group (DLQ messages of the in-memory and durable
+	// schedulers),
 	// where redelivery.Replay sends the message back by default.
 	RetryTopic = "reliamq_retry_topic"
 )

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"time"
+
+	"github.com/reliamq/reliamq/internal/rocketmqlevels"
 )
 
 // Backoff is a delay schedule. Delay returns the wait before retry n, where
@@ -137,15 +139,11 @@ func (b tableBackoff) Validate() error {
 func (b tableBackoff) String() string { return fmt.Sprintf("table%v", b.steps) }
 
 // rocketMQSteps is the broker's consumer retry schedule: delay levels 3..18
-// (messageDelayLevel "1s 5s 10s 30s 1m ... 2h" minus the first two levels,
-// which consumer retries skip).
-var rocketMQSteps = []time.Duration{
-	10 * time.Second, 30 * time.Second,
-	1 * time.Minute, 2 * time.Minute, 3 * time.Minute, 4 * time.Minute, 5 * time.Minute,
-	6 * time.Minute, 7 * time.Minute, 8 * time.Minute, 9 * time.Minute, 10 * time.Minute,
-	20 * time.Minute, 30 * time.Minute,
-	1 * time.Hour, 2 * time.Hour,
-}
+// of its messageDelayLevel "1s 5s 10s 30s 1m ... 2h" (the first two levels,
+// which consumer retries skip, left out). The levels are written once, in
+// internal/rocketmqlevels, which the RocketMQ adapter and its embedded
+// broker read too.
+var rocketMQSteps = rocketmqlevels.ConsumerRetries()
 
 // RocketMQRetries is the number of retries in the broker's default consumer
 // schedule (maxReconsumeTimes).

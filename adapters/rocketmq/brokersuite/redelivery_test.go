@@ -28,41 +28,45 @@ func redeliveryPolicy() policy.Policy {
 }
 
 // TestRedelivery_Native_retries_through_the_broker_and_dead_letters runs
-// middleware/redelivery in Native mode on a BrokerRetry subscriber.
+// middleware/redelivery with the NativeScheduler on a BrokerRetry subscriber.
 func TestRedelivery_Native_retries_through_the_broker_and_dead_letters(t *testing.T) {
 	t.Parallel()
 	eachTarget(t, func(t *testing.T, tg *target) {
-		runRedelivery(t, tg, redelivery.Native)
+		runRedelivery(t, tg, true)
 	})
 }
 
 // TestRedelivery_Durable_retries_through_the_SQLite_store_and_dead_letters
-// runs middleware/redelivery in Durable mode with a SQLite store.
+// runs middleware/redelivery with the Durable scheduler on a SQLite store.
 func TestRedelivery_Durable_retries_through_the_SQLite_store_and_dead_letters(t *testing.T) {
 	t.Parallel()
 	eachTarget(t, func(t *testing.T, tg *target) {
-		runRedelivery(t, tg, redelivery.Durable)
+		runRedelivery(t, tg, false)
 	})
 }
 
 // runRedelivery sends good messages (acked at once), flaky ones (failing
 // until their third delivery) and poison ones (always failing) through a
-// router handler under redelivery in mode, and counts by UUID: every good and
+// router handler under redelivery (native: the NativeScheduler, else
+// Durable), and counts by UUID: every good and
 // flaky message handled, every poison one dead-lettered after three
 // attempts, each flaky one seen with reconsume times 0, 1, 2.
-func runRedelivery(t *testing.T, tg *target, mode redelivery.Mode) {
+func runRedelivery(t *testing.T, tg *target, native bool) {
 	const perKind = 4
 	pol := redeliveryPolicy()
 	pub := newPublisher(t, tg, rocketmq.PublisherConfig{})
 	group := unique("rd")
 	sub := newSubscriber(t, tg, rocketmq.SubscriberConfig{ConsumerGroup: group,
-		BrokerRetry: mode == redelivery.Native, MaxReconsumeTimes: redelivery.MaxReconsumeTimes(pol)})
+		BrokerRetry: native, MaxReconsumeTimes: redelivery.MaxReconsumeTimes(pol)})
 	topic, dlqTopic := unique("rd"), unique("rdlq")
-	cfg := redelivery.Config{ConsumerGroup: group, Handler: "h", Mode: mode, Policy: pol,
+	cfg := redelivery.Config{ConsumerGroup: group, Handler: "h", Policy: pol,
+		Scheduler: rocketmq.NewNativeScheduler(rocketmq.NativeConfig{}),
 		Publisher: pub, DeadLetterPublisher: pub, DeadLetterTopic: dlqTopic}
-	if mode == redelivery.Durable {
-		cfg.Store = sqlstoretest.NewStore(t, sqlstore.SQLite, sqlstore.Config{})
-		cfg.PollInterval = 100 * time.Millisecond
+	if !native {
+		cfg.Scheduler = redelivery.NewDurable(redelivery.DurableConfig{
+			Store:        sqlstoretest.NewStore(t, sqlstore.SQLite, sqlstore.Config{}),
+			PollInterval: 100 * time.Millisecond,
+		})
 		cfg.RetryTopic = unique("rdretry")
 	}
 	r, err := redelivery.New(cfg, testLogger())

@@ -8,6 +8,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 
+	"github.com/reliamq/reliamq/internal/rocketmqlevels"
 	"github.com/reliamq/reliamq/pkg/clock"
 )
 
@@ -29,15 +30,10 @@ const (
 )
 
 // DefaultDelayLevels are the Apache broker's 18 delay levels
-// ("1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h").
-func DefaultDelayLevels() []time.Duration {
-	return []time.Duration{
-		time.Second, 5 * time.Second, 10 * time.Second, 30 * time.Second,
-		time.Minute, 2 * time.Minute, 3 * time.Minute, 4 * time.Minute, 5 * time.Minute,
-		6 * time.Minute, 7 * time.Minute, 8 * time.Minute, 9 * time.Minute, 10 * time.Minute,
-		20 * time.Minute, 30 * time.Minute, time.Hour, 2 * time.Hour,
-	}
-}
+// ("1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h"), in a new
+// slice: the same table as rocketmq.DelayLevels and, from level 3 on,
+// policy.RocketMQ()'s schedule.
+func DefaultDelayLevels() []time.Duration { return rocketmqlevels.Default() }
 
 // Config configures a Broker. The zero value is a working broker on a free
 // port of 127.0.0.1 with the Apache broker's defaults.

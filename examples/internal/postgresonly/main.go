@@ -87,8 +87,8 @@ func run(ctx context.Context, dsn, ns string) error {
 	if err != nil {
 		return err
 	}
-	rd, err := redelivery.New(redelivery.Config{ConsumerGroup: "postgresonly", Handler: "h", Mode: redelivery.Durable,
-		Publisher: broker, Store: st}, logger)
+	rd, err := redelivery.New(redelivery.Config{ConsumerGroup: "postgresonly", Handler: "h",
+		Scheduler: redelivery.NewDurable(redelivery.DurableConfig{Store: st}), Publisher: broker}, logger)
 	if err != nil {
 		return err
 	}

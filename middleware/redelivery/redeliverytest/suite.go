@@ -34,9 +34,11 @@ type Features struct {
 	// test.
 	ConsumerGroups bool
 	// Durable is true when waiting messages survive a consumer restart
-	// (Durable and Native modes). Enables the restart test.
+	// (the Durable scheduler, RocketMQ's NativeScheduler). Enables the
+	// restart test.
 	Durable bool
-	// Native is true in Native mode: redelivery delays come from the broker's
+	// Native is true when the scheduler routes BySubscriber (RocketMQ's
+	// NativeScheduler): redelivery delays come from the broker's
 	// delay levels, so the suite does not check them against the policy.
 	Native bool
 	// HeadOfLineMessages is how many healthy messages surround the poisoned one
@@ -78,13 +80,14 @@ type Backend struct {
 	// and again for a restarted consumer); the router closes the subscriber
 	// when the consumer stops. The backend closes the rest in t.Cleanup.
 	NewPubSub func(t *testing.T, group string) (message.Publisher, message.Subscriber)
-	// Configure sets the Mode and mode-specific fields (Store, PollInterval)
-	// of a Redelivery config. Consumers of one test (a restarted consumer, in
-	// particular) must share the same store: see PerTest.
+	// Configure sets the Scheduler of a Redelivery config, a new one per
+	// call (one scheduler serves one Redelivery). Consumers of one test (a
+	// restarted consumer, in particular) must share the same store: see
+	// PerTest.
 	Configure func(t *testing.T, cfg *redelivery.Config)
 	// ReplayRetryTopic, when set, names the topic that reaches only the
 	// handler of group consuming topic, for replaying dead letters that carry
-	// none (Native mode: "%RETRY%" + the RocketMQ group).
+	// none (RocketMQ's NativeScheduler: "%RETRY%" + the RocketMQ group).
 	ReplayRetryTopic func(group, topic string) string
 }
 
@@ -676,7 +679,7 @@ func (s *suite) testReplay(t *testing.T) {
 	}
 	o.stats, o.err = redelivery.Replay(ctx, redelivery.ReplayConfig{
 		Messages: buffered, Publisher: pub, Limit: len(sent), Rate: 1000, IdleTimeout: -1, RetryTopic: retryTopic,
-		OnMessage: func(r redelivery.ReplayResult) { o.results = append(o.results, r) },
+		Hooks: []any{replayedFunc(func(r redelivery.ReplayResult) { o.results = append(o.results, r) })},
 	}, nil)
 	if o.err != nil || o.stats.Replayed != len(sent) || len(o.results) != len(sent) {
 		t.Fatalf("replay: %+v, %v", o.stats, o.err)
@@ -739,8 +742,13 @@ func (s *suite) testRestart(t *testing.T) {
 	// The first consumer never polls its store again after starting, so no
 	// message can be redelivered before the restart however slow the machine
 	// is: every one of them waits across it.
-	first := s.start(t, s.newConfig(group, fastPolicy(3, delay)), topic, handler,
-		func(c *redelivery.Config) { c.PollInterval = time.Hour })
+	first := s.start(t, s.newConfig(group, fastPolicy(3, delay)), topic, handler, func(c *redelivery.Config) {
+		if d, ok := c.Scheduler.(*redelivery.Durable); ok {
+			dc := d.Config()
+			dc.PollInterval = time.Hour
+			c.Scheduler = redelivery.NewDurable(dc)
+		}
+	})
 	sent := newMessages(n, "restart")
 	s.publish(t, topic, sent...)
 	first.waitStats(t, s.f.Timeout, fmt.Sprintf("%d scheduled", n), func(st redelivery.Stats) bool { return st.Scheduled >= uint64(n) })
@@ -793,3 +801,8 @@ func (s *suite) testRestart(t *testing.T) {
 		t.Fatalf("lost %d waiting messages across the restart", lost)
 	}
 }
+
+// replayedFunc is a ReplayedHook.
+type replayedFunc func(redelivery.ReplayResult)
+
+func (f replayedFunc) OnReplayed(r redelivery.ReplayResult) { f(r) }
