@@ -230,4 +230,3 @@ func tail(s string) string {
 	}
 	return s
 }
-
