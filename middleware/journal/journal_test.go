@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,7 +27,13 @@ func TestPublish_returns_after_the_commit_and_the_relay_delivers_and_deletes_the
 	st := newStore(t)
 	// The broker is down at first: a row must be in the journal once
 	// Publish returned, whatever happens to the send.
-	inner := &fakepub.Publisher{Err: errBrokerDown}
+	var up atomic.Bool
+	inner := &fakepub.Publisher{Func: func(string, []*message.Message) error {
+		if !up.Load() {
+			return errBrokerDown
+		}
+		return nil
+	}}
 	j := newJournal(t, inner, journal.Config{Store: st, Relay: fallback.RelayConfig{
 		OutageBackoff: policy.Fixed(20 * time.Millisecond), Policy: policy.Policy{Backoff: policy.Fixed(10 * time.Millisecond)}}})
 	msg := message.NewMessage(watermill.NewUUID(), []byte("payload"))
@@ -38,8 +45,7 @@ func TestPublish_returns_after_the_commit_and_the_relay_delivers_and_deletes_the
 	if len(rows) != 1 || rows[0].UUID != msg.UUID || rows[0].Topic != "orders" {
 		t.Fatalf("journal rows after Publish: %+v", rows)
 	}
-	inner.Func = nil
-	inner.Err = nil
+	up.Store(true)
 	waitFor(t, "the relay to send the row", func() bool { return len(inner.Accepted()) == 1 })
 	got := inner.Accepted()[0]
 	if got.Topic != "orders" || got.Msg.UUID != msg.UUID || string(got.Msg.Payload) != "payload" || got.Msg.Metadata.Get("k") != "v" {
