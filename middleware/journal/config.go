@@ -24,8 +24,8 @@ const (
 	// DefaultRelays is the number of relays draining the journal.
 	DefaultRelays = 2
 	// DefaultConcurrency is each relay's concurrent sends when
-	// Config.Relay.Concurrency is zero: with DefaultRelays, twice the async
-	// pool's CoreWorkers.
+	// Config.Relay.Concurrency is zero: with DefaultRelays, as many sends at
+	// once as the async pool's MaxWorkers (50).
 	DefaultConcurrency = 25
 	// DefaultStoreTimeout bounds one commit.
 	DefaultStoreTimeout = 10 * time.Second
@@ -81,7 +81,7 @@ type Config struct {
 	// inner publisher and delete them (policy, batch size, outage probing,
 	// poison queue, hooks: see fallback.RelayConfig). Its Store, Queue,
 	// Publisher and Owner are the journal's: leave them zero. Concurrency
-	// defaults to DefaultConcurrency (10) here.
+	// defaults to DefaultConcurrency (25) here.
 	Relay fallback.RelayConfig
 	// Hooks are CommitHook values.
 	Hooks []any

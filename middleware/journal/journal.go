@@ -299,7 +299,7 @@ func (p *Publisher) record(calls, ok, failed int, start time.Time, err error) {
 // until ctx ends or the inner publisher is closed.
 func (p *Publisher) runRelays(ctx context.Context) {
 	defer close(p.relayDone)
-	if n, err := p.makeLeftRowsDue(ctx); err != nil {
+	if n, err := p.makeLeftRowsDue(ctx); err != nil && ctx.Err() == nil {
 		p.logger.Error("Making the rows a previous run left due failed; they are sent when due or after their lease", err, nil)
 	} else if n > 0 {
 		p.logger.Info("Rows a previous run left are due now", watermill.LogFields{"rows": n})
