@@ -141,8 +141,8 @@ func PublisherDecorator(cfg Config, logger watermill.LoggerAdapter) message.Publ
 }
 
 // Publish writes msgs to the journal and returns nil once they are
-// committed (all of them, in one transaction). From then on the relay owns
-// them: it sends them through the inner publisher and deletes them.
+// committed (all of them, in one transaction). From then on the relays own
+// them: they send them through the inner publisher and delete them.
 //
 // Bad input is refused at once with a permanent error and nothing is
 // written: the rules every reliamq publisher shares (pkg/msgcheck: no
