@@ -12,6 +12,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/reliamq/reliamq/internal/nilcheck"
+	"github.com/reliamq/reliamq/middleware/journal"
 	"github.com/reliamq/reliamq/pkg/clock"
 	"github.com/reliamq/reliamq/pkg/msgcheck"
 	"github.com/reliamq/reliamq/pkg/policy"
@@ -121,6 +122,8 @@ type Publisher struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	journal *journal.Publisher // Config.Journal: Publish and Close go to it
 }
 
 // NewPublisher decorates inner with a worker pool configured by cfg. A nil
@@ -136,6 +139,13 @@ func NewPublisher(inner message.Publisher, cfg Config, logger watermill.LoggerAd
 	}
 	if logger == nil {
 		logger = watermill.NopLogger{}
+	}
+	if cfg.Journal != nil {
+		j, err := journal.New(inner, *cfg.Journal, logger)
+		if err != nil {
+			return nil, fmt.Errorf("%w: Journal: %w", ErrInvalidConfig, err)
+		}
+		return &Publisher{inner: inner, cfg: cfg, logger: logger, journal: j}, nil
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	return &Publisher{
@@ -197,6 +207,9 @@ func (p *Publisher) Stats() Stats {
 // returns the send's error; Block waits for room (see Block); Reject returns
 // ErrQueueFull. After Close has started, Publish returns ErrClosed.
 func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
+	if p.journal != nil {
+		return p.journal.Publish(topic, msgs...)
+	}
 	if err := msgcheck.Messages(msgs); err != nil {
 		// Refused now, on the caller's goroutine: queued, it could only fail
 		// later, where the caller no longer hears of it.
@@ -530,6 +543,9 @@ func (p *Publisher) toLeftovers(t task, sendErr error) {
 // can not cancel it, and it may then fail against the closed inner publisher;
 // its caller gets that error and OnResult reports it.
 func (p *Publisher) Close() error {
+	if p.journal != nil {
+		return p.journal.Close()
+	}
 	p.closeOnce.Do(func() { p.closeErr = p.close() })
 	return p.closeErr
 }

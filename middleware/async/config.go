@@ -7,6 +7,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/reliamq/reliamq/middleware/journal"
 	"github.com/reliamq/reliamq/pkg/clock"
 )
 
@@ -107,6 +108,18 @@ type Config struct {
 	OnResult func(Result)
 	// Clock times KeepAlive and CloseTimeout. Default clock.Real{}.
 	Clock clock.Clock
+	// Journal, when set, makes the publisher crash-safe: Publish returns
+	// once the messages are committed to this durable journal, and its
+	// relays send them through the inner publisher (a journal.Publisher
+	// over the inner publisher; see middleware/journal). A process crash then
+	// loses nothing Publish accepted. The pool fields (workers, queue,
+	// FullPolicy, KeepAlive) and OnResult are not used: the journal is the
+	// queue, its relays are the workers (Journal.Relays ×
+	// Journal.Relay.Concurrency sends at once), their outcomes go to
+	// Journal.Relay.Hooks, and Close waits up to Journal.CloseTimeout for
+	// the journal to empty, keeping the rest for the next start. Leftovers
+	// must be nil. Default nil: the in-memory pool.
+	Journal *journal.Config
 }
 
 func (c *Config) setDefaults() {
@@ -148,6 +161,9 @@ func (c Config) Validate() error {
 	}
 	if c.CloseTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("%w: CloseTimeout: %v: must be > 0", ErrInvalidConfig, c.CloseTimeout))
+	}
+	if c.Journal != nil && c.Leftovers != nil {
+		errs = append(errs, fmt.Errorf("%w: Leftovers: not used with Journal, which keeps every message", ErrInvalidConfig))
 	}
 	switch c.FullPolicy {
 	case CallerRuns, Block, Reject:

@@ -44,10 +44,19 @@
 // whose send failed is reported to OnResult and not retried here (put a
 // retry.Publisher and a fallback.Publisher inside); a call that Close could
 // neither send nor hand to Leftovers is reported with ErrNotSent; a process
-// crash loses everything queued in memory (use the fallback store's outbox
-// mode when that matters). Duplicates: a send cut off by Close's timeout
-// is handed to Leftovers although the broker may have stored it. Ordering:
+// crash loses everything queued in memory (set Config.Journal, or use the
+// fallback store's outbox mode, when that matters: see Journal mode below).
+// Duplicates: a send cut off by Close's timeout is handed to Leftovers
+// although the broker may have stored it. Ordering:
 // none between calls, since several workers send concurrently (use one
 // worker, CoreWorkers = MaxWorkers = 1, with Block, for order). The Publisher
 // is safe for concurrent use; the inner publisher must be too.
+//
+// # Journal mode
+//
+// With Config.Journal set, Publish writes the call to a durable local
+// journal (middleware/journal) and returns once it is committed; the
+// journal's relays send it through the inner publisher. A process crash
+// then loses nothing Publish accepted (duplicates: at most the rows the
+// relays had claimed). The pool and OnResult are not used in this mode.
 package async

@@ -75,6 +75,7 @@ type Relay struct {
 	poisonedHooks []PoisonedHook
 	outageHooks   []OutageHook
 
+	wake      chan struct{} // capacity 1: Notify cuts the idle wait short
 	running   atomic.Bool
 	closedErr atomic.Pointer[error] // the publisher said it is closed: Run stops
 	storeDown bool                  // claims failing; touched by the Run goroutine only
@@ -131,7 +132,21 @@ func NewRelay(cfg RelayConfig, logger watermill.LoggerAdapter) (*Relay, error) {
 		failedHooks:   hooks.Of[FailedHook](cfg.Hooks),
 		poisonedHooks: hooks.Of[PoisonedHook](cfg.Hooks),
 		outageHooks:   hooks.Of[OutageHook](cfg.Hooks),
+		wake:          make(chan struct{}, 1),
 	}, nil
+}
+
+// Notify tells the relay that rows were just committed to its queue, so a
+// Run waiting out its PollInterval claims at once instead. It never blocks,
+// and calls made while the relay is busy fold into one. It does not shorten
+// the waits of an outage (OutageBackoff) or of a failing store: a writer
+// committing quickly must not turn probes of a down broker into a stream.
+// Safe for concurrent use, before and during Run.
+func (r *Relay) Notify() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
 }
 
 // Run drains the queue until ctx ends, then returns nil after finishing the
@@ -162,9 +177,16 @@ func (r *Relay) Run(ctx context.Context) error {
 		if wait <= 0 {
 			continue
 		}
+		r.mu.Lock()
+		wake := r.wake
+		if r.down || r.storeDown {
+			wake = nil // Notify must not cut an outage's backoff short
+		}
+		r.mu.Unlock()
 		select {
 		case <-ctx.Done():
 		case <-r.clock.After(wait):
+		case <-wake:
 		}
 	}
 	return nil
