@@ -23,7 +23,7 @@ func TestPublisher_sends_in_the_background_and_reports_each_result(t *testing.T)
 		t.Fatal(err)
 	}
 	res := newResults()
-	pub := newPublisher(t, gc, async.Config{OnResult: res.on})
+	pub := newPublisher(t, gc, async.Config{Hooks: []any{res}})
 
 	want := []string{}
 	for i := 0; i < 50; i++ {
@@ -69,7 +69,7 @@ func TestPublisher_sends_in_the_background_and_reports_each_result(t *testing.T)
 func TestPublisher_reports_failed_sends_through_the_callback(t *testing.T) {
 	rec := newRecorder()
 	res := newResults()
-	pub := newPublisher(t, rec, async.Config{OnResult: res.on})
+	pub := newPublisher(t, rec, async.Config{Hooks: []any{res}})
 	defer pub.Close()
 	if err := pub.Publish("t", msg("bad", "fail", "1")); err != nil {
 		t.Fatalf("Publish = %v; want nil (the failure is reported later)", err)
@@ -90,7 +90,7 @@ func TestPublisher_send_outlives_the_callers_cancelled_context(t *testing.T) {
 	// request context is cancelled right away. The send must still happen.
 	rec := newRecorder()
 	res := newResults()
-	pub := newPublisher(t, rec, async.Config{OnResult: res.on})
+	pub := newPublisher(t, rec, async.Config{Hooks: []any{res}})
 	defer pub.Close()
 
 	var seen any
@@ -98,7 +98,7 @@ func TestPublisher_send_outlives_the_callers_cancelled_context(t *testing.T) {
 		seen = msgs[0].Context().Value(ctxKey{})
 		return rec.Publish(topic, msgs...)
 	})
-	pub2 := newPublisher(t, inner, async.Config{OnResult: res.on})
+	pub2 := newPublisher(t, inner, async.Config{Hooks: []any{res}})
 	defer pub2.Close()
 
 	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), ctxKey{}, "request-42"))
@@ -134,7 +134,7 @@ func (f publisherFunc) Close() error { return nil }
 func fullPool(t *testing.T, policy async.FullPolicy, res *results) (*async.Publisher, *recorder) {
 	t.Helper()
 	rec := newRecorder()
-	pub := newPublisher(t, rec, async.Config{CoreWorkers: 1, MaxWorkers: 1, QueueCapacity: 1, FullPolicy: policy, OnResult: res.on})
+	pub := newPublisher(t, rec, async.Config{CoreWorkers: 1, MaxWorkers: 1, QueueCapacity: 1, FullPolicy: policy, Hooks: []any{res}})
 	if err := pub.Publish("t", msg("w", "block", "1")); err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +164,7 @@ func TestPublisher_full_queue_reject_returns_ErrQueueFull(t *testing.T) {
 	}
 	for _, r := range res.get() {
 		if r.Messages[0].UUID == "x" {
-			t.Fatal("a rejected call was also reported to OnResult")
+			t.Fatal("a rejected call was also reported to the ResultHook")
 		}
 	}
 	if diff := cmp.Diff([]string{"q", "w"}, sorted(rec.Sent())); diff != "" {
@@ -315,7 +315,7 @@ func TestPublisher_starts_extra_workers_and_retires_them_after_keep_alive(t *tes
 	clk := clocktest.NewFake(time.Time{})
 	rec := newRecorder()
 	res := newResults()
-	pub := newPublisher(t, rec, async.Config{CoreWorkers: 1, MaxWorkers: 3, QueueCapacity: 1, KeepAlive: time.Minute, Clock: clk, OnResult: res.on})
+	pub := newPublisher(t, rec, async.Config{CoreWorkers: 1, MaxWorkers: 3, QueueCapacity: 1, KeepAlive: time.Minute, Clock: clk, Hooks: []any{res}})
 	defer pub.Close()
 
 	// One core worker busy, one call queued, then two calls that find the
@@ -365,7 +365,7 @@ func TestPublisher_close_waits_for_queued_work_within_the_timeout(t *testing.T) 
 	rec := newRecorder()
 	res := newResults()
 	left := newRecorder()
-	pub := newPublisher(t, rec, async.Config{CoreWorkers: 1, MaxWorkers: 1, QueueCapacity: 10, Leftovers: left, OnResult: res.on})
+	pub := newPublisher(t, rec, async.Config{CoreWorkers: 1, MaxWorkers: 1, QueueCapacity: 10, Leftovers: left, Hooks: []any{res}})
 	for _, id := range []string{"a", "b", "c"} {
 		if err := pub.Publish("t", msg(id, "block", "1")); err != nil {
 			t.Fatal(err)
@@ -405,7 +405,7 @@ func busyPool(t *testing.T, leftovers message.Publisher, n int) (*async.Publishe
 	res := newResults()
 	pub := newPublisher(t, rec, async.Config{
 		CoreWorkers: 1, MaxWorkers: 1, QueueCapacity: n, CloseTimeout: 5 * time.Second,
-		Clock: clk, Leftovers: leftovers, OnResult: res.on, FullPolicy: async.Reject,
+		Clock: clk, Leftovers: leftovers, Hooks: []any{res}, FullPolicy: async.Reject,
 	})
 	ids := []string{"inflight"}
 	if err := pub.Publish("t", msg("inflight", "block", "1")); err != nil {

@@ -14,7 +14,7 @@ import (
 
 // TestPublisher_publish_racing_close_is_either_taken_or_refused starts Close
 // while producers publish, many times over, and checks every call: a Publish
-// that returned nil is reported exactly once to OnResult (sent, or handed to
+// that returned nil is reported exactly once to the ResultHook (sent, or handed to
 // Leftovers), one that returned ErrClosed never. Nothing is lost, nothing
 // panics on the closed queue.
 func TestPublisher_publish_racing_close_is_either_taken_or_refused(t *testing.T) {
@@ -34,7 +34,7 @@ func TestPublisher_publish_racing_close_is_either_taken_or_refused(t *testing.T)
 				close(left.release)
 				pub := newPublisher(t, publisherFunc(func(string, ...*message.Message) error { return nil }), async.Config{
 					CoreWorkers: 1, MaxWorkers: 2, QueueCapacity: 2, FullPolicy: full,
-					Leftovers: left, OnResult: onResult,
+					Leftovers: left, Hooks: []any{resultFunc(onResult)},
 				})
 				var wg sync.WaitGroup
 				start := make(chan struct{})

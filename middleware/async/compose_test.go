@@ -47,7 +47,7 @@ func TestPublisher_over_retry_reports_the_outcome_after_the_retries(t *testing.T
 		t.Fatal(err)
 	}
 	res := newResults()
-	pub := newPublisher(t, rp, async.Config{OnResult: res.on, Clock: clk})
+	pub := newPublisher(t, rp, async.Config{Hooks: []any{res}, Clock: clk})
 	defer pub.Close()
 
 	if err := pub.Publish("t", msg("m")); err != nil {
@@ -80,7 +80,7 @@ func TestPublisher_close_cuts_a_long_retry_short_and_hands_the_message_over(t *t
 	left := newRecorder()
 	close(left.release)
 	res := newResults()
-	pub := newPublisher(t, rp, async.Config{OnResult: res.on, Clock: clk, CloseTimeout: 5 * time.Second, Leftovers: left})
+	pub := newPublisher(t, rp, async.Config{Hooks: []any{res}, Clock: clk, CloseTimeout: 5 * time.Second, Leftovers: left})
 
 	if err := pub.Publish("t", msg("m")); err != nil {
 		t.Fatal(err)

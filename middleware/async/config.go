@@ -7,6 +7,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/reliamq/reliamq/internal/hooks"
 	"github.com/reliamq/reliamq/pkg/clock"
 )
 
@@ -49,10 +50,22 @@ func (f FullPolicy) String() string {
 	return fmt.Sprintf("FullPolicy(%d)", int(f))
 }
 
+// ResultHook observes the outcome of every Publish call the pool took or the
+// caller ran. Put values implementing it in Config.Hooks; a value that
+// implements no hook interface of this package is rejected by Validate.
+type ResultHook interface {
+	// OnAsyncResult receives exactly one Result for each call taken by the
+	// pool or run by the caller (CallerRuns). Calls refused with an error
+	// (bad input, ErrQueueFull, ErrClosed, a Block whose context ended) get
+	// none: their error is the outcome. It runs on the worker that sent the
+	// call, on the calling goroutine for CallerRan, or on Close's goroutine
+	// for leftovers; it must be safe for concurrent use and fast (the worker
+	// sends nothing else while it runs), and must not modify the messages.
+	OnAsyncResult(Result)
+}
+
 // Result is the outcome of one Publish call taken by the pool (or run by the
-// caller under CallerRuns). OnResult receives exactly one Result for each such
-// call; calls refused with an error (ErrQueueFull, ErrClosed, a Block whose
-// context ended) get none, their error is the outcome.
+// caller under CallerRuns), as ResultHook receives it.
 type Result struct {
 	// Topic and Messages are the arguments of the Publish call. Treat them as
 	// read-only.
@@ -78,8 +91,11 @@ type Config struct {
 	// Workers start lazily, one per Publish, until CoreWorkers are running.
 	CoreWorkers int
 	// MaxWorkers bounds the number of workers; must be >= CoreWorkers.
-	// Default max(50, CoreWorkers). Workers above CoreWorkers are started when
-	// a call finds the queue full and exit after KeepAlive without work.
+	// Default max(50, CoreWorkers). A worker above CoreWorkers is started
+	// when a call finds the queue full while every running worker is busy
+	// sending (a worker that is not takes the next queued call in a moment,
+	// so another would only add a goroutine); it takes that call and exits
+	// after KeepAlive without work.
 	MaxWorkers int
 	// QueueCapacity is the number of Publish calls that can wait for a
 	// worker. Default 200.
@@ -96,15 +112,14 @@ type Config struct {
 	CloseTimeout time.Duration
 	// Leftovers receives, at Close, every Publish call that was not sent in
 	// time: the fallback store in async(fallback(retry(broker))). Optional:
-	// without it each such call is reported through OnResult with an error
+	// without it each such call is reported to the ResultHooks with an error
 	// matching ErrNotSent. Close does not close Leftovers.
 	Leftovers message.Publisher
-	// OnResult, if set, receives the outcome of every Publish taken by the
-	// pool or run by the caller (see Result). It runs on the worker (or the
-	// calling goroutine for CallerRan, or Close's goroutine for leftovers),
-	// must be safe for concurrent use, and should be fast: the worker sends
-	// nothing else while it runs.
-	OnResult func(Result)
+	// Hooks are observers: values implementing ResultHook. Each runs, in
+	// order, for every Publish call taken by the pool or run by the caller
+	// (see ResultHook). Optional; a nil value or one implementing no hook
+	// interface is an invalid config.
+	Hooks []any
 	// Clock times KeepAlive and CloseTimeout. Default clock.Real{}.
 	Clock clock.Clock
 }
@@ -126,6 +141,7 @@ func (c *Config) setDefaults() {
 		c.CloseTimeout = DefaultCloseTimeout
 	}
 	c.Clock = clock.OrReal(c.Clock)
+	c.Hooks = append([]any(nil), c.Hooks...)
 }
 
 // Validate reports every invalid field at once, each error wrapping
@@ -153,6 +169,9 @@ func (c Config) Validate() error {
 	case CallerRuns, Block, Reject:
 	default:
 		errs = append(errs, fmt.Errorf("%w: FullPolicy: %d: must be CallerRuns, Block or Reject", ErrInvalidConfig, int(c.FullPolicy)))
+	}
+	if err := hooks.Validate(ErrInvalidConfig, c.Hooks, hooks.Is[ResultHook]); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -67,7 +67,7 @@ func (r *recorder) Sent() []string {
 	return append([]string(nil), r.sent...)
 }
 
-// results collects OnResult calls.
+// results is a ResultHook that collects every Result.
 type results struct {
 	mu  sync.Mutex
 	all []async.Result
@@ -76,7 +76,7 @@ type results struct {
 
 func newResults() *results { return &results{ch: make(chan async.Result, 100000)} }
 
-func (r *results) on(res async.Result) {
+func (r *results) OnAsyncResult(res async.Result) {
 	r.mu.Lock()
 	r.all = append(r.all, res)
 	r.mu.Unlock()
@@ -142,3 +142,8 @@ func waitStarted(t *testing.T, r *recorder, want string) {
 		t.Fatalf("send of %s never started", want)
 	}
 }
+
+// resultFunc is a ResultHook made of a function.
+type resultFunc func(async.Result)
+
+func (f resultFunc) OnAsyncResult(r async.Result) { f(r) }

@@ -15,7 +15,7 @@ import (
 )
 
 // ledger counts, per message, every way a message can end: sent by the inner
-// publisher, reported through OnResult (sent, failed or leftover), refused by
+// publisher, reported to the ResultHook (sent, failed or leftover), refused by
 // Publish, stored by Leftovers.
 type ledger struct {
 	innerSent  []atomic.Int32
@@ -84,7 +84,7 @@ func runLoad(t *testing.T, full async.FullPolicy, total, closeAfter int, closeTi
 	pub, err := async.NewPublisher(slowInner{l}, async.Config{
 		CoreWorkers: 2, MaxWorkers: 4, QueueCapacity: 4, FullPolicy: full,
 		CloseTimeout: closeTimeout, Leftovers: storeLeftovers{l},
-		OnResult: func(r async.Result) {
+		Hooks: []any{resultFunc(func(r async.Result) {
 			for _, m := range r.Messages {
 				i := idx(m)
 				switch {
@@ -96,7 +96,7 @@ func runLoad(t *testing.T, full async.FullPolicy, total, closeAfter int, closeTi
 					l.resultOK[i].Add(1)
 				}
 			}
-		},
+		})},
 	}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -119,7 +119,7 @@ func runLoad(t *testing.T, full async.FullPolicy, total, closeAfter int, closeTi
 				case errors.Is(err, async.ErrQueueFull), errors.Is(err, async.ErrClosed):
 					l.refused[i].Add(1)
 				case errors.Is(err, errSend):
-					// A caller-run send failed: it is also reported to OnResult.
+					// A caller-run send failed: it is also reported to the ResultHook.
 				default:
 					unexpected.Store(err)
 				}
