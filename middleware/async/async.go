@@ -180,7 +180,7 @@ func (p *Publisher) enqueue(t task) bool {
 	}
 	// The queue is full. A worker not busy sending takes the next queued
 	// call in a moment: another worker would only add a goroutine.
-	if p.n.inFlight.Load() >= p.n.workers.Load() && p.reserve(p.cfg.MaxWorkers) {
+	if p.n.workerSends() >= p.n.workers.Load() && p.reserve(p.cfg.MaxWorkers) {
 		p.detach(t.msgs)
 		p.startWith(t)
 		return true
@@ -191,21 +191,20 @@ func (p *Publisher) enqueue(t task) bool {
 // callerRuns sends t on the calling goroutine (CallerRuns), inside the gate,
 // and leaves it.
 func (p *Publisher) callerRuns(t task) error {
-	// Counted in callers before leaving the gate, so a Close that starts
-	// meanwhile waits for this send (up to CloseTimeout); callers is also
-	// the caller-run part of Stats.InFlight.
-	p.n.callers.Add(1)
+	// Counted before leaving the gate, so a Close that starts meanwhile
+	// waits for this send (up to CloseTimeout).
+	p.n.callerRan.Add(1)
 	p.leave()
 	err := p.inner.Publish(t.topic, t.msgs...)
+	p.report(Result{Topic: t.topic, Messages: t.msgs, Err: err, CallerRan: true})
+	// Counted out after the report, so a Close that waits for this send
+	// returns after its hooks ran.
 	if err != nil {
 		p.n.callerFailed.Add(1)
 	} else {
 		p.n.callerOK.Add(1)
 	}
-	p.report(Result{Topic: t.topic, Messages: t.msgs, Err: err, CallerRan: true})
-	// Counted out after the report, so a Close that waits for this send
-	// returns after its hooks ran.
-	if p.n.callers.Add(-1) == 0 && p.sealed.Load() {
+	if p.sealed.Load() && p.n.callerSends() == 0 {
 		p.poke()
 	}
 	return err
@@ -310,7 +309,7 @@ func (p *Publisher) close() error {
 
 	timeout := p.cfg.Clock.After(p.cfg.CloseTimeout)
 	timedOut := false
-	for !timedOut && (p.n.workers.Load() > 0 || p.n.callers.Load() > 0) {
+	for !timedOut && (p.n.workers.Load() > 0 || p.n.callerSends() > 0) {
 		select {
 		case <-p.idle:
 		case <-timeout:

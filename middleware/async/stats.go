@@ -38,7 +38,9 @@ type counter struct {
 	_ [56]byte
 }
 
-// counters are the Publisher's hot counters. Sends by workers and by callers
+// counters are the Publisher's hot counters. Every counter only grows, so
+// that each send costs one atomic add when it starts and one when it ends;
+// the number in progress is the difference. Sends by workers and by callers
 // are counted apart, since they run on different goroutines, mostly on
 // different cores.
 type counters struct {
@@ -48,22 +50,38 @@ type counters struct {
 	// start a worker, plus closedBit once Close has started (see Publisher).
 	gate counter
 
-	workers  counter // worker goroutines running
-	inFlight counter // calls being sent by workers (or reserved for a starting one)
-	callers  counter // caller-run sends in progress
+	workers counter // worker goroutines running
 
-	done, failed           counter // by workers
-	callerOK, callerFailed counter // by callers
-	rejected               counter
-	leftover, notSent      counter
+	// Calls taken by workers (or reserved for a starting one), and how their
+	// sends ended: done, failed, or cut off by Close's timeout.
+	taken, done, failed, cut counter
+	// Calls run by callers (CallerRuns), and how their sends ended.
+	callerRan, callerOK, callerFailed counter
+
+	rejected          counter
+	leftover, notSent counter
+}
+
+// workerSends is the number of calls workers are sending now. The ends are
+// read before the starts, so the result is never negative.
+func (c *counters) workerSends() int64 {
+	ended := c.done.Load() + c.failed.Load() + c.cut.Load()
+	return c.taken.Load() - ended
+}
+
+// callerSends is the number of calls callers are sending now.
+func (c *counters) callerSends() int64 {
+	ended := c.callerOK.Load() + c.callerFailed.Load()
+	return c.callerRan.Load() - ended
 }
 
 // Stats returns a snapshot of the counters.
 func (p *Publisher) Stats() Stats {
+	inFlight := p.n.workerSends() + p.n.callerSends()
 	callerOK, callerFailed := p.n.callerOK.Load(), p.n.callerFailed.Load()
 	return Stats{
 		Queued:    len(p.queue),
-		InFlight:  p.n.inFlight.Load() + p.n.callers.Load(),
+		InFlight:  inFlight,
 		Workers:   p.n.workers.Load(),
 		Done:      p.n.done.Load() + callerOK,
 		Failed:    p.n.failed.Load() + callerFailed,

@@ -30,10 +30,10 @@ func (p *Publisher) reserve(limit int) bool {
 }
 
 // startWith starts a worker reserved with reserve, with t as its first call.
-// t counts as in flight from now: a call that finds the queue full before
-// the new goroutine runs must see this worker as busy.
+// t counts as taken from now: a call that finds the queue full before the
+// new goroutine runs must see this worker as busy.
 func (p *Publisher) startWith(t task) {
-	p.n.inFlight.Add(1)
+	p.n.taken.Add(1)
 	p.workersWG.Add(1)
 	go func() {
 		defer p.workersWG.Done()
@@ -63,7 +63,7 @@ func (p *Publisher) work() {
 				p.exit()
 				return
 			}
-			p.n.inFlight.Add(1)
+			p.n.taken.Add(1)
 			p.run(t)
 			continue
 		default:
@@ -75,7 +75,7 @@ func (p *Publisher) work() {
 				p.exit()
 				return
 			}
-			p.n.inFlight.Add(1)
+			p.n.taken.Add(1)
 			p.run(t)
 			continue
 		}
@@ -99,7 +99,7 @@ func (p *Publisher) work() {
 				p.exit()
 				return
 			}
-			p.n.inFlight.Add(1)
+			p.n.taken.Add(1)
 			p.run(t)
 		case <-expired:
 			// Retire unless that would leave fewer than CoreWorkers. Never
@@ -119,20 +119,20 @@ func (p *Publisher) exit() {
 	}
 }
 
-// run sends one call taken by a worker, counted in inFlight, and reports it.
+// run sends one call taken by a worker (counted in taken) and reports it.
 func (p *Publisher) run(t task) {
 	err := p.inner.Publish(t.topic, t.msgs...)
-	p.n.inFlight.Add(-1)
-	if err != nil && p.aborted.Load() {
+	switch {
+	case err == nil:
+		p.n.done.Add(1)
+	case p.aborted.Load():
 		// Cut off by Close's timeout. Hand it over rather than lose it; the
 		// broker may have stored it anyway, so this can duplicate.
+		p.n.cut.Add(1)
 		p.toLeftovers(t, err)
 		return
-	}
-	if err != nil {
+	default:
 		p.n.failed.Add(1)
-	} else {
-		p.n.done.Add(1)
 	}
 	p.report(Result{Topic: t.topic, Messages: t.msgs, Err: err})
 }
