@@ -12,6 +12,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/reliamq/reliamq/internal/fakepub"
 	"github.com/reliamq/reliamq/middleware/async"
 	"github.com/reliamq/reliamq/pkg/clock/clocktest"
 )
@@ -94,10 +95,10 @@ func TestPublisher_send_outlives_the_callers_cancelled_context(t *testing.T) {
 	defer pub.Close()
 
 	var seen any
-	inner := publisherFunc(func(topic string, msgs ...*message.Message) error {
+	inner := &fakepub.Publisher{Func: func(topic string, msgs []*message.Message) error {
 		seen = msgs[0].Context().Value(ctxKey{})
 		return rec.Publish(topic, msgs...)
-	})
+	}}
 	pub2 := newPublisher(t, inner, async.Config{Hooks: []any{res}})
 	defer pub2.Close()
 
@@ -121,13 +122,6 @@ func TestPublisher_send_outlives_the_callers_cancelled_context(t *testing.T) {
 		t.Fatalf("sent (-want +got):\n%s", diff)
 	}
 }
-
-type publisherFunc func(topic string, msgs ...*message.Message) error
-
-func (f publisherFunc) Publish(topic string, msgs ...*message.Message) error {
-	return f(topic, msgs...)
-}
-func (f publisherFunc) Close() error { return nil }
 
 // fullPool returns a publisher with one worker busy on "w" and "q" queued, so
 // the queue is full and no worker can start.
@@ -303,7 +297,7 @@ func TestPublisher_publish_after_close_returns_ErrClosed(t *testing.T) {
 	if err := pub.Publish("t", msg("late")); !errors.Is(err, async.ErrClosed) {
 		t.Fatalf("Publish = %v; want ErrClosed", err)
 	}
-	if !rec.closed {
+	if !rec.Closed() {
 		t.Fatal("inner publisher not closed")
 	}
 	if err := pub.Close(); err != nil {
@@ -491,7 +485,7 @@ func TestPublisher_close_while_busy_without_leftovers_reports_each_unsent_call(t
 }
 
 func TestPublisher_close_reports_calls_the_leftovers_publisher_refused(t *testing.T) {
-	refuse := publisherFunc(func(string, ...*message.Message) error { return errSend })
+	refuse := &fakepub.Publisher{Err: errSend}
 	pub, _, clk, res, ids := busyPool(t, refuse, 3)
 	err := closeAfterTimeout(t, pub, clk)
 	if !errors.Is(err, async.ErrNotSent) {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/reliamq/reliamq/internal/fakepub"
 	"github.com/reliamq/reliamq/middleware/async"
 )
 
@@ -32,7 +33,7 @@ func TestPublisher_publish_racing_close_is_either_taken_or_refused(t *testing.T)
 				}
 				left := newRecorder()
 				close(left.release)
-				pub := newPublisher(t, publisherFunc(func(string, ...*message.Message) error { return nil }), async.Config{
+				pub := newPublisher(t, &fakepub.Publisher{}, async.Config{
 					CoreWorkers: 1, MaxWorkers: 2, QueueCapacity: 2, FullPolicy: full,
 					Leftovers: left, Hooks: []any{resultFunc(onResult)},
 				})
