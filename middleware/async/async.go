@@ -179,8 +179,12 @@ func (p *Publisher) enqueue(t task) bool {
 		p.reattach(t.msgs)
 	}
 	// The queue is full. A worker not busy sending takes the next queued
-	// call in a moment: another worker would only add a goroutine.
-	if p.n.workerSends() >= p.n.workers.Load() && p.reserve(p.cfg.MaxWorkers) {
+	// call in a moment, so another worker would only add a goroutine, and
+	// the call waits (Block) or is sent by the caller (CallerRuns) instead.
+	// Under Reject the call would be refused: any worker that may start
+	// takes it.
+	busy := p.cfg.FullPolicy == Reject || p.n.workerSends() >= p.n.workers.Load()
+	if busy && p.reserve(p.cfg.MaxWorkers) {
 		p.detach(t.msgs)
 		p.startWith(t)
 		return true

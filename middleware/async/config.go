@@ -94,8 +94,9 @@ type Config struct {
 	// Default max(50, CoreWorkers). A worker above CoreWorkers is started
 	// when a call finds the queue full while every running worker is busy
 	// sending (a worker that is not takes the next queued call in a moment,
-	// so another would only add a goroutine); it takes that call and exits
-	// after KeepAlive without work.
+	// so another would only add a goroutine), or under Reject whenever the
+	// queue is full; it takes that call and exits after KeepAlive without
+	// work.
 	MaxWorkers int
 	// QueueCapacity is the number of Publish calls that can wait for a
 	// worker. Default 200.

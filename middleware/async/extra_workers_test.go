@@ -86,3 +86,29 @@ func TestPublisher_starts_no_extra_worker_while_a_worker_is_not_sending(t *testi
 		t.Fatalf("sent (-want +got):\n%s", diff)
 	}
 }
+
+func TestPublisher_under_reject_starts_an_extra_worker_rather_than_refuse_a_call(t *testing.T) {
+	// As above, but a call refused under Reject would be lost to the
+	// caller: a worker that may start takes it.
+	inner := &fakepub.Publisher{}
+	h := blockingHook{holding: make(chan struct{}), release: make(chan struct{})}
+	pub := newPublisher(t, inner, async.Config{CoreWorkers: 1, MaxWorkers: 2, QueueCapacity: 1, FullPolicy: async.Reject, Hooks: []any{h}})
+	for _, id := range []string{"hold", "queued", "extra"} {
+		if err := pub.Publish("t", msg(id)); err != nil {
+			t.Fatalf("Publish(%s) = %v", id, err)
+		}
+		if id == "hold" {
+			<-h.holding
+		}
+	}
+	if st := pub.Stats(); st.Workers != 2 || st.Rejected != 0 {
+		t.Fatalf("stats = %+v; want 2 workers, nothing rejected", st)
+	}
+	close(h.release)
+	if err := pub.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"extra", "hold", "queued"}, sorted(inner.UUIDs())); diff != "" {
+		t.Fatalf("sent (-want +got):\n%s", diff)
+	}
+}
