@@ -49,7 +49,10 @@ const closedBit = 1 << 62
 // it after. Close sets closedBit, so later calls turn back with ErrClosed,
 // waits until the calls inside have left, and only then closes the queue:
 // no call is ever sent on a closed queue, and every call that got in is
-// queued before the workers drain the queue for the last time.
+// queued before the workers drain the queue for the last time. A call the
+// caller sends itself (CallerRuns) passes the callers counter instead, which
+// Close closes the same way and waits on, with the workers, up to
+// CloseTimeout.
 type Publisher struct {
 	// Set by NewPublisher, read-only after: every call reads them, so they
 	// share no cache line with the counters (see counters).
@@ -67,7 +70,7 @@ type Publisher struct {
 	runCtx    context.Context
 	cancelRun context.CancelFunc
 	aborted   atomic.Bool
-	sealed    atomic.Bool // queue closed: the last worker or caller to finish pokes idle
+	sealed    atomic.Bool // queue closed: the last worker to exit pokes idle
 
 	gateOnce  sync.Once
 	workersWG sync.WaitGroup // for Close: no worker goroutine is left
@@ -139,12 +142,17 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 		p.n.rejected.Add(1)
 		return fmt.Errorf("async: publish to %q: %w", topic, err)
 	}
+	t := task{topic: topic, msgs: msgs}
+	if p.cfg.FullPolicy == CallerRuns && len(p.queue) == cap(p.queue) && !p.extraWorkerHelps() {
+		// Nothing will take the call (a hint, but a cheap one): skip the
+		// gate and send it here.
+		return p.callerRuns(t)
+	}
 	if p.n.gate.Add(1)&closedBit != 0 {
 		p.leave()
 		p.n.rejected.Add(1)
 		return ErrClosed
 	}
-	t := task{topic: topic, msgs: msgs}
 	if p.enqueue(t) {
 		p.leave()
 		return nil
@@ -157,6 +165,7 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	case Block:
 		return p.block(t)
 	}
+	p.leave()
 	return p.callerRuns(t)
 }
 
@@ -178,13 +187,7 @@ func (p *Publisher) enqueue(t task) bool {
 		}
 		p.reattach(t.msgs)
 	}
-	// The queue is full. A worker not busy sending takes the next queued
-	// call in a moment, so another worker would only add a goroutine, and
-	// the call waits (Block) or is sent by the caller (CallerRuns) instead.
-	// Under Reject the call would be refused: any worker that may start
-	// takes it.
-	busy := p.cfg.FullPolicy == Reject || p.n.workerSends() >= p.n.workers.Load()
-	if busy && p.reserve(p.cfg.MaxWorkers) {
+	if p.extraWorkerHelps() && p.reserve(p.cfg.MaxWorkers) {
 		p.detach(t.msgs)
 		p.startWith(t)
 		return true
@@ -192,26 +195,49 @@ func (p *Publisher) enqueue(t task) bool {
 	return false
 }
 
-// callerRuns sends t on the calling goroutine (CallerRuns), inside the gate,
-// and leaves it.
+// extraWorkerHelps reports whether a call that finds the queue full should
+// start an extra worker, if one may start. A worker not busy sending takes
+// the next queued call in a moment, so another worker would only add a
+// goroutine, and the call waits (Block) or is sent by the caller
+// (CallerRuns) instead. Under Reject the call would be refused: any worker
+// that may start takes it.
+func (p *Publisher) extraWorkerHelps() bool {
+	w := p.n.workers.Load()
+	if w >= int64(p.cfg.MaxWorkers) {
+		return false
+	}
+	return p.cfg.FullPolicy == Reject || p.n.workerSends() >= w
+}
+
+// callerRuns sends t on the calling goroutine (CallerRuns). Caller-run
+// sends have a gate of their own, the callers counter: a Close that starts
+// meanwhile waits for the send (up to CloseTimeout), and one that has
+// started refuses the call.
 func (p *Publisher) callerRuns(t task) error {
-	// Counted before leaving the gate, so a Close that starts meanwhile
-	// waits for this send (up to CloseTimeout).
-	p.n.callerRan.Add(1)
-	p.leave()
+	if p.n.callers.Add(1)&closedBit != 0 {
+		p.callerLeave()
+		p.n.rejected.Add(1)
+		return ErrClosed
+	}
 	err := p.inner.Publish(t.topic, t.msgs...)
 	p.report(Result{Topic: t.topic, Messages: t.msgs, Err: err, CallerRan: true})
-	// Counted out after the report, so a Close that waits for this send
-	// returns after its hooks ran.
 	if err != nil {
 		p.n.callerFailed.Add(1)
 	} else {
 		p.n.callerOK.Add(1)
 	}
-	if p.sealed.Load() && p.n.callerSends() == 0 {
+	// Counted out after the report, so a Close that waits for this send
+	// returns after its hooks ran.
+	p.callerLeave()
+	return err
+}
+
+// callerLeave counts a caller-run send out; the last one after Close has
+// started wakes Close.
+func (p *Publisher) callerLeave() {
+	if p.n.callers.Add(-1) == closedBit {
 		p.poke()
 	}
-	return err
 }
 
 // block waits for room in the queue for t under the Block policy, inside the
@@ -305,6 +331,7 @@ func (p *Publisher) close() error {
 	if p.n.gate.Or(closedBit) == 0 {
 		p.gateOnce.Do(func() { close(p.gateIdle) })
 	}
+	p.n.callers.Or(closedBit)
 	close(p.closing)
 	<-p.gateIdle
 	// Nothing sends on the queue any more: workers drain it and exit.

@@ -29,8 +29,9 @@
 // Cost: Publish checks the messages (pkg/msgcheck), enters and leaves the
 // gate that orders it against Close (two atomic adds), and sends on the
 // channel; a worker adds one atomic add when it takes a call and one when the
-// send ends. Nothing is allocated per call. docs/benchmarks.md compares the
-// pool with a hand-written channel pool doing the same check.
+// send ends. The only allocation is the detached context of a message whose
+// own context is not context.Background (see Contexts). docs/benchmarks.md
+// compares the pool with a hand-written channel pool doing the same check.
 //
 // Contexts: Watermill takes the send context from each message. The caller's
 // context typically ends when Publish returns (an HTTP handler's request

@@ -38,11 +38,11 @@ type counter struct {
 	_ [56]byte
 }
 
-// counters are the Publisher's hot counters. Every counter only grows, so
-// that each send costs one atomic add when it starts and one when it ends;
-// the number in progress is the difference. Sends by workers and by callers
+// counters are the Publisher's hot counters. Sends by workers and by callers
 // are counted apart, since they run on different goroutines, mostly on
-// different cores.
+// different cores. The worker counters only grow, so that each send costs one
+// atomic add when it starts and one when it ends; the number in progress is
+// the difference.
 type counters struct {
 	_ [64]byte // off the line of the fields before
 
@@ -55,8 +55,11 @@ type counters struct {
 	// Calls taken by workers (or reserved for a starting one), and how their
 	// sends ended: done, failed, or cut off by Close's timeout.
 	taken, done, failed, cut counter
-	// Calls run by callers (CallerRuns), and how their sends ended.
-	callerRan, callerOK, callerFailed counter
+	// callers counts the caller-run sends in progress (CallerRuns), plus
+	// closedBit once Close has started: the gate of caller-run sends.
+	callers counter
+	// How caller-run sends ended.
+	callerOK, callerFailed counter
 
 	rejected          counter
 	leftover, notSent counter
@@ -71,8 +74,7 @@ func (c *counters) workerSends() int64 {
 
 // callerSends is the number of calls callers are sending now.
 func (c *counters) callerSends() int64 {
-	ended := c.callerOK.Load() + c.callerFailed.Load()
-	return c.callerRan.Load() - ended
+	return c.callers.Load() &^ closedBit
 }
 
 // Stats returns a snapshot of the counters.
