@@ -27,11 +27,13 @@
 // reliamq_async_queue_fill_ratio).
 //
 // Cost: Publish checks the messages (pkg/msgcheck), enters and leaves the
-// gate that orders it against Close (two atomic adds), and sends on the
+// gate that orders it against Close (two atomic adds) and sends on the
 // channel; a worker adds one atomic add when it takes a call and one when the
-// send ends. The only allocation is the detached context of a message whose
-// own context is not context.Background (see Contexts). docs/benchmarks.md
-// compares the pool with a hand-written channel pool doing the same check.
+// send ends. A call that nothing will take (CallerRuns) passes a gate of its
+// own instead, with one more add for its outcome. The only allocation is the
+// detached context of a message whose own context is not
+// context.Background (see Contexts). docs/benchmarks.md compares the pool
+// with a hand-written channel pool doing the same check.
 //
 // Contexts: Watermill takes the send context from each message. The caller's
 // context typically ends when Publish returns (an HTTP handler's request
