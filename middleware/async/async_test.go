@@ -67,7 +67,7 @@ func TestPublisher_sends_in_the_background_and_reports_each_result(t *testing.T)
 	}
 }
 
-func TestPublisher_reports_failed_sends_through_the_callback(t *testing.T) {
+func TestPublisher_reports_failed_sends_to_the_result_hook(t *testing.T) {
 	rec := newRecorder()
 	res := newResults()
 	pub := newPublisher(t, rec, async.Config{Hooks: []any{res}})
@@ -549,5 +549,77 @@ func TestFullPolicy_strings(t *testing.T) {
 	got := []string{async.CallerRuns.String(), async.Block.String(), async.Reject.String()}
 	if diff := cmp.Diff([]string{"caller-runs", "block", "reject"}, got); diff != "" {
 		t.Fatal(diff)
+	}
+}
+
+func TestPublisher_close_waits_for_a_send_the_caller_runs(t *testing.T) {
+	// The queue is full and the only worker busy: the caller sends "c"
+	// itself. It is in flight, and a Close that starts once the worker is
+	// idle still waits for it (and its report) before closing the inner
+	// publisher.
+	wStarted, wRelease := make(chan struct{}), make(chan struct{})
+	cStarted, cRelease := make(chan struct{}), make(chan struct{})
+	inner := &fakepub.Publisher{Func: func(_ string, msgs []*message.Message) error {
+		switch msgs[0].UUID {
+		case "w":
+			close(wStarted)
+			<-wRelease
+		case "c":
+			close(cStarted)
+			<-cRelease
+		}
+		return nil
+	}}
+	res := newResults()
+	pub := newPublisher(t, inner, async.Config{CoreWorkers: 1, MaxWorkers: 1, QueueCapacity: 1, Hooks: []any{res}})
+	if err := pub.Publish("t", msg("w")); err != nil {
+		t.Fatal(err)
+	}
+	<-wStarted
+	if err := pub.Publish("t", msg("q")); err != nil {
+		t.Fatal(err)
+	}
+	published := make(chan error, 1)
+	go func() { published <- pub.Publish("t", msg("c")) }()
+	<-cStarted
+	if st := pub.Stats(); st.InFlight != 2 || st.Queued != 1 {
+		t.Fatalf("stats = %+v; want the worker's send and the caller's in flight, 1 queued", st)
+	}
+	close(wRelease)
+	waitFor(t, "the worker to send w and q", func() bool { return pub.Stats().Done == 2 })
+	closed := make(chan error, 1)
+	go func() { closed <- pub.Close() }()
+	want := []string{"c", "q", "w"}
+	waitFor(t, "Close to refuse new calls", func() bool {
+		id := watermill.NewUUID()
+		err := pub.Publish("t", msg(id))
+		if err == nil {
+			want = append(want, id) // queued before Close started: sent too
+		}
+		return errors.Is(err, async.ErrClosed)
+	})
+	select {
+	case err := <-closed:
+		t.Fatalf("Close returned %v while the caller's send was in flight", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	if inner.Closed() {
+		t.Fatal("inner publisher closed under a send in flight")
+	}
+	close(cRelease)
+	if err := <-published; err != nil {
+		t.Fatalf("Publish = %v", err)
+	}
+	if err := <-closed; err != nil {
+		t.Fatalf("Close = %v", err)
+	}
+	if st := pub.Stats(); st.CallerRan != 1 || st.Done != int64(len(want)) || st.InFlight != 0 {
+		t.Fatalf("stats = %+v; want 1 caller-ran, %d done, nothing in flight", st, len(want))
+	}
+	if diff := cmp.Diff(sorted(want), sorted(inner.UUIDs())); diff != "" {
+		t.Fatalf("sent (-want +got):\n%s", diff)
+	}
+	if n := len(res.get()); n != len(want) {
+		t.Fatalf("%d results; want %d", n, len(want))
 	}
 }
