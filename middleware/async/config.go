@@ -20,8 +20,8 @@ const (
 	DefaultCloseTimeout  = 60 * time.Second
 )
 
-// FullPolicy says what Publish does when the queue is full and MaxWorkers
-// workers are already running.
+// FullPolicy says what Publish does when the queue is full and no worker can
+// take the call (see Config.MaxWorkers).
 type FullPolicy int
 
 const (
@@ -104,8 +104,8 @@ type Config struct {
 	// KeepAlive is how long a worker above CoreWorkers waits for work before
 	// exiting. Default 30s.
 	KeepAlive time.Duration
-	// FullPolicy applies when the queue is full and MaxWorkers are busy.
-	// Default CallerRuns.
+	// FullPolicy applies when the queue is full and no extra worker starts
+	// (see MaxWorkers). Default CallerRuns.
 	FullPolicy FullPolicy
 	// CloseTimeout bounds how long Close waits for queued and in-flight work.
 	// Default 60s. When it runs out, in-flight sends are cancelled through
