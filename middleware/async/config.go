@@ -58,9 +58,10 @@ type ResultHook interface {
 	// pool or run by the caller (CallerRuns). Calls refused with an error
 	// (bad input, ErrQueueFull, ErrClosed, a Block whose context ended) get
 	// none: their error is the outcome. It runs on the worker that sent the
-	// call, on the calling goroutine for CallerRan, or on Close's goroutine
-	// for leftovers; it must be safe for concurrent use and fast (the worker
-	// sends nothing else while it runs), and must not modify the messages.
+	// call, on the calling goroutine for CallerRan, and for leftovers on
+	// Close's goroutine (or the worker's, for a send Close's timeout cut
+	// off); it must be safe for concurrent use and fast (the worker sends
+	// nothing else while it runs), and must not modify the messages.
 	OnAsyncResult(Result)
 }
 
