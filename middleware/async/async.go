@@ -69,9 +69,10 @@ type Publisher struct {
 	// cancelled when CloseTimeout runs out, which also sets aborted.
 	runCtx    context.Context
 	cancelRun context.CancelFunc
+
+	// Written by Close (workersWG also when a worker starts or ends).
 	aborted   atomic.Bool
 	sealed    atomic.Bool // queue closed: the last worker to exit pokes idle
-
 	gateOnce  sync.Once
 	workersWG sync.WaitGroup // for Close: no worker goroutine is left
 	closeOnce sync.Once
