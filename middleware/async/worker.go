@@ -57,6 +57,18 @@ func (p *Publisher) startIdle() {
 func (p *Publisher) work() {
 	var keepAlive *time.Timer // with the real clock, one timer reused
 	for !p.aborted.Load() {
+		if p.n.workers.Load() <= int64(p.cfg.CoreWorkers) {
+			// A core worker waits as long as it takes: a plain receive, the
+			// cheapest.
+			t, ok := <-p.queue
+			if !ok {
+				p.exit()
+				return
+			}
+			p.n.taken.Add(1)
+			p.run(t)
+			continue
+		}
 		select {
 		case t, ok := <-p.queue:
 			if !ok {
@@ -68,17 +80,7 @@ func (p *Publisher) work() {
 			continue
 		default:
 		}
-		// The queue is empty.
-		if p.n.workers.Load() <= int64(p.cfg.CoreWorkers) {
-			t, ok := <-p.queue
-			if !ok {
-				p.exit()
-				return
-			}
-			p.n.taken.Add(1)
-			p.run(t)
-			continue
-		}
+		// An extra worker, and the queue is empty.
 		var expired <-chan time.Time
 		if _, real := p.cfg.Clock.(clock.Real); real {
 			if keepAlive == nil {
