@@ -77,6 +77,12 @@ func (h hooks) OnFallbackStoreFailed(p fallback.StoreFailedParams) {
 	}
 }
 
+func (h hooks) OnAsyncResult(r async.Result) {
+	if h.ev.AsyncResult != nil {
+		h.ev.AsyncResult(r)
+	}
+}
+
 func (h hooks) OnRelaySent(p fallback.SentParams) {
 	if h.ev.RelaySent != nil {
 		h.ev.RelaySent(p)
@@ -175,7 +181,7 @@ func NewPublishSide(cfg PublishConfig) (*PublishSide, error) {
 	}
 	// The seed's ThreadPoolTaskExecutor: 10/50/200, 30s keep-alive,
 	// CallerRuns, 60s await termination (all async defaults).
-	asyncPub, err := async.NewPublisher(fb, async.Config{Leftovers: leftovers, OnResult: cfg.Events.AsyncResult}, cfg.Logger)
+	asyncPub, err := async.NewPublisher(fb, async.Config{Leftovers: leftovers, Hooks: []any{h}}, cfg.Logger)
 	if err != nil {
 		_ = rmq.Close()
 		return nil, err

@@ -6,14 +6,13 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/reliamq/reliamq/internal/hooks"
 	"github.com/reliamq/reliamq/internal/nilcheck"
 	"github.com/reliamq/reliamq/middleware/journal"
-	"github.com/reliamq/reliamq/pkg/clock"
 	"github.com/reliamq/reliamq/pkg/msgcheck"
 	"github.com/reliamq/reliamq/pkg/policy"
 )
@@ -28,7 +27,8 @@ var (
 	// matches policy.ErrClosed.
 	ErrClosed = policy.NewClosedError("async: publisher closed")
 	// ErrQueueFull is returned by Publish under the Reject policy when the
-	// queue is full and MaxWorkers are busy. The messages were not taken.
+	// queue is full and no worker can take the call. The messages were not
+	// taken.
 	ErrQueueFull = errors.New("async: queue full")
 	// ErrNotSent matches the Result.Err of a Publish call that Close could
 	// neither send in time nor hand to Leftovers, and the error Close returns
@@ -36,94 +36,51 @@ var (
 	ErrNotSent = errors.New("async: not sent before close")
 )
 
-// task is one Publish call waiting for a worker.
-type task struct {
-	topic string
-	msgs  []*message.Message
-}
-
-// counter is an atomic counter on its own cache line: workers on both cores
-// update different counters at high rates.
-type counter struct {
-	atomic.Int64
-	_ [56]byte
-}
-
-// Stats is a snapshot of a Publisher's counters. Counts are of Publish calls,
-// not messages.
-type Stats struct {
-	// Queued is the number of calls waiting in the queue now.
-	Queued int
-	// InFlight is the number of calls being sent now (by workers or callers).
-	InFlight int64
-	// Workers is the number of worker goroutines now.
-	Workers int64
-	// Done and Failed count sends that succeeded or failed, by workers and by
-	// callers (CallerRuns) alike; leftovers are not included.
-	Done, Failed int64
-	// Rejected counts calls refused with an error: ErrQueueFull, ErrClosed,
-	// a Block whose context ended, or bad input (pkg/msgcheck).
-	Rejected int64
-	// CallerRan counts calls sent on the caller's goroutine (CallerRuns).
-	CallerRan int64
-	// Leftover counts calls that Close handed to Leftovers or reported as not
-	// sent.
-	Leftover int64
-	// Capacity is Config.QueueCapacity (after defaults): Queued/Capacity is
-	// the queue's saturation, and FullPolicy applies once it reaches 1.
-	Capacity int
-	// MaxWorkers is Config.MaxWorkers (after defaults), the bound of Workers.
-	MaxWorkers int
-}
-
-// closedBit is set in Publisher.gate once Close has started; the bits below
-// count the Publish calls inside the gate.
+// closedBit is set in the gate counter once Close has started; the bits
+// below count the Publish calls inside the gate.
 const closedBit = 1 << 62
 
 // Publisher sends messages through an inner publisher on a bounded pool of
 // worker goroutines; Publish returns as soon as the call is queued. See the
 // package documentation for the delivery guarantees. It is safe for
 // concurrent use.
+//
+// Publish and Close meet at the gate, one counter: Publish enters it (one
+// atomic add) before it may send on the queue or start a worker, and leaves
+// it after. Close sets closedBit, so later calls turn back with ErrClosed,
+// waits until the calls inside have left, and only then closes the queue:
+// no call is ever sent on a closed queue, and every call that got in is
+// queued before the workers drain the queue for the last time. A call the
+// caller sends itself (CallerRuns) passes the callers counter instead, which
+// Close closes the same way and waits on, with the workers, up to
+// CloseTimeout.
 type Publisher struct {
-	inner  message.Publisher
-	cfg    Config
-	logger watermill.LoggerAdapter
-
-	// queue holds the calls waiting for a worker. Close closes it once no
-	// Publish can send on it any more (see gate); workers then drain it and
-	// exit.
-	queue chan task
-
-	// gate counts the Publish calls that may still send on queue or start a
-	// worker, plus closedBit once Close has started. A call that finds
-	// closedBit returns ErrClosed; the last call to leave after closedBit is
-	// set closes gateIdle, after which Close may close queue.
-	gate     counter
-	gateOnce sync.Once
-	gateIdle chan struct{}
+	// Set by NewPublisher, read-only after: every call reads them, so they
+	// share no cache line with the counters (see counters).
+	inner   message.Publisher
+	cfg     Config
+	results []ResultHook
+	logger  watermill.LoggerAdapter
+	// queue holds the calls waiting for a worker.
+	queue    chan task
+	gateIdle chan struct{} // closed when the gate is closed and empty
 	closing  chan struct{} // closed when Close starts: wakes blocked Publish calls
-
+	idle     chan struct{} // capacity 1: wakes Close to look at workers and callers
 	// runCtx is the context of every message sent by a worker (see detach);
 	// cancelled when CloseTimeout runs out, which also sets aborted.
 	runCtx    context.Context
 	cancelRun context.CancelFunc
+
+	// Written by Close (workersWG also when a worker starts or ends).
 	aborted   atomic.Bool
-
-	workers   counter        // worker goroutines running
-	callers   counter        // caller-run sends in progress
+	sealed    atomic.Bool // queue closed: the last worker to exit pokes idle
+	gateOnce  sync.Once
 	workersWG sync.WaitGroup // for Close: no worker goroutine is left
-	sealed    atomic.Bool    // queue closed: the last worker or caller to finish pokes idle
-	idle      chan struct{}  // capacity 1: wakes Close to look at workers and callers
-
-	// Sends by workers and by callers are counted apart: callers and
-	// workers run on different goroutines, mostly on different cores.
-	inFlight, done, failed, callerOK, callerFailed counter
-	rejected, leftover, notSent                    counter
-
 	closeOnce sync.Once
 	closeErr  error
 
 	journal *journal.Publisher // Config.Journal: Publish and Close go to it
+	n       counters
 }
 
 // NewPublisher decorates inner with a worker pool configured by cfg. A nil
@@ -151,13 +108,14 @@ func NewPublisher(inner message.Publisher, cfg Config, logger watermill.LoggerAd
 	return &Publisher{
 		inner:     inner,
 		cfg:       cfg,
+		results:   hooks.Of[ResultHook](cfg.Hooks),
 		logger:    logger.With(watermill.LogFields{"component": "reliamq.async"}),
 		queue:     make(chan task, cfg.QueueCapacity),
 		gateIdle:  make(chan struct{}),
 		closing:   make(chan struct{}),
+		idle:      make(chan struct{}, 1),
 		runCtx:    runCtx,
 		cancelRun: cancel,
-		idle:      make(chan struct{}, 1),
 	}, nil
 }
 
@@ -166,26 +124,6 @@ func NewPublisher(inner message.Publisher, cfg Config, logger watermill.LoggerAd
 func PublisherDecorator(cfg Config, logger watermill.LoggerAdapter) message.PublisherDecorator {
 	return func(pub message.Publisher) (message.Publisher, error) {
 		return NewPublisher(pub, cfg, logger)
-	}
-}
-
-// Stats returns a snapshot of the counters.
-func (p *Publisher) Stats() Stats {
-	callerOK, callerFailed := p.callerOK.Load(), p.callerFailed.Load()
-	return Stats{
-		Queued:    len(p.queue),
-		InFlight:  p.inFlight.Load() + p.callers.Load(),
-		Workers:   p.workers.Load(),
-		Done:      p.done.Load() + callerOK,
-		Failed:    p.failed.Load() + callerFailed,
-		Rejected:  p.rejected.Load(),
-		CallerRan: callerOK + callerFailed,
-		Leftover:  p.leftover.Load(),
-		// Capacity and MaxWorkers are fixed at construction; they travel
-		// with the counters so an observer can compute saturation from one
-		// snapshot, without keeping the Config.
-		Capacity:   cap(p.queue),
-		MaxWorkers: p.cfg.MaxWorkers,
 	}
 }
 
@@ -202,10 +140,11 @@ func (p *Publisher) Stats() Stats {
 // once with a permanent error matching the msgcheck sentinel, and nothing of
 // the call is queued.
 //
-// When the queue is full and MaxWorkers are busy, FullPolicy decides:
-// CallerRuns sends on this goroutine with the message's own context and
-// returns the send's error; Block waits for room (see Block); Reject returns
-// ErrQueueFull. After Close has started, Publish returns ErrClosed.
+// When the queue is full, an extra worker takes the call if one may start
+// (see Config.MaxWorkers); otherwise FullPolicy decides: CallerRuns sends on
+// this goroutine with the message's own context and returns the send's
+// error; Block waits for room (see Block); Reject returns ErrQueueFull.
+// After Close has started, Publish returns ErrClosed.
 func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	if p.journal != nil {
 		return p.journal.Publish(topic, msgs...)
@@ -213,72 +152,103 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	if err := msgcheck.Messages(msgs); err != nil {
 		// Refused now, on the caller's goroutine: queued, it could only fail
 		// later, where the caller no longer hears of it.
-		p.rejected.Add(1)
+		p.n.rejected.Add(1)
 		return fmt.Errorf("async: publish to %q: %w", topic, err)
 	}
-	if p.gate.Add(1)&closedBit != 0 {
+	t := task{topic: topic, msgs: msgs}
+	if p.cfg.FullPolicy == CallerRuns && len(p.queue) == cap(p.queue) && !p.extraWorkerHelps() {
+		// Nothing will take the call (a hint, but a cheap one): skip the
+		// gate and send it here.
+		return p.callerRuns(t)
+	}
+	if p.n.gate.Add(1)&closedBit != 0 {
 		p.leave()
-		p.rejected.Add(1)
+		p.n.rejected.Add(1)
 		return ErrClosed
 	}
-	t := task{topic: topic, msgs: msgs}
-	// len is only a hint, but a cheap one: with a full queue (producers
-	// outrunning the workers) the call skips detach and reattach.
-	detached := false
-	if len(p.queue) < cap(p.queue) {
-		p.detach(msgs)
-		detached = true
-		select {
-		case p.queue <- t:
-			if p.workers.Load() < int64(p.cfg.CoreWorkers) {
-				p.spawn(nil, p.cfg.CoreWorkers)
-			}
-			p.leave()
-			return nil
-		default:
-		}
-	}
-	// Queue full: an extra worker, if one may start, takes this call.
-	if p.reserve(p.cfg.MaxWorkers) {
-		p.detach(msgs)
-		p.start(&t)
+	if p.enqueue(t) {
 		p.leave()
 		return nil
 	}
-	if detached {
-		p.reattach(msgs)
-	}
-
 	switch p.cfg.FullPolicy {
 	case Reject:
 		p.leave()
-		p.rejected.Add(1)
+		p.n.rejected.Add(1)
 		return ErrQueueFull
 	case Block:
 		return p.block(t)
 	}
-
-	// CallerRuns. Counted in callers before leaving the gate, so a Close
-	// that starts meanwhile waits for this send (up to CloseTimeout);
-	// callers is also the caller-run part of Stats.InFlight.
-	p.callers.Add(1)
 	p.leave()
-	defer p.callerDone()
-	err := p.inner.Publish(topic, msgs...)
+	return p.callerRuns(t)
+}
+
+// enqueue hands t to the pool without waiting: to the queue, or to a new
+// extra worker when the queue is full. It reports false, with the messages
+// as they were, when neither is possible.
+func (p *Publisher) enqueue(t task) bool {
+	// len is only a hint, but a cheap one: with a full queue (producers
+	// outrunning the workers) the call skips detach and reattach.
+	if len(p.queue) < cap(p.queue) {
+		p.detach(t.msgs)
+		select {
+		case p.queue <- t:
+			if p.n.workers.Load() < int64(p.cfg.CoreWorkers) && p.reserve(p.cfg.CoreWorkers) {
+				p.startIdle()
+			}
+			return true
+		default:
+		}
+		p.reattach(t.msgs)
+	}
+	if p.extraWorkerHelps() && p.reserve(p.cfg.MaxWorkers) {
+		p.detach(t.msgs)
+		p.startWith(t)
+		return true
+	}
+	return false
+}
+
+// extraWorkerHelps reports whether a call that finds the queue full should
+// start an extra worker, if one may start. A worker not busy sending takes
+// the next queued call in a moment, so another worker would only add a
+// goroutine, and the call waits (Block) or is sent by the caller
+// (CallerRuns) instead. Under Reject the call would be refused: any worker
+// that may start takes it.
+func (p *Publisher) extraWorkerHelps() bool {
+	w := p.n.workers.Load()
+	if w >= int64(p.cfg.MaxWorkers) {
+		return false
+	}
+	return p.cfg.FullPolicy == Reject || p.n.workerSends() >= w
+}
+
+// callerRuns sends t on the calling goroutine (CallerRuns). Caller-run
+// sends have a gate of their own, the callers counter: a Close that starts
+// meanwhile waits for the send (up to CloseTimeout), and one that has
+// started refuses the call.
+func (p *Publisher) callerRuns(t task) error {
+	if p.n.callers.Add(1)&closedBit != 0 {
+		p.callerLeave()
+		p.n.rejected.Add(1)
+		return ErrClosed
+	}
+	err := p.inner.Publish(t.topic, t.msgs...)
+	p.report(Result{Topic: t.topic, Messages: t.msgs, Err: err, CallerRan: true})
 	if err != nil {
-		p.callerFailed.Add(1)
+		p.n.callerFailed.Add(1)
 	} else {
-		p.callerOK.Add(1)
+		p.n.callerOK.Add(1)
 	}
-	if p.cfg.OnResult != nil {
-		p.cfg.OnResult(Result{Topic: topic, Messages: msgs, Err: err, CallerRan: true})
-	}
+	// Counted out after the report, so a Close that waits for this send
+	// returns after its hooks ran.
+	p.callerLeave()
 	return err
 }
 
-// callerDone counts a caller-run send out.
-func (p *Publisher) callerDone() {
-	if p.callers.Add(-1) == 0 && p.sealed.Load() {
+// callerLeave counts a caller-run send out; the last one after Close has
+// started wakes Close.
+func (p *Publisher) callerLeave() {
+	if p.n.callers.Add(-1) == closedBit {
 		p.poke()
 	}
 }
@@ -298,19 +268,19 @@ func (p *Publisher) block(t task) error {
 	case <-ctx.Done():
 		p.leave()
 		p.reattach(t.msgs)
-		p.rejected.Add(1)
+		p.n.rejected.Add(1)
 		return fmt.Errorf("async: waiting for room in the queue: %w", context.Cause(ctx))
 	case <-p.closing:
 		p.leave()
 		p.reattach(t.msgs)
-		p.rejected.Add(1)
+		p.n.rejected.Add(1)
 		return ErrClosed
 	}
 }
 
 // leave ends a Publish call's stay in the gate.
 func (p *Publisher) leave() {
-	if p.gate.Add(-1) == closedBit {
+	if p.n.gate.Add(-1) == closedBit {
 		p.gateOnce.Do(func() { close(p.gateIdle) })
 	}
 }
@@ -323,195 +293,18 @@ func (p *Publisher) poke() {
 	}
 }
 
-// send publishes t through the inner publisher.
-func (p *Publisher) send(t task) error {
-	p.inFlight.Add(1)
-	err := p.inner.Publish(t.topic, t.msgs...)
-	p.inFlight.Add(-1)
-	return err
-}
-
-// count records the outcome of a send that is reported as sent or failed.
-func (p *Publisher) count(err error) {
-	if err != nil {
-		p.failed.Add(1)
-	} else {
-		p.done.Add(1)
-	}
-}
-
-// detachedCtx keeps the values of a caller's context and takes cancellation
-// from the pool's runCtx.
-type detachedCtx struct {
-	context.Context                 // runCtx: Done, Err, Deadline
-	values          context.Context // the caller's context
-}
-
-func (c *detachedCtx) Value(key any) any { return c.values.Value(key) }
-
-// detach moves each message onto a context that outlives the caller (see
-// Publish). Background contexts, the common case, cost no allocation.
-func (p *Publisher) detach(msgs []*message.Message) {
-	for _, m := range msgs {
-		c := m.Context()
-		if c == context.Background() {
-			m.SetContext(p.runCtx)
-			continue
-		}
-		if p.original(m) != c {
-			continue // already detached by this publisher
-		}
-		m.SetContext(&detachedCtx{Context: p.runCtx, values: c})
-	}
-}
-
-// original returns the context a message had before detach.
-func (p *Publisher) original(m *message.Message) context.Context {
-	c := m.Context()
-	if c == p.runCtx {
-		return context.Background()
-	}
-	if d, ok := c.(*detachedCtx); ok && d.Context == p.runCtx {
-		return d.values
-	}
-	return c
-}
-
-// reattach undoes detach.
-func (p *Publisher) reattach(msgs []*message.Message) {
-	for _, m := range msgs {
-		m.SetContext(p.original(m))
-	}
-}
-
-// spawn starts a worker, with first as its first call when not nil, unless
-// limit workers are running.
-func (p *Publisher) spawn(first *task, limit int) bool {
-	if !p.reserve(limit) {
-		return false
-	}
-	p.start(first)
-	return true
-}
-
-// reserve counts in a worker about to start, unless limit are running.
-// Callers are inside the gate, so no worker starts once Close has closed
-// the queue.
-func (p *Publisher) reserve(limit int) bool {
-	for {
-		w := p.workers.Load()
-		if w >= int64(limit) {
-			return false
-		}
-		if p.workers.CompareAndSwap(w, w+1) {
-			return true
-		}
-	}
-}
-
-// start starts a worker reserved with reserve.
-func (p *Publisher) start(first *task) {
-	p.workersWG.Add(1)
-	if first != nil {
-		go p.work(*first, true)
-	} else {
-		go p.work(task{}, false)
-	}
-}
-
-// work is a worker: it sends queued calls until the queue is closed and
-// empty, Close's timeout runs out, or, while more than CoreWorkers are
-// running, it has waited KeepAlive for work.
-func (p *Publisher) work(first task, hasFirst bool) {
-	defer p.workersWG.Done()
-	if hasFirst {
-		p.run(first)
-	}
-	var keepAlive *time.Timer // with the real clock, one timer reused
-	for !p.aborted.Load() {
-		select {
-		case t, ok := <-p.queue:
-			if !ok {
-				p.exit()
-				return
-			}
-			p.run(t)
-			continue
-		default:
-		}
-		// The queue is empty.
-		if p.workers.Load() <= int64(p.cfg.CoreWorkers) {
-			t, ok := <-p.queue
-			if !ok {
-				p.exit()
-				return
-			}
-			p.run(t)
-			continue
-		}
-		var expired <-chan time.Time
-		if _, real := p.cfg.Clock.(clock.Real); real {
-			if keepAlive == nil {
-				keepAlive = time.NewTimer(p.cfg.KeepAlive)
-			} else {
-				keepAlive.Reset(p.cfg.KeepAlive)
-			}
-			expired = keepAlive.C
-		} else {
-			expired = p.cfg.Clock.After(p.cfg.KeepAlive)
-		}
-		select {
-		case t, ok := <-p.queue:
-			if keepAlive != nil {
-				keepAlive.Stop()
-			}
-			if !ok {
-				p.exit()
-				return
-			}
-			p.run(t)
-		case <-expired:
-			// Retire unless that would leave fewer than CoreWorkers. Never
-			// the last worker, so Close needs no poke.
-			if w := p.workers.Load(); w > int64(p.cfg.CoreWorkers) && p.workers.CompareAndSwap(w, w-1) {
-				return
-			}
-		}
-	}
-	p.exit()
-}
-
-// exit counts a worker out when it ends for Close.
-func (p *Publisher) exit() {
-	if p.workers.Add(-1) == 0 && p.sealed.Load() {
-		p.poke()
-	}
-}
-
-// run sends one queued call and reports it.
-func (p *Publisher) run(t task) {
-	err := p.send(t)
-	if err != nil && p.aborted.Load() {
-		// Cut off by Close's timeout. Hand it over rather than lose it; the
-		// broker may have stored it anyway, so this can duplicate.
-		p.toLeftovers(t, err)
-		return
-	}
-	p.count(err)
-	if p.cfg.OnResult != nil {
-		p.cfg.OnResult(Result{Topic: t.topic, Messages: t.msgs, Err: err})
+// report runs the ResultHooks.
+func (p *Publisher) report(r Result) {
+	for _, h := range p.results {
+		h.OnAsyncResult(r)
 	}
 }
 
 // toLeftovers hands a call that was not sent to Leftovers, or reports it as
 // not sent. sendErr is the error of a send cut off by the timeout, if any.
 func (p *Publisher) toLeftovers(t task, sendErr error) {
-	p.leftover.Add(1)
-	// The pool's context is cancelled by now: give the messages back their
-	// own values without any cancellation.
-	for _, m := range t.msgs {
-		m.SetContext(context.WithoutCancel(p.original(m)))
-	}
+	p.n.leftover.Add(1)
+	p.release(t.msgs)
 	var err error
 	if p.cfg.Leftovers == nil {
 		err = ErrNotSent
@@ -522,17 +315,15 @@ func (p *Publisher) toLeftovers(t task, sendErr error) {
 		if sendErr != nil {
 			err = errors.Join(err, sendErr)
 		}
-		p.notSent.Add(1)
+		p.n.notSent.Add(1)
 	}
-	if p.cfg.OnResult != nil {
-		p.cfg.OnResult(Result{Topic: t.topic, Messages: t.msgs, Err: err, Leftover: true})
-	}
+	p.report(Result{Topic: t.topic, Messages: t.msgs, Err: err, Leftover: true})
 }
 
 // Close stops intake (Publish returns ErrClosed from now on), waits up to
 // CloseTimeout for queued and in-flight calls, then cancels the sends still in
-// flight and hands every call not sent to Leftovers (or reports it through
-// OnResult with ErrNotSent). It then closes the inner publisher, not
+// flight and hands every call not sent to Leftovers (or reports it to the
+// ResultHooks with ErrNotSent). It then closes the inner publisher, not
 // Leftovers. When Close returns, none of the pool's goroutines is left. It
 // returns an error matching ErrNotSent when some call was neither sent nor
 // handed over, joined with the inner publisher's Close error. Later calls
@@ -541,7 +332,7 @@ func (p *Publisher) toLeftovers(t task, sendErr error) {
 // A send that a caller runs itself (CallerRuns) is waited for like queued
 // work, but not beyond CloseTimeout: it keeps the caller's context, so Close
 // can not cancel it, and it may then fail against the closed inner publisher;
-// its caller gets that error and OnResult reports it.
+// its caller gets that error and the ResultHooks are told.
 func (p *Publisher) Close() error {
 	if p.journal != nil {
 		return p.journal.Close()
@@ -553,9 +344,10 @@ func (p *Publisher) Close() error {
 func (p *Publisher) close() error {
 	// Refuse new calls, wake the blocked ones, and wait for those inside the
 	// gate: they never block for long once closing is closed.
-	if p.gate.Or(closedBit) == 0 {
+	if p.n.gate.Or(closedBit) == 0 {
 		p.gateOnce.Do(func() { close(p.gateIdle) })
 	}
+	p.n.callers.Or(closedBit)
 	close(p.closing)
 	<-p.gateIdle
 	// Nothing sends on the queue any more: workers drain it and exit.
@@ -564,7 +356,7 @@ func (p *Publisher) close() error {
 
 	timeout := p.cfg.Clock.After(p.cfg.CloseTimeout)
 	timedOut := false
-	for !timedOut && (p.workers.Load() > 0 || p.callers.Load() > 0) {
+	for !timedOut && (p.n.workers.Load() > 0 || p.n.callerSends() > 0) {
 		select {
 		case <-p.idle:
 		case <-timeout:
@@ -583,12 +375,12 @@ func (p *Publisher) close() error {
 	p.cancelRun()
 
 	var errs []error
-	if n := p.notSent.Load(); n > 0 {
+	if n := p.n.notSent.Load(); n > 0 {
 		errs = append(errs, fmt.Errorf("%w: %d publish calls", ErrNotSent, n))
 	}
-	if left := p.leftover.Load(); left > 0 || timedOut {
+	if left := p.n.leftover.Load(); left > 0 || timedOut {
 		p.logger.Info("Async publisher closed after its timeout", watermill.LogFields{
-			"leftovers": left, "not_sent": p.notSent.Load(), "timeout": p.cfg.CloseTimeout,
+			"leftovers": left, "not_sent": p.n.notSent.Load(), "timeout": p.cfg.CloseTimeout,
 		})
 	}
 	if err := p.inner.Close(); err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/reliamq/reliamq/internal/fakepub"
 	"github.com/reliamq/reliamq/middleware/async"
 	"github.com/reliamq/reliamq/pkg/clock/clocktest"
 )
@@ -23,7 +24,7 @@ func TestPublisher_sends_in_the_background_and_reports_each_result(t *testing.T)
 		t.Fatal(err)
 	}
 	res := newResults()
-	pub := newPublisher(t, gc, async.Config{OnResult: res.on})
+	pub := newPublisher(t, gc, async.Config{Hooks: []any{res}})
 
 	want := []string{}
 	for i := 0; i < 50; i++ {
@@ -66,10 +67,10 @@ func TestPublisher_sends_in_the_background_and_reports_each_result(t *testing.T)
 	}
 }
 
-func TestPublisher_reports_failed_sends_through_the_callback(t *testing.T) {
+func TestPublisher_reports_failed_sends_to_the_result_hook(t *testing.T) {
 	rec := newRecorder()
 	res := newResults()
-	pub := newPublisher(t, rec, async.Config{OnResult: res.on})
+	pub := newPublisher(t, rec, async.Config{Hooks: []any{res}})
 	defer pub.Close()
 	if err := pub.Publish("t", msg("bad", "fail", "1")); err != nil {
 		t.Fatalf("Publish = %v; want nil (the failure is reported later)", err)
@@ -90,15 +91,15 @@ func TestPublisher_send_outlives_the_callers_cancelled_context(t *testing.T) {
 	// request context is cancelled right away. The send must still happen.
 	rec := newRecorder()
 	res := newResults()
-	pub := newPublisher(t, rec, async.Config{OnResult: res.on})
+	pub := newPublisher(t, rec, async.Config{Hooks: []any{res}})
 	defer pub.Close()
 
 	var seen any
-	inner := publisherFunc(func(topic string, msgs ...*message.Message) error {
+	inner := &fakepub.Publisher{Func: func(topic string, msgs []*message.Message) error {
 		seen = msgs[0].Context().Value(ctxKey{})
 		return rec.Publish(topic, msgs...)
-	})
-	pub2 := newPublisher(t, inner, async.Config{OnResult: res.on})
+	}}
+	pub2 := newPublisher(t, inner, async.Config{Hooks: []any{res}})
 	defer pub2.Close()
 
 	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), ctxKey{}, "request-42"))
@@ -122,19 +123,12 @@ func TestPublisher_send_outlives_the_callers_cancelled_context(t *testing.T) {
 	}
 }
 
-type publisherFunc func(topic string, msgs ...*message.Message) error
-
-func (f publisherFunc) Publish(topic string, msgs ...*message.Message) error {
-	return f(topic, msgs...)
-}
-func (f publisherFunc) Close() error { return nil }
-
 // fullPool returns a publisher with one worker busy on "w" and "q" queued, so
 // the queue is full and no worker can start.
 func fullPool(t *testing.T, policy async.FullPolicy, res *results) (*async.Publisher, *recorder) {
 	t.Helper()
 	rec := newRecorder()
-	pub := newPublisher(t, rec, async.Config{CoreWorkers: 1, MaxWorkers: 1, QueueCapacity: 1, FullPolicy: policy, OnResult: res.on})
+	pub := newPublisher(t, rec, async.Config{CoreWorkers: 1, MaxWorkers: 1, QueueCapacity: 1, FullPolicy: policy, Hooks: []any{res}})
 	if err := pub.Publish("t", msg("w", "block", "1")); err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +158,7 @@ func TestPublisher_full_queue_reject_returns_ErrQueueFull(t *testing.T) {
 	}
 	for _, r := range res.get() {
 		if r.Messages[0].UUID == "x" {
-			t.Fatal("a rejected call was also reported to OnResult")
+			t.Fatal("a rejected call was also reported to the ResultHook")
 		}
 	}
 	if diff := cmp.Diff([]string{"q", "w"}, sorted(rec.Sent())); diff != "" {
@@ -303,7 +297,7 @@ func TestPublisher_publish_after_close_returns_ErrClosed(t *testing.T) {
 	if err := pub.Publish("t", msg("late")); !errors.Is(err, async.ErrClosed) {
 		t.Fatalf("Publish = %v; want ErrClosed", err)
 	}
-	if !rec.closed {
+	if !rec.Closed() {
 		t.Fatal("inner publisher not closed")
 	}
 	if err := pub.Close(); err != nil {
@@ -315,7 +309,7 @@ func TestPublisher_starts_extra_workers_and_retires_them_after_keep_alive(t *tes
 	clk := clocktest.NewFake(time.Time{})
 	rec := newRecorder()
 	res := newResults()
-	pub := newPublisher(t, rec, async.Config{CoreWorkers: 1, MaxWorkers: 3, QueueCapacity: 1, KeepAlive: time.Minute, Clock: clk, OnResult: res.on})
+	pub := newPublisher(t, rec, async.Config{CoreWorkers: 1, MaxWorkers: 3, QueueCapacity: 1, KeepAlive: time.Minute, Clock: clk, Hooks: []any{res}})
 	defer pub.Close()
 
 	// One core worker busy, one call queued, then two calls that find the
@@ -365,7 +359,7 @@ func TestPublisher_close_waits_for_queued_work_within_the_timeout(t *testing.T) 
 	rec := newRecorder()
 	res := newResults()
 	left := newRecorder()
-	pub := newPublisher(t, rec, async.Config{CoreWorkers: 1, MaxWorkers: 1, QueueCapacity: 10, Leftovers: left, OnResult: res.on})
+	pub := newPublisher(t, rec, async.Config{CoreWorkers: 1, MaxWorkers: 1, QueueCapacity: 10, Leftovers: left, Hooks: []any{res}})
 	for _, id := range []string{"a", "b", "c"} {
 		if err := pub.Publish("t", msg(id, "block", "1")); err != nil {
 			t.Fatal(err)
@@ -405,7 +399,7 @@ func busyPool(t *testing.T, leftovers message.Publisher, n int) (*async.Publishe
 	res := newResults()
 	pub := newPublisher(t, rec, async.Config{
 		CoreWorkers: 1, MaxWorkers: 1, QueueCapacity: n, CloseTimeout: 5 * time.Second,
-		Clock: clk, Leftovers: leftovers, OnResult: res.on, FullPolicy: async.Reject,
+		Clock: clk, Leftovers: leftovers, Hooks: []any{res}, FullPolicy: async.Reject,
 	})
 	ids := []string{"inflight"}
 	if err := pub.Publish("t", msg("inflight", "block", "1")); err != nil {
@@ -491,7 +485,7 @@ func TestPublisher_close_while_busy_without_leftovers_reports_each_unsent_call(t
 }
 
 func TestPublisher_close_reports_calls_the_leftovers_publisher_refused(t *testing.T) {
-	refuse := publisherFunc(func(string, ...*message.Message) error { return errSend })
+	refuse := &fakepub.Publisher{Err: errSend}
 	pub, _, clk, res, ids := busyPool(t, refuse, 3)
 	err := closeAfterTimeout(t, pub, clk)
 	if !errors.Is(err, async.ErrNotSent) {
@@ -555,5 +549,77 @@ func TestFullPolicy_strings(t *testing.T) {
 	got := []string{async.CallerRuns.String(), async.Block.String(), async.Reject.String()}
 	if diff := cmp.Diff([]string{"caller-runs", "block", "reject"}, got); diff != "" {
 		t.Fatal(diff)
+	}
+}
+
+func TestPublisher_close_waits_for_a_send_the_caller_runs(t *testing.T) {
+	// The queue is full and the only worker busy: the caller sends "c"
+	// itself. It is in flight, and a Close that starts once the worker is
+	// idle still waits for it (and its report) before closing the inner
+	// publisher.
+	wStarted, wRelease := make(chan struct{}), make(chan struct{})
+	cStarted, cRelease := make(chan struct{}), make(chan struct{})
+	inner := &fakepub.Publisher{Func: func(_ string, msgs []*message.Message) error {
+		switch msgs[0].UUID {
+		case "w":
+			close(wStarted)
+			<-wRelease
+		case "c":
+			close(cStarted)
+			<-cRelease
+		}
+		return nil
+	}}
+	res := newResults()
+	pub := newPublisher(t, inner, async.Config{CoreWorkers: 1, MaxWorkers: 1, QueueCapacity: 1, Hooks: []any{res}})
+	if err := pub.Publish("t", msg("w")); err != nil {
+		t.Fatal(err)
+	}
+	<-wStarted
+	if err := pub.Publish("t", msg("q")); err != nil {
+		t.Fatal(err)
+	}
+	published := make(chan error, 1)
+	go func() { published <- pub.Publish("t", msg("c")) }()
+	<-cStarted
+	if st := pub.Stats(); st.InFlight != 2 || st.Queued != 1 {
+		t.Fatalf("stats = %+v; want the worker's send and the caller's in flight, 1 queued", st)
+	}
+	close(wRelease)
+	waitFor(t, "the worker to send w and q", func() bool { return pub.Stats().Done == 2 })
+	closed := make(chan error, 1)
+	go func() { closed <- pub.Close() }()
+	want := []string{"c", "q", "w"}
+	waitFor(t, "Close to refuse new calls", func() bool {
+		id := watermill.NewUUID()
+		err := pub.Publish("t", msg(id))
+		if err == nil {
+			want = append(want, id) // queued before Close started: sent too
+		}
+		return errors.Is(err, async.ErrClosed)
+	})
+	select {
+	case err := <-closed:
+		t.Fatalf("Close returned %v while the caller's send was in flight", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	if inner.Closed() {
+		t.Fatal("inner publisher closed under a send in flight")
+	}
+	close(cRelease)
+	if err := <-published; err != nil {
+		t.Fatalf("Publish = %v", err)
+	}
+	if err := <-closed; err != nil {
+		t.Fatalf("Close = %v", err)
+	}
+	if st := pub.Stats(); st.CallerRan != 1 || st.Done != int64(len(want)) || st.InFlight != 0 {
+		t.Fatalf("stats = %+v; want 1 caller-ran, %d done, nothing in flight", st, len(want))
+	}
+	if diff := cmp.Diff(sorted(want), sorted(inner.UUIDs())); diff != "" {
+		t.Fatalf("sent (-want +got):\n%s", diff)
+	}
+	if n := len(res.get()); n != len(want) {
+		t.Fatalf("%d results; want %d", n, len(want))
 	}
 }

@@ -11,19 +11,18 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/reliamq/reliamq/internal/benchmeter"
+	"github.com/reliamq/reliamq/internal/fakepub"
 	"github.com/reliamq/reliamq/middleware/async"
 	"github.com/reliamq/reliamq/middleware/retry"
+	"github.com/reliamq/reliamq/pkg/msgcheck"
 	"github.com/reliamq/reliamq/pkg/policy"
 )
 
-type noopPublisher struct{}
-
-func (noopPublisher) Publish(string, ...*message.Message) error { return nil }
-func (noopPublisher) Close() error                              { return nil }
-
-// bare is a package variable so the compiler can not devirtualize and inline
-// the call: the bare variant pays the interface call every decorator pays.
-var bare message.Publisher = noopPublisher{}
+// bare is the no-op publisher every variant sends to. fakepub.Nop is a
+// variable of interface type, so the compiler can not devirtualize and
+// inline the call: the bare variant pays the interface call every decorator
+// pays.
+var bare = fakepub.Nop
 
 // BenchmarkPublisher_success_path measures one Publish on the success path
 // through a no-op publisher, bare, behind retry, and behind async(retry). The
@@ -117,7 +116,7 @@ func BenchmarkPublisher_success_path(b *testing.B) {
 func BenchmarkNewPublisher(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		p, err := async.NewPublisher(noopPublisher{}, async.Config{}, nil)
+		p, err := async.NewPublisher(bare, async.Config{}, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -129,10 +128,14 @@ func BenchmarkNewPublisher(b *testing.B) {
 
 // chanPool is the baseline of BenchmarkAsync_vs_channel_pool: the worker
 // pool one writes by hand, a buffered channel drained by a fixed number of
-// workers into the inner publisher, with nothing else (no checks, no
-// results, no counters, no close timeout).
+// workers into the inner publisher. With check set, Publish first refuses
+// a bad message with pkg/msgcheck, as every reliamq publisher does (the
+// contract: bad input is refused at once, on the caller's goroutine); nothing
+// else (no results, no counters, no back-pressure policy, no close timeout,
+// no guarantee for a Publish racing Close).
 type chanPool struct {
 	inner message.Publisher
+	check bool
 	queue chan chanTask
 	wg    sync.WaitGroup
 }
@@ -142,8 +145,8 @@ type chanTask struct {
 	msgs  []*message.Message
 }
 
-func newChanPool(inner message.Publisher, workers, capacity int) *chanPool {
-	c := &chanPool{inner: inner, queue: make(chan chanTask, capacity)}
+func newChanPool(inner message.Publisher, workers, capacity int, check bool) *chanPool {
+	c := &chanPool{inner: inner, check: check, queue: make(chan chanTask, capacity)}
 	c.wg.Add(workers)
 	for range workers {
 		go func() {
@@ -157,6 +160,11 @@ func newChanPool(inner message.Publisher, workers, capacity int) *chanPool {
 }
 
 func (c *chanPool) Publish(topic string, msgs ...*message.Message) error {
+	if c.check {
+		if err := msgcheck.Messages(msgs); err != nil {
+			return err
+		}
+	}
 	c.queue <- chanTask{topic: topic, msgs: msgs}
 	return nil
 }
@@ -169,11 +177,14 @@ func (c *chanPool) Close() error {
 
 // BenchmarkAsync_vs_channel_pool compares, in one run, async.Publisher with
 // the hand-written channel pool (chanPool) of the same queue capacity and the
-// same number of workers, both into the same no-op publisher, with 1 and 8
-// producer goroutines. One op is one message published and sent: the timed
-// section ends when Close has drained the queue. Variants:
+// same number of workers, both into the same no-op publisher (fakepub.Nop),
+// with 1 and 8 producer goroutines. One op is one message published and
+// sent: the timed section ends when Close has drained the queue. Variants:
 //
-//   - channel: chanPool, DefaultCoreWorkers workers, DefaultQueueCapacity.
+//   - channel: chanPool with the message check, DefaultCoreWorkers workers,
+//     DefaultQueueCapacity: the reference, doing the work the contract
+//     requires of every reliamq publisher and nothing more.
+//   - channel_nocheck: the same without the message check, to show its cost.
 //   - async: async.Config{} (10 core, 50 max, 200 queued, CallerRuns).
 //   - async_max10: MaxWorkers = CoreWorkers = 10, CallerRuns: as many
 //     workers as channel, never more.
@@ -193,7 +204,10 @@ func BenchmarkAsync_vs_channel_pool(b *testing.B) {
 	}
 	for _, producers := range []int{1, 8} {
 		b.Run(fmt.Sprintf("producers=%d/channel", producers), func(b *testing.B) {
-			runProducers(b, producers, newChanPool(bare, async.DefaultCoreWorkers, async.DefaultQueueCapacity))
+			runProducers(b, producers, newChanPool(bare, async.DefaultCoreWorkers, async.DefaultQueueCapacity, true))
+		})
+		b.Run(fmt.Sprintf("producers=%d/channel_nocheck", producers), func(b *testing.B) {
+			runProducers(b, producers, newChanPool(bare, async.DefaultCoreWorkers, async.DefaultQueueCapacity, false))
 		})
 		b.Run(fmt.Sprintf("producers=%d/async", producers), func(b *testing.B) {
 			runProducers(b, producers, newAsync(b, async.Config{}))

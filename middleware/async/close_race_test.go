@@ -9,12 +9,13 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/reliamq/reliamq/internal/fakepub"
 	"github.com/reliamq/reliamq/middleware/async"
 )
 
 // TestPublisher_publish_racing_close_is_either_taken_or_refused starts Close
 // while producers publish, many times over, and checks every call: a Publish
-// that returned nil is reported exactly once to OnResult (sent, or handed to
+// that returned nil is reported exactly once to the ResultHook (sent, or handed to
 // Leftovers), one that returned ErrClosed never. Nothing is lost, nothing
 // panics on the closed queue.
 func TestPublisher_publish_racing_close_is_either_taken_or_refused(t *testing.T) {
@@ -32,9 +33,9 @@ func TestPublisher_publish_racing_close_is_either_taken_or_refused(t *testing.T)
 				}
 				left := newRecorder()
 				close(left.release)
-				pub := newPublisher(t, publisherFunc(func(string, ...*message.Message) error { return nil }), async.Config{
+				pub := newPublisher(t, &fakepub.Publisher{}, async.Config{
 					CoreWorkers: 1, MaxWorkers: 2, QueueCapacity: 2, FullPolicy: full,
-					Leftovers: left, OnResult: onResult,
+					Leftovers: left, Hooks: []any{resultFunc(onResult)},
 				})
 				var wg sync.WaitGroup
 				start := make(chan struct{})

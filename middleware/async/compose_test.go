@@ -2,52 +2,25 @@ package async_test
 
 import (
 	"context"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill/message"
-
+	"github.com/reliamq/reliamq/internal/fakepub"
 	"github.com/reliamq/reliamq/middleware/async"
 	"github.com/reliamq/reliamq/middleware/retry"
 	"github.com/reliamq/reliamq/pkg/clock/clocktest"
 	"github.com/reliamq/reliamq/pkg/policy"
 )
 
-// failing fails its first n publishes (practically all of them when n < 0).
-type failing struct {
-	n     atomic.Int64
-	calls atomic.Int64
-}
-
-func (f *failing) Publish(string, ...*message.Message) error {
-	f.calls.Add(1)
-	if f.n.Add(-1) >= 0 {
-		return errSend
-	}
-	return nil
-}
-
-func (f *failing) Close() error { return nil }
-
-func newFailing(n int64) *failing {
-	f := &failing{}
-	if n < 0 {
-		n = 1 << 62
-	}
-	f.n.Store(n)
-	return f
-}
-
 func TestPublisher_over_retry_reports_the_outcome_after_the_retries(t *testing.T) {
 	clk := clocktest.NewFake(time.Time{})
-	inner := newFailing(2)
+	inner := &fakepub.Publisher{Script: []error{errSend, errSend}} // then succeeds
 	rp, err := retry.NewPublisher(inner, retry.Config{Policy: policy.Policy{MaxAttempts: 5, Backoff: policy.Fixed(time.Second)}, Clock: clk}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	res := newResults()
-	pub := newPublisher(t, rp, async.Config{OnResult: res.on, Clock: clk})
+	pub := newPublisher(t, rp, async.Config{Hooks: []any{res}, Clock: clk})
 	defer pub.Close()
 
 	if err := pub.Publish("t", msg("m")); err != nil {
@@ -62,8 +35,8 @@ func TestPublisher_over_retry_reports_the_outcome_after_the_retries(t *testing.T
 		clk.Advance(time.Second)
 	}
 	r := res.next(t)
-	if r.Err != nil || inner.calls.Load() != 3 {
-		t.Fatalf("result %+v after %d calls; want success after 3", r, inner.calls.Load())
+	if r.Err != nil || inner.Calls() != 3 {
+		t.Fatalf("result %+v after %d calls; want success after 3", r, inner.Calls())
 	}
 }
 
@@ -72,7 +45,7 @@ func TestPublisher_close_cuts_a_long_retry_short_and_hands_the_message_over(t *t
 	// not: at its timeout the send is cancelled and the message goes to the
 	// leftovers publisher (the fallback store), not lost.
 	clk := clocktest.NewFake(time.Time{})
-	inner := newFailing(-1)
+	inner := &fakepub.Publisher{Err: errSend} // a broker that stays down
 	rp, err := retry.NewPublisher(inner, retry.Config{Policy: policy.RocketMQ(), Clock: clk}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +53,7 @@ func TestPublisher_close_cuts_a_long_retry_short_and_hands_the_message_over(t *t
 	left := newRecorder()
 	close(left.release)
 	res := newResults()
-	pub := newPublisher(t, rp, async.Config{OnResult: res.on, Clock: clk, CloseTimeout: 5 * time.Second, Leftovers: left})
+	pub := newPublisher(t, rp, async.Config{Hooks: []any{res}, Clock: clk, CloseTimeout: 5 * time.Second, Leftovers: left})
 
 	if err := pub.Publish("t", msg("m")); err != nil {
 		t.Fatal(err)
@@ -111,8 +84,8 @@ func TestPublisher_close_cuts_a_long_retry_short_and_hands_the_message_over(t *t
 	if got := left.Sent(); len(got) != 1 || got[0] != "m" {
 		t.Fatalf("leftovers = %v; want [m]", got)
 	}
-	if inner.calls.Load() != 1 {
-		t.Fatalf("inner called %d times; want 1 (the retry wait was cut short)", inner.calls.Load())
+	if inner.Calls() != 1 {
+		t.Fatalf("inner called %d times; want 1 (the retry wait was cut short)", inner.Calls())
 	}
 	if st := pub.Stats(); st.Leftover != 1 || st.Failed != 0 {
 		t.Fatalf("stats = %+v", st)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/reliamq/reliamq/internal/hooks"
 	"github.com/reliamq/reliamq/middleware/journal"
 	"github.com/reliamq/reliamq/pkg/clock"
 )
@@ -20,8 +21,8 @@ const (
 	DefaultCloseTimeout  = 60 * time.Second
 )
 
-// FullPolicy says what Publish does when the queue is full and MaxWorkers
-// workers are already running.
+// FullPolicy says what Publish does when the queue is full and no worker can
+// take the call (see Config.MaxWorkers).
 type FullPolicy int
 
 const (
@@ -50,10 +51,23 @@ func (f FullPolicy) String() string {
 	return fmt.Sprintf("FullPolicy(%d)", int(f))
 }
 
+// ResultHook observes the outcome of every Publish call the pool took or the
+// caller ran. Put values implementing it in Config.Hooks; a value that
+// implements no hook interface of this package is rejected by Validate.
+type ResultHook interface {
+	// OnAsyncResult receives exactly one Result for each call taken by the
+	// pool or run by the caller (CallerRuns). Calls refused with an error
+	// (bad input, ErrQueueFull, ErrClosed, a Block whose context ended) get
+	// none: their error is the outcome. It runs on the worker that sent the
+	// call, on the calling goroutine for CallerRan, and for leftovers on
+	// Close's goroutine (or the worker's, for a send Close's timeout cut
+	// off); it must be safe for concurrent use and fast (the worker sends
+	// nothing else while it runs), and must not modify the messages.
+	OnAsyncResult(Result)
+}
+
 // Result is the outcome of one Publish call taken by the pool (or run by the
-// caller under CallerRuns). OnResult receives exactly one Result for each such
-// call; calls refused with an error (ErrQueueFull, ErrClosed, a Block whose
-// context ended) get none, their error is the outcome.
+// caller under CallerRuns), as ResultHook receives it.
 type Result struct {
 	// Topic and Messages are the arguments of the Publish call. Treat them as
 	// read-only.
@@ -79,8 +93,12 @@ type Config struct {
 	// Workers start lazily, one per Publish, until CoreWorkers are running.
 	CoreWorkers int
 	// MaxWorkers bounds the number of workers; must be >= CoreWorkers.
-	// Default max(50, CoreWorkers). Workers above CoreWorkers are started when
-	// a call finds the queue full and exit after KeepAlive without work.
+	// Default max(50, CoreWorkers). A worker above CoreWorkers is started
+	// when a call finds the queue full while every running worker is busy
+	// sending (a worker that is not takes the next queued call in a moment,
+	// so another would only add a goroutine), or under Reject whenever the
+	// queue is full; it takes that call and exits after KeepAlive without
+	// work.
 	MaxWorkers int
 	// QueueCapacity is the number of Publish calls that can wait for a
 	// worker. Default 200.
@@ -88,8 +106,8 @@ type Config struct {
 	// KeepAlive is how long a worker above CoreWorkers waits for work before
 	// exiting. Default 30s.
 	KeepAlive time.Duration
-	// FullPolicy applies when the queue is full and MaxWorkers are busy.
-	// Default CallerRuns.
+	// FullPolicy applies when the queue is full and no extra worker starts
+	// (see MaxWorkers). Default CallerRuns.
 	FullPolicy FullPolicy
 	// CloseTimeout bounds how long Close waits for queued and in-flight work.
 	// Default 60s. When it runs out, in-flight sends are cancelled through
@@ -97,15 +115,14 @@ type Config struct {
 	CloseTimeout time.Duration
 	// Leftovers receives, at Close, every Publish call that was not sent in
 	// time: the fallback store in async(fallback(retry(broker))). Optional:
-	// without it each such call is reported through OnResult with an error
+	// without it each such call is reported to the ResultHooks with an error
 	// matching ErrNotSent. Close does not close Leftovers.
 	Leftovers message.Publisher
-	// OnResult, if set, receives the outcome of every Publish taken by the
-	// pool or run by the caller (see Result). It runs on the worker (or the
-	// calling goroutine for CallerRan, or Close's goroutine for leftovers),
-	// must be safe for concurrent use, and should be fast: the worker sends
-	// nothing else while it runs.
-	OnResult func(Result)
+	// Hooks are observers: values implementing ResultHook. Each runs, in
+	// order, for every Publish call taken by the pool or run by the caller
+	// (see ResultHook). Optional; a nil value or one implementing no hook
+	// interface is an invalid config.
+	Hooks []any
 	// Clock times KeepAlive and CloseTimeout. Default clock.Real{}.
 	Clock clock.Clock
 	// Journal, when set, makes the publisher crash-safe: Publish returns
@@ -113,7 +130,7 @@ type Config struct {
 	// relays send them through the inner publisher (a journal.Publisher
 	// over the inner publisher; see middleware/journal). A process crash then
 	// loses nothing Publish accepted. The pool fields (workers, queue,
-	// FullPolicy, KeepAlive) and OnResult are not used: the journal is the
+	// FullPolicy, KeepAlive) and Hooks are not used: the journal is the
 	// queue, its relays are the workers (Journal.Relays ×
 	// Journal.Relay.Concurrency sends at once), their outcomes go to
 	// Journal.Relay.Hooks, and Close waits up to Journal.CloseTimeout for
@@ -139,6 +156,7 @@ func (c *Config) setDefaults() {
 		c.CloseTimeout = DefaultCloseTimeout
 	}
 	c.Clock = clock.OrReal(c.Clock)
+	c.Hooks = append([]any(nil), c.Hooks...)
 }
 
 // Validate reports every invalid field at once, each error wrapping
@@ -169,6 +187,9 @@ func (c Config) Validate() error {
 	case CallerRuns, Block, Reject:
 	default:
 		errs = append(errs, fmt.Errorf("%w: FullPolicy: %d: must be CallerRuns, Block or Reject", ErrInvalidConfig, int(c.FullPolicy)))
+	}
+	if err := hooks.Validate(ErrInvalidConfig, c.Hooks, hooks.Is[ResultHook]); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

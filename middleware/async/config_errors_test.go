@@ -26,6 +26,8 @@ func TestNewPublisher_reports_each_config_problem_as_ErrInvalidConfig_naming_the
 		{"max below core", async.Config{CoreWorkers: 5, MaxWorkers: 2}, []string{"MaxWorkers"}},
 		{"negative durations", async.Config{KeepAlive: -1, CloseTimeout: -1}, []string{"KeepAlive", "CloseTimeout"}},
 		{"unknown full policy", async.Config{FullPolicy: 9}, []string{"FullPolicy"}},
+		{"hooks that observe nothing", async.Config{Hooks: []any{newResults(), struct{}{}, nil, (*results)(nil)}},
+			[]string{"Hooks[1]", "Hooks[2]", "Hooks[3]"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

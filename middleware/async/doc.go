@@ -7,19 +7,33 @@
 //
 // The pool keeps the seed service's thread-pool knobs, in plain Go: the queue
 // is a buffered channel of QueueCapacity (200) calls; CoreWorkers (10) workers
-// start with the first calls and stay; when a call finds the queue full, an
-// extra worker, up to MaxWorkers (50), starts with that call and exits after
-// KeepAlive (30s) without work. When the queue is full and MaxWorkers are
-// running, FullPolicy decides: CallerRuns (the default: the caller sends the
+// start with the first calls and stay; when a call finds the queue full while
+// every worker is busy sending, an extra worker, up to MaxWorkers (50), starts
+// with that call and exits after KeepAlive (30s) without work. (Java's
+// executor starts one whenever the queue is full. But a worker that is between
+// two sends takes the next queued call in a moment, and with a fast inner
+// publisher another goroutine only adds scheduling; under Reject, where the
+// call would be refused, the pool does start one.) When no worker can take
+// the call, FullPolicy decides: CallerRuns (the default: the caller sends the
 // message itself, which slows producers down to the pool's pace), Block (wait
 // for room, as long as the message context allows) or Reject (ErrQueueFull).
 //
-// Every outcome reaches the caller's code: OnResult receives one Result per
-// call that the pool took or the caller ran (success or the final error, with
-// the messages), Publish returns an error for every call it refused, and Stats
-// counts both. Stats also carries the queue capacity and the worker limit
-// after defaults, so Queued/Capacity is the queue's saturation
-// (middleware/metrics exports it as reliamq_async_queue_fill_ratio).
+// Every outcome reaches the caller's code: each ResultHook in Config.Hooks
+// receives one Result per call that the pool took or the caller ran (success
+// or the final error, with the messages), Publish returns an error for every
+// call it refused, and Stats counts both. Stats also carries the queue
+// capacity and the worker limit after defaults, so Queued/Capacity is the
+// queue's saturation (middleware/metrics exports it as
+// reliamq_async_queue_fill_ratio).
+//
+// Cost: Publish checks the messages (pkg/msgcheck), enters and leaves the
+// gate that orders it against Close (two atomic adds) and sends on the
+// channel; a worker adds one atomic add when it takes a call and one when the
+// send ends. A call that nothing will take (CallerRuns) passes a gate of its
+// own instead, with one more add for its outcome. The only allocation is the
+// detached context of a message whose own context is not
+// context.Background (see Contexts). docs/benchmarks.md compares the pool
+// with a hand-written channel pool doing the same check.
 //
 // Contexts: Watermill takes the send context from each message. The caller's
 // context typically ends when Publish returns (an HTTP handler's request
@@ -31,7 +45,7 @@
 // Close stops intake (Publish returns ErrClosed), waits up to CloseTimeout
 // (60s) for queued and in-flight calls, then cancels the sends still in flight
 // and hands every call that was not sent to Leftovers (the fallback store), or
-// reports it through OnResult with ErrNotSent when there is none. A Publish
+// reports it to the ResultHooks with ErrNotSent when there is none. A Publish
 // that races Close is either queued, and then sent or handed over like the
 // rest, or refused with ErrClosed. No goroutine of the pool is left when Close
 // returns.
@@ -40,8 +54,8 @@
 //
 // At-least-once for every call that the pool sent (Result.Err == nil) or
 // handed to Leftovers. Nothing is dropped silently: a call is either refused by
-// Publish with an error, or reported exactly once to OnResult. Losses: a call
-// whose send failed is reported to OnResult and not retried here (put a
+// Publish with an error, or reported exactly once to the ResultHooks. Losses:
+// a call whose send failed is reported to them and not retried here (put a
 // retry.Publisher and a fallback.Publisher inside); a call that Close could
 // neither send nor hand to Leftovers is reported with ErrNotSent; a process
 // crash loses everything queued in memory (set Config.Journal, or use the

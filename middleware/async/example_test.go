@@ -13,19 +13,33 @@ import (
 	"github.com/reliamq/reliamq/middleware/async"
 )
 
+// outcomeLog is a ResultHook: it notes the outcome of every call the pool
+// took. Hooks run on the workers, so it locks.
+type outcomeLog struct {
+	mu       sync.Mutex
+	outcomes []string
+}
+
+func (l *outcomeLog) OnAsyncResult(r async.Result) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.outcomes = append(l.outcomes, fmt.Sprintf("%s sent, err=%v", r.Messages[0].UUID, r.Err))
+}
+
+func (l *outcomeLog) get() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.outcomes...)
+}
+
 func ExampleNewPublisher() {
 	broker := gochannel.NewGoChannel(gochannel.Config{OutputChannelBuffer: 10}, watermill.NopLogger{})
 	delivered, _ := broker.Subscribe(context.Background(), "orders")
 
-	var mu sync.Mutex
-	var outcomes []string
+	log := &outcomeLog{}
 	pub, err := async.NewPublisher(broker, async.Config{
 		// The seed's pool: 10 core workers, 50 max, 200 queued, caller-runs.
-		OnResult: func(r async.Result) {
-			mu.Lock()
-			defer mu.Unlock()
-			outcomes = append(outcomes, fmt.Sprintf("%s sent, err=%v", r.Messages[0].UUID, r.Err))
-		},
+		Hooks: []any{log},
 	}, watermill.NopLogger{})
 	if err != nil {
 		panic(err)
@@ -50,6 +64,7 @@ func ExampleNewPublisher() {
 	if err := pub.Close(); err != nil {
 		fmt.Println("close:", err)
 	}
+	outcomes := log.get()
 	sort.Strings(outcomes)
 	for _, o := range outcomes {
 		fmt.Println(o)

@@ -10,6 +10,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"go.uber.org/goleak"
 
+	"github.com/reliamq/reliamq/internal/fakepub"
 	"github.com/reliamq/reliamq/middleware/async"
 )
 
@@ -17,57 +18,41 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 var errSend = errors.New("send failed")
 
-// recorder is an inner publisher that records what it accepted. Messages with
-// metadata "block" wait until release is closed or their context ends; messages
-// with metadata "fail" fail.
+// recorder is the inner publisher of most tests: a fakepub.Publisher whose
+// Func gives two metadata keys a meaning. A message with "block" announces
+// its UUID on started and waits until release is closed or its context ends;
+// a message with "fail" fails with errSend.
 type recorder struct {
-	mu      sync.Mutex
-	sent    []string
+	*fakepub.Publisher
 	started chan string // receives the UUID of every blocking send as it starts
 	release chan struct{}
-	closed  bool
 }
 
 func newRecorder() *recorder {
-	return &recorder{started: make(chan string, 1000), release: make(chan struct{})}
-}
-
-func (r *recorder) Publish(_ string, msgs ...*message.Message) error {
-	for _, m := range msgs {
-		if m.Metadata.Get("block") != "" {
-			r.started <- m.UUID
-			select {
-			case <-r.release:
-			case <-m.Context().Done():
-				return context.Cause(m.Context())
+	r := &recorder{started: make(chan string, 1000), release: make(chan struct{})}
+	r.Publisher = &fakepub.Publisher{Func: func(_ string, msgs []*message.Message) error {
+		for _, m := range msgs {
+			if m.Metadata.Get("block") != "" {
+				r.started <- m.UUID
+				select {
+				case <-r.release:
+				case <-m.Context().Done():
+					return context.Cause(m.Context())
+				}
+			}
+			if m.Metadata.Get("fail") != "" {
+				return errSend
 			}
 		}
-		if m.Metadata.Get("fail") != "" {
-			return errSend
-		}
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, m := range msgs {
-		r.sent = append(r.sent, m.UUID)
-	}
-	return nil
+		return nil
+	}}
+	return r
 }
 
-func (r *recorder) Close() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.closed = true
-	return nil
-}
+// Sent returns the UUIDs the recorder accepted, in order.
+func (r *recorder) Sent() []string { return r.UUIDs() }
 
-func (r *recorder) Sent() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]string(nil), r.sent...)
-}
-
-// results collects OnResult calls.
+// results is a ResultHook that collects every Result.
 type results struct {
 	mu  sync.Mutex
 	all []async.Result
@@ -76,7 +61,7 @@ type results struct {
 
 func newResults() *results { return &results{ch: make(chan async.Result, 100000)} }
 
-func (r *results) on(res async.Result) {
+func (r *results) OnAsyncResult(res async.Result) {
 	r.mu.Lock()
 	r.all = append(r.all, res)
 	r.mu.Unlock()
@@ -142,3 +127,8 @@ func waitStarted(t *testing.T, r *recorder, want string) {
 		t.Fatalf("send of %s never started", want)
 	}
 }
+
+// resultFunc is a ResultHook made of a function.
+type resultFunc func(async.Result)
+
+func (f resultFunc) OnAsyncResult(r async.Result) { f(r) }

@@ -11,26 +11,25 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/reliamq/reliamq/internal/fakepub"
 	"github.com/reliamq/reliamq/middleware/async"
 )
 
-// ledger counts, per message, every way a message can end: sent by the inner
-// publisher, reported through OnResult (sent, failed or leftover), refused by
-// Publish, stored by Leftovers.
+// ledger counts, per message, every way a message can end as the test sees
+// it: reported to the ResultHook (sent, failed or leftover) or refused by
+// Publish. What the inner and Leftovers publishers accepted they count
+// themselves (fakepub.Publisher.Count).
 type ledger struct {
-	innerSent  []atomic.Int32
 	resultOK   []atomic.Int32
 	resultFail []atomic.Int32
 	leftover   []atomic.Int32
-	stored     []atomic.Int32
 	refused    []atomic.Int32
 }
 
 func newLedger(n int) *ledger {
 	return &ledger{
-		innerSent: make([]atomic.Int32, n), resultOK: make([]atomic.Int32, n),
-		resultFail: make([]atomic.Int32, n), leftover: make([]atomic.Int32, n),
-		stored: make([]atomic.Int32, n), refused: make([]atomic.Int32, n),
+		resultOK: make([]atomic.Int32, n), resultFail: make([]atomic.Int32, n),
+		leftover: make([]atomic.Int32, n), refused: make([]atomic.Int32, n),
 	}
 }
 
@@ -44,35 +43,19 @@ func idx(m *message.Message) int {
 
 // slowInner takes a little scheduling time per call and fails every 10th
 // message.
-type slowInner struct{ l *ledger }
-
-func (s slowInner) Publish(_ string, msgs ...*message.Message) error {
-	for range 3 {
-		runtime.Gosched()
-	}
-	for _, m := range msgs {
-		if idx(m)%10 == 7 {
-			return errSend
+func slowInner() *fakepub.Publisher {
+	return &fakepub.Publisher{Func: func(_ string, msgs []*message.Message) error {
+		for range 3 {
+			runtime.Gosched()
 		}
-	}
-	for _, m := range msgs {
-		s.l.innerSent[idx(m)].Add(1)
-	}
-	return nil
+		for _, m := range msgs {
+			if idx(m)%10 == 7 {
+				return errSend
+			}
+		}
+		return nil
+	}}
 }
-
-func (slowInner) Close() error { return nil }
-
-type storeLeftovers struct{ l *ledger }
-
-func (s storeLeftovers) Publish(_ string, msgs ...*message.Message) error {
-	for _, m := range msgs {
-		s.l.stored[idx(m)].Add(1)
-	}
-	return nil
-}
-
-func (storeLeftovers) Close() error { return nil }
 
 // runLoad publishes total messages from 64 goroutines, calling Close after
 // closeAfter messages were published (or at the end when closeAfter < 0), and
@@ -81,10 +64,11 @@ func runLoad(t *testing.T, full async.FullPolicy, total, closeAfter int, closeTi
 	t.Helper()
 	const producers = 64
 	l := newLedger(total)
-	pub, err := async.NewPublisher(slowInner{l}, async.Config{
+	inner, store := slowInner(), &fakepub.Publisher{}
+	pub, err := async.NewPublisher(inner, async.Config{
 		CoreWorkers: 2, MaxWorkers: 4, QueueCapacity: 4, FullPolicy: full,
-		CloseTimeout: closeTimeout, Leftovers: storeLeftovers{l},
-		OnResult: func(r async.Result) {
+		CloseTimeout: closeTimeout, Leftovers: store,
+		Hooks: []any{resultFunc(func(r async.Result) {
 			for _, m := range r.Messages {
 				i := idx(m)
 				switch {
@@ -96,7 +80,7 @@ func runLoad(t *testing.T, full async.FullPolicy, total, closeAfter int, closeTi
 					l.resultOK[i].Add(1)
 				}
 			}
-		},
+		})},
 	}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -119,7 +103,7 @@ func runLoad(t *testing.T, full async.FullPolicy, total, closeAfter int, closeTi
 				case errors.Is(err, async.ErrQueueFull), errors.Is(err, async.ErrClosed):
 					l.refused[i].Add(1)
 				case errors.Is(err, errSend):
-					// A caller-run send failed: it is also reported to OnResult.
+					// A caller-run send failed: it is also reported to the ResultHook.
 				default:
 					unexpected.Store(err)
 				}
@@ -140,9 +124,12 @@ func runLoad(t *testing.T, full async.FullPolicy, total, closeAfter int, closeTi
 		t.Fatalf("unexpected Publish error: %v", err)
 	}
 
+	innerSent, stored := inner.Count(), store.Count()
 	var sent, failed, refused, left int
 	for i := 0; i < total; i++ {
-		ok, fail, lo, st, ref, in := l.resultOK[i].Load(), l.resultFail[i].Load(), l.leftover[i].Load(), l.stored[i].Load(), l.refused[i].Load(), l.innerSent[i].Load()
+		id := strconv.Itoa(i)
+		ok, fail, lo, ref := l.resultOK[i].Load(), l.resultFail[i].Load(), l.leftover[i].Load(), l.refused[i].Load()
+		st, in := int32(stored[id]), int32(innerSent[id])
 		if n := ok + fail + lo + ref; n != 1 {
 			t.Fatalf("message %d has %d outcomes (ok %d, failed %d, leftover %d, refused %d); want exactly 1", i, n, ok, fail, lo, ref)
 		}

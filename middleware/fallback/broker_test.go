@@ -161,14 +161,14 @@ func TestFallback_broker_down_then_up_every_message_is_stored_then_delivered(t *
 	var accepted, failed atomic.Int64
 	var firstErr atomic.Value
 	pub, err := async.NewPublisher(fb, async.Config{CoreWorkers: 10, MaxWorkers: 50, QueueCapacity: 200,
-		Leftovers: leftovers, OnResult: func(r async.Result) {
+		Leftovers: leftovers, Hooks: []any{asyncResultFunc(func(r async.Result) {
 			if r.Err != nil {
 				failed.Add(int64(len(r.Messages)))
 				firstErr.CompareAndSwap(nil, r.Err)
 				return
 			}
 			accepted.Add(int64(len(r.Messages)))
-		}}, nil)
+		})}}, nil)
 	if err != nil {
 		t.Fatalf("async publisher: %v", err)
 	}
@@ -233,11 +233,11 @@ func TestFallback_flapping_broker_loses_nothing(t *testing.T) {
 		t.Fatalf("fallback publisher: %v", err)
 	}
 	var failed atomic.Int64
-	pub, err := async.NewPublisher(fb, async.Config{OnResult: func(r async.Result) {
+	pub, err := async.NewPublisher(fb, async.Config{Hooks: []any{asyncResultFunc(func(r async.Result) {
 		if r.Err != nil {
 			failed.Add(1)
 		}
-	}}, nil)
+	})}}, nil)
 	if err != nil {
 		t.Fatalf("async publisher: %v", err)
 	}
@@ -384,7 +384,7 @@ func TestFallback_store_down_too_every_publish_reports_an_error(t *testing.T) {
 		t.Fatalf("fallback publisher: %v", err)
 	}
 	var accepted, notStored, other atomic.Int64
-	pub, err := async.NewPublisher(fb, async.Config{OnResult: func(r async.Result) {
+	pub, err := async.NewPublisher(fb, async.Config{Hooks: []any{asyncResultFunc(func(r async.Result) {
 		switch {
 		case r.Err == nil:
 			accepted.Add(int64(len(r.Messages)))
@@ -394,13 +394,13 @@ func TestFallback_store_down_too_every_publish_reports_an_error(t *testing.T) {
 		default:
 			other.Add(1)
 		}
-	}}, nil)
+	})}}, nil)
 	if err != nil {
 		t.Fatalf("async: %v", err)
 	}
 	for i := range n {
-		// Under caller-runs the error also comes back here; OnResult has
-		// counted it already.
+		// Under caller-runs the error also comes back here; the ResultHook
+		// has counted it already.
 		if err := pub.Publish("orders", message.NewMessage(fmt.Sprint("u", i), nil)); err != nil &&
 			!errors.Is(err, fallback.ErrNotStored) {
 			t.Fatalf("publish %d: %v", i, err)
@@ -641,3 +641,8 @@ func TestFallback_stores_the_refused_twin_of_an_accepted_message(t *testing.T) {
 			sentSmall, storedSmall, sentLarge, storedLarge)
 	}
 }
+
+// asyncResultFunc is an async.ResultHook made of a function.
+type asyncResultFunc func(async.Result)
+
+func (f asyncResultFunc) OnAsyncResult(r async.Result) { f(r) }
