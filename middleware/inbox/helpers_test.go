@@ -245,3 +245,5 @@ func (d *dupCounter) total() int {
 }
 
 func openSQLite(t testing.TB) *sql.DB { return sqlstoretest.Open(t, sqlstore.SQLite) }
+
+func redisinboxConfig() redisinbox.Config { return redisinbox.Config{} }
