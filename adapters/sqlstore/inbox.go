@@ -33,7 +33,7 @@ type InboxConfig struct {
 	Table string
 	// AutoInitialize creates the table and its index (IF NOT EXISTS) in
 	// NewInbox. Default false: create them with InitializeSchema or with the
-	// SQL from InboxSchemaSQL (docs/sql-store.md).
+	// SQL from InboxSchemaSQL.
 	AutoInitialize bool
 	// Clock gives the processed and expiry times. Default clock.Real.
 	Clock clock.Clock

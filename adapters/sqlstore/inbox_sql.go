@@ -4,8 +4,7 @@ import "fmt"
 
 // InboxSchemaSQL returns the statements that create the inbox table and its
 // expiry index for dialect, in order. Every statement uses IF NOT EXISTS.
-// Operators who create tables themselves run exactly these
-// (docs/sql-store.md lists them).
+// Operators who create tables themselves run exactly these.
 func InboxSchemaSQL(dialect Dialect, table string) ([]string, error) {
 	if err := ValidateTable(table); err != nil {
 		return nil, err
