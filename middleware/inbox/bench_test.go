@@ -71,4 +71,3 @@ func BenchmarkInbox_PostgreSQL(b *testing.B) {
 		}))
 	})
 }
-
