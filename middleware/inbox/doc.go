@@ -61,8 +61,9 @@
 // loses them; write them with fallback.Outbox.WriteTx(ctx, inbox.Tx(ctx), ...)
 // to send them exactly when the effect commits). Do not Commit or Rollback the
 // transaction in the handler. The transaction stays open while the handler
-// runs: give the database pool a connection per concurrent handler; on SQLite
-// handlers run one at a time.
+// runs: give the database pool a connection per concurrent handler. On
+// SQLite (sqlite.Open keeps one connection) handlers run one at a time, and a
+// handler that uses the *sql.DB itself instead of Tx waits for ever.
 //
 // # Redis
 //
