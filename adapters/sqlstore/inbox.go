@@ -154,13 +154,16 @@ func (i *Inbox) checkTable() error {
 	return fmt.Errorf("%w: table %s lacks a column the inbox uses (want %s): %w", ErrMissingTable, i.table, inboxColumns, i.wrap("check table", probeErr))
 }
 
-// Begin implements inbox.Store: see Inbox. ctx bounds the transaction (a
-// cancelled ctx rolls it back).
+// Begin implements inbox.Store: see Inbox. ctx bounds the insert (and so the
+// wait for another run of the key); the transaction itself lives until
+// Commit or Abort, not until ctx ends: a handler that finished while its
+// message's context was being cancelled (a router shutting down) still
+// commits its work instead of having it rolled back under it.
 func (i *Inbox) Begin(ctx context.Context, key inbox.Key, retention time.Duration) (inbox.Entry, error) {
 	if err := inbox.ValidateKey(key); err != nil {
 		return nil, err
 	}
-	tx, err := i.db.BeginTx(ctx, nil)
+	tx, err := i.db.BeginTx(context.WithoutCancel(ctx), nil)
 	if err != nil {
 		return nil, i.wrap("inbox begin", err)
 	}

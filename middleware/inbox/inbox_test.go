@@ -344,3 +344,38 @@ func TestConfig_Validate(t *testing.T) {
 		})
 	}
 }
+
+// A router shutting down cancels the contexts of the messages in flight. A
+// handler that finished its work meanwhile must still commit it: rolling it
+// back would throw away a done run (and with database/sql, a transaction
+// begun with the message's context is rolled back when that context ends).
+func TestInbox_commits_a_run_whose_message_context_was_cancelled_meanwhile(t *testing.T) {
+	for _, sc := range storeCases[:3] {
+		t.Run(sc.name, func(t *testing.T) {
+			st := sc.new(t, nil)
+			ib := newInbox(t, inbox.Config{Store: st})
+			fx := newEffects(t, st.db, st.dialect)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			h := ib.Middleware(func(msg *message.Message) ([]*message.Message, error) {
+				if err := fx.write(msg); err != nil {
+					return nil, err
+				}
+				cancel() // the router shuts down while the handler returns
+				time.Sleep(20 * time.Millisecond)
+				return nil, nil
+			})
+			msg := message.NewMessage(watermill.NewUUID(), nil)
+			msg.SetContext(ctx)
+			if _, err := h(msg); err != nil {
+				t.Fatalf("handler run = %v; want its work committed", err)
+			}
+			if got := fx.byUUID(t)[msg.UUID]; got != 1 {
+				t.Fatalf("%d effects; want 1", got)
+			}
+			if err := deliver(h, msg.UUID); err != nil || ib.Stats().Duplicates != 1 {
+				t.Fatalf("second copy = %v, stats %+v; want a duplicate", err, ib.Stats())
+			}
+		})
+	}
+}
