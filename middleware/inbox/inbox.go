@@ -151,6 +151,11 @@ func (i *Inbox) ConsumerHandler(h message.NoPublishHandlerFunc) message.NoPublis
 // With middleware/redelivery, put the inbox inside: pass
 // inbox.Middleware(h) (or ConsumerHandler) to redelivery's AddHandler, so a
 // failed run leaves no record and its redelivery runs the handler again.
+//
+// One Inbox serves one handler: its records are keyed by Config.Handler, not
+// by the router's handler name (redelivery registers a handler twice, for the
+// topic and for its retry topic, and both must share the records). Do not add
+// it with Router.AddMiddleware to a router of several handlers.
 func (i *Inbox) Middleware(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
 		key := inbox.Key{ConsumerGroup: i.cfg.ConsumerGroup, Handler: i.cfg.Handler, UUID: msg.UUID}
