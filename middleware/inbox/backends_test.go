@@ -3,6 +3,7 @@ package inbox_test
 import (
 	"context"
 	"database/sql"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,6 +30,22 @@ import (
 // and with the Redis inbox.
 
 const scenarioMessages = 20
+
+// onceSubscriber closes the subscriber once, whoever asks first: the router
+// when the consumer stops, or the test's cleanup. Several subscribers
+// (watermill-sql's) do not survive a second Close.
+type onceSubscriber struct {
+	message.Subscriber
+	once sync.Once
+}
+
+func (s *onceSubscriber) Close() error {
+	var err error
+	s.once.Do(func() { err = s.Subscriber.Close() })
+	return err
+}
+
+func closedOnce(sub message.Subscriber) *onceSubscriber { return &onceSubscriber{Subscriber: sub} }
 
 // sharedGoChannel keeps a gochannel open when the router closes its
 // subscriber.
@@ -83,8 +100,9 @@ func sqlTransport(t *testing.T, name string, db *sql.DB, d sqlstore.Dialect) tra
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { _ = pub.Close(); _ = sub.Close() })
-			return pub, sub
+			once := closedOnce(sub)
+			t.Cleanup(func() { _ = pub.Close(); _ = once.Close() })
+			return pub, once
 		},
 		configure: durableIn(func(*testing.T) (*sql.DB, sqlstore.Dialect) { return db, d }),
 		cleanup: func(topics []string, _ string) {
@@ -109,8 +127,9 @@ func rabbitMQTransport(t *testing.T) transport {
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { _ = pub.Close(); _ = sub.Close() })
-			return pub, sub
+			once := closedOnce(sub)
+			t.Cleanup(func() { _ = pub.Close(); _ = once.Close() })
+			return pub, once
 		},
 		configure: durableIn(sqliteFile),
 		cleanup: func(topics []string, group string) {
@@ -152,8 +171,9 @@ func natsTransport(t *testing.T) transport {
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { _ = pub.Close(); _ = sub.Close() })
-			return pub, sub
+			once := closedOnce(sub)
+			t.Cleanup(func() { _ = pub.Close(); _ = once.Close() })
+			return pub, once
 		},
 		configure: durableIn(sqliteFile),
 		cleanup: func(topics []string, _ string) {
@@ -187,8 +207,9 @@ func redisStreamsTransport(t *testing.T) transport {
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { _ = sub.Close(); _ = pub.Close(); _ = client.Close() })
-			return pub, sub
+			once := closedOnce(sub)
+			t.Cleanup(func() { _ = once.Close(); _ = pub.Close(); _ = client.Close() })
+			return pub, once
 		},
 		configure: durableIn(sqliteFile),
 		cleanup: func(topics []string, _ string) {

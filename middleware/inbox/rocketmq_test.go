@@ -30,8 +30,9 @@ func rocketMQTransport(nameServers []string) transport {
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { _ = sub.Close(); _ = pub.Close() })
-			return pub, sub
+			once := closedOnce(sub)
+			t.Cleanup(func() { _ = once.Close(); _ = pub.Close() })
+			return pub, once
 		},
 		configure: func(_ *testing.T, cfg *redelivery.Config) {
 			cfg.Mode = redelivery.Native
