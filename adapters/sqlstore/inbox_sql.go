@@ -68,14 +68,17 @@ type inboxQueries struct{ queries }
 // row when the key is new, none when it exists; waits for a transaction
 // holding the same key.
 func (q inboxQueries) insert() string {
-	base := "INSERT INTO " + q.table + " (" + inboxColumns + ") VALUES (" + q.placeholders(1, 5) + ")"
+	values := " (" + inboxColumns + ") VALUES (" + q.placeholders(1, 5) + ")"
 	if q.dialect == MySQL {
-		// Not INSERT IGNORE, which would also turn other errors into
-		// warnings. With the driver's default (no CLIENT_FOUND_ROWS) a
-		// no-op update reports 0 rows.
-		return base + " ON DUPLICATE KEY UPDATE uuid = uuid"
+		// INSERT IGNORE reports 0 rows for a duplicate whatever the
+		// connection's flags; "ON DUPLICATE KEY UPDATE" would report 1 on a
+		// connection with clientFoundRows=true, and a duplicate would run.
+		// IGNORE also turns some other errors into warnings, but the values
+		// are checked first (ValidateKey: at most 255 bytes of text, which
+		// VARCHAR(255) utf8mb4 always holds) and the rest are integers.
+		return "INSERT IGNORE INTO " + q.table + values
 	}
-	return base + " ON CONFLICT DO NOTHING"
+	return "INSERT INTO " + q.table + values + " ON CONFLICT DO NOTHING"
 }
 
 // purge args: now, limit.

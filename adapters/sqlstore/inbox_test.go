@@ -3,6 +3,7 @@ package sqlstore_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -97,5 +98,39 @@ func TestInbox_Begin_refuses_a_bad_key_before_any_SQL(t *testing.T) {
 		if _, err := ib.Begin(context.Background(), k, time.Hour); !errors.Is(err, inbox.ErrInvalidKey) {
 			t.Errorf("Begin(%q) = %v; want ErrInvalidKey", k, err)
 		}
+	}
+}
+
+// With go-sql-driver's clientFoundRows=true an "ON DUPLICATE KEY UPDATE"
+// reports a found duplicate as one affected row, which would have made a
+// duplicate look new and run the handler again.
+func TestInbox_finds_duplicates_on_a_MySQL_connection_with_clientFoundRows(t *testing.T) {
+	dsn := sqlstoretest.DSN(t, sqlstore.MySQL)
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	db, err := sqlstoretest.OpenDSN(sqlstore.MySQL, dsn+sep+"clientFoundRows=true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	table := sqlstoretest.UniqueName("inbox")
+	sqlstoretest.DropAtCleanup(t, db, table)
+	ib, err := sqlstore.NewInbox(sqlstore.InboxConfig{DB: db, Dialect: sqlstore.MySQL, Table: table, AutoInitialize: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	key := inbox.Key{ConsumerGroup: "g", Handler: "h", UUID: "u1"}
+	e, err := ib.Begin(ctx, key, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ib.Begin(ctx, key, time.Hour); !errors.Is(err, inbox.ErrDuplicate) {
+		t.Fatalf("second Begin = %v; want ErrDuplicate", err)
 	}
 }
