@@ -89,7 +89,7 @@
 // Only successes are recorded. A message that is dead-lettered can be
 // dead-lettered again when a crash made the broker redeliver it (its whole
 // retry schedule runs again: over seven runs of the crash test, 20 poison
-// messages gave 21 to 32 dead-letter copies, same UUIDs), so a consumer of the dead-letter
-// topic deduplicates by UUID (an inbox of its own). A replayed dead letter
+// messages gave 21 to 32 dead-letter copies, same UUIDs), so a consumer of
+// the dead-letter topic deduplicates by UUID (an inbox of its own). A replayed dead letter
 // runs the handler, as it should: nothing was recorded for it.
 package inbox
