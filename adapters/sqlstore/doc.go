@@ -22,6 +22,13 @@
 // topic, age, error text), Stats reports the backlog and the oldest row, and
 // TableExists tells a missing table from an unreachable database.
 //
+// Inbox (inbox.go) is a second, separate table: the processed-message
+// records of middleware/inbox, keyed by consumer group, handler and message
+// UUID, written in a transaction the handler shares so that its writes and
+// the record commit together (pkg/inbox.Store). NewInbox, InboxSchemaSQL and
+// Inbox.InitializeSchema create and check it the way New, SchemaSQL and
+// InitializeSchema do for the queue table.
+//
 // Why not watermill-sql's subscriber: its model is an append-only log with a
 // consumer-group offset. Rows are never deleted, a message cannot be made due
 // later than its neighbours, and there is no per-row lease, so "claim, then

@@ -39,6 +39,8 @@ Areas:
             the relay (queue ""), and rows the relay poisoned (--queue poison)
   dlq       dead letters written by the redelivery middleware through a
             sqlstore.Publisher (default table reliamq_dlq)
+  inbox     records of processed messages kept by the inbox middleware
+            (default table reliamq_inbox): ls, purge; see reliamq inbox --help
 
 Commands of each area:
   ls      list matching rows (a table, or a JSON array with -o json)
@@ -158,7 +160,7 @@ func newRootCommand(e env) *cobra.Command {
 			if len(args) == 0 {
 				return cmd.Help()
 			}
-			return usageError("unknown command %q for %q: want fallback, dlq, version, completion or help", args[0], cmd.CommandPath())
+			return usageError("unknown command %q for %q: want fallback, dlq, inbox, version, completion or help", args[0], cmd.CommandPath())
 		},
 	}
 	root.SetVersionTemplate("reliamq {{.Version}}\n")
@@ -194,6 +196,7 @@ func newRootCommand(e env) *cobra.Command {
 		}
 		root.AddCommand(a)
 	}
+	root.AddCommand(newInboxCommand(e))
 	return root
 }
 
