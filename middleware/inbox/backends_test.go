@@ -61,15 +61,18 @@ func goChannelTransport(t *testing.T, name string, configure func(t *testing.T, 
 		configure: configure}
 }
 
-func inMemory(_ *testing.T, cfg *redelivery.Config) { cfg.Mode = redelivery.InMemory }
+func inMemory(_ *testing.T, cfg *redelivery.Config) {
+	cfg.Scheduler = redelivery.NewInMemory(redelivery.InMemoryConfig{})
+}
 
 // durableIn parks waiting messages in a store table of db.
 func durableIn(db func(t *testing.T) (*sql.DB, sqlstore.Dialect)) func(t *testing.T, cfg *redelivery.Config) {
 	return func(t *testing.T, cfg *redelivery.Config) {
 		d, dialect := db(t)
-		cfg.Mode = redelivery.Durable
-		cfg.Store = sqlstoretest.NewStore(t, dialect, sqlstore.Config{DB: d})
-		cfg.PollInterval = 20 * time.Millisecond
+		cfg.Scheduler = redelivery.NewDurable(redelivery.DurableConfig{
+			Store:        sqlstoretest.NewStore(t, dialect, sqlstore.Config{DB: d}),
+			PollInterval: 20 * time.Millisecond,
+		})
 	}
 }
 

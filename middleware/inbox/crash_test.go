@@ -92,8 +92,9 @@ func TestHelperProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rd, err := redelivery.New(redelivery.Config{ConsumerGroup: group, Handler: "h", Mode: redelivery.Durable,
-		Store: st, Publisher: pub, DeadLetterTopic: os.Getenv(envDLQ), PollInterval: 50 * time.Millisecond,
+	rd, err := redelivery.New(redelivery.Config{ConsumerGroup: group, Handler: "h",
+		Scheduler: redelivery.NewDurable(redelivery.DurableConfig{Store: st, PollInterval: 50 * time.Millisecond}),
+		Publisher: pub, DeadLetterTopic: os.Getenv(envDLQ),
 		Policy: policy.Policy{MaxAttempts: crashAttempts, Backoff: policy.Fixed(200 * time.Millisecond)}}, nil)
 	if err != nil {
 		t.Fatal(err)

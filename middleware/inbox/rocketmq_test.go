@@ -35,7 +35,7 @@ func rocketMQTransport(nameServers []string) transport {
 			return pub, once
 		},
 		configure: func(_ *testing.T, cfg *redelivery.Config) {
-			cfg.Mode = redelivery.Native
+			cfg.Scheduler = rocketmq.NewNativeScheduler(rocketmq.NativeConfig{})
 			cfg.DeadLetterPublisher = cfg.Publisher
 		},
 	}

@@ -23,7 +23,7 @@ type transport struct {
 	// newPubSub returns a publisher and a subscriber consuming as group;
 	// both are closed when the test ends (the router may close sub first).
 	newPubSub func(t *testing.T, group string) (message.Publisher, message.Subscriber)
-	// configure sets the redelivery Mode and its store.
+	// configure sets the redelivery Scheduler.
 	configure func(t *testing.T, cfg *redelivery.Config)
 	// cleanup removes the server-side objects of topics after the test.
 	cleanup func(topics []string, group string)
