@@ -3,12 +3,12 @@ package metrics_test
 import (
 	"context"
 	"errors"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/reliamq/reliamq/internal/fakepub"
 	"github.com/reliamq/reliamq/middleware/metrics"
 	"github.com/reliamq/reliamq/middleware/redelivery"
 	"github.com/reliamq/reliamq/pkg/clock/clocktest"
@@ -16,41 +16,21 @@ import (
 	"github.com/reliamq/reliamq/pkg/policy"
 )
 
-// chanPublisher hands every published message to a channel.
-type chanPublisher struct {
-	mu     sync.Mutex
-	out    chan *message.Message
-	topics []string
-}
-
-func (p *chanPublisher) Publish(topic string, msgs ...*message.Message) error {
-	p.mu.Lock()
-	p.topics = append(p.topics, topic)
-	p.mu.Unlock()
-	for _, m := range msgs {
-		p.out <- m
-	}
-	return nil
-}
-
-func (p *chanPublisher) Close() error { return nil }
-
-func receive(t *testing.T, ch <-chan *message.Message) *message.Message {
+// received waits for the n-th message p accepted (counting from 1) and
+// returns it.
+func received(t *testing.T, p *fakepub.Publisher, n int) *message.Message {
 	t.Helper()
-	select {
-	case m := <-ch:
-		return m
-	case <-time.After(10 * time.Second):
-		t.Fatal("no message published")
-		return nil
+	if !p.WaitAccepted(n, 10*time.Second) {
+		t.Fatalf("message %d not published (got %d)", n, len(p.Accepted()))
 	}
+	return p.Accepted()[n-1].Msg
 }
 
 func TestRedelivery_scheduled_fired_and_dead_lettered_are_counted_by_attempt(t *testing.T) {
 	m, reg := newMetrics(t, metrics.Config{})
 	fake := clocktest.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
-	retries := &chanPublisher{out: make(chan *message.Message, 10)}
-	dlq := &chanPublisher{out: make(chan *message.Message, 10)}
+	retries := &fakepub.Publisher{}
+	dlq := &fakepub.Publisher{}
 	r, err := redelivery.New(redelivery.Config{
 		ConsumerGroup: "billing", Handler: "charge", Scheduler: redelivery.NewInMemory(redelivery.InMemoryConfig{}),
 		Policy:    policy.Policy{MaxAttempts: 3, Backoff: policy.Fixed(time.Minute)},
@@ -80,7 +60,7 @@ func TestRedelivery_scheduled_fired_and_dead_lettered_are_counted_by_attempt(t *
 			t.Fatal(err)
 		}
 		fake.Advance(time.Minute)
-		delivery = receive(t, retries.out)
+		delivery = received(t, retries, retry)
 		// The scheduler reports and uncounts the message after its publish
 		// returned: wait for that before the next delivery.
 		waitFor(t, func() bool { return r.Stats().Waiting == 0 })
@@ -88,7 +68,7 @@ func TestRedelivery_scheduled_fired_and_dead_lettered_are_counted_by_attempt(t *
 	if _, err := h(delivery); err != nil { // third failure: attempts exhausted
 		t.Fatal(err)
 	}
-	dead := receive(t, dlq.out)
+	dead := received(t, dlq, 1)
 	if dead.UUID != "m1" {
 		t.Fatalf("dead-lettered %s", dead.UUID)
 	}
@@ -134,7 +114,7 @@ func TestReplay_counts_replayed_and_failed_dead_letters(t *testing.T) {
 	in <- ok2
 	in <- orphan
 	close(in)
-	out := &chanPublisher{out: make(chan *message.Message, 3)}
+	out := &fakepub.Publisher{}
 	stats, err := redelivery.Replay(context.Background(), redelivery.ReplayConfig{
 		Messages: in, Publisher: out, ToOriginalTopic: true, Hooks: []any{m.Replay()}}, nil)
 	if !errors.Is(err, redelivery.ErrMissingOriginalTopic) || stats.Replayed != 2 {
@@ -150,7 +130,7 @@ func TestWatchRedelivery_reports_durable_waits_from_the_store_queue(t *testing.T
 	r, err := redelivery.New(redelivery.Config{
 		ConsumerGroup: "billing", Handler: "charge", Scheduler: redelivery.NewDurable(redelivery.DurableConfig{Store: st}),
 		Policy:    policy.Policy{MaxAttempts: 5, Backoff: policy.Fixed(time.Hour)},
-		Publisher: &chanPublisher{out: make(chan *message.Message, 10)},
+		Publisher: &fakepub.Publisher{},
 		Hooks:     []any{m.Redelivery()},
 	}, nil)
 	if err != nil {

@@ -1,10 +1,13 @@
 package redelivery_test
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/reliamq/reliamq/internal/fakepub"
 	"github.com/reliamq/reliamq/middleware/redelivery"
@@ -37,6 +40,36 @@ func TestNew_reports_each_config_problem_as_ErrInvalidConfig_naming_the_field(t 
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := redelivery.New(tt.cfg, nil)
+			if !errors.Is(err, redelivery.ErrInvalidConfig) {
+				t.Fatalf("err = %v, want ErrInvalidConfig", err)
+			}
+			for _, f := range tt.fields {
+				if want := redelivery.ErrInvalidConfig.Error() + ": " + f + ":"; !strings.Contains(err.Error(), want) {
+					t.Errorf("err = %v, want a line %q...", err, want)
+				}
+			}
+		})
+	}
+}
+
+// Replay reports its config problems in the same shape, before it reads
+// anything.
+func TestReplay_reports_each_config_problem_as_ErrInvalidConfig_naming_the_field(t *testing.T) {
+	var typedNil *fakepub.Publisher
+	tests := []struct {
+		name   string
+		cfg    redelivery.ReplayConfig
+		fields []string
+	}{
+		{"nothing set", redelivery.ReplayConfig{}, []string{"Publisher", "Messages"}},
+		{"typed nil publisher", redelivery.ReplayConfig{Publisher: typedNil, Messages: make(chan *message.Message)}, []string{"Publisher"}},
+		{"bad values", redelivery.ReplayConfig{Publisher: &fakepub.Publisher{}, Messages: make(chan *message.Message),
+			ToOriginalTopic: true, RetryTopic: "r", Rate: -1, Limit: -2, Hooks: []any{"not a hook"}},
+			[]string{"RetryTopic", "Rate", "Limit", "Hooks[0]"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := redelivery.Replay(context.Background(), tt.cfg, nil)
 			if !errors.Is(err, redelivery.ErrInvalidConfig) {
 				t.Fatalf("err = %v, want ErrInvalidConfig", err)
 			}

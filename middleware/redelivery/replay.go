@@ -10,6 +10,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/reliamq/reliamq/internal/hooks"
+	"github.com/reliamq/reliamq/internal/nilcheck"
 	"github.com/reliamq/reliamq/pkg/clock"
 	"github.com/reliamq/reliamq/pkg/metadata"
 )
@@ -139,17 +140,20 @@ func Replay(ctx context.Context, cfg ReplayConfig, logger watermill.LoggerAdapte
 		cfg.IdleTimeout = DefaultReplayIdleTimeout
 	}
 	var errs []error
-	if cfg.Publisher == nil {
-		errs = append(errs, fmt.Errorf("%w: ReplayConfig.Publisher is required", ErrInvalidConfig))
+	if err := nilcheck.Required(ErrInvalidConfig, "Publisher", cfg.Publisher); err != nil {
+		errs = append(errs, err)
 	}
 	if cfg.Messages == nil && (cfg.Subscriber == nil || cfg.Topic == "") {
-		errs = append(errs, fmt.Errorf("%w: ReplayConfig needs Messages, or Subscriber and Topic", ErrInvalidConfig))
+		errs = append(errs, fmt.Errorf("%w: Messages: required, or Subscriber and Topic", ErrInvalidConfig))
 	}
 	if cfg.ToOriginalTopic && cfg.RetryTopic != "" {
-		errs = append(errs, fmt.Errorf("%w: ReplayConfig.RetryTopic and ToOriginalTopic exclude each other", ErrInvalidConfig))
+		errs = append(errs, fmt.Errorf("%w: RetryTopic: must be empty with ToOriginalTopic (they exclude each other)", ErrInvalidConfig))
 	}
-	if cfg.Rate < 0 || cfg.Limit < 0 {
-		errs = append(errs, fmt.Errorf("%w: ReplayConfig.Rate and Limit must not be negative", ErrInvalidConfig))
+	if cfg.Rate < 0 {
+		errs = append(errs, fmt.Errorf("%w: Rate: %v: must be >= 0", ErrInvalidConfig, cfg.Rate))
+	}
+	if cfg.Limit < 0 {
+		errs = append(errs, fmt.Errorf("%w: Limit: %d: must be >= 0", ErrInvalidConfig, cfg.Limit))
 	}
 	errs = append(errs, hooks.Validate(ErrInvalidConfig, cfg.Hooks, hooks.Is[ReplayedHook]))
 	replayed := hooks.Of[ReplayedHook](cfg.Hooks)
