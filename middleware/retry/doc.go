@@ -1,6 +1,6 @@
 // Package retry is a message.Publisher decorator that retries a failed Publish
-// under a policy.Policy, with retry-go v4 as the loop and the policy's schedule
-// as its delays.
+// under a policy.Policy: a plain loop of attempt, classify, wait, with the
+// policy's schedule as its delays and Config.Clock as its timer.
 //
 // It is the innermost reliamq layer on the send path:
 //
@@ -11,22 +11,24 @@
 // What one Publish does:
 //
 //   - The first attempt calls the inner publisher directly; on success nothing
-//     else happens (no allocation, no timer, no retry-go set-up).
+//     else happens (no allocation, no timer, no loop set-up).
 //   - After a failure the error is classified with Policy.Retryable: a
 //     policy.Permanent error, a context error or a Classifier "stop" is returned
 //     as is, after that one attempt.
 //   - Otherwise the publisher waits Policy.JitteredDelay(n, u) (u drawn from
-//     Config.Rand, math/rand/v2 by default) on the configured Clock and tries again, up to
-//     Policy.MaxAttempts attempts in total, and only while the next attempt
-//     starts within Policy.MaxElapsed of the first failure (the success path
-//     reads no clock, so the budget starts when the first attempt fails).
+//     Config.Rand, math/rand/v2 by default) on the configured Clock (a zero
+//     delay does not wait) and tries again, up to Policy.MaxAttempts attempts
+//     in total, and only while the next attempt starts within Policy.MaxElapsed
+//     of the first failure (the success path reads no clock, so the budget
+//     starts when the first attempt fails).
 //   - When attempts or the time budget run out, Publish returns an
 //     *ExhaustedError (errors.Is(err, ErrExhausted)) holding the attempt count;
 //     it unwraps to the last error, so errors.Is/As still see the cause.
 //   - The messages' contexts are the send context (Watermill semantics): when
 //     one is cancelled the loop stops at once, even in the middle of a wait, and
 //     Publish returns an error matching both the context error and the last
-//     publish error. A cancelled context is never retried.
+//     publish error. A cancelled context is never retried: no attempt starts
+//     once it has ended, even after a zero delay.
 //
 // # Hooks
 //

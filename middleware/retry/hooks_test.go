@@ -195,6 +195,46 @@ func TestPublisher_give_up_hook_reports_a_cancelled_wait_as_canceled(t *testing.
 	}
 }
 
+// With no delay there is no wait for the cancellation to interrupt: a
+// context that ends during an attempt still stops the loop before the next.
+func TestPublisher_context_ended_during_an_attempt_stops_a_zero_delay_loop(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	inner := scripted(func(call int, _ []*message.Message) error {
+		if call == 1 {
+			cancel() // the caller gives up while the second attempt runs
+		}
+		return errBroker
+	})
+	rec := &recorder{}
+	pub, err := retry.NewPublisher(inner, retry.Config{Policy: policy.Policy{MaxAttempts: 5}, Hooks: []any{rec}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := msgs(1)
+	m[0].SetContext(ctx)
+	err = pub.Publish("t", m...)
+	if !errors.Is(err, context.Canceled) || !errors.Is(err, errBroker) || errors.Is(err, retry.ErrExhausted) {
+		t.Fatalf("Publish = %v; want context.Canceled joined with the last error, not exhaustion", err)
+	}
+	if n := inner.Calls(); n != 2 {
+		t.Fatalf("inner called %d times; want 2", n)
+	}
+	var got []string
+	for _, e := range rec.get() {
+		if !strings.HasPrefix(e, "retry ") {
+			got = append(got, e)
+		}
+	}
+	want := []string{
+		"attempt 1 t [m0] retryable", "attempt 2 t [m0] retryable",
+		"give up canceled after 2 [m0] exhausted=false",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("attempt and give-up hook calls (-want +got):\n%s", diff)
+	}
+}
+
 func TestPublisher_attempt_hook_shows_only_the_messages_each_attempt_sends(t *testing.T) {
 	clk := clocktest.NewFake(time.Time{})
 	rec := &recorder{}

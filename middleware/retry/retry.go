@@ -9,7 +9,6 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
-	retrygo "github.com/avast/retry-go/v4"
 
 	"github.com/reliamq/reliamq/internal/hooks"
 	"github.com/reliamq/reliamq/internal/nilcheck"
@@ -265,10 +264,11 @@ func (l *loop) gaveUp(reason GiveUpReason, elapsed time.Duration, err error) err
 type stopReason int
 
 const (
-	stopNone stopReason = iota
-	stopFinal
-	stopExhausted
-	stopBudget
+	stopNone      stopReason = iota // go on: the next attempt may start
+	stopFinal                       // the policy does not retry the error
+	stopExhausted                   // Policy.MaxAttempts attempts failed
+	stopBudget                      // the next retry would start after Policy.MaxElapsed
+	stopCanceled                    // the send context ended
 )
 
 // loop is the state of one retried Publish.
@@ -282,19 +282,16 @@ type loop struct {
 	idx      []int // idx[i] is the position of pending[i] in all
 	attempts int
 	lastErr  error
-	replay   bool // the next call returns lastErr: the first attempt already ran
-	delay    time.Duration
-	stop     stopReason
 }
 
-// retry continues a Publish whose first attempt failed with first. The first
-// attempt is replayed into retry-go so that it counts attempts and runs every
-// wait; the inner publisher is not called for it again.
+// retry continues a Publish whose first attempt failed with first at start:
+// decide, wait, attempt again, until an attempt succeeds or the policy, the
+// budget or the send context ends the loop.
 func (p *Publisher) retry(start time.Time, topic string, msgs []*message.Message, first error) error {
 	ctx, cleanup := sendContext(msgs)
 	defer cleanup()
 
-	l := &loop{p: p, ctx: ctx, start: start, topic: topic, all: msgs, pending: msgs, attempts: 1, lastErr: first, replay: true}
+	l := &loop{p: p, ctx: ctx, start: start, topic: topic, all: msgs, pending: msgs, attempts: 1, lastErr: first}
 	l.idx = make([]int, len(msgs))
 	for i := range l.idx {
 		l.idx[i] = i
@@ -304,58 +301,73 @@ func (p *Publisher) retry(start time.Time, topic string, msgs []*message.Message
 		// The backend accepted every message although the call failed.
 		return nil
 	}
-
-	err := retrygo.Do(l.attempt,
-		retrygo.Context(ctx),
-		retrygo.Attempts(uint(max(p.cfg.Policy.MaxAttempts, 0))),
-		retrygo.DelayType(func(uint, error, *retrygo.Config) time.Duration { return l.delay }),
-		retrygo.WithTimer(p.cfg.Clock),
-		retrygo.RetryIf(l.retryIf),
-		retrygo.LastErrorOnly(true),
-	)
-	if err == nil {
-		return nil
+	if ctx.Err() != nil {
+		// Ended before or during the first attempt: not retried, whatever the error.
+		return l.end(stopCanceled)
 	}
-	elapsed := p.cfg.Clock.Now().Sub(start)
-	// retry-go's own error is ignored: l.lastErr is the inner publisher's error
-	// without retry-go's wrappers, and l.stop says why the loop ended.
-	switch l.stop {
-	case stopFinal:
-		reason := GiveUpPermanent
-		if errors.Is(l.lastErr, context.Canceled) || errors.Is(l.lastErr, context.DeadlineExceeded) {
-			reason = GiveUpCanceled
+	for {
+		if stop := l.next(); stop != stopNone {
+			return l.end(stop)
 		}
-		return l.gaveUp(reason, elapsed, l.ofCall(l.lastErr))
-	case stopExhausted, stopBudget:
-		p.logger.Debug("Publish retries exhausted", watermill.LogFields{
-			"topic": topic, "attempts": l.attempts, "elapsed": elapsed, "budget": l.stop == stopBudget, "err": l.lastErr,
-		})
-		reason := GiveUpExhausted
-		if l.stop == stopBudget {
-			reason = GiveUpBudget
+		if l.attempt() {
+			return nil
 		}
-		return l.gaveUp(reason, elapsed,
-			l.exhausted(elapsed))
 	}
-	cause := context.Cause(ctx)
-	if cause == nil {
-		cause = err
-	}
-	return l.gaveUp(GiveUpCanceled, elapsed, l.ofCall(
-		fmt.Errorf("retry: publish to %q stopped after %d attempts: %w", topic, l.attempts, errors.Join(cause, l.lastErr))))
 }
 
-// attempt is retry-go's retryable function.
-func (l *loop) attempt() error {
-	if l.replay {
-		l.replay = false
-		return l.lastErr
+// next decides what follows the failed attempt l.attempts: it returns
+// stopNone after waiting the delay before the next attempt, or why the loop
+// stops. The wait ends early when the send context ends; the context is
+// checked again after it, since a zero delay does not wait and a timer may
+// fire as the context ends: no attempt starts on an ended context.
+func (l *loop) next() stopReason {
+	pol := &l.p.cfg.Policy
+	if !pol.Retryable(l.lastErr) {
+		return stopFinal
 	}
-	// retry-go picks the timer over a cancellation that happened during the
-	// wait when both are ready; never start an attempt on a done context.
-	if err := l.ctx.Err(); err != nil {
-		return retrygo.Unrecoverable(err)
+	if pol.Exhausted(l.attempts) {
+		return stopExhausted
 	}
+	d := pol.JitteredDelay(l.attempts, l.jitterDraw())
+	elapsed := l.p.cfg.Clock.Now().Sub(l.start)
+	if !pol.WithinBudget(elapsed, d) {
+		return stopBudget
+	}
+	l.retrying(d, elapsed)
+	if d > 0 {
+		select {
+		case <-l.p.cfg.Clock.After(d):
+		case <-l.ctx.Done():
+			return stopCanceled
+		}
+	}
+	if l.ctx.Err() != nil {
+		return stopCanceled
+	}
+	return stopNone
+}
+
+// retrying logs and runs the RetryHooks for a retry after delay d.
+func (l *loop) retrying(d, elapsed time.Duration) {
+	l.p.logger.Debug("Publish failed, retrying", watermill.LogFields{
+		"topic": l.topic, "attempt": l.attempts, "delay": d, "err": l.lastErr,
+	})
+	if len(l.p.hooks.retry) == 0 {
+		return
+	}
+	params := Params{
+		Attempt: l.attempts, Delay: d, Err: l.lastErr, Elapsed: elapsed,
+		Topic: l.topic, Messages: l.pending,
+	}
+	for _, h := range l.p.hooks.retry {
+		h.OnPublishRetry(params)
+	}
+}
+
+// attempt sends the pending messages once more and reports whether the call
+// is done: the attempt succeeded, or its error says the backend accepted
+// every message still pending.
+func (l *loop) attempt() bool {
 	l.attempts++
 	var sent time.Time
 	if len(l.p.hooks.attempt) > 0 {
@@ -365,51 +377,36 @@ func (l *loop) attempt() error {
 	if len(l.p.hooks.attempt) > 0 {
 		l.p.attempted(l.attempts, l.topic, l.pending, err, sent)
 	}
-	if err != nil {
-		l.lastErr = err
-		l.dropAccepted(err)
-		if len(l.pending) == 0 {
-			return nil
-		}
+	if err == nil {
+		return true
 	}
-	return err
+	l.lastErr = err
+	l.dropAccepted(err)
+	return len(l.pending) == 0
 }
 
-// retryIf decides whether to retry after a failed attempt and, if so, fixes the
-// delay that DelayType will return, so the hook reports the delay actually waited.
-func (l *loop) retryIf(err error) bool {
-	pol := &l.p.cfg.Policy
-	if !retrygo.IsRecoverable(err) {
-		return false // context ended between attempts: stopNone
-	}
-	if !pol.Retryable(err) {
-		l.stop = stopFinal
-		return false
-	}
-	if pol.Exhausted(l.attempts) {
-		l.stop = stopExhausted
-		return false
-	}
-	d := pol.JitteredDelay(l.attempts, l.jitterDraw())
+// end builds the error that ends a Publish for reason and runs the GiveUpHooks.
+func (l *loop) end(reason stopReason) error {
 	elapsed := l.p.cfg.Clock.Now().Sub(l.start)
-	if !pol.WithinBudget(elapsed, d) {
-		l.stop = stopBudget
-		return false
-	}
-	l.delay = d
-	l.p.logger.Debug("Publish failed, retrying", watermill.LogFields{
-		"topic": l.topic, "attempt": l.attempts, "delay": d, "err": err,
-	})
-	if len(l.p.hooks.retry) > 0 {
-		params := Params{
-			Attempt: l.attempts, Delay: d, Err: err, Elapsed: elapsed,
-			Topic: l.topic, Messages: l.pending,
+	switch reason {
+	case stopFinal:
+		why := GiveUpPermanent
+		if errors.Is(l.lastErr, context.Canceled) || errors.Is(l.lastErr, context.DeadlineExceeded) {
+			why = GiveUpCanceled
 		}
-		for _, h := range l.p.hooks.retry {
-			h.OnPublishRetry(params)
+		return l.gaveUp(why, elapsed, l.ofCall(l.lastErr))
+	case stopExhausted, stopBudget:
+		l.p.logger.Debug("Publish retries exhausted", watermill.LogFields{
+			"topic": l.topic, "attempts": l.attempts, "elapsed": elapsed, "budget": reason == stopBudget, "err": l.lastErr,
+		})
+		why := GiveUpExhausted
+		if reason == stopBudget {
+			why = GiveUpBudget
 		}
+		return l.gaveUp(why, elapsed, l.exhausted(elapsed, reason == stopBudget))
 	}
-	return true
+	return l.gaveUp(GiveUpCanceled, elapsed, l.ofCall(
+		fmt.Errorf("retry: publish to %q stopped after %d attempts: %w", l.topic, l.attempts, errors.Join(context.Cause(l.ctx), l.lastErr))))
 }
 
 // jitterDraw draws the random number of the next delay's jitter from
@@ -423,8 +420,8 @@ func (l *loop) jitterDraw() float64 {
 
 // exhausted builds the ExhaustedError, with the messages no longer pending:
 // accepted by the backend in some attempt.
-func (l *loop) exhausted(elapsed time.Duration) *ExhaustedError {
-	e := &ExhaustedError{Topic: l.topic, Attempts: l.attempts, Elapsed: elapsed, Budget: l.stop == stopBudget, Err: l.lastErr}
+func (l *loop) exhausted(elapsed time.Duration, budget bool) *ExhaustedError {
+	e := &ExhaustedError{Topic: l.topic, Attempts: l.attempts, Elapsed: elapsed, Budget: budget, Err: l.lastErr}
 	e.accepted, e.acceptedIdx = l.acceptedOfCall()
 	return e
 }

@@ -8,9 +8,6 @@ package clock
 import "time"
 
 // Clock tells the time and waits. Implementations must be safe for concurrent use.
-//
-// Clock also satisfies retry-go v4's Timer interface (After), so the same value
-// can be passed to retry.WithTimer.
 type Clock interface {
 	// Now returns the current time.
 	Now() time.Time
