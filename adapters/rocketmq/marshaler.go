@@ -104,17 +104,9 @@ var _ Marshaler = DefaultMarshaler{}
 // ErrInvalidMetadata (and policy.IsPermanent) for metadata that cannot be
 // encoded.
 func (DefaultMarshaler) Marshal(topic string, msg *message.Message) (*primitive.Message, error) {
-	// The properties are checked as they are built, as CheckProperties would
-	// check them: only what comes from the message needs it, the names the
-	// marshaler writes are known to be good.
-	if err := checkPropertyText(msg.UUID); err != nil {
-		return nil, permanent(ErrInvalidMetadata, "value of property %q: %v", PropertyUUID, err)
-	}
-	// Room for the UUID and for the message id the publisher adds.
-	props := make(map[string]string, len(msg.Metadata)+2)
+	props := make(map[string]string, len(msg.Metadata)+1)
 	// Set even when empty: its presence marks a message from this adapter.
 	props[PropertyUUID] = msg.UUID
-	size := len(PropertyUUID) + len(msg.UUID) + 2
 	delays := 0 // send controls that delay the message: at most one
 	for k, v := range msg.Metadata {
 		name, user := "", false
@@ -150,9 +142,6 @@ func (DefaultMarshaler) Marshal(topic string, msg *message.Message) (*primitive.
 			delays++
 		default:
 			name, user = PropertyMetadataPrefix+k, true
-			if err := checkPropertyText(k); err != nil {
-				return nil, permanent(ErrInvalidMetadata, "property name %q: %v", name, err)
-			}
 			if v == "" {
 				// The broker drops empty values: send a marker instead.
 				name, v = PropertyEmptyMetadataPrefix+k, PropertyEmptyMetadataValue
@@ -161,24 +150,17 @@ func (DefaultMarshaler) Marshal(topic string, msg *message.Message) (*primitive.
 		if v == "" && !user {
 			continue // an empty send control sets nothing
 		}
-		if err := checkPropertyText(v); err != nil {
-			return nil, permanent(ErrInvalidMetadata, "value of property %q: %v", name, err)
-		}
 		props[name] = v
-		size += len(name) + len(v) + 2
 	}
 	if delays > 1 {
 		return nil, permanent(ErrInvalidMetadata, "at most one of %s, %s and %s may be set",
 			metadata.DelayLevel, metadata.DelayMillis, metadata.DeliverAtMillis)
 	}
-	if err := checkPropertiesSize(size); err != nil {
+	if err := CheckProperties(props); err != nil {
 		return nil, err
 	}
-	// Not primitive.NewMessage: its empty properties map would be replaced
-	// at once. WithProperties keeps empty values, which WithProperty would
-	// drop.
-	out := &primitive.Message{Topic: topic, Body: msg.Payload}
-	out.WithProperties(props)
+	out := primitive.NewMessage(topic, msg.Payload)
+	out.WithProperties(props) // WithProperty would drop empty values
 	return out, nil
 }
 
@@ -356,35 +338,10 @@ func checkPropertiesSize(size int) error {
 	return nil
 }
 
-// checkPropertyText reports a separator byte or invalid UTF-8 in s. It reads
-// eight bytes at a time while they are ASCII without a separator, as UUIDs,
-// names and most values are, and looks closer only when they are not.
+// checkPropertyText reports a separator byte or invalid UTF-8 in s.
 func checkPropertyText(s string) error {
-	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	i := 0
-	for ; i+8 <= len(s); i += 8 {
-		x := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
-			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
-		// A byte of x^y is zero where x has the byte y repeats: the classic
-		// zero-byte test, exact for whether there is one.
-		sep1, sep2 := x^(ones*nameValueSeparator), x^(ones*propertySeparator)
-		if x&highs != 0 || (sep1-ones)&^sep1&highs != 0 || (sep2-ones)&^sep2&highs != 0 {
-			return checkPropertyTextSlow(s)
-		}
-	}
-	for ; i < len(s); i++ {
-		if c := s[i]; c >= utf8.RuneSelf || c == nameValueSeparator || c == propertySeparator {
-			return checkPropertyTextSlow(s)
-		}
-	}
-	return nil
-}
-
-func checkPropertyTextSlow(s string) error {
-	for i := 0; i < len(s); i++ {
-		if s[i] == nameValueSeparator || s[i] == propertySeparator {
-			return fmt.Errorf("contains separator byte %#x at %d", s[i], i)
-		}
+	if i := strings.IndexAny(s, "\x01\x02"); i >= 0 {
+		return fmt.Errorf("contains separator byte %#x at %d", s[i], i)
 	}
 	if !utf8.ValidString(s) {
 		return fmt.Errorf("is not valid UTF-8")
