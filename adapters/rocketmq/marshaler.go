@@ -166,61 +166,40 @@ func (DefaultMarshaler) Marshal(topic string, msg *message.Message) (*primitive.
 
 // Unmarshal implements Marshaler.
 func (DefaultMarshaler) Unmarshal(ext *primitive.MessageExt) (*message.Message, error) {
-	// GetProperties returns a copy, which becomes the metadata in place
-	// unless the metadata would outgrow it: building a second map for every
-	// delivery would double its allocations.
-	md := message.Metadata(ext.GetProperties())
-	uuid, fromReliamq := md[PropertyUUID]
+	props := ext.GetProperties()
+	uuid, fromReliamq := props[PropertyUUID]
 	if !fromReliamq || uuid == "" {
 		uuid = ext.MsgId
 	}
-	tags, keys, shard := md[primitive.PropertyTags], md[primitive.PropertyKeys], md[primitive.PropertyShardingKey]
-	// User metadata, as pairs of key (without its prefix) and value:
-	// allocated only when there is some. Keys whose value is empty come
-	// first, so a value for the same key wins.
-	var prefixed, empty []string
-	for k := range md {
-		switch {
-		case strings.HasPrefix(k, PropertyMetadataPrefix):
-			prefixed = append(prefixed, k[len(PropertyMetadataPrefix):], md[k])
-		case strings.HasPrefix(k, PropertyEmptyMetadataPrefix):
-			empty = append(empty, k[len(PropertyEmptyMetadataPrefix):], "")
-		case !fromReliamq && isSystemProperty(k):
-			delete(md, k)
-			continue
-		default:
-			continue
-		}
-		if !fromReliamq {
-			delete(md, k) // deleting the entry at hand is safe while ranging
+	md := make(message.Metadata, len(props))
+	if !fromReliamq {
+		// A plain producer's message: its properties, except RocketMQ's own.
+		for k, v := range props {
+			if !isSystemProperty(k) && !strings.HasPrefix(k, PropertyMetadataPrefix) && !strings.HasPrefix(k, PropertyEmptyMetadataPrefix) {
+				md[k] = v
+			}
 		}
 	}
-	if len(empty) > 0 {
-		prefixed = append(empty, prefixed...)
-	}
-	if fromReliamq {
-		// Every property of a reliamq message that is not user metadata
-		// is the client's or the broker's: one clear, not a delete each,
-		// or a new map where the metadata will outgrow the copy's
-		// (a map of up to smallMap entries grows when it gets more).
-		if n := len(prefixed)/2 + deliveryFacts + countSet(tags, keys, shard); n > smallMap {
-			md = make(message.Metadata, n)
-		} else {
-			clear(md)
+	// User metadata. Keys whose value is empty first, so that a value for
+	// the same key wins.
+	for k := range props {
+		if key, ok := strings.CutPrefix(k, PropertyEmptyMetadataPrefix); ok {
+			md[key] = ""
 		}
 	}
-	// Renamed after the loop, so that a renamed key is not visited again.
-	for i := 0; i < len(prefixed); i += 2 {
-		md[prefixed[i]] = prefixed[i+1]
+	for k, v := range props {
+		if key, ok := strings.CutPrefix(k, PropertyMetadataPrefix); ok {
+			md[key] = v
+		}
 	}
-	if tags != "" {
-		md[metadata.Tags] = tags
+	if v := props[primitive.PropertyTags]; v != "" {
+		md[metadata.Tags] = v
 	}
-	if keys != "" {
-		md[metadata.Keys] = keys
+	if v := props[primitive.PropertyKeys]; v != "" {
+		md[metadata.Keys] = v
 	}
-	if shard != "" {
-		md[metadata.ShardingKey] = shard
+	if v := props[primitive.PropertyShardingKey]; v != "" {
+		md[metadata.ShardingKey] = v
 	}
 	md[metadata.ReconsumeTimes] = strconv.FormatInt(int64(ext.ReconsumeTimes), 10)
 	md[metadata.RocketMQMsgID] = ext.MsgId
@@ -229,17 +208,9 @@ func (DefaultMarshaler) Unmarshal(ext *primitive.MessageExt) (*message.Message, 
 	if ext.Queue != nil {
 		md[metadata.RocketMQQueueID] = strconv.Itoa(ext.Queue.QueueId)
 	}
-	// The three numbers share one allocation.
-	var buf [3 * 20]byte
-	num := strconv.AppendInt(buf[:0], ext.QueueOffset, 10)
-	offsetEnd := len(num)
-	num = strconv.AppendInt(num, ext.BornTimestamp, 10)
-	bornEnd := len(num)
-	num = strconv.AppendInt(num, ext.StoreTimestamp, 10)
-	nums := string(num)
-	md[metadata.RocketMQQueueOffset] = nums[:offsetEnd]
-	md[metadata.RocketMQBornTimestamp] = nums[offsetEnd:bornEnd]
-	md[metadata.RocketMQStoreTimestamp] = nums[bornEnd:]
+	md[metadata.RocketMQQueueOffset] = strconv.FormatInt(ext.QueueOffset, 10)
+	md[metadata.RocketMQBornTimestamp] = strconv.FormatInt(ext.BornTimestamp, 10)
+	md[metadata.RocketMQStoreTimestamp] = strconv.FormatInt(ext.StoreTimestamp, 10)
 
 	payload := ext.Body
 	if payload == nil {
@@ -248,25 +219,6 @@ func (DefaultMarshaler) Unmarshal(ext *primitive.MessageExt) (*message.Message, 
 	msg := message.NewMessage(uuid, payload)
 	msg.Metadata = md
 	return msg, nil
-}
-
-// deliveryFacts is how many metadata keys Unmarshal adds to every message:
-// reconsume times, the two message ids, topic, queue id, queue offset, born
-// and store timestamps.
-const deliveryFacts = 8
-
-// smallMap is how many entries a Go map holds in its first group; one more
-// makes it grow (Go 1.24 and later).
-const smallMap = 8
-
-func countSet(vs ...string) int {
-	n := 0
-	for _, v := range vs {
-		if v != "" {
-			n++
-		}
-	}
-	return n
 }
 
 // Timer properties of RocketMQ 5.x brokers (MessageConst.java).
