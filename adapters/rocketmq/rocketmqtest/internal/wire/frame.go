@@ -9,6 +9,7 @@ package wire
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -57,6 +58,18 @@ func (c *Command) IsResponse() bool { return c.Flag&FlagResponse != 0 }
 // IsOneway reports whether the oneway flag is set.
 func (c *Command) IsOneway() bool { return c.Flag&FlagOneway != 0 }
 
+// header is what actually travels; language is accepted in any JSON form,
+// because Java clients send a string and some tools a number.
+type header struct {
+	Code      int32             `json:"code"`
+	Language  json.RawMessage   `json:"language,omitempty"`
+	Version   int32             `json:"version"`
+	Opaque    int32             `json:"opaque"`
+	Flag      int32             `json:"flag"`
+	Remark    string            `json:"remark,omitempty"`
+	ExtFields map[string]string `json:"extFields,omitempty"`
+}
+
 // Encode returns the whole frame, length prefix included.
 func (c *Command) Encode() ([]byte, error) {
 	buf, err := c.EncodeHead(c.BodyLen())
@@ -73,18 +86,15 @@ func (c *Command) Encode() ([]byte, error) {
 // EncodeHead returns the length prefix and header of a frame whose body
 // (Body and BodyParts, written next by the caller) has bodyLen bytes.
 func (c *Command) EncodeHead(bodyLen int) ([]byte, error) {
-	h, err := encodeHeader(c)
-	if err != nil {
-		return nil, err
-	}
-	hlen := len(h)
+	buf := make([]byte, 8, 8+128+24*len(c.ExtFields)+len(c.Remark)+len(c.Body))
+	buf = appendHeader(buf, c)
+	hlen := len(buf) - 8
 	if hlen > 0xFFFFFF {
 		return nil, fmt.Errorf("%w: header of %d bytes", ErrFrame, hlen)
 	}
-	buf := make([]byte, 8, 8+hlen+len(c.Body)) // room for Encode's body
 	binary.BigEndian.PutUint32(buf[0:], uint32(4+hlen+bodyLen))
 	binary.BigEndian.PutUint32(buf[4:], uint32(hlen)) // serialization type 0 = JSON
-	return append(buf, h...), nil
+	return buf, nil
 }
 
 // DecodeFrame decodes one frame without its 4-byte length prefix (what
@@ -109,6 +119,60 @@ func DecodeFrame(frame []byte) (*Command, error) {
 	}
 	if body := frame[4+hlen:]; len(body) > 0 {
 		cmd.Body = body
+	}
+	return cmd, nil
+}
+
+func decodeHeader(data []byte) (*Command, error) {
+	cmd := &Command{}
+	if !decodeHeaderFast(data, cmd) {
+		var err error
+		if cmd, err = decodeHeaderJSON(data); err != nil {
+			return nil, err
+		}
+	}
+	if cmd.ExtFields == nil {
+		cmd.ExtFields = map[string]string{}
+	}
+	return cmd, nil
+}
+
+// lenientHeader is header with extFields of any JSON type: the Apache
+// broker's fastjson takes a number, a boolean, an object or an array where a
+// string belongs and uses its JSON text (null is left out).
+type lenientHeader struct {
+	header
+	ExtFields map[string]json.RawMessage `json:"extFields,omitempty"`
+}
+
+// decodeHeaderJSON is the general decoder, and the reference for the fast path.
+func decodeHeaderJSON(data []byte) (*Command, error) {
+	var h header
+	if err := json.Unmarshal(data, &h); err != nil {
+		var lh lenientHeader
+		if json.Unmarshal(data, &lh) != nil {
+			return nil, fmt.Errorf("%w: header: %v", ErrFrame, err)
+		}
+		h = lh.header
+		h.ExtFields = make(map[string]string, len(lh.ExtFields))
+		for k, raw := range lh.ExtFields {
+			var str string
+			switch {
+			case string(raw) == "null":
+			case json.Unmarshal(raw, &str) == nil:
+				h.ExtFields[k] = str
+			default:
+				h.ExtFields[k] = string(raw)
+			}
+		}
+	}
+	cmd := &Command{
+		Code: h.Code, Version: h.Version, Opaque: h.Opaque, Flag: h.Flag,
+		Remark: h.Remark, ExtFields: h.ExtFields,
+	}
+	var lang string
+	if json.Unmarshal(h.Language, &lang) == nil {
+		cmd.Language = lang
 	}
 	return cmd, nil
 }

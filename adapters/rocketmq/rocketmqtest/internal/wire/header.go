@@ -1,78 +1,452 @@
 package wire
 
 import (
+	"bytes"
+	"encoding/binary"
 	"encoding/json"
-	"fmt"
+	"strconv"
+	"strings"
+	"unicode/utf8"
 )
 
-// The JSON header travels on every request and response; encoding/json reads
-// and writes it.
+// The JSON header is on every request and response, so it has a hand-written
+// codec for the shapes clients actually send. Anything unusual (escapes,
+// unknown keys, numbers with fractions) falls back to encoding/json, which
+// stays the reference: the fast path must decode exactly what it would.
 
-// header is what a client sends; language is accepted in any JSON form,
-// because Java clients send a string and some tools a number.
-type header struct {
-	Code      int32             `json:"code"`
-	Language  json.RawMessage   `json:"language,omitempty"`
-	Version   int32             `json:"version"`
-	Opaque    int32             `json:"opaque"`
-	Flag      int32             `json:"flag"`
-	Remark    string            `json:"remark,omitempty"`
-	ExtFields map[string]string `json:"extFields,omitempty"`
-}
-
-// lenientHeader is header with extFields of any JSON type: the Apache
-// broker's fastjson takes a number, a boolean, an object or an array where a
-// string belongs and uses its JSON text (null is left out).
-type lenientHeader struct {
-	header
-	ExtFields map[string]json.RawMessage `json:"extFields,omitempty"`
-}
-
-// decodeHeader decodes a JSON header. ExtFields is never nil.
-func decodeHeader(data []byte) (*Command, error) {
-	var h header
-	if err := json.Unmarshal(data, &h); err != nil {
-		var lh lenientHeader
-		if json.Unmarshal(data, &lh) != nil {
-			return nil, fmt.Errorf("%w: header: %v", ErrFrame, err)
+// decodeHeaderFast parses a header without escapes or unknown keys. ok is
+// false when the input needs the general decoder.
+func decodeHeaderFast(data []byte, cmd *Command) (ok bool) {
+	p := &scanner{b: data}
+	if !p.consume('{') {
+		return false
+	}
+	if p.consume('}') {
+		return p.end()
+	}
+	for {
+		key, ok := p.str()
+		if !ok || !p.consume(':') {
+			return false
 		}
-		h = lh.header
-		h.ExtFields = make(map[string]string, len(lh.ExtFields))
-		for k, raw := range lh.ExtFields {
-			var str string
-			switch {
-			case string(raw) == "null":
-			case json.Unmarshal(raw, &str) == nil:
-				h.ExtFields[k] = str
-			default:
-				h.ExtFields[k] = string(raw)
+		switch key {
+		case "code":
+			cmd.Code, ok = p.int32()
+		case "version":
+			cmd.Version, ok = p.int32()
+		case "opaque":
+			cmd.Opaque, ok = p.int32()
+		case "flag":
+			cmd.Flag, ok = p.int32()
+		case "language":
+			var s string
+			if s, ok = p.str(); ok {
+				cmd.Language = s
 			}
+		case "remark":
+			if p.null() {
+				break
+			}
+			cmd.Remark, ok = p.str()
+		case "extFields":
+			if p.null() {
+				cmd.ExtFields = nil // as encoding/json does
+				break
+			}
+			ok = p.stringMap(cmd)
+		default:
+			return false
+		}
+		if !ok {
+			return false
+		}
+		if p.consume(',') {
+			continue
+		}
+		return p.consume('}') && p.end()
+	}
+}
+
+type scanner struct {
+	b []byte
+	i int
+}
+
+func (p *scanner) ws() {
+	for p.i < len(p.b) {
+		switch p.b[p.i] {
+		case ' ', '\t', '\n', '\r':
+			p.i++
+		default:
+			return
 		}
 	}
-	cmd := &Command{
-		Code: h.Code, Version: h.Version, Opaque: h.Opaque, Flag: h.Flag,
-		Remark: h.Remark, ExtFields: h.ExtFields,
+}
+
+func (p *scanner) consume(c byte) bool {
+	p.ws()
+	if p.i < len(p.b) && p.b[p.i] == c {
+		p.i++
+		return true
+	}
+	return false
+}
+
+func (p *scanner) end() bool {
+	p.ws()
+	return p.i == len(p.b)
+}
+
+func (p *scanner) null() bool {
+	p.ws()
+	if len(p.b)-p.i >= 4 && string(p.b[p.i:p.i+4]) == "null" {
+		p.i += 4
+		return true
+	}
+	return false
+}
+
+// plainJSON marks the bytes a JSON string holds as they are: printable ASCII
+// except the quote and the backslash.
+var plainJSON = func() (t [256]bool) {
+	for c := 0x20; c < 0x80; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+// plainRun returns the end of the run of plain bytes of b starting at i. It
+// reads eight bytes at a time while none of them is a quote, a backslash, a
+// control byte or non-ASCII: properties strings run to a hundred bytes and
+// more between escapes.
+func plainRun(b []byte, i int) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
+		// The classic tests for a zero byte (of x^y: a byte equal to y) and
+		// for a byte below 0x20, exact when no byte has its high bit set.
+		q, bs := x^(ones*'"'), x^(ones*'\\')
+		if (x|(x-ones*0x20)&^x|(q-ones)&^q|(bs-ones)&^bs)&highs != 0 {
+			break
+		}
+	}
+	for i < len(b) && plainJSON[b[i]] {
+		i++
+	}
+	return i
+}
+
+// textRun returns the end of the run of b starting at i that holds no quote,
+// backslash or control byte, and whether the run is valid UTF-8.
+func textRun(b []byte, i int) (int, bool) {
+	start := i
+	i = plainRun(b, i)
+	if i == len(b) || b[i] < 0x80 {
+		return i, true
+	}
+	// Non-ASCII: the rest of the run is checked as UTF-8 as a whole.
+	for i < len(b) && b[i] != '"' && b[i] != '\\' && b[i] >= 0x20 {
+		i++
+	}
+	return i, utf8.Valid(b[start:i])
+}
+
+// str reads a string in valid UTF-8. Escapes are decoded, except UTF-16
+// surrogates, which are left to encoding/json with its replacement rules.
+// The client escapes the \x01 and \x02 of every properties string.
+func (p *scanner) str() (string, bool) {
+	if !p.consume('"') {
+		return "", false
+	}
+	start := p.i
+	end, ok := textRun(p.b, p.i)
+	if !ok || end == len(p.b) {
+		return "", false
+	}
+	p.i = end
+	switch p.b[end] {
+	case '"':
+		p.i++
+		return string(p.b[start:end]), true
+	case '\\':
+		return p.strEscaped(start)
+	}
+	return "", false // a control byte
+}
+
+// strEscaped decodes the rest of a string from its first backslash at p.i;
+// b[start:p.i] is valid text already.
+func (p *scanner) strEscaped(start int) (string, bool) {
+	// The decoded string is no longer than its encoding, which runs at least
+	// to the next quote.
+	var out strings.Builder
+	if q := bytes.IndexByte(p.b[p.i:], '"'); q >= 0 {
+		out.Grow(p.i - start + q)
+	}
+	out.Write(p.b[start:p.i])
+	for p.i < len(p.b) {
+		// Escapes are ASCII, so no UTF-8 sequence crosses a run's end and
+		// each run is validated on its own.
+		run := p.i
+		end, ok := textRun(p.b, run)
+		if !ok {
+			return "", false
+		}
+		out.Write(p.b[run:end])
+		p.i = end
+		if end == len(p.b) || p.b[end] < 0x20 {
+			return "", false
+		}
+		if p.b[end] == '"' {
+			p.i++
+			return out.String(), true
+		}
+		if end+1 >= len(p.b) {
+			return "", false
+		}
+		e := p.b[end+1]
+		p.i += 2
+		switch e {
+		case '"', '\\', '/':
+			out.WriteByte(e)
+		case 'b':
+			out.WriteByte('\b')
+		case 'f':
+			out.WriteByte('\f')
+		case 'n':
+			out.WriteByte('\n')
+		case 'r':
+			out.WriteByte('\r')
+		case 't':
+			out.WriteByte('\t')
+		case 'u':
+			v, ok := hex4(p.b[p.i:])
+			if !ok || (v >= 0xD800 && v < 0xE000) {
+				return "", false
+			}
+			p.i += 4
+			out.WriteRune(rune(v))
+		default:
+			return "", false
+		}
+	}
+	return "", false
+}
+
+// hex4 decodes the four hexadecimal digits b starts with.
+func hex4(b []byte) (uint16, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	var v uint16
+	for _, c := range b[:4] {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c -= 'a' - 10
+		case c >= 'A' && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, false
+		}
+		v = v<<4 | uint16(c)
+	}
+	return v, true
+}
+
+// internedStr is str for extFields, whose keys and many values repeat on
+// every request: known ones come back as constants, without allocating.
+func (p *scanner) internedStr() (string, bool) {
+	save := p.i
+	if !p.consume('"') {
+		return "", false
+	}
+	start := p.i
+	end := plainRun(p.b, start)
+	if end < len(p.b) && p.b[end] == '"' {
+		p.i = end + 1
+		if s, ok := interned(p.b[start:end]); ok {
+			return s, true
+		}
+		return string(p.b[start:end]), true
+	}
+	p.i = save
+	return p.str()
+}
+
+func interned(b []byte) (string, bool) {
+	switch string(b) {
+	case "topic":
+		return "topic", true
+	case "queueId":
+		return "queueId", true
+	case "sysFlag":
+		return "sysFlag", true
+	case "bornTimestamp":
+		return "bornTimestamp", true
+	case "flag":
+		return "flag", true
+	case "properties":
+		return "properties", true
+	case "reconsumeTimes":
+		return "reconsumeTimes", true
+	case "unitMode":
+		return "unitMode", true
+	case "maxReconsumeTimes":
+		return "maxReconsumeTimes", true
+	case "batch":
+		return "batch", true
+	case "defaultTopic":
+		return "defaultTopic", true
+	case "defaultTopicQueueNums":
+		return "defaultTopicQueueNums", true
+	case "producerGroup":
+		return "producerGroup", true
+	case "consumerGroup":
+		return "consumerGroup", true
+	case "queueOffset":
+		return "queueOffset", true
+	case "maxMsgNums":
+		return "maxMsgNums", true
+	case "commitOffset":
+		return "commitOffset", true
+	case "suspendTimeoutMillis":
+		return "suspendTimeoutMillis", true
+	case "subscription":
+		return "subscription", true
+	case "subVersion":
+		return "subVersion", true
+	case "expressionType":
+		return "expressionType", true
+	case "0":
+		return "0", true
+	case "1":
+		return "1", true
+	case "2":
+		return "2", true
+	case "3":
+		return "3", true
+	case "4":
+		return "4", true
+	case "32":
+		return "32", true
+	case "true":
+		return "true", true
+	case "false":
+		return "false", true
+	case "TBW102":
+		return "TBW102", true
+	case "TAG":
+		return "TAG", true
+	case "":
+		return "", true
+	}
+	return "", false
+}
+
+func (p *scanner) int32() (int32, bool) {
+	p.ws()
+	start := p.i
+	if p.i < len(p.b) && p.b[p.i] == '-' {
+		p.i++
+	}
+	digits := p.i
+	for p.i < len(p.b) && p.b[p.i] >= '0' && p.b[p.i] <= '9' {
+		p.i++
+	}
+	n := p.i - digits
+	if n == 0 || n > 10 || (n > 1 && p.b[digits] == '0') {
+		return 0, false
+	}
+	if p.i < len(p.b) {
+		switch p.b[p.i] {
+		case '.', 'e', 'E':
+			return 0, false
+		}
+	}
+	v, err := strconv.ParseInt(string(p.b[start:p.i]), 10, 32)
+	if err != nil {
+		return 0, false
+	}
+	return int32(v), true
+}
+
+func (p *scanner) stringMap(cmd *Command) bool {
+	if !p.consume('{') {
+		return false
 	}
 	if cmd.ExtFields == nil {
-		cmd.ExtFields = map[string]string{}
+		cmd.ExtFields = make(map[string]string, 16)
 	}
-	var lang string
-	if json.Unmarshal(h.Language, &lang) == nil {
-		cmd.Language = lang
+	if p.consume('}') {
+		return true
 	}
-	return cmd, nil
+	for {
+		k, ok := p.internedStr()
+		if !ok || !p.consume(':') {
+			return false
+		}
+		v, ok := p.internedStr()
+		if !ok {
+			return false
+		}
+		cmd.ExtFields[k] = v
+		if p.consume(',') {
+			continue
+		}
+		return p.consume('}')
+	}
 }
 
-// encodeHeader returns the JSON header of c; the language defaults to JAVA,
-// as the Apache broker's.
-func encodeHeader(c *Command) ([]byte, error) {
-	h := *c
-	if h.Language == "" {
-		h.Language = "JAVA"
+// appendHeader writes the JSON header of cmd.
+func appendHeader(dst []byte, c *Command) []byte {
+	dst = append(dst, `{"code":`...)
+	dst = strconv.AppendInt(dst, int64(c.Code), 10)
+	dst = append(dst, `,"language":`...)
+	lang := c.Language
+	if lang == "" {
+		lang = "JAVA"
 	}
-	b, err := json.Marshal(&h)
-	if err != nil {
-		return nil, fmt.Errorf("%w: header: %v", ErrFrame, err)
+	dst = appendString(dst, lang)
+	dst = append(dst, `,"version":`...)
+	dst = strconv.AppendInt(dst, int64(c.Version), 10)
+	dst = append(dst, `,"opaque":`...)
+	dst = strconv.AppendInt(dst, int64(c.Opaque), 10)
+	dst = append(dst, `,"flag":`...)
+	dst = strconv.AppendInt(dst, int64(c.Flag), 10)
+	if c.Remark != "" {
+		dst = append(dst, `,"remark":`...)
+		dst = appendString(dst, c.Remark)
 	}
-	return b, nil
+	if len(c.ExtFields) > 0 {
+		dst = append(dst, `,"extFields":{`...)
+		first := true
+		for k, v := range c.ExtFields {
+			if !first {
+				dst = append(dst, ',')
+			}
+			first = false
+			dst = appendString(dst, k)
+			dst = append(dst, ':')
+			dst = appendString(dst, v)
+		}
+		dst = append(dst, '}')
+	}
+	return append(dst, '}')
+}
+
+// appendString writes s as a JSON string; plain printable ASCII is copied,
+// anything else goes through encoding/json.
+func appendString(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s)
+			return append(dst, q...)
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
 }
