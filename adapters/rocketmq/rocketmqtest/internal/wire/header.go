@@ -2,7 +2,6 @@ package wire
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"strconv"
 	"strings"
@@ -115,21 +114,8 @@ var plainJSON = func() (t [256]bool) {
 	return t
 }()
 
-// plainRun returns the end of the run of plain bytes of b starting at i. It
-// reads eight bytes at a time while none of them is a quote, a backslash, a
-// control byte or non-ASCII: properties strings run to a hundred bytes and
-// more between escapes.
+// plainRun returns the end of the run of plain bytes of b starting at i.
 func plainRun(b []byte, i int) int {
-	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	for ; i+8 <= len(b); i += 8 {
-		x := binary.LittleEndian.Uint64(b[i:])
-		// The classic tests for a zero byte (of x^y: a byte equal to y) and
-		// for a byte below 0x20, exact when no byte has its high bit set.
-		q, bs := x^(ones*'"'), x^(ones*'\\')
-		if (x|(x-ones*0x20)&^x|(q-ones)&^q|(bs-ones)&^bs)&highs != 0 {
-			break
-		}
-	}
 	for i < len(b) && plainJSON[b[i]] {
 		i++
 	}
@@ -255,96 +241,6 @@ func hex4(b []byte) (uint16, bool) {
 	return v, true
 }
 
-// internedStr is str for extFields, whose keys and many values repeat on
-// every request: known ones come back as constants, without allocating.
-func (p *scanner) internedStr() (string, bool) {
-	save := p.i
-	if !p.consume('"') {
-		return "", false
-	}
-	start := p.i
-	end := plainRun(p.b, start)
-	if end < len(p.b) && p.b[end] == '"' {
-		p.i = end + 1
-		if s, ok := interned(p.b[start:end]); ok {
-			return s, true
-		}
-		return string(p.b[start:end]), true
-	}
-	p.i = save
-	return p.str()
-}
-
-func interned(b []byte) (string, bool) {
-	switch string(b) {
-	case "topic":
-		return "topic", true
-	case "queueId":
-		return "queueId", true
-	case "sysFlag":
-		return "sysFlag", true
-	case "bornTimestamp":
-		return "bornTimestamp", true
-	case "flag":
-		return "flag", true
-	case "properties":
-		return "properties", true
-	case "reconsumeTimes":
-		return "reconsumeTimes", true
-	case "unitMode":
-		return "unitMode", true
-	case "maxReconsumeTimes":
-		return "maxReconsumeTimes", true
-	case "batch":
-		return "batch", true
-	case "defaultTopic":
-		return "defaultTopic", true
-	case "defaultTopicQueueNums":
-		return "defaultTopicQueueNums", true
-	case "producerGroup":
-		return "producerGroup", true
-	case "consumerGroup":
-		return "consumerGroup", true
-	case "queueOffset":
-		return "queueOffset", true
-	case "maxMsgNums":
-		return "maxMsgNums", true
-	case "commitOffset":
-		return "commitOffset", true
-	case "suspendTimeoutMillis":
-		return "suspendTimeoutMillis", true
-	case "subscription":
-		return "subscription", true
-	case "subVersion":
-		return "subVersion", true
-	case "expressionType":
-		return "expressionType", true
-	case "0":
-		return "0", true
-	case "1":
-		return "1", true
-	case "2":
-		return "2", true
-	case "3":
-		return "3", true
-	case "4":
-		return "4", true
-	case "32":
-		return "32", true
-	case "true":
-		return "true", true
-	case "false":
-		return "false", true
-	case "TBW102":
-		return "TBW102", true
-	case "TAG":
-		return "TAG", true
-	case "":
-		return "", true
-	}
-	return "", false
-}
-
 func (p *scanner) int32() (int32, bool) {
 	p.ws()
 	start := p.i
@@ -383,11 +279,11 @@ func (p *scanner) stringMap(cmd *Command) bool {
 		return true
 	}
 	for {
-		k, ok := p.internedStr()
+		k, ok := p.str()
 		if !ok || !p.consume(':') {
 			return false
 		}
-		v, ok := p.internedStr()
+		v, ok := p.str()
 		if !ok {
 			return false
 		}
