@@ -295,54 +295,13 @@ func (p *scanner) stringMap(cmd *Command) bool {
 	}
 }
 
-// appendHeader writes the JSON header of cmd.
+// appendHeader writes the JSON header of c; the language defaults to JAVA,
+// as the Apache broker's.
 func appendHeader(dst []byte, c *Command) []byte {
-	dst = append(dst, `{"code":`...)
-	dst = strconv.AppendInt(dst, int64(c.Code), 10)
-	dst = append(dst, `,"language":`...)
-	lang := c.Language
-	if lang == "" {
-		lang = "JAVA"
+	h := *c
+	if h.Language == "" {
+		h.Language = "JAVA"
 	}
-	dst = appendString(dst, lang)
-	dst = append(dst, `,"version":`...)
-	dst = strconv.AppendInt(dst, int64(c.Version), 10)
-	dst = append(dst, `,"opaque":`...)
-	dst = strconv.AppendInt(dst, int64(c.Opaque), 10)
-	dst = append(dst, `,"flag":`...)
-	dst = strconv.AppendInt(dst, int64(c.Flag), 10)
-	if c.Remark != "" {
-		dst = append(dst, `,"remark":`...)
-		dst = appendString(dst, c.Remark)
-	}
-	if len(c.ExtFields) > 0 {
-		dst = append(dst, `,"extFields":{`...)
-		first := true
-		for k, v := range c.ExtFields {
-			if !first {
-				dst = append(dst, ',')
-			}
-			first = false
-			dst = appendString(dst, k)
-			dst = append(dst, ':')
-			dst = appendString(dst, v)
-		}
-		dst = append(dst, '}')
-	}
-	return append(dst, '}')
-}
-
-// appendString writes s as a JSON string; plain printable ASCII is copied,
-// anything else goes through encoding/json.
-func appendString(dst []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s)
-			return append(dst, q...)
-		}
-	}
-	dst = append(dst, '"')
-	dst = append(dst, s...)
-	return append(dst, '"')
+	b, _ := json.Marshal(&h) // strings, numbers and a string map: no error
+	return append(dst, b...)
 }
