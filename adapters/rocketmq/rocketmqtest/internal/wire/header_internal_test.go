@@ -85,7 +85,11 @@ func TestHeader_fast_path_strings_agree_with_encoding_json_at_every_position(t *
 func TestHeader_encoding_is_valid_JSON_for_any_strings(t *testing.T) {
 	in := &Command{Code: 1, Opaque: -3, Remark: "quote \" backslash \\ newline \n é \x00 <&>",
 		ExtFields: map[string]string{"k\"": "v\x01", "plain": "value"}}
-	got, err := decodeHeaderJSON(appendHeader(nil, in))
+	enc, err := encodeHeader(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := decodeHeaderJSON(enc)
 	if err != nil {
 		t.Fatal(err)
 	}
