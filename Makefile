@@ -31,7 +31,9 @@ demo:
 	@echo "Running the demo."
 	$(DEMO_BIN)
 
-## bench: every Go benchmark, side by side in one run (see docs/benchmarks.md).
+## bench: every Go benchmark once, in one run: a check that each runs (about
+## 5 minutes on 2 cores at BENCHTIME=1s). Comparisons are made over interleaved
+## rounds with scripts/bench-rounds and scripts/bench-ab (docs/benchmarks.md).
 bench:
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -benchtime $(BENCHTIME) -timeout 60m ./...
 

@@ -148,9 +148,7 @@
 //     process unless primitive.PanicHandler is set: the first constructor sets
 //     one (logging the panic) if none is set;
 //   - its send timeout option is ignored (3 s per attempt, up to 4 attempts):
-//     the adapter bounds every send with SendTimeout itself, except where the
-//     client's 3 s bound is already the tighter one (SendTimeout of 3 s or
-//     more, SendRetries 0, a message context that cannot be cancelled);
+//     the adapter bounds every send with SendTimeout itself;
 //   - SendSync can return a result with an error, or a non-OK status without
 //     one: only SEND_OK with no error counts as sent;
 //   - the first sends of a new producer can fail with "topic=<topic> route

@@ -104,17 +104,9 @@ var _ Marshaler = DefaultMarshaler{}
 // ErrInvalidMetadata (and policy.IsPermanent) for metadata that cannot be
 // encoded.
 func (DefaultMarshaler) Marshal(topic string, msg *message.Message) (*primitive.Message, error) {
-	// The properties are checked as they are built, as CheckProperties would
-	// check them: only what comes from the message needs it, the names the
-	// marshaler writes are known to be good.
-	if err := checkPropertyText(msg.UUID); err != nil {
-		return nil, permanent(ErrInvalidMetadata, "value of property %q: %v", PropertyUUID, err)
-	}
-	// Room for the UUID and for the message id the publisher adds.
-	props := make(map[string]string, len(msg.Metadata)+2)
+	props := make(map[string]string, len(msg.Metadata)+1)
 	// Set even when empty: its presence marks a message from this adapter.
 	props[PropertyUUID] = msg.UUID
-	size := len(PropertyUUID) + len(msg.UUID) + 2
 	delays := 0 // send controls that delay the message: at most one
 	for k, v := range msg.Metadata {
 		name, user := "", false
@@ -150,9 +142,6 @@ func (DefaultMarshaler) Marshal(topic string, msg *message.Message) (*primitive.
 			delays++
 		default:
 			name, user = PropertyMetadataPrefix+k, true
-			if err := checkPropertyText(k); err != nil {
-				return nil, permanent(ErrInvalidMetadata, "property name %q: %v", name, err)
-			}
 			if v == "" {
 				// The broker drops empty values: send a marker instead.
 				name, v = PropertyEmptyMetadataPrefix+k, PropertyEmptyMetadataValue
@@ -161,84 +150,56 @@ func (DefaultMarshaler) Marshal(topic string, msg *message.Message) (*primitive.
 		if v == "" && !user {
 			continue // an empty send control sets nothing
 		}
-		if err := checkPropertyText(v); err != nil {
-			return nil, permanent(ErrInvalidMetadata, "value of property %q: %v", name, err)
-		}
 		props[name] = v
-		size += len(name) + len(v) + 2
 	}
 	if delays > 1 {
 		return nil, permanent(ErrInvalidMetadata, "at most one of %s, %s and %s may be set",
 			metadata.DelayLevel, metadata.DelayMillis, metadata.DeliverAtMillis)
 	}
-	if err := checkPropertiesSize(size); err != nil {
+	if err := CheckProperties(props); err != nil {
 		return nil, err
 	}
-	// Not primitive.NewMessage: its empty properties map would be replaced
-	// at once. WithProperties keeps empty values, which WithProperty would
-	// drop.
-	out := &primitive.Message{Topic: topic, Body: msg.Payload}
-	out.WithProperties(props)
+	out := primitive.NewMessage(topic, msg.Payload)
+	out.WithProperties(props) // WithProperty would drop empty values
 	return out, nil
 }
 
 // Unmarshal implements Marshaler.
 func (DefaultMarshaler) Unmarshal(ext *primitive.MessageExt) (*message.Message, error) {
-	// GetProperties returns a copy, which becomes the metadata in place
-	// unless the metadata would outgrow it: building a second map for every
-	// delivery would double its allocations.
-	md := message.Metadata(ext.GetProperties())
-	uuid, fromReliamq := md[PropertyUUID]
+	props := ext.GetProperties()
+	uuid, fromReliamq := props[PropertyUUID]
 	if !fromReliamq || uuid == "" {
 		uuid = ext.MsgId
 	}
-	tags, keys, shard := md[primitive.PropertyTags], md[primitive.PropertyKeys], md[primitive.PropertyShardingKey]
-	// User metadata, as pairs of key (without its prefix) and value:
-	// allocated only when there is some. Keys whose value is empty come
-	// first, so a value for the same key wins.
-	var prefixed, empty []string
-	for k := range md {
-		switch {
-		case strings.HasPrefix(k, PropertyMetadataPrefix):
-			prefixed = append(prefixed, k[len(PropertyMetadataPrefix):], md[k])
-		case strings.HasPrefix(k, PropertyEmptyMetadataPrefix):
-			empty = append(empty, k[len(PropertyEmptyMetadataPrefix):], "")
-		case !fromReliamq && isSystemProperty(k):
-			delete(md, k)
-			continue
-		default:
-			continue
-		}
-		if !fromReliamq {
-			delete(md, k) // deleting the entry at hand is safe while ranging
+	md := make(message.Metadata, len(props))
+	if !fromReliamq {
+		// A plain producer's message: its properties, except RocketMQ's own.
+		for k, v := range props {
+			if !isSystemProperty(k) && !strings.HasPrefix(k, PropertyMetadataPrefix) && !strings.HasPrefix(k, PropertyEmptyMetadataPrefix) {
+				md[k] = v
+			}
 		}
 	}
-	if len(empty) > 0 {
-		prefixed = append(empty, prefixed...)
-	}
-	if fromReliamq {
-		// Every property of a reliamq message that is not user metadata
-		// is the client's or the broker's: one clear, not a delete each,
-		// or a new map where the metadata will outgrow the copy's
-		// (a map of up to smallMap entries grows when it gets more).
-		if n := len(prefixed)/2 + deliveryFacts + countSet(tags, keys, shard); n > smallMap {
-			md = make(message.Metadata, n)
-		} else {
-			clear(md)
+	// User metadata. Keys whose value is empty first, so that a value for
+	// the same key wins.
+	for k := range props {
+		if key, ok := strings.CutPrefix(k, PropertyEmptyMetadataPrefix); ok {
+			md[key] = ""
 		}
 	}
-	// Renamed after the loop, so that a renamed key is not visited again.
-	for i := 0; i < len(prefixed); i += 2 {
-		md[prefixed[i]] = prefixed[i+1]
+	for k, v := range props {
+		if key, ok := strings.CutPrefix(k, PropertyMetadataPrefix); ok {
+			md[key] = v
+		}
 	}
-	if tags != "" {
-		md[metadata.Tags] = tags
+	if v := props[primitive.PropertyTags]; v != "" {
+		md[metadata.Tags] = v
 	}
-	if keys != "" {
-		md[metadata.Keys] = keys
+	if v := props[primitive.PropertyKeys]; v != "" {
+		md[metadata.Keys] = v
 	}
-	if shard != "" {
-		md[metadata.ShardingKey] = shard
+	if v := props[primitive.PropertyShardingKey]; v != "" {
+		md[metadata.ShardingKey] = v
 	}
 	md[metadata.ReconsumeTimes] = strconv.FormatInt(int64(ext.ReconsumeTimes), 10)
 	md[metadata.RocketMQMsgID] = ext.MsgId
@@ -247,17 +208,9 @@ func (DefaultMarshaler) Unmarshal(ext *primitive.MessageExt) (*message.Message, 
 	if ext.Queue != nil {
 		md[metadata.RocketMQQueueID] = strconv.Itoa(ext.Queue.QueueId)
 	}
-	// The three numbers share one allocation.
-	var buf [3 * 20]byte
-	num := strconv.AppendInt(buf[:0], ext.QueueOffset, 10)
-	offsetEnd := len(num)
-	num = strconv.AppendInt(num, ext.BornTimestamp, 10)
-	bornEnd := len(num)
-	num = strconv.AppendInt(num, ext.StoreTimestamp, 10)
-	nums := string(num)
-	md[metadata.RocketMQQueueOffset] = nums[:offsetEnd]
-	md[metadata.RocketMQBornTimestamp] = nums[offsetEnd:bornEnd]
-	md[metadata.RocketMQStoreTimestamp] = nums[bornEnd:]
+	md[metadata.RocketMQQueueOffset] = strconv.FormatInt(ext.QueueOffset, 10)
+	md[metadata.RocketMQBornTimestamp] = strconv.FormatInt(ext.BornTimestamp, 10)
+	md[metadata.RocketMQStoreTimestamp] = strconv.FormatInt(ext.StoreTimestamp, 10)
 
 	payload := ext.Body
 	if payload == nil {
@@ -266,25 +219,6 @@ func (DefaultMarshaler) Unmarshal(ext *primitive.MessageExt) (*message.Message, 
 	msg := message.NewMessage(uuid, payload)
 	msg.Metadata = md
 	return msg, nil
-}
-
-// deliveryFacts is how many metadata keys Unmarshal adds to every message:
-// reconsume times, the two message ids, topic, queue id, queue offset, born
-// and store timestamps.
-const deliveryFacts = 8
-
-// smallMap is how many entries a Go map holds in its first group; one more
-// makes it grow (Go 1.24 and later).
-const smallMap = 8
-
-func countSet(vs ...string) int {
-	n := 0
-	for _, v := range vs {
-		if v != "" {
-			n++
-		}
-	}
-	return n
 }
 
 // Timer properties of RocketMQ 5.x brokers (MessageConst.java).
@@ -356,35 +290,10 @@ func checkPropertiesSize(size int) error {
 	return nil
 }
 
-// checkPropertyText reports a separator byte or invalid UTF-8 in s. It reads
-// eight bytes at a time while they are ASCII without a separator, as UUIDs,
-// names and most values are, and looks closer only when they are not.
+// checkPropertyText reports a separator byte or invalid UTF-8 in s.
 func checkPropertyText(s string) error {
-	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	i := 0
-	for ; i+8 <= len(s); i += 8 {
-		x := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
-			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
-		// A byte of x^y is zero where x has the byte y repeats: the classic
-		// zero-byte test, exact for whether there is one.
-		sep1, sep2 := x^(ones*nameValueSeparator), x^(ones*propertySeparator)
-		if x&highs != 0 || (sep1-ones)&^sep1&highs != 0 || (sep2-ones)&^sep2&highs != 0 {
-			return checkPropertyTextSlow(s)
-		}
-	}
-	for ; i < len(s); i++ {
-		if c := s[i]; c >= utf8.RuneSelf || c == nameValueSeparator || c == propertySeparator {
-			return checkPropertyTextSlow(s)
-		}
-	}
-	return nil
-}
-
-func checkPropertyTextSlow(s string) error {
-	for i := 0; i < len(s); i++ {
-		if s[i] == nameValueSeparator || s[i] == propertySeparator {
-			return fmt.Errorf("contains separator byte %#x at %d", s[i], i)
-		}
+	if i := strings.IndexAny(s, "\x01\x02"); i >= 0 {
+		return fmt.Errorf("contains separator byte %#x at %d", s[i], i)
 	}
 	if !utf8.ValidString(s) {
 		return fmt.Errorf("is not valid UTF-8")

@@ -348,8 +348,7 @@ func encodable(s string) bool {
 	return !strings.ContainsAny(s, "\x01\x02") && utf8.ValidString(s)
 }
 
-// CheckProperties reads eight bytes at a time: every kind of bad byte, at
-// every position of strings around that width, is found.
+// Every kind of bad byte, at every position, is found.
 func TestCheckProperties_finds_a_bad_byte_anywhere(t *testing.T) {
 	for n := 1; n <= 25; n++ {
 		for at := 0; at < n; at++ {

@@ -98,21 +98,3 @@ func TestMsgIDs_share_the_clients_host_and_process_but_not_its_instance(t *testi
 		t.Errorf("instance %08X equals the client's %s: ids could collide with the client's own", instance, client[12:20])
 	}
 }
-
-var idSink string
-
-// BenchmarkMessageID compares the client's id generator with the adapter's.
-func BenchmarkMessageID(b *testing.B) {
-	b.Run("client", func(b *testing.B) {
-		b.ReportAllocs()
-		for i := 0; i < b.N; i++ {
-			idSink = primitive.CreateUniqID()
-		}
-	})
-	b.Run("adapter", func(b *testing.B) {
-		b.ReportAllocs()
-		for i := 0; i < b.N; i++ {
-			idSink = messageIDs.next(time.Now())
-		}
-	})
-}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -49,13 +48,9 @@ import (
 // progress (each bounded by SendTimeout), then shuts the producer down; Publish
 // after Close returns ErrClosed.
 type Publisher struct {
-	cfg       PublisherConfig
-	logger    watermill.LoggerAdapter
-	producer  rmq.Producer
-	checkMore bool // the marshaler is not ours: re-check its properties
-	// validTopic is the last topic (namespace included) that passed
-	// ValidateTopic: most publishers send to one topic, or a few.
-	validTopic atomic.Pointer[string]
+	cfg      PublisherConfig
+	logger   watermill.LoggerAdapter
+	producer rmq.Producer
 	// health and selector: the failover (failover.go).
 	health   *brokerHealth
 	selector *queueSelector
@@ -110,14 +105,12 @@ func NewPublisher(cfg PublisherConfig, logger watermill.LoggerAdapter) (*Publish
 		health.close()
 		return nil, fmt.Errorf("rocketmq: start producer: %w", err)
 	}
-	_, ours := cfg.Marshaler.(DefaultMarshaler)
 	return &Publisher{
-		cfg:       cfg,
-		logger:    logger.With(watermill.LogFields{"component": "rocketmq.Publisher", "producer_group": cfg.GroupName}),
-		producer:  p,
-		checkMore: !ours,
-		health:    health,
-		selector:  selector,
+		cfg:      cfg,
+		logger:   logger.With(watermill.LogFields{"component": "rocketmq.Publisher", "producer_group": cfg.GroupName}),
+		producer: p,
+		health:   health,
+		selector: selector,
 	}, nil
 }
 
@@ -182,15 +175,11 @@ func (p *Publisher) marshal(topic string, msgs []*message.Message, withIDs bool)
 	if p.cfg.Namespace != "" {
 		full = p.cfg.Namespace + "%" + topic
 	}
-	if last := p.validTopic.Load(); last == nil || *last != full {
-		if err := ValidateTopic(full); err != nil {
-			return nil, err
-		}
-		if err := validatePublishTopic(topic, p.cfg.RetryGroups, isRetryTopicMarshaler(p.cfg.Marshaler)); err != nil {
-			return nil, err
-		}
-		valid := full // a variable of its own: taking full's address would move it to the heap on every call
-		p.validTopic.Store(&valid)
+	if err := ValidateTopic(full); err != nil {
+		return nil, err
+	}
+	if err := validatePublishTopic(topic, p.cfg.RetryGroups, isRetryTopicMarshaler(p.cfg.Marshaler)); err != nil {
+		return nil, err
 	}
 	out := make([]*primitive.Message, len(msgs))
 	for i, msg := range msgs {
@@ -219,18 +208,17 @@ func (p *Publisher) marshal(topic string, msgs []*message.Message, withIDs bool)
 		if m == nil {
 			return nil, permanent(ErrInvalidMetadata, "marshaler returned no message for %s", msg.UUID)
 		}
-		if p.checkMore {
-			if err := CheckProperties(m.GetProperties()); err != nil {
-				return nil, err
-			}
-			if len(m.Body) > p.cfg.MaxMessageSize {
-				return nil, permanent(ErrMessageTooLarge, "message %s has %d bytes after marshaling, the limit is %d",
-					msg.UUID, len(m.Body), p.cfg.MaxMessageSize)
-			}
+		// Whatever the marshaler, what it built is checked.
+		if err := CheckProperties(m.GetProperties()); err != nil {
+			return nil, err
+		}
+		if len(m.Body) > p.cfg.MaxMessageSize {
+			return nil, permanent(ErrMessageTooLarge, "message %s has %d bytes after marshaling, the limit is %d",
+				msg.UUID, len(m.Body), p.cfg.MaxMessageSize)
 		}
 		// The message id (msgid.go). DefaultMarshaler never sets one; a
 		// marshaler of the user's may, and its id is kept.
-		if withIDs && (!p.checkMore || m.GetProperty(primitive.PropertyUniqueClientMessageIdKeyIndex) == "") {
+		if withIDs && m.GetProperty(primitive.PropertyUniqueClientMessageIdKeyIndex) == "" {
 			m.WithProperty(primitive.PropertyUniqueClientMessageIdKeyIndex, messageIDs.next(time.Now()))
 		}
 		m.Topic = topic
@@ -253,11 +241,8 @@ const batchOverhead = 4 + 4 + 4 + 4 + 4 + 2
 // batch wrapper without properties, so the broker would ignore their delay
 // and the selector their key.
 func (p *Publisher) plan(out []*primitive.Message) []span {
-	if len(out) == 1 {
-		return singleSend
-	}
 	spans := make([]span, 0, len(out))
-	if !p.cfg.Batch || len(out) == 1 {
+	if !p.cfg.Batch {
 		for i := range out {
 			spans = append(spans, span{i, i + 1})
 		}
@@ -288,10 +273,6 @@ func (p *Publisher) plan(out []*primitive.Message) []span {
 	flush(len(out))
 	return spans
 }
-
-// singleSend is the plan of every single-message Publish, shared and never
-// modified.
-var singleSend = []span{{0, 1}}
 
 func (p *Publisher) batchable(m *primitive.Message) bool {
 	if m.GetProperty(primitive.PropertyDelayTimeLevel) != "" || m.GetProperty(PropertyTimerDelayMs) != "" || m.GetProperty(PropertyTimerDeliverMs) != "" {
@@ -331,32 +312,10 @@ func (p *Publisher) sent(ctx context.Context, tok *primitive.MessageQueue, ok bo
 	}
 }
 
-// clientAttemptTimeout is the bound the v2.1.2 client puts on every send
-// attempt itself, whatever its options say.
-const clientAttemptTimeout = 3 * time.Second
-
-// ownSendTimeout reports whether a synchronous send needs the adapter's own
-// SendTimeout context. It does not when the client's bound is already the
-// tighter one: a single attempt (SendRetries 0), a SendTimeout of at least the
-// client's 3 s, and a caller context that cannot be cancelled (a message's
-// context.Background()). A context of the adapter's would then only make the
-// client's per-attempt context a child of it, which costs a timer and about
-// eight allocations per send, and never end a send sooner.
-func (p *Publisher) ownSendTimeout(ctx context.Context) bool {
-	return p.cfg.SendRetries > 0 || p.cfg.SendTimeout < clientAttemptTimeout || ctx.Done() != nil
-}
-
-// noCancel is the cancel function of a send without a context of its own.
-func noCancel() {}
-
 func (p *Publisher) sendSync(ctx context.Context, topic string, msgs []*message.Message, out []*primitive.Message, sends []span) error {
-	own := p.ownSendTimeout(ctx)
 	tok := newSendToken()
 	for _, s := range sends {
-		sendCtx, cancel := ctx, noCancel
-		if own {
-			sendCtx, cancel = context.WithTimeout(ctx, p.cfg.SendTimeout)
-		}
+		sendCtx, cancel := context.WithTimeout(ctx, p.cfg.SendTimeout)
 		reqs := request(out, s, tok)
 		res, err := p.producer.SendSync(sendCtx, reqs...)
 		for try := 0; err != nil && brokerAddrPending(err) && p.waitBrokerAddr(sendCtx, try); try++ {
@@ -364,10 +323,7 @@ func (p *Publisher) sendSync(ctx context.Context, topic string, msgs []*message.
 			res, err = p.producer.SendSync(sendCtx, reqs...)
 		}
 		p.sent(ctx, tok, err == nil && res != nil && res.Status == primitive.SendOK)
-		// Without a context of the adapter's, the client's own 3 s context
-		// ends an attempt whose dial did not finish in time (a response that
-		// did not come is ErrRequestTimeout, which classify knows).
-		timedOut := sendCtx.Err() != nil || (!own && err != nil && errors.Is(err, context.DeadlineExceeded))
+		timedOut := sendCtx.Err() != nil
 		cancel()
 		if err == nil && res != nil && res.Status == primitive.SendOK {
 			continue // the common case: no error value to build

@@ -106,10 +106,9 @@ type PublisherConfig struct {
 	// SendTimeout bounds each send (each batch in batch mode), retries by the
 	// client included. Default 3s. The v2.1.2 client ignores its own timeout
 	// option and bounds every attempt by 3s itself, so a longer SendTimeout
-	// does not lengthen a single attempt. The adapter enforces a shorter one,
-	// the total over SendRetries, and a message context's cancellation with a
-	// context of its own; with the defaults the client's bound is the
-	// tighter one and the adapter adds none.
+	// does not lengthen a single attempt. The adapter enforces SendTimeout
+	// (a shorter one, the total over SendRetries) and a message context's
+	// cancellation with a context of its own.
 	SendTimeout time.Duration
 	// SendRetries is how many times the client itself resends a failed
 	// synchronous send before reporting the error. Default 0: retries belong

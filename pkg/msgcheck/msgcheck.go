@@ -28,6 +28,7 @@ package msgcheck
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 
@@ -99,22 +100,12 @@ func UUID(uuid string) error {
 	if len(uuid) > MaxUUIDLength {
 		return policy.Permanent(fmt.Errorf("%w: %d bytes, the limit is %d", ErrInvalidUUID, len(uuid), MaxUUIDLength))
 	}
-	for i := 0; i < len(uuid); i++ {
-		if c := uuid[i]; c < 0x20 || c >= 0x7f {
-			return uuidSlow(uuid)
-		}
-	}
-	return nil
-}
-
-func uuidSlow(uuid string) error {
 	if !utf8.ValidString(uuid) {
 		return policy.Permanent(fmt.Errorf("%w: %q is not valid UTF-8", ErrInvalidUUID, truncate(uuid)))
 	}
-	for _, r := range uuid {
-		if unicode.IsControl(r) {
-			return policy.Permanent(fmt.Errorf("%w: %q holds control character %U", ErrInvalidUUID, truncate(uuid), r))
-		}
+	if i := strings.IndexFunc(uuid, unicode.IsControl); i >= 0 {
+		r, _ := utf8.DecodeRuneInString(uuid[i:])
+		return policy.Permanent(fmt.Errorf("%w: %q holds control character %U", ErrInvalidUUID, truncate(uuid), r))
 	}
 	return nil
 }
@@ -141,26 +132,13 @@ func MetadataText(s string) error {
 	return nil
 }
 
-// text reports NUL, \x01, \x02 or invalid UTF-8 in s. ASCII without those
-// bytes, the common case, is one comparison per byte.
+// text reports NUL, \x01, \x02 or invalid UTF-8 in s.
 func text(s string) error {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c > 2 && c < utf8.RuneSelf {
-			continue
-		}
-		if c <= 2 {
-			return fmt.Errorf("holds byte %#x at %d", c, i)
-		}
-		if !utf8.ValidString(s[i:]) {
-			return errors.New("is not valid UTF-8")
-		}
-		for j := i; j < len(s); j++ {
-			if s[j] <= 2 {
-				return fmt.Errorf("holds byte %#x at %d", s[j], j)
-			}
-		}
-		return nil
+	if i := strings.IndexAny(s, "\x00\x01\x02"); i >= 0 {
+		return fmt.Errorf("holds byte %#x at %d", s[i], i)
+	}
+	if !utf8.ValidString(s) {
+		return errors.New("is not valid UTF-8")
 	}
 	return nil
 }

@@ -86,15 +86,18 @@ func (c *Command) Encode() ([]byte, error) {
 // EncodeHead returns the length prefix and header of a frame whose body
 // (Body and BodyParts, written next by the caller) has bodyLen bytes.
 func (c *Command) EncodeHead(bodyLen int) ([]byte, error) {
-	buf := make([]byte, 8, 8+128+24*len(c.ExtFields)+len(c.Remark)+len(c.Body))
-	buf = appendHeader(buf, c)
-	hlen := len(buf) - 8
+	h, err := encodeHeader(c)
+	if err != nil {
+		return nil, err
+	}
+	hlen := len(h)
 	if hlen > 0xFFFFFF {
 		return nil, fmt.Errorf("%w: header of %d bytes", ErrFrame, hlen)
 	}
+	buf := make([]byte, 8, 8+hlen+len(c.Body)) // room for Encode's body
 	binary.BigEndian.PutUint32(buf[0:], uint32(4+hlen+bodyLen))
 	binary.BigEndian.PutUint32(buf[4:], uint32(hlen)) // serialization type 0 = JSON
-	return buf, nil
+	return append(buf, h...), nil
 }
 
 // DecodeFrame decodes one frame without its 4-byte length prefix (what

@@ -2,20 +2,23 @@ package wire
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"strings"
 	"unicode/utf8"
 )
 
-// The JSON header is on every request and response, so it has a hand-written
-// codec for the shapes clients actually send. Anything unusual (escapes,
-// unknown keys, numbers with fractions) falls back to encoding/json, which
+// Every request carries a JSON header, so requests have a hand-written
+// decoder for the shapes clients send: decoding them with encoding/json made
+// each send through the broker about a fifth slower end to end
+// (docs/benchmarks.md). Anything unusual (unknown keys, numbers with
+// fractions, UTF-16 surrogate escapes) falls back to encoding/json, which
 // stays the reference: the fast path must decode exactly what it would.
+// Response headers are written by encoding/json.
 
-// decodeHeaderFast parses a header without escapes or unknown keys. ok is
-// false when the input needs the general decoder.
+// decodeHeaderFast parses a header of the keys a client sends. ok is false
+// when the input needs the general decoder.
 func decodeHeaderFast(data []byte, cmd *Command) (ok bool) {
 	p := &scanner{b: data}
 	if !p.consume('{') {
@@ -115,21 +118,8 @@ var plainJSON = func() (t [256]bool) {
 	return t
 }()
 
-// plainRun returns the end of the run of plain bytes of b starting at i. It
-// reads eight bytes at a time while none of them is a quote, a backslash, a
-// control byte or non-ASCII: properties strings run to a hundred bytes and
-// more between escapes.
+// plainRun returns the end of the run of plain bytes of b starting at i.
 func plainRun(b []byte, i int) int {
-	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	for ; i+8 <= len(b); i += 8 {
-		x := binary.LittleEndian.Uint64(b[i:])
-		// The classic tests for a zero byte (of x^y: a byte equal to y) and
-		// for a byte below 0x20, exact when no byte has its high bit set.
-		q, bs := x^(ones*'"'), x^(ones*'\\')
-		if (x|(x-ones*0x20)&^x|(q-ones)&^q|(bs-ones)&^bs)&highs != 0 {
-			break
-		}
-	}
 	for i < len(b) && plainJSON[b[i]] {
 		i++
 	}
@@ -255,96 +245,6 @@ func hex4(b []byte) (uint16, bool) {
 	return v, true
 }
 
-// internedStr is str for extFields, whose keys and many values repeat on
-// every request: known ones come back as constants, without allocating.
-func (p *scanner) internedStr() (string, bool) {
-	save := p.i
-	if !p.consume('"') {
-		return "", false
-	}
-	start := p.i
-	end := plainRun(p.b, start)
-	if end < len(p.b) && p.b[end] == '"' {
-		p.i = end + 1
-		if s, ok := interned(p.b[start:end]); ok {
-			return s, true
-		}
-		return string(p.b[start:end]), true
-	}
-	p.i = save
-	return p.str()
-}
-
-func interned(b []byte) (string, bool) {
-	switch string(b) {
-	case "topic":
-		return "topic", true
-	case "queueId":
-		return "queueId", true
-	case "sysFlag":
-		return "sysFlag", true
-	case "bornTimestamp":
-		return "bornTimestamp", true
-	case "flag":
-		return "flag", true
-	case "properties":
-		return "properties", true
-	case "reconsumeTimes":
-		return "reconsumeTimes", true
-	case "unitMode":
-		return "unitMode", true
-	case "maxReconsumeTimes":
-		return "maxReconsumeTimes", true
-	case "batch":
-		return "batch", true
-	case "defaultTopic":
-		return "defaultTopic", true
-	case "defaultTopicQueueNums":
-		return "defaultTopicQueueNums", true
-	case "producerGroup":
-		return "producerGroup", true
-	case "consumerGroup":
-		return "consumerGroup", true
-	case "queueOffset":
-		return "queueOffset", true
-	case "maxMsgNums":
-		return "maxMsgNums", true
-	case "commitOffset":
-		return "commitOffset", true
-	case "suspendTimeoutMillis":
-		return "suspendTimeoutMillis", true
-	case "subscription":
-		return "subscription", true
-	case "subVersion":
-		return "subVersion", true
-	case "expressionType":
-		return "expressionType", true
-	case "0":
-		return "0", true
-	case "1":
-		return "1", true
-	case "2":
-		return "2", true
-	case "3":
-		return "3", true
-	case "4":
-		return "4", true
-	case "32":
-		return "32", true
-	case "true":
-		return "true", true
-	case "false":
-		return "false", true
-	case "TBW102":
-		return "TBW102", true
-	case "TAG":
-		return "TAG", true
-	case "":
-		return "", true
-	}
-	return "", false
-}
-
 func (p *scanner) int32() (int32, bool) {
 	p.ws()
 	start := p.i
@@ -383,11 +283,11 @@ func (p *scanner) stringMap(cmd *Command) bool {
 		return true
 	}
 	for {
-		k, ok := p.internedStr()
+		k, ok := p.str()
 		if !ok || !p.consume(':') {
 			return false
 		}
-		v, ok := p.internedStr()
+		v, ok := p.str()
 		if !ok {
 			return false
 		}
@@ -399,54 +299,16 @@ func (p *scanner) stringMap(cmd *Command) bool {
 	}
 }
 
-// appendHeader writes the JSON header of cmd.
-func appendHeader(dst []byte, c *Command) []byte {
-	dst = append(dst, `{"code":`...)
-	dst = strconv.AppendInt(dst, int64(c.Code), 10)
-	dst = append(dst, `,"language":`...)
-	lang := c.Language
-	if lang == "" {
-		lang = "JAVA"
+// encodeHeader returns the JSON header of c; the language defaults to JAVA,
+// as the Apache broker's.
+func encodeHeader(c *Command) ([]byte, error) {
+	h := *c
+	if h.Language == "" {
+		h.Language = "JAVA"
 	}
-	dst = appendString(dst, lang)
-	dst = append(dst, `,"version":`...)
-	dst = strconv.AppendInt(dst, int64(c.Version), 10)
-	dst = append(dst, `,"opaque":`...)
-	dst = strconv.AppendInt(dst, int64(c.Opaque), 10)
-	dst = append(dst, `,"flag":`...)
-	dst = strconv.AppendInt(dst, int64(c.Flag), 10)
-	if c.Remark != "" {
-		dst = append(dst, `,"remark":`...)
-		dst = appendString(dst, c.Remark)
+	b, err := json.Marshal(&h)
+	if err != nil {
+		return nil, fmt.Errorf("%w: header: %v", ErrFrame, err)
 	}
-	if len(c.ExtFields) > 0 {
-		dst = append(dst, `,"extFields":{`...)
-		first := true
-		for k, v := range c.ExtFields {
-			if !first {
-				dst = append(dst, ',')
-			}
-			first = false
-			dst = appendString(dst, k)
-			dst = append(dst, ':')
-			dst = appendString(dst, v)
-		}
-		dst = append(dst, '}')
-	}
-	return append(dst, '}')
-}
-
-// appendString writes s as a JSON string; plain printable ASCII is copied,
-// anything else goes through encoding/json.
-func appendString(dst []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s)
-			return append(dst, q...)
-		}
-	}
-	dst = append(dst, '"')
-	dst = append(dst, s...)
-	return append(dst, '"')
+	return b, nil
 }
