@@ -546,8 +546,6 @@ func (sub *subscription) handOut(msgs []*primitive.MessageExt) callResult {
 
 // handOutEach hands each message of fresh, and after NackResendDelay each of
 // nacked, out on a goroutine of its own, and waits for all of them.
-//
-//go:noinline
 func (sub *subscription) handOutEach(fresh, nacked []*primitive.MessageExt) callResult {
 	results := make([]callResult, len(fresh)+len(nacked))
 	var wg sync.WaitGroup
@@ -613,8 +611,6 @@ func (sub *subscription) takeSlot() bool {
 // messages were acked. The consumer is shut down before it returns: the client
 // discards the result, so the offsets stay and the group gets the messages
 // again.
-//
-//go:noinline
 func (sub *subscription) abandon() (consumer.ConsumeResult, error) {
 	sub.mu.Lock()
 	if !sub.shutdownStarted {
@@ -646,8 +642,6 @@ func restartConsumeClock(ext *primitive.MessageExt) {
 
 // waitResend waits NackResendDelay before nacked messages are handed out
 // again; false when the subscription stops first.
-//
-//go:noinline
 func (sub *subscription) waitResend() bool {
 	select {
 	case <-sub.stop:
@@ -729,8 +723,6 @@ func (sub *subscription) deliver(ext *primitive.MessageExt) (verdict, int) {
 
 // undecodable leaves a message the marshaler cannot read to the broker's
 // retry and DLQ.
-//
-//go:noinline
 func (sub *subscription) undecodable(ext *primitive.MessageExt, err error) (verdict, int) {
 	sub.s.logger.Error("Cannot unmarshal message", err, watermill.LogFields{
 		"topic": sub.topic, "msg_id": ext.MsgId})
@@ -754,8 +746,6 @@ func (sub *subscription) adjust(msg *message.Message) {
 
 // wasReclaimed reports whether stopAndDrain took msg back from the output
 // channel before anyone read it (and nacked it to say so).
-//
-//go:noinline
 func (sub *subscription) wasReclaimed(msg *message.Message) bool {
 	sub.mu.Lock()
 	defer sub.mu.Unlock()
@@ -766,8 +756,6 @@ func (sub *subscription) wasReclaimed(msg *message.Message) bool {
 // awaitOnStop gives a handler whose message context was just cancelled
 // CloseTimeout to finish: verdictAck when it acks, verdictBrokerRetry (to be
 // read as "nacked") when it nacks, verdictAbandon when the time runs out.
-//
-//go:noinline
 func (sub *subscription) awaitOnStop(msg *message.Message) verdict {
 	cfg := &sub.s.cfg
 	select {
@@ -783,8 +771,6 @@ func (sub *subscription) awaitOnStop(msg *message.Message) verdict {
 // nacked decides what happens to a nacked message: dropped (broadcasting),
 // handed to the broker's retry (by a timer with TimerRetry), or delivered again (verdictAgain) after
 // NackResendDelay.
-//
-//go:noinline
 func (sub *subscription) nacked(msg *message.Message, ext *primitive.MessageExt) (verdict, int) {
 	cfg := &sub.s.cfg
 	switch {
