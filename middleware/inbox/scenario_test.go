@@ -11,22 +11,19 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/reliamq/reliamq/internal/transporttest"
 	"github.com/reliamq/reliamq/middleware/inbox"
 	"github.com/reliamq/reliamq/middleware/redelivery"
 	"github.com/reliamq/reliamq/pkg/policy"
 )
 
-// transport is one backend the duplicate scenario runs on: a publisher and
-// a subscriber of a consumer group, and the redelivery mode that fits it.
+// transport is one backend the duplicate scenario runs on: a Watermill
+// transport of the shared table (internal/transporttest) and the redelivery
+// mode that fits it.
 type transport struct {
-	name string
-	// newPubSub returns a publisher and a subscriber consuming as group;
-	// both are closed when the test ends (the router may close sub first).
-	newPubSub func(t *testing.T, group string) (message.Publisher, message.Subscriber)
+	transporttest.Transport
 	// configure sets the redelivery Scheduler.
 	configure func(t *testing.T, cfg *redelivery.Config)
-	// cleanup removes the server-side objects of topics after the test.
-	cleanup func(topics []string, group string)
 	// timeout bounds each wait.
 	timeout time.Duration
 }
@@ -48,17 +45,13 @@ func runDuplicateScenario(t *testing.T, tr transport, st store, n int) scenarioR
 	t.Helper()
 	group := "g" + strings.ReplaceAll(watermill.NewShortUUID(), "-", "")[:10]
 	topic := "ib_" + strings.ReplaceAll(watermill.NewShortUUID(), "-", "")[:10]
-	pub, sub := tr.newPubSub(t, group)
+	pub, sub := tr.NewPubSub(t, group)
 	rcfg := redelivery.Config{ConsumerGroup: group, Handler: "h", Publisher: pub,
 		Policy: policy.Policy{MaxAttempts: 5, Backoff: policy.Fixed(100 * time.Millisecond)}}
 	tr.configure(t, &rcfg)
 	rd, err := redelivery.New(rcfg, watermill.NopLogger{})
 	if err != nil {
 		t.Fatal(err)
-	}
-	if tr.cleanup != nil {
-		c := rd.Config()
-		t.Cleanup(func() { tr.cleanup([]string{topic, c.RetryTopic, c.DeadLetterTopic}, group) })
 	}
 	dups := &dupCounter{}
 	ib := newInbox(t, inbox.Config{ConsumerGroup: group, Handler: "h", Store: st, Hooks: []any{dups}})

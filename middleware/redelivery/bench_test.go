@@ -16,6 +16,7 @@ import (
 
 	"github.com/reliamq/reliamq/internal/benchmeter"
 	"github.com/reliamq/reliamq/internal/fakepub"
+	"github.com/reliamq/reliamq/internal/transporttest"
 	"github.com/reliamq/reliamq/middleware/redelivery"
 	"github.com/reliamq/reliamq/pkg/metadata"
 	"github.com/reliamq/reliamq/pkg/policy"
@@ -178,7 +179,7 @@ func BenchmarkConsumer_healthy_throughput_with_1pct_failing(b *testing.B) {
 			runConsumerBenchmark(b, v, func(b *testing.B) (message.Publisher, message.Subscriber) {
 				ps := gochannel.NewGoChannel(gochannel.Config{BlockPublishUntilSubscriberAck: true}, watermill.NopLogger{})
 				b.Cleanup(func() { _ = ps.Close() })
-				return ps, sharedSubscriber{ps}
+				return ps, transporttest.KeepOpen(ps)
 			})
 		})
 	}

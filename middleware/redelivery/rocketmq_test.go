@@ -8,11 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
-	"github.com/ThreeDotsLabs/watermill/message"
-
 	"github.com/reliamq/reliamq/adapters/rocketmq"
 	"github.com/reliamq/reliamq/adapters/rocketmq/rocketmqtest"
+	"github.com/reliamq/reliamq/internal/transporttest"
 	"github.com/reliamq/reliamq/middleware/redelivery"
 	"github.com/reliamq/reliamq/middleware/redelivery/redeliverytest"
 )
@@ -22,27 +20,12 @@ import (
 // NativeScheduler); delay levels are scaled by 1/100, so level 1 (1s) is 10 ms and the
 // head-of-line test's 1h is 36 s.
 func rocketMQBackend(brokerRetry bool, configure func(*testing.T, *redelivery.Config)) redeliverytest.Backend {
-	broker := redeliverytest.PerTest(func(t *testing.T) *rocketmqtest.Broker {
-		return rocketmqtest.NewTest(t, rocketmqtest.Config{DelayScale: 0.01, LongPollHold: 200 * time.Millisecond})
-	})
+	tr := transporttest.RocketMQ("rocketmq-embedded",
+		transporttest.Embedded(rocketmqtest.Config{DelayScale: 0.01, LongPollHold: 200 * time.Millisecond}),
+		rocketmq.PublisherConfig{Marshaler: rocketmq.RetryTopicMarshaler{}},
+		rocketmq.SubscriberConfig{BrokerRetry: brokerRetry, CloseTimeout: 2 * time.Second})
 	return redeliverytest.Backend{
-		NewPubSub: func(t *testing.T, group string) (message.Publisher, message.Subscriber) {
-			b := broker(t)
-			pub, err := rocketmq.NewPublisher(rocketmq.PublisherConfig{NameServers: []string{b.NameServerAddr()},
-				Marshaler: rocketmq.RetryTopicMarshaler{}}, watermill.NopLogger{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			sub, err := rocketmq.NewSubscriber(rocketmq.SubscriberConfig{
-				NameServers: []string{b.NameServerAddr()}, ConsumerGroup: group,
-				BrokerRetry: brokerRetry, CloseTimeout: 2 * time.Second,
-			}, watermill.NopLogger{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = pub.Close() })
-			return pub, closedOnce(t, sub)
-		},
+		NewPubSub: tr.NewPubSub,
 		Configure: configure,
 		// Dead letters of the NativeScheduler name no retry topic: %RETRY% of the RocketMQ
 		// group the subscriber uses for the topic (Subscriber.GroupFor).
