@@ -19,12 +19,15 @@
 // mode is async.Config.Journal, for code written against the async
 // publisher.
 //
-// Group commit: concurrent Publish calls are written together. One committer
-// goroutine takes every call waiting (up to MaxBatch messages), inserts
-// their rows in one transaction and answers each caller; each commit wakes
-// the relays (fallback.Relay.Notify), so a message is sent as soon as it is
-// committed, not a poll interval later. A single producer pays one commit
-// per call; many producers share them.
+// Group commit: concurrent Publish calls are written together. The calls
+// waiting for a commit queue up; one of them at a time, the leader, takes
+// the waiting calls, oldest first, while they fit in MaxBatch messages,
+// inserts their rows in one transaction, answers each caller and hands the
+// lead to the oldest call still waiting. A lone call commits on its own
+// goroutine, with no hand-over. Each commit wakes the relays
+// (fallback.Relay.Notify), so a message is sent as soon as it is committed,
+// not a poll interval later. A single producer pays one commit per call;
+// many producers share them.
 //
 // # The journal file
 //
