@@ -58,6 +58,16 @@
 // columns is missing. A Publisher with a Checker also refuses what the
 // publisher its rows are meant for would refuse.
 //
+// # Prepared statements
+//
+// A Store prepares the statements it runs on its database (insert, claim,
+// delete, reschedule, requeue, stats, get) once and reuses them: at most 64
+// per Store, least recently used out, and database/sql prepares each again on
+// every pooled connection it uses. They stay prepared until evicted or the
+// database is closed (on MySQL they count against max_prepared_stmt_count).
+// List, the schema statements and the writes in a caller's transaction
+// (InsertTx, DeleteTx) are not prepared.
+//
 // # Time
 //
 // Times come from the configured clock.Clock and are stored as Unix

@@ -50,6 +50,7 @@ type Store struct {
 	clock   clock.Clock
 	owner   string
 	q       queries
+	stmts   *stmtCache
 	logger  watermill.LoggerAdapter
 }
 
@@ -76,6 +77,7 @@ func New(cfg Config, logger watermill.LoggerAdapter) (*Store, error) {
 		clock:   cfg.Clock,
 		owner:   cfg.Owner,
 		q:       newQueries(cfg.Dialect, cfg.Table),
+		stmts:   newStmtCache(cfg.DB),
 		logger:  logger.With(watermill.LogFields{"component": "sqlstore", "table": cfg.Table}),
 	}
 	if cfg.AutoInitialize {
@@ -170,7 +172,7 @@ func (s *Store) Insert(ctx context.Context, msgs ...Message) error {
 		return err
 	}
 	if len(msgs) <= insertChunk {
-		_, err := s.db.ExecContext(ctx, s.q.insert(len(msgs)), args...)
+		_, err := s.stmts.exec(ctx, s.q.insert(len(msgs)), args...)
 		return s.wrap("insert", err)
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
@@ -271,7 +273,7 @@ func (s *Store) Claim(ctx context.Context, req ClaimRequest) ([]Message, error) 
 	if s.dialect == MySQL {
 		msgs, err = s.claimMySQL(ctx, req, nowUS, until)
 	} else {
-		msgs, err = s.query(ctx, "claim", s.db, s.q.claimReturning(), req.Owner, until, req.Queue, nowUS, nowUS, req.Limit)
+		msgs, err = s.query(ctx, "claim", s.stmts, s.q.claimReturning(), req.Owner, until, req.Queue, nowUS, nowUS, req.Limit)
 	}
 	if err != nil {
 		return nil, err
@@ -372,7 +374,7 @@ func (s *Store) query(ctx context.Context, op string, qr querier, query string, 
 // Delete removes the rows with ids (those already gone are ignored). This is
 // the only way a row leaves the store.
 func (s *Store) Delete(ctx context.Context, ids ...int64) error {
-	return s.deleteIDs(ctx, s.db, ids)
+	return s.deleteIDs(ctx, s.stmts, ids)
 }
 
 // DeleteTx removes the rows with ids inside the caller's transaction.
@@ -386,7 +388,7 @@ func (s *Store) DeleteTx(ctx context.Context, tx *sql.Tx, ids ...int64) error {
 func (s *Store) deleteIDs(ctx context.Context, ex execer, ids []int64) error {
 	for start := 0; start < len(ids); start += idChunk {
 		part := ids[start:min(start+idChunk, len(ids))]
-		if _, err := ex.ExecContext(ctx, s.q.delete(len(part)), int64Args(part)...); err != nil {
+		if _, err := ex.ExecContext(ctx, s.q.delete(idBucket(len(part))), paddedIDArgs(nil, part)...); err != nil {
 			return s.wrap("delete", err)
 		}
 	}
@@ -398,7 +400,7 @@ func (s *Store) deleteIDs(ctx context.Context, ex execer, ids []int64) error {
 // released. It returns ErrNotFound if the row is gone.
 func (s *Store) Reschedule(ctx context.Context, id int64, next time.Time, lastErr string) error {
 	lastErr = cleanError(lastErr)
-	res, err := s.db.ExecContext(ctx, s.q.reschedule(), toMicros(next), lastErr, lastErr, id)
+	res, err := s.stmts.exec(ctx, s.q.reschedule(), toMicros(next), lastErr, lastErr, id)
 	if err != nil {
 		return s.wrap("reschedule", err)
 	}
@@ -413,7 +415,7 @@ func (s *Store) Requeue(ctx context.Context, next time.Time, ids ...int64) error
 	var total int64
 	for start := 0; start < len(ids); start += idChunk {
 		part := ids[start:min(start+idChunk, len(ids))]
-		res, err := s.db.ExecContext(ctx, s.q.requeue(len(part)), append([]any{toMicros(next)}, int64Args(part)...)...)
+		res, err := s.stmts.exec(ctx, s.q.requeue(idBucket(len(part))), paddedIDArgs([]any{toMicros(next)}, part)...)
 		if err != nil {
 			return s.wrap("requeue", err)
 		}
@@ -440,14 +442,6 @@ func (s *Store) affected(op string, res sql.Result, id int64) error {
 	return nil
 }
 
-func int64Args(ids []int64) []any {
-	args := make([]any, len(ids))
-	for i, id := range ids {
-		args[i] = id
-	}
-	return args
-}
-
 // Stats describes one queue (queue.Stats).
 type Stats = queue.Stats
 
@@ -459,7 +453,7 @@ func (s *Store) Stats(ctx context.Context, queue string) (Stats, error) {
 	now := toMicros(s.clock.Now())
 	var st Stats
 	var oldest int64
-	err := s.db.QueryRowContext(ctx, s.q.stats(), now, now, queue).Scan(&st.Backlog, &oldest, &st.Due, &st.Leased)
+	err := s.stmts.queryRow(ctx, s.q.stats(), now, now, queue).Scan(&st.Backlog, &oldest, &st.Due, &st.Leased)
 	if err != nil {
 		return Stats{}, s.wrap("stats", err)
 	}
@@ -535,7 +529,7 @@ func (s *Store) List(ctx context.Context, f Filter) ([]Message, error) {
 // Get returns the row with id, whatever its queue, without claiming it. It
 // returns an error matching ErrNotFound when no row has the id.
 func (s *Store) Get(ctx context.Context, id int64) (Message, error) {
-	msgs, err := s.query(ctx, "get", s.db, s.q.get(), id)
+	msgs, err := s.query(ctx, "get", s.stmts, s.q.get(), id)
 	if err != nil {
 		return Message{}, err
 	}

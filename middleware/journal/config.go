@@ -55,10 +55,11 @@ type Config struct {
 	// so they are sent at once instead of after the store's LeaseTimeout.
 	// Default "journal:<host name>:<Queue>".
 	Owner string
-	// MaxBatch bounds a commit: it stops taking waiting calls once it holds
-	// MaxBatch messages (a single larger call is written alone). Publish
-	// calls that arrive while a commit runs wait for the next one and are
-	// written together, in one transaction. Default DefaultMaxBatch (1000).
+	// MaxBatch bounds a commit: it takes the waiting calls, oldest first,
+	// while their messages fit in MaxBatch (a single larger call is written
+	// alone). Publish calls that arrive while a commit runs wait for the
+	// next one and are written together, in one transaction. Default
+	// DefaultMaxBatch (1000).
 	MaxBatch int
 	// StoreTimeout bounds each commit; Publish returns an error matching
 	// ErrNotJournaled when it runs out. Default DefaultStoreTimeout (10s).

@@ -19,12 +19,15 @@
 // mode is async.Config.Journal, for code written against the async
 // publisher.
 //
-// Group commit: concurrent Publish calls are written together. One committer
-// goroutine takes every call waiting (up to MaxBatch messages), inserts
-// their rows in one transaction and answers each caller; each commit wakes
-// the relays (fallback.Relay.Notify), so a message is sent as soon as it is
-// committed, not a poll interval later. A single producer pays one commit
-// per call; many producers share them.
+// Group commit: concurrent Publish calls are written together. The calls
+// waiting for a commit queue up; one of them at a time, the leader, takes
+// the waiting calls, oldest first, while they fit in MaxBatch messages,
+// inserts their rows in one transaction, answers each caller and hands the
+// lead to the oldest call still waiting. A lone call commits on its own
+// goroutine, with no hand-over. Each commit wakes the relays
+// (fallback.Relay.Notify), so a message is sent as soon as it is committed,
+// not a poll interval later. A single producer pays one commit per call;
+// many producers share them.
 //
 // # The journal file
 //
@@ -90,21 +93,29 @@
 //
 // The async pool answers once the call is in memory; the journal, once it is
 // committed. Each Publish waits for a commit (shared with the calls waiting
-// at that moment: 8 producers made groups of about 6), and on SQLite the
-// commits, the relays' claims and their deletes take turns on one
-// connection. A single-message commit alone costs about 50 µs with
-// synchronous NORMAL and 290 µs with FULL on the machine below.
+// at that moment), and on SQLite the commits, the relays' claims and their
+// deletes take turns on one connection. The store keeps its statements
+// prepared, so a commit does not parse SQL. A single producer waits for one
+// single-message commit per call: 30-55 µs in a loop with synchronous NORMAL
+// on the machine below (three WAL page writes and the WAL locks, about
+// 20 µs of it CPU in SQLite), against the 25 µs per message at which the
+// async pool's 50 workers drain a 1 ms broker; that bounds the single
+// producer to about 0.4 of the async pool here. Several producers share
+// commits and reach more than half of it.
 // BenchmarkJournal_vs_async, end-to-end msgs/s until Close returned, median
-// of 6 runs, journal (NORMAL) / async with the same inner publisher, 2 cores
-// shared with other test suites (load average 6-11):
+// of 6 interleaved runs, journal (NORMAL) / async with the same inner
+// publisher and 50 sends at once in both, 2 cores shared with other test
+// suites (load average 5-12):
 //
 //	inner publisher                     producers  async    journal  ratio (per-run range)
-//	fake broker, 1 ms per send          1          43,004   10,360   0.24 (0.20-0.26)
-//	fake broker, 1 ms per send          8          49,726   22,963   0.46 (0.43-0.50)
-//	RocketMQ adapter, embedded broker   1          25,918    5,140   0.20 (0.16-0.26)
-//	RocketMQ adapter, embedded broker   8          34,234    8,202   0.24 (0.16-0.47)
+//	fake broker, 1 ms per send          1          43,162   15,058   0.36 (0.34-0.42)
+//	fake broker, 1 ms per send          8          49,111   28,227   0.58 (0.49-0.58)
+//	RocketMQ adapter, embedded broker   1          36,610   12,979   0.37 (0.35-0.39)
+//	RocketMQ adapter, embedded broker   8          35,274   14,754   0.53 (0.06-0.58)
 //
-// With synchronous FULL the journal made 580-2,700 msgs/s (a disk flush per
-// commit, claim and delete). Choose the journal where a crash must not lose
-// a message, and the async pool where throughput matters more.
+// (The 0.06 is one run that stalled for about ten seconds; four more runs
+// of that row gave 0.37-0.63.) With synchronous FULL the journal made
+// 450-9,500 msgs/s (a disk flush per commit, claim and delete). Choose the
+// journal where a crash must not lose a message, and the async pool where
+// throughput matters more.
 package journal

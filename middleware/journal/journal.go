@@ -37,8 +37,12 @@ var _ message.Publisher = (*Publisher)(nil)
 // request is one Publish call waiting for its commit.
 type request struct {
 	rows []queue.Row
-	done chan error // capacity 1
+	done chan error // capacity 1: the commit's result, or errLead
 }
+
+// errLead, sent to a waiting call, makes it the leader: it commits the next
+// group.
+var errLead = errors.New("journal: lead the next commit")
 
 // Publisher writes every Publish call to a durable journal (a queue.Queue)
 // and returns once the rows are committed; a fallback.Relay over that queue
@@ -59,13 +63,14 @@ type Publisher struct {
 	relays       []*fallback.Relay
 	logger       watermill.LoggerAdapter
 
-	// gate orders Publish against Close: Publish holds it for reading while
-	// it hands its request to the committer, Close takes it for writing to
-	// set closed and close reqs.
-	gate      sync.RWMutex
-	closed    bool
-	reqs      chan *request
-	committed chan struct{} // closed when the committer has exited
+	// Group commit: the calls waiting for a commit queue in pending; one of
+	// them at a time, the leader, writes a group and hands the lead to the
+	// first call still waiting. A lone caller commits on its own goroutine.
+	mu       sync.Mutex
+	closed   bool
+	pending  []*request
+	leading  bool           // a leader is committing: pending calls are its
+	inflight sync.WaitGroup // Publish calls past the closed check
 
 	stopRelay context.CancelFunc
 	relayDone chan struct{} // closed when recovery and every Run have returned
@@ -121,13 +126,10 @@ func New(inner message.Publisher, cfg Config, logger watermill.LoggerAdapter) (*
 		clock:        clock.OrReal(cfg.Relay.Clock),
 		relays:       relays,
 		logger:       logger.With(watermill.LogFields{"component": "journal.Publisher", "queue": cfg.Queue}),
-		reqs:         make(chan *request, 4*cfg.MaxBatch),
-		committed:    make(chan struct{}),
 		relayDone:    make(chan struct{}),
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p.stopRelay = cancel
-	go p.commitLoop()
 	go p.runRelays(ctx)
 	return p, nil
 }
@@ -165,13 +167,23 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 		rows[i] = queue.FromMessage(p.queue, topic, m)
 	}
 	req := &request{rows: rows, done: make(chan error, 1)}
-	p.gate.RLock()
+	p.mu.Lock()
 	if p.closed {
-		p.gate.RUnlock()
+		p.mu.Unlock()
 		return policy.Permanent(ErrClosed)
 	}
-	p.reqs <- req
-	p.gate.RUnlock()
+	p.inflight.Add(1)
+	defer p.inflight.Done()
+	p.pending = append(p.pending, req)
+	lead := !p.leading
+	p.leading = true
+	p.mu.Unlock()
+	if !lead {
+		if err := <-req.done; err != errLead {
+			return err
+		}
+	}
+	p.lead()
 	return <-req.done
 }
 
@@ -197,34 +209,42 @@ func (p *Publisher) check(topic string, msgs []*message.Message) error {
 	return nil
 }
 
-// commitLoop writes the waiting requests, up to maxBatch messages at a
-// time, one transaction per batch, until reqs is closed and empty.
-func (p *Publisher) commitLoop() {
-	defer close(p.committed)
-	batch := make([]*request, 0, 64)
-	rows := make([]queue.Row, 0, p.maxBatch)
-	for first := range p.reqs {
-		// The callers the last commit answered are runnable now, most of
-		// them behind this goroutine on its processor: let them queue their
-		// next calls before the batch is cut, or each commit carries one
-		// call while the others wait for the next.
-		runtime.Gosched()
-		batch, rows = append(batch[:0], first), append(rows[:0], first.rows...)
-	more:
-		for len(rows) < p.maxBatch {
-			select {
-			case r, ok := <-p.reqs:
-				if !ok {
-					break more
-				}
-				batch, rows = append(batch, r), append(rows, r.rows...)
-			default:
-				break more
-			}
-		}
-		p.commit(batch, rows)
-		clear(batch) // let the requests go
+// lead commits one group: the waiting calls, oldest first, up to maxBatch
+// messages (the leader's own call, the oldest, always). Then it hands the
+// lead to the oldest call still waiting, or ends it when none is.
+func (p *Publisher) lead() {
+	// The callers the last commit answered are runnable now, perhaps behind
+	// this goroutine on its processor: let them queue their next calls
+	// before the group is cut, or each commit carries one call while the
+	// others wait for the next.
+	runtime.Gosched()
+	p.mu.Lock()
+	n, msgs := 0, 0
+	for n < len(p.pending) && (n == 0 || msgs+len(p.pending[n].rows) <= p.maxBatch) {
+		msgs += len(p.pending[n].rows)
+		n++
 	}
+	batch := make([]*request, n)
+	copy(batch, p.pending)
+	p.pending = append(p.pending[:0], p.pending[n:]...)
+	p.mu.Unlock()
+
+	rows := batch[0].rows
+	if n > 1 {
+		rows = make([]queue.Row, 0, msgs)
+		for _, r := range batch {
+			rows = append(rows, r.rows...)
+		}
+	}
+	p.commit(batch, rows)
+
+	p.mu.Lock()
+	if len(p.pending) == 0 {
+		p.leading = false
+	} else {
+		p.pending[0].done <- errLead
+	}
+	p.mu.Unlock()
 }
 
 func (p *Publisher) commit(batch []*request, rows []queue.Row) {
@@ -368,11 +388,10 @@ func (p *Publisher) makeLeftRowsDue(ctx context.Context) (int, error) {
 // call's result.
 func (p *Publisher) Close() error {
 	p.closeOnce.Do(func() {
-		p.gate.Lock()
+		p.mu.Lock()
 		p.closed = true
-		close(p.reqs)
-		p.gate.Unlock()
-		<-p.committed
+		p.mu.Unlock()
+		p.inflight.Wait() // the commits in progress and those waiting
 		left := p.drain()
 		p.stopRelay()
 		<-p.relayDone

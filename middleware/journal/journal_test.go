@@ -91,6 +91,54 @@ func TestPublish_concurrent_calls_share_commits(t *testing.T) {
 	t.Logf("%d calls in %d commits (%d stats commits)", callers, len(calls), s.Commits)
 }
 
+func TestPublish_MaxBatch_bounds_a_commit_and_a_larger_call_is_written_alone(t *testing.T) {
+	st := &gatedStore{Store: newStore(t), gate: make(chan struct{})}
+	inner := &fakepub.Publisher{}
+	j := newJournal(t, inner, journal.Config{Store: st, MaxBatch: 3})
+	msgs := func(n int) []*message.Message {
+		out := make([]*message.Message, n)
+		for i := range out {
+			out[i] = message.NewMessage(watermill.NewUUID(), nil)
+		}
+		return out
+	}
+	errs := make(chan error, 8)
+	go func() { errs <- j.Publish("orders", msgs(1)...) }()
+	waitFor(t, "the first commit to start", func() bool { return len(st.insertCalls()) == 1 })
+	sizes := []int{2, 2, 4, 1, 1, 1, 1} // wait behind the held commit
+	var large []*message.Message
+	for _, n := range sizes {
+		m := msgs(n)
+		if n == 4 {
+			large = m
+		}
+		go func() { errs <- j.Publish("orders", m...) }()
+	}
+	time.Sleep(50 * time.Millisecond)
+	close(st.gate)
+	for range len(sizes) + 1 {
+		if err := <-errs; err != nil {
+			t.Fatalf("publish: %v", err)
+		}
+	}
+	calls, total := st.insertCalls(), 0
+	for _, c := range calls {
+		total += len(c)
+		if len(c) > 3 && (len(c) != 4 || c[0] != large[0].UUID) {
+			t.Errorf("a commit of %d messages; MaxBatch 3 (the 4-message call alone may exceed it): %v", len(c), calls)
+		}
+	}
+	if total != 13 {
+		t.Fatalf("committed %d messages, want 13: %v", total, calls)
+	}
+	if len(calls) >= 1+len(sizes) {
+		t.Fatalf("%d commits for %d calls: none shared (%v)", len(calls), 1+len(sizes), calls)
+	}
+	if !inner.WaitAccepted(13, 10*time.Second) {
+		t.Fatalf("delivered %d of 13", len(inner.Accepted()))
+	}
+}
+
 func TestPublish_a_call_the_store_refuses_does_not_fail_the_calls_sharing_its_commit(t *testing.T) {
 	bad := watermill.NewUUID()
 	st := &gatedStore{Store: newStore(t), gate: make(chan struct{}), refuse: map[string]bool{bad: true}}
