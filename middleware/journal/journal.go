@@ -252,32 +252,39 @@ func (p *Publisher) commit(batch []*request, rows []queue.Row) {
 	ctx, cancel := context.WithTimeout(context.Background(), p.storeTimeout)
 	defer cancel()
 	err := p.store.Insert(ctx, rows...)
+	// Counters and hooks see a commit before its callers hear of it, so a
+	// caller that reads Stats after Publish returned finds its call counted.
 	if err != nil && len(batch) > 1 && queue.IsInvalidInput(err) {
 		// One call broke a rule of the store the checks above do not know:
 		// it must not fail the calls it shares the transaction with.
 		ok := 0
-		for _, r := range batch {
-			err := p.store.Insert(ctx, r.rows...)
-			if err == nil {
+		errs := make([]error, len(batch))
+		for i, r := range batch {
+			errs[i] = p.store.Insert(ctx, r.rows...)
+			if errs[i] == nil {
 				ok += len(r.rows)
 			}
-			p.answer(r, err)
 		}
 		p.record(len(batch), ok, len(rows)-ok, start, nil)
+		for i, r := range batch {
+			p.answer(r, errs[i])
+		}
 		if ok > 0 {
 			p.notify()
 		}
 		return
 	}
+	if err != nil {
+		p.record(len(batch), 0, len(rows), start, err)
+	} else {
+		p.record(len(batch), len(rows), 0, start, nil)
+	}
 	for _, r := range batch {
 		p.answer(r, err)
 	}
-	if err != nil {
-		p.record(len(batch), 0, len(rows), start, err)
-		return
+	if err == nil {
+		p.notify()
 	}
-	p.record(len(batch), len(rows), 0, start, nil)
-	p.notify()
 }
 
 // notify wakes the relays: the rows just committed are due.
