@@ -40,7 +40,7 @@ func TestPostgreSQL_only_program_links_no_SQLite_and_no_test_packages(t *testing
 	}
 }
 
-func TestOnly_examples_and_its_command_import_rocketmqtest_and_only_sqlstore_sqlite_imports_the_driver(t *testing.T) {
+func TestOnly_examples_its_command_and_test_support_import_rocketmqtest_and_only_sqlstore_sqlite_imports_the_driver(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs go list over the module")
 	}
@@ -51,9 +51,14 @@ func TestOnly_examples_and_its_command_import_rocketmqtest_and_only_sqlstore_sql
 		for _, imp := range imports {
 			switch {
 			case imp == module+"adapters/rocketmq/rocketmqtest":
-				if !strings.HasPrefix(pkg, module+"examples/") && pkg != module+"adapters/rocketmq/rocketmqtest/cmd/rocketmqtest" {
+				if !strings.HasPrefix(pkg, module+"examples/") && pkg != module+"adapters/rocketmq/rocketmqtest/cmd/rocketmqtest" &&
+					pkg != module+"internal/transporttest" {
 					t.Errorf("%s imports rocketmqtest outside its tests", pkg)
 				}
+			case imp == module+"internal/transporttest":
+				// The tests' table of transports links the embedded broker
+				// and every Watermill backend: tests only.
+				t.Errorf("%s imports internal/transporttest outside its tests", pkg)
 			case imp == "modernc.org/sqlite":
 				if pkg != module+"adapters/sqlstore/sqlite" {
 					t.Errorf("%s imports the SQLite driver; only adapters/sqlstore/sqlite may", pkg)
