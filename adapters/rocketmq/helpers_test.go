@@ -4,7 +4,6 @@ package rocketmq_test
 
 import (
 	"context"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -18,27 +17,19 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		if err := goleak.Find(leakOptions()...); err != nil {
-			os.Stderr.WriteString("goleak: " + err.Error() + "\n")
-			code = 1
-		}
-	}
-	os.Exit(code)
+	rocketmqtest.VerifyNoLeaks(m, leakOptions()...)
 }
 
-// leakOptions are the broker package's client leftovers plus the rebalance
-// goroutine pushConsumer.Start spawns without primitive.WithRecover, which can
-// still wait for the client's rebalance lock after Shutdown.
+// leakOptions are what this package ignores beyond the client's leftovers
+// (rocketmqtest.LeakOptions).
 func leakOptions() []goleak.Option {
-	return append(rocketmqtest.LeakOptions(),
-		goleak.IgnoreAnyFunction("github.com/apache/rocketmq-client-go/v2/internal.(*rmqClient).RebalanceImmediately"),
+	return []goleak.Option{
 		// Watermill's conformance harness merges several subscriptions with
 		// goroutines that block forever on a duplicate delivered after the
 		// test stopped reading (at-least-once allows duplicates).
 		goleak.IgnoreAnyFunction("github.com/ThreeDotsLabs/watermill/internal/subscriber.(*multiplier).Subscribe.func2"),
-		goleak.IgnoreAnyFunction("github.com/ThreeDotsLabs/watermill/internal/subscriber.(*multiplier).Subscribe.func3"))
+		goleak.IgnoreAnyFunction("github.com/ThreeDotsLabs/watermill/internal/subscriber.(*multiplier).Subscribe.func3"),
+	}
 }
 
 // testLogger keeps client errors visible when a test fails (go test -v).

