@@ -14,6 +14,7 @@ import (
 
 	"github.com/reliamq/reliamq/adapters/rocketmq"
 	"github.com/reliamq/reliamq/adapters/rocketmq/rocketmqtest"
+	"github.com/reliamq/reliamq/middleware/redelivery/redeliverytest"
 	"github.com/reliamq/reliamq/pkg/servicetest"
 )
 
@@ -48,7 +49,7 @@ func RocketMQ(name string, nameServers func(t *testing.T) []string,
 // Embedded starts an embedded broker with cfg for each test that asks (once
 // per test, stopped when it ends) and returns its name server.
 func Embedded(cfg rocketmqtest.Config) func(t *testing.T) []string {
-	return PerTest(func(t *testing.T) []string {
+	return redeliverytest.PerTest(func(t *testing.T) []string {
 		return []string{rocketmqtest.NewTest(t, cfg).NameServerAddr()}
 	})
 }
@@ -58,7 +59,7 @@ func Embedded(cfg rocketmqtest.Config) func(t *testing.T) []string {
 // servicetest.RocketMQServer.Cluster): skipped when the cluster is not
 // configured or unreachable, failed under CI.
 func Cluster(s servicetest.RocketMQServer) func(t *testing.T) []string {
-	return PerTest(func(t *testing.T) []string {
+	return redeliverytest.PerTest(func(t *testing.T) []string {
 		return []string{s.Cluster(t).NameServer}
 	})
 }

@@ -38,6 +38,7 @@ import (
 
 	"github.com/reliamq/reliamq/adapters/sqlstore"
 	"github.com/reliamq/reliamq/adapters/sqlstore/sqlstoretest"
+	"github.com/reliamq/reliamq/middleware/redelivery/redeliverytest"
 	"github.com/reliamq/reliamq/pkg/servicetest"
 )
 
@@ -109,7 +110,7 @@ func GoChannel() Transport {
 }
 
 func goChannel(name string) Transport {
-	perTest := PerTest(func(t *testing.T) *gochannel.GoChannel {
+	perTest := redeliverytest.PerTest(func(t *testing.T) *gochannel.GoChannel {
 		ps := gochannel.NewGoChannel(gochannel.Config{BlockPublishUntilSubscriberAck: true}, watermill.NopLogger{})
 		t.Cleanup(func() { _ = ps.Close() })
 		return ps
@@ -303,24 +304,6 @@ func RedisStreams(t *testing.T) Transport {
 	}}
 }
 
-// PerTest returns a function that calls build once per test and returns the
-// same value for every later call with that test.
-func PerTest[T any](build func(t *testing.T) T) func(t *testing.T) T {
-	var mu sync.Mutex
-	m := map[*testing.T]T{}
-	return func(t *testing.T) T {
-		mu.Lock()
-		defer mu.Unlock()
-		if v, ok := m[t]; ok {
-			return v
-		}
-		v := build(t)
-		m[t] = v
-		t.Cleanup(func() { mu.Lock(); delete(m, t); mu.Unlock() })
-		return v
-	}
-}
-
 // Closed wraps sub so that it is closed once, whoever asks first (a router
 // when its consumer stops, or the end of the test), and closes it when t
 // ends. Several subscribers (watermill-sql's) do not survive a second Close.
@@ -356,7 +339,7 @@ type used struct {
 }
 
 func trackTopics(remove func(topics, groups []string)) tracker {
-	return tracker{perTest: PerTest(func(t *testing.T) *used {
+	return tracker{perTest: redeliverytest.PerTest(func(t *testing.T) *used {
 		u := &used{topics: map[string]bool{}, groups: map[string]bool{}}
 		// Registered before any publisher or subscriber of the test, so it
 		// runs after they were closed.

@@ -16,6 +16,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -58,23 +59,11 @@ func ValidateKey(k Key) error {
 	for _, f := range []struct{ name, v string }{
 		{"ConsumerGroup", k.ConsumerGroup}, {"Handler", k.Handler}, {"UUID", k.UUID},
 	} {
-		if len(f.v) > MaxKeyPart || !printable(f.v) {
+		if len(f.v) > MaxKeyPart || !utf8.ValidString(f.v) || strings.IndexFunc(f.v, unicode.IsControl) >= 0 {
 			return fmt.Errorf("%w: %s: at most %d bytes of UTF-8 without control characters", ErrInvalidKey, f.name, MaxKeyPart)
 		}
 	}
 	return nil
-}
-
-func printable(s string) bool {
-	if !utf8.ValidString(s) {
-		return false
-	}
-	for _, r := range s {
-		if unicode.IsControl(r) {
-			return false
-		}
-	}
-	return true
 }
 
 // Store records which messages a handler has processed. Implementations are

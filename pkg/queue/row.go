@@ -3,6 +3,7 @@ package queue
 import (
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -104,22 +105,10 @@ func ValidateTopic(topic string) error {
 // ValidateQueue returns an error matching ErrInvalidQueue unless queue is at
 // most 255 bytes of printable UTF-8. The empty queue is valid.
 func ValidateQueue(queue string) error {
-	if len(queue) > 255 || !printable(queue) {
+	if len(queue) > 255 || !utf8.ValidString(queue) || strings.IndexFunc(queue, unicode.IsControl) >= 0 {
 		return fmt.Errorf("%w: %q: at most 255 bytes of printable UTF-8", ErrInvalidQueue, truncate(queue, 64))
 	}
 	return nil
-}
-
-func printable(s string) bool {
-	if !utf8.ValidString(s) {
-		return false
-	}
-	for _, r := range s {
-		if unicode.IsControl(r) {
-			return false
-		}
-	}
-	return true
 }
 
 func truncate(s string, n int) string {
