@@ -120,17 +120,7 @@ func (i *Inbox) InitializeSchema(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, stmt := range stmts {
-		if _, err := i.db.ExecContext(ctx, stmt); err != nil {
-			// A concurrent creation may fail one CREATE ... IF NOT EXISTS
-			// (PostgreSQL catalog race); what matters is the table.
-			if _, probe := i.db.ExecContext(ctx, "SELECT uuid FROM "+i.q.table+" WHERE 1 = 0"); probe == nil {
-				continue
-			}
-			return i.wrap("initialize schema", err)
-		}
-	}
-	return nil
+	return i.wrap("initialize schema", createSchema(ctx, i.db, stmts, "SELECT uuid FROM "+i.q.table+" WHERE 1 = 0"))
 }
 
 func (i *Inbox) checkTable() error {

@@ -144,15 +144,20 @@ func (s *Store) InitializeSchema(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	return s.wrap("initialize schema", createSchema(ctx, s.db, stmts, "SELECT id FROM "+s.q.table+" WHERE 1 = 0"))
+}
+
+// createSchema runs the CREATE ... IF NOT EXISTS statements. Two processes
+// creating the same table at once can make one of them fail (PostgreSQL
+// catalog race); what matters is that the table is there afterwards, which
+// probe (a query of the table returning no row) checks.
+func createSchema(ctx context.Context, db *sql.DB, stmts []string, probe string) error {
 	for _, stmt := range stmts {
-		if _, err := s.db.ExecContext(ctx, stmt); err != nil {
-			// Two processes creating the same table at once can make one
-			// CREATE ... IF NOT EXISTS fail (PostgreSQL catalog race); what
-			// matters is that the table is there afterwards.
-			if _, probe := s.db.ExecContext(ctx, "SELECT id FROM "+s.q.table+" WHERE 1 = 0"); probe == nil {
+		if _, err := db.ExecContext(ctx, stmt); err != nil {
+			if _, perr := db.ExecContext(ctx, probe); perr == nil {
 				continue
 			}
-			return s.wrap("initialize schema", err)
+			return err
 		}
 	}
 	return nil
