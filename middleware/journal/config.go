@@ -27,7 +27,8 @@ const (
 	// Config.Relay.Concurrency is zero: with DefaultRelays, as many sends at
 	// once as the async pool's MaxWorkers (50).
 	DefaultConcurrency = 25
-	// DefaultStoreTimeout bounds one commit.
+	// DefaultStoreTimeout bounds one commit (except on SQLite: see
+	// Config.StoreTimeout).
 	DefaultStoreTimeout = 10 * time.Second
 	// DefaultCloseTimeout bounds how long Close waits for the journal to
 	// empty, as async.DefaultCloseTimeout does for its queue.
@@ -62,7 +63,17 @@ type Config struct {
 	// DefaultMaxBatch (1000).
 	MaxBatch int
 	// StoreTimeout bounds each commit; Publish returns an error matching
-	// ErrNotJournaled when it runs out. Default DefaultStoreTimeout (10s).
+	// ErrNotJournaled when it runs out. Default DefaultStoreTimeout (10s),
+	// except for the commits to an SQLite sqlstore.Store: left zero there,
+	// a commit runs without a context deadline, because the SQLite driver
+	// (modernc.org/sqlite) starts a goroutine per statement to watch a
+	// cancellable context, which cost a single producer about a fifth of
+	// its throughput. The commit is then bounded by SQLite itself: a local
+	// write, whose wait for a lock held by another connection or process
+	// is bounded by the busy timeout (5 s with sqlite.Open), and the
+	// connection is otherwise held only by the journal's own statements.
+	// Set StoreTimeout to bound SQLite commits by a deadline all the same.
+	// The relays' store calls keep their own timeouts (Relay.StoreTimeout).
 	StoreTimeout time.Duration
 	// CloseTimeout bounds how long Close waits for the relay to empty the
 	// journal; what is left stays in the store and is sent after the next

@@ -95,27 +95,30 @@
 // committed. Each Publish waits for a commit (shared with the calls waiting
 // at that moment), and on SQLite the commits, the relays' claims and their
 // deletes take turns on one connection. The store keeps its statements
-// prepared, so a commit does not parse SQL. A single producer waits for one
-// single-message commit per call: 30-55 µs in a loop with synchronous NORMAL
-// on the machine below (three WAL page writes and the WAL locks, about
-// 20 µs of it CPU in SQLite), against the 25 µs per message at which the
-// async pool's 50 workers drain a 1 ms broker; that bounds the single
-// producer to about 0.4 of the async pool here. Several producers share
-// commits and reach more than half of it.
+// prepared, so a commit does not parse SQL, and on SQLite a commit runs
+// without a context deadline unless Config.StoreTimeout is set (the driver
+// watches a cancellable context with a goroutine per statement; SQLite's
+// busy timeout bounds the commit instead, see Config.StoreTimeout). A single
+// producer waits for one single-message commit per call: about 26 µs in a
+// loop with synchronous NORMAL on the machine below (three WAL page writes
+// and the WAL locks, mostly CPU in SQLite), against the 23 µs per message at
+// which the async pool's 50 workers drain a 1 ms broker; that bounds the
+// single producer to about half of the async pool here. Several producers
+// share commits and reach more than half of it.
 // BenchmarkJournal_vs_async, end-to-end msgs/s until Close returned, median
 // of 6 interleaved runs, journal (NORMAL) / async with the same inner
 // publisher and 50 sends at once in both, 2 cores shared with other test
-// suites (load average 5-12):
+// suites:
+//
+//	go test -run '^$' -bench 'Journal_vs_async' -count 6 ./middleware/journal
 //
 //	inner publisher                     producers  async    journal  ratio (per-run range)
-//	fake broker, 1 ms per send          1          43,162   15,058   0.36 (0.34-0.42)
-//	fake broker, 1 ms per send          8          49,111   28,227   0.58 (0.49-0.58)
-//	RocketMQ adapter, embedded broker   1          36,610   12,979   0.37 (0.35-0.39)
-//	RocketMQ adapter, embedded broker   8          35,274   14,754   0.53 (0.06-0.58)
+//	fake broker, 1 ms per send          1          43,324   23,112   0.53 (0.51-0.56)
+//	fake broker, 1 ms per send          8          48,927   29,556   0.61 (0.58-0.63)
+//	RocketMQ adapter, embedded broker   1          31,424   15,950   0.51 (0.44-0.60)
+//	RocketMQ adapter, embedded broker   8          40,570   18,564   0.46 (0.43-0.48)
 //
-// (The 0.06 is one run that stalled for about ten seconds; four more runs
-// of that row gave 0.37-0.63.) With synchronous FULL the journal made
-// 450-9,500 msgs/s (a disk flush per commit, claim and delete). Choose the
-// journal where a crash must not lose a message, and the async pool where
-// throughput matters more.
+// With synchronous FULL the journal made 4-18 % of the async pool (a disk
+// flush per commit, claim and delete). Choose the journal where a crash must
+// not lose a message, and the async pool where throughput matters more.
 package journal

@@ -12,6 +12,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/reliamq/reliamq/adapters/sqlstore"
 	"github.com/reliamq/reliamq/internal/hooks"
 	"github.com/reliamq/reliamq/middleware/fallback"
 	"github.com/reliamq/reliamq/pkg/clock"
@@ -57,6 +58,7 @@ type Publisher struct {
 	checker      msgcheck.Checker
 	maxBatch     int
 	storeTimeout time.Duration
+	noDeadline   bool // commits on SQLite with StoreTimeout left zero: see Config.StoreTimeout
 	closeTimeout time.Duration
 	commitHooks  []CommitHook
 	clock        clock.Clock
@@ -92,6 +94,7 @@ func New(inner message.Publisher, cfg Config, logger watermill.LoggerAdapter) (*
 	if err := validateNils(inner, cfg); err != nil {
 		return nil, err
 	}
+	noDeadline := cfg.StoreTimeout == 0 && isSQLite(cfg.Store)
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -121,6 +124,7 @@ func New(inner message.Publisher, cfg Config, logger watermill.LoggerAdapter) (*
 		checker:      checker,
 		maxBatch:     cfg.MaxBatch,
 		storeTimeout: cfg.StoreTimeout,
+		noDeadline:   noDeadline,
 		closeTimeout: cfg.CloseTimeout,
 		commitHooks:  hooks.Of[CommitHook](cfg.Hooks),
 		clock:        clock.OrReal(cfg.Relay.Clock),
@@ -156,7 +160,8 @@ func PublisherDecorator(cfg Config, logger watermill.LoggerAdapter) message.Publ
 //
 // Publish waits for the commit even when the context of the messages ends:
 // the rows may be committed by then, and an error would invite a duplicate.
-// StoreTimeout bounds the wait.
+// StoreTimeout bounds the wait (on SQLite with StoreTimeout left zero,
+// SQLite's busy timeout: see Config.StoreTimeout).
 func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	if err := p.check(topic, msgs); err != nil {
 		p.rejected.Add(uint64(len(msgs)))
@@ -182,6 +187,12 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 		if err := <-req.done; err != errLead {
 			return err
 		}
+		// Handed the lead: the callers the last commit answered are
+		// runnable now, perhaps behind this goroutine on its processor. Let
+		// them queue their next calls before the group is cut, or each
+		// commit carries one call while the others wait for the next. A
+		// call that found no leader has no such callers to wait for.
+		runtime.Gosched()
 	}
 	p.lead()
 	return <-req.done
@@ -213,11 +224,6 @@ func (p *Publisher) check(topic string, msgs []*message.Message) error {
 // messages (the leader's own call, the oldest, always). Then it hands the
 // lead to the oldest call still waiting, or ends it when none is.
 func (p *Publisher) lead() {
-	// The callers the last commit answered are runnable now, perhaps behind
-	// this goroutine on its processor: let them queue their next calls
-	// before the group is cut, or each commit carries one call while the
-	// others wait for the next.
-	runtime.Gosched()
 	p.mu.Lock()
 	n, msgs := 0, 0
 	for n < len(p.pending) && (n == 0 || msgs+len(p.pending[n].rows) <= p.maxBatch) {
@@ -249,8 +255,12 @@ func (p *Publisher) lead() {
 
 func (p *Publisher) commit(batch []*request, rows []queue.Row) {
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), p.storeTimeout)
-	defer cancel()
+	ctx := context.Background()
+	if !p.noDeadline {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, p.storeTimeout)
+		defer cancel()
+	}
 	err := p.store.Insert(ctx, rows...)
 	// Counters and hooks see a commit before its callers hear of it, so a
 	// caller that reads Stats after Publish returned finds its call counted.
@@ -285,6 +295,13 @@ func (p *Publisher) commit(batch []*request, rows []queue.Row) {
 	if err == nil {
 		p.notify()
 	}
+}
+
+// isSQLite reports whether q keeps its rows in SQLite (an sqlstore.Store
+// with the SQLite dialect).
+func isSQLite(q queue.Queue) bool {
+	d, ok := q.(interface{ Dialect() sqlstore.Dialect })
+	return ok && d.Dialect() == sqlstore.SQLite
 }
 
 // notify wakes the relays: the rows just committed are due.

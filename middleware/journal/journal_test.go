@@ -13,6 +13,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/reliamq/reliamq/adapters/sqlstore/sqlite"
 	"github.com/reliamq/reliamq/internal/fakepub"
 	"github.com/reliamq/reliamq/middleware/fallback"
 	"github.com/reliamq/reliamq/middleware/journal"
@@ -439,5 +440,41 @@ func TestCommitHook_sees_every_commit(t *testing.T) {
 	}
 	if total != 6 {
 		t.Fatalf("hooks saw %d messages in %d commits, want 6", total, len(h.commits))
+	}
+}
+
+// With StoreTimeout left zero an SQLite commit runs without a context
+// deadline; SQLite's busy timeout (5 s with sqlite.Open) still bounds its
+// wait for a write lock another connection holds: the call fails with
+// ErrNotJournaled instead of waiting for ever, and nothing is stored.
+func TestPublish_on_SQLite_without_StoreTimeout_is_bounded_by_the_busy_timeout(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out SQLite's 5 s busy timeout")
+	}
+	path := filepath.Join(t.TempDir(), "journal.db")
+	st := openJournal(t, path)
+	j := newJournal(t, &fakepub.Publisher{}, journal.Config{Store: st, CloseTimeout: 50 * time.Millisecond})
+	other, err := sqlite.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	conn, err := other.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(context.Background(), "BEGIN IMMEDIATE"); err != nil {
+		t.Fatalf("taking the write lock: %v", err)
+	}
+	err = j.Publish("orders", message.NewMessage(watermill.NewUUID(), nil))
+	if !errors.Is(err, journal.ErrNotJournaled) {
+		t.Fatalf("got %v, want ErrNotJournaled once the busy timeout ran out", err)
+	}
+	if _, err := conn.ExecContext(context.Background(), "ROLLBACK"); err != nil {
+		t.Fatal(err)
+	}
+	if rows := rowsOf(t, st, journal.DefaultQueue); len(rows) != 0 {
+		t.Fatalf("%d rows stored by a failed commit", len(rows))
 	}
 }
