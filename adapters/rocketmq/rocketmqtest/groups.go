@@ -77,7 +77,7 @@ func (b *Broker) handleHeartbeat(c *conn, req *wire.Command) *wire.Command {
 			continue
 		}
 		if validTopicName(retryPrefix + cd.GroupName) {
-			b.ensureTopic(retryPrefix+cd.GroupName, 1, permRW)
+			b.ensureTopic(retryPrefix+cd.GroupName, 1)
 		}
 		b.mu.Lock()
 		g := b.groups[cd.GroupName]

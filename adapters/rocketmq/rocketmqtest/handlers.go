@@ -185,7 +185,7 @@ func (b *Broker) handleRoute(req *wire.Command) *wire.Command {
 	if t == nil && isRetryTopic(name) && validTopicName(name) {
 		// The client resolves routes before its first heartbeat creates the
 		// retry topic; answering on demand saves it a 20 s rebalance.
-		t, _ = b.ensureTopic(name, 1, permRW)
+		t, _ = b.ensureTopic(name, 1)
 	}
 	if t == nil || name == scheduleTopic || name == halfTopic || name == timerTopic {
 		return errorResponse(RespTopicNotExist, fmt.Sprintf("No topic route info in name server for the topic: %s", name))
@@ -492,7 +492,7 @@ func (b *Broker) handleSend(c *conn, req *wire.Command) *wire.Command {
 		}
 		if int(h.reconsumeTimes) >= maxRe {
 			topicName = dlqPrefix + strings.TrimPrefix(topicName, retryPrefix)
-			b.ensureTopic(topicName, 1, permRW)
+			b.ensureTopic(topicName, 1)
 			h.queueID = 0
 		}
 	}
@@ -501,11 +501,11 @@ func (b *Broker) handleSend(c *conn, req *wire.Command) *wire.Command {
 	if t == nil {
 		switch {
 		case isRetryTopic(topicName):
-			t, _ = b.ensureTopic(topicName, 1, permRW)
+			t, _ = b.ensureTopic(topicName, 1)
 		case !b.cfg.DisableAutoCreateTopics:
 			n := min(max(h.defaultTopicQueueNums, 1), b.cfg.DefaultQueueNums)
 			var created bool
-			t, created = b.ensureTopic(topicName, n, permRW)
+			t, created = b.ensureTopic(topicName, n)
 			if created {
 				b.logger.Debug("topic auto-created", map[string]any{"topic": topicName, "queues": n})
 			}
@@ -845,10 +845,10 @@ func (b *Broker) handleSendBack(req *wire.Command) *wire.Command {
 	delete(props, propDelay)
 	var t *topic
 	if int(orig.ReconsumeTimes) >= maxRe || level < 0 {
-		t, _ = b.ensureTopic(dlqPrefix+groupName, 1, permRW)
+		t, _ = b.ensureTopic(dlqPrefix+groupName, 1)
 		level = 0
 	} else {
-		t, _ = b.ensureTopic(retryPrefix+groupName, 1, permRW)
+		t, _ = b.ensureTopic(retryPrefix+groupName, 1)
 		if level == 0 {
 			level = 3 + int(orig.ReconsumeTimes)
 		}

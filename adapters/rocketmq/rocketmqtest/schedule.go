@@ -39,7 +39,7 @@ func (b *Broker) deliverDelayed(m *storedMsg) {
 		if !isRetryTopic(name) && !isDLQTopic(name) {
 			return // the topic was deleted while the message waited
 		}
-		t, _ = b.ensureTopic(name, 1, permRW)
+		t, _ = b.ensureTopic(name, 1)
 	}
 	if qid < 0 || qid >= len(t.queues()) {
 		qid = 0

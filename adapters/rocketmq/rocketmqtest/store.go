@@ -128,14 +128,15 @@ func (b *Broker) getTopic(name string) *topic {
 	return t
 }
 
-// ensureTopic returns the topic, creating it with n queues if missing.
-func (b *Broker) ensureTopic(name string, n, perm int) (*topic, bool) {
+// ensureTopic returns the topic, creating it readable and writable with n
+// queues if missing.
+func (b *Broker) ensureTopic(name string, n int) (*topic, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if t := b.topics[name]; t != nil {
 		return t, false
 	}
-	t := newTopic(name, n, n, perm)
+	t := newTopic(name, n, n, permRW)
 	b.topics[name] = t
 	return t, true
 }

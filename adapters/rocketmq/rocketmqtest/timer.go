@@ -88,7 +88,7 @@ func (b *Broker) storeTimer(m *storedMsg, dest *topic, qid int, due time.Time) {
 }
 
 func (b *Broker) timerTopic() *topic {
-	t, _ := b.ensureTopic(timerTopic, 1, permRW)
+	t, _ := b.ensureTopic(timerTopic, 1)
 	return t
 }
 
