@@ -72,5 +72,5 @@
 // journal (middleware/journal) and returns once it is committed; the
 // journal's relays send it through the inner publisher. A process crash
 // then loses nothing Publish accepted (duplicates: at most the rows the
-// relays had claimed). The pool and OnResult are not used in this mode.
+// relays had claimed). The pool and Hooks are not used in this mode.
 package async
