@@ -138,6 +138,14 @@ func (s *Store) Owner() string { return s.owner }
 // LeaseTimeout returns how long a claim lasts.
 func (s *Store) LeaseTimeout() time.Duration { return s.lease }
 
+// WritesBounded reports whether the Store's writes end within a bound of the
+// database's own (queue.BoundedWriter): true on SQLite, whose busy timeout
+// (5 s with sqlite.Open; 0, an immediate error, by default) bounds every
+// wait for a lock, so a caller may write without a context deadline.
+func (s *Store) WritesBounded() bool { return s.dialect == SQLite }
+
+var _ queue.BoundedWriter = (*Store)(nil)
+
 // InitializeSchema creates the table and its index if they do not exist.
 func (s *Store) InitializeSchema(ctx context.Context) error {
 	stmts, err := SchemaSQL(s.dialect, s.table)

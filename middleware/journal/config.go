@@ -64,7 +64,8 @@ type Config struct {
 	MaxBatch int
 	// StoreTimeout bounds each commit; Publish returns an error matching
 	// ErrNotJournaled when it runs out. Default DefaultStoreTimeout (10s),
-	// except for the commits to an SQLite sqlstore.Store: left zero there,
+	// except for the commits to a store that bounds its own writes
+	// (queue.BoundedWriter: an SQLite sqlstore.Store): left zero there,
 	// a commit runs without a context deadline, because the SQLite driver
 	// (modernc.org/sqlite) starts a goroutine per statement to watch a
 	// cancellable context, which cost a single producer about a fifth of

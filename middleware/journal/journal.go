@@ -12,7 +12,6 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
-	"github.com/reliamq/reliamq/adapters/sqlstore"
 	"github.com/reliamq/reliamq/internal/hooks"
 	"github.com/reliamq/reliamq/middleware/fallback"
 	"github.com/reliamq/reliamq/pkg/clock"
@@ -94,7 +93,7 @@ func New(inner message.Publisher, cfg Config, logger watermill.LoggerAdapter) (*
 	if err := validateNils(inner, cfg); err != nil {
 		return nil, err
 	}
-	noDeadline := cfg.StoreTimeout == 0 && isSQLite(cfg.Store)
+	noDeadline := cfg.StoreTimeout == 0 && writesBounded(cfg.Store)
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -297,11 +296,11 @@ func (p *Publisher) commit(batch []*request, rows []queue.Row) {
 	}
 }
 
-// isSQLite reports whether q keeps its rows in SQLite (an sqlstore.Store
-// with the SQLite dialect).
-func isSQLite(q queue.Queue) bool {
-	d, ok := q.(interface{ Dialect() sqlstore.Dialect })
-	return ok && d.Dialect() == sqlstore.SQLite
+// writesBounded reports whether q bounds its own writes (queue.BoundedWriter:
+// sqlstore.Store on SQLite, whose busy timeout bounds a commit).
+func writesBounded(q queue.Queue) bool {
+	b, ok := q.(queue.BoundedWriter)
+	return ok && b.WritesBounded()
 }
 
 // notify wakes the relays: the rows just committed are due.

@@ -59,6 +59,16 @@ type Queue interface {
 	LeaseTimeout() time.Duration
 }
 
+// BoundedWriter is an optional interface of a Queue. WritesBounded reports
+// that the queue's writes end on their own within a bound the queue
+// enforces (an embedded database's lock timeout, such as SQLite's busy
+// timeout), so a caller may write with a context that has no deadline. Some
+// drivers (modernc.org/sqlite) watch a cancellable context with a goroutine
+// per statement, which a hot path then saves.
+type BoundedWriter interface {
+	WritesBounded() bool
+}
+
 // TxQueue is a Queue in an SQL database whose writes can join the caller's
 // transaction: the outbox inserts inside the application's transaction, and
 // the relay moves a row to a poison queue of the same database atomically.
