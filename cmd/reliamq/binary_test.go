@@ -12,10 +12,11 @@ import (
 	"github.com/reliamq/reliamq/adapters/sqlstore"
 )
 
-// TestBinary_runs_as_a_process_with_the_documented_exit_codes builds the real
-// command and runs it, so main's wiring (arguments, stdin, exit status) is
-// covered, not only run.
-func TestBinary_runs_as_a_process_with_the_documented_exit_codes_formats_and_help(t *testing.T) {
+// buildBinary builds the command into a temporary directory of t and
+// returns its path (the go build cache makes later builds a link). It skips
+// under -short and when there is no go tool.
+func buildBinary(t *testing.T) string {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("builds the binary; runs in the non-short pass")
 	}
@@ -24,10 +25,17 @@ func TestBinary_runs_as_a_process_with_the_documented_exit_codes_formats_and_hel
 		t.Skip("no go tool on PATH to build the command")
 	}
 	bin := filepath.Join(t.TempDir(), "reliamq")
-	build := exec.Command(goTool, "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
+	if out, err := exec.Command(goTool, "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
+	return bin
+}
+
+// TestBinary_runs_as_a_process_with_the_documented_exit_codes builds the real
+// command and runs it, so main's wiring (arguments, stdin, exit status) is
+// covered, not only run.
+func TestBinary_runs_as_a_process_with_the_documented_exit_codes_formats_and_help(t *testing.T) {
+	bin := buildBinary(t)
 	dsn, db := sqliteDB(t)
 	seedFallback(t, newStore(t, db, sqlstore.SQLite, sqlstore.DefaultTable))
 

@@ -32,17 +32,7 @@ import (
 // command lists, moves and replays its rows with --table and --queue, the
 // built binary on the journal's SQLite file.
 func TestBinary_lists_and_replays_a_journal_left_by_a_stopped_publisher(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary; runs in the non-short pass")
-	}
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("no go tool on PATH to build the command")
-	}
-	bin := filepath.Join(t.TempDir(), "reliamq")
-	if out, err := exec.Command(goTool, "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t)
 
 	// A journal whose broker was down: three rows wait in queue "journal",
 	// and one the broker refused for good sits in "journal/poison".
