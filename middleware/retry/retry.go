@@ -317,9 +317,10 @@ func (p *Publisher) retry(start time.Time, topic string, msgs []*message.Message
 
 // next decides what follows the failed attempt l.attempts: it returns
 // stopNone after waiting the delay before the next attempt, or why the loop
-// stops. The wait ends early when the send context ends; the context is
-// checked again after it, since a zero delay does not wait and a timer may
-// fire as the context ends: no attempt starts on an ended context.
+// stops. A context that ended during the attempt stops the loop before the
+// RetryHooks run; the wait ends early when the context ends, and the context
+// is checked again after it, since a timer may fire as the context ends: no
+// attempt starts on an ended context.
 func (l *loop) next() stopReason {
 	pol := &l.p.cfg.Policy
 	if !pol.Retryable(l.lastErr) {
@@ -327,6 +328,10 @@ func (l *loop) next() stopReason {
 	}
 	if pol.Exhausted(l.attempts) {
 		return stopExhausted
+	}
+	if l.ctx.Err() != nil {
+		// Ended during the attempt: no retry is announced that cannot start.
+		return stopCanceled
 	}
 	d := pol.JitteredDelay(l.attempts, l.jitterDraw())
 	elapsed := l.p.cfg.Clock.Now().Sub(l.start)
