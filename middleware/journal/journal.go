@@ -67,11 +67,12 @@ type Publisher struct {
 	// Group commit: the calls waiting for a commit queue in pending; one of
 	// them at a time, the leader, writes a group and hands the lead to the
 	// first call still waiting. A lone caller commits on its own goroutine.
-	mu       sync.Mutex
-	closed   bool
-	pending  []*request
-	leading  bool           // a leader is committing: pending calls are its
-	inflight sync.WaitGroup // Publish calls past the closed check
+	mu        sync.Mutex
+	closed    bool
+	pending   []*request
+	leading   bool           // a leader is committing: pending calls are its
+	lastGroup int            // the calls the last commit answered
+	inflight  sync.WaitGroup // Publish calls past the closed check
 
 	stopRelay context.CancelFunc
 	relayDone chan struct{} // closed when recovery and every Run have returned
@@ -181,16 +182,20 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	p.pending = append(p.pending, req)
 	lead := !p.leading
 	p.leading = true
+	// The callers the last commit answered are runnable now, perhaps behind
+	// this goroutine on its processor. When there were others than this one,
+	// let them queue their next calls before the group is cut, or each
+	// commit carries one call while the others wait for the next. A lone
+	// caller does not wait for itself.
+	yield := p.lastGroup > 1
 	p.mu.Unlock()
 	if !lead {
 		if err := <-req.done; err != errLead {
 			return err
 		}
-		// Handed the lead: the callers the last commit answered are
-		// runnable now, perhaps behind this goroutine on its processor. Let
-		// them queue their next calls before the group is cut, or each
-		// commit carries one call while the others wait for the next. A
-		// call that found no leader has no such callers to wait for.
+		yield = true // handed the lead: the last commit answered others
+	}
+	if yield {
 		runtime.Gosched()
 	}
 	p.lead()
@@ -244,6 +249,7 @@ func (p *Publisher) lead() {
 	p.commit(batch, rows)
 
 	p.mu.Lock()
+	p.lastGroup = n
 	if len(p.pending) == 0 {
 		p.leading = false
 	} else {
