@@ -24,7 +24,11 @@
 // the waiting calls, oldest first, while they fit in MaxBatch messages,
 // inserts their rows in one transaction, answers each caller and hands the
 // lead to the oldest call still waiting. A lone call commits on its own
-// goroutine, with no hand-over. Each commit wakes the relays
+// goroutine, with no hand-over. A leader whose last commit answered other
+// callers yields once before it takes the group, so that those callers,
+// runnable but perhaps not yet running, join it with their next calls
+// (without that, 8 producers on 2 cores shared commits 1.2 calls at a time,
+// with it 6). Each commit wakes the relays
 // (fallback.Relay.Notify), so a message is sent as soon as it is committed,
 // not a poll interval later. A single producer pays one commit per call;
 // many producers share them.
@@ -106,19 +110,18 @@
 // single producer to about half of the async pool here. Several producers
 // share commits and reach more than half of it.
 // BenchmarkJournal_vs_async, end-to-end msgs/s until Close returned, median
-// of 6 interleaved runs, journal (NORMAL) / async with the same inner
-// publisher and 50 sends at once in both, 2 cores shared with other test
-// suites:
+// of 6 runs, journal (NORMAL) / async with the same inner publisher and 50
+// sends at once in both, on 2 cores (docs/benchmarks.md has the conditions):
 //
 //	go test -run '^$' -bench 'Journal_vs_async' -count 6 ./middleware/journal
 //
 //	inner publisher                     producers  async    journal  ratio (per-run range)
-//	fake broker, 1 ms per send          1          43,324   23,112   0.53 (0.51-0.56)
-//	fake broker, 1 ms per send          8          48,927   29,556   0.61 (0.58-0.63)
-//	RocketMQ adapter, embedded broker   1          31,424   15,950   0.51 (0.44-0.60)
-//	RocketMQ adapter, embedded broker   8          40,570   18,564   0.46 (0.43-0.48)
+//	fake broker, 1 ms per send          1          43,345   21,879   0.50 (0.46-0.53)
+//	fake broker, 1 ms per send          8          49,460   28,050   0.57 (0.55-0.58)
+//	RocketMQ adapter, embedded broker   1          36,545   18,825   0.52 (0.48-0.59)
+//	RocketMQ adapter, embedded broker   8          42,980   22,497   0.52 (0.47-0.54)
 //
-// With synchronous FULL the journal made 4-18 % of the async pool (a disk
+// With synchronous FULL the journal made 4-25 % of the async pool (a disk
 // flush per commit, claim and delete). Choose the journal where a crash must
 // not lose a message, and the async pool where throughput matters more.
 package journal
