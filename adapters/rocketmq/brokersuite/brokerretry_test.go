@@ -85,7 +85,7 @@ func TestDelayLevels_hold_each_message_for_its_level(t *testing.T) {
 // UUID, payload, message id and topic and a growing reconsume count: first
 // after the broker's own choice (level 3 + reconsume times 0 = 3 s here),
 // then at the level the handler set (1), ahead of a message sent at the same
-// time with level 2.
+// time with level 3 (two seconds apart, for a loaded machine).
 func TestBrokerRetry_redelivers_with_reconsume_count_and_stable_ids(t *testing.T) {
 	t.Parallel()
 	eachTarget(t, func(t *testing.T, tg *target) {
@@ -129,7 +129,7 @@ func TestBrokerRetry_redelivers_with_reconsume_count_and_stable_ids(t *testing.T
 			t.Errorf("first redelivery after %v, want the broker's level 3 (%v)", waited, delayOf(3))
 		}
 		check(second, 1)
-		marker := newMessage("marker", message.Metadata{metadata.DelayLevel: "2"})
+		marker := newMessage("marker", message.Metadata{metadata.DelayLevel: "3"})
 		second.Metadata.Set(metadata.DelayLevel, "1")
 		second.Nack()
 		if err := pub.Publish(topic, marker); err != nil {
@@ -138,7 +138,7 @@ func TestBrokerRetry_redelivers_with_reconsume_count_and_stable_ids(t *testing.T
 
 		third := receive(t, msgs, 30*time.Second)
 		if third.UUID == marker.UUID {
-			t.Fatalf("the level 2 marker came before the redelivery at level 1")
+			t.Fatalf("the level 3 marker came before the redelivery at level 1")
 		}
 		check(third, 2)
 		third.Ack()
