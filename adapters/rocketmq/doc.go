@@ -209,7 +209,9 @@
 //     3 s attempt timeout before they fail (the next attempt of a retry goes
 //     elsewhere);
 //   - broadcasting consumers keep offsets in local files under
-//     $HOME/.rocketmq_client_go, per client instance name;
+//     $HOME/.rocketmq_client_go (or the directory in the environment
+//     variable rocketmq.client.localOffsetStoreDir, read once at process
+//     start), per client instance name;
 //   - the admin requests that create topics carry no ACL credentials: with
 //     ACL, create topics beforehand and set SkipTopicCreation.
 package rocketmq

@@ -54,7 +54,8 @@ type SubscriberConfig struct {
 	SingleTopicGroup bool
 	// Broadcasting makes every subscriber of the group receive every message
 	// (offsets are kept in a local file by the client, under
-	// $HOME/.rocketmq_client_go, keyed by InstanceName). Default false:
+	// $HOME/.rocketmq_client_go or the directory in the environment variable
+	// rocketmq.client.localOffsetStoreDir, keyed by InstanceName). Default false:
 	// clustering, where the group shares the messages. In broadcasting mode a
 	// nacked message is dropped (logged at error level), never redelivered,
 	// and delivered messages carry metadata.Broadcast = "true".
