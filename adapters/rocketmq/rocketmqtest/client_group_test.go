@@ -76,9 +76,12 @@ func TestBroker_splits_queues_between_two_consumers_and_the_survivor_takes_over(
 	for _, id := range sendToEveryQueue(t, p, topic, 4, "after") {
 		after[id] = true
 	}
-	waitFor(t, 5*time.Second, "the survivor to consume every queue", func() bool { return len(queuesOf(c1, after)) == 4 })
-	if took := time.Since(stopped); took > time.Second {
-		t.Errorf("the survivor took over all queues after %v, want within 1s", took)
+	waitFor(t, 10*time.Second, "the survivor to consume every queue", func() bool { return len(queuesOf(c1, after)) == 4 })
+	// Well under the client's own rebalance, every 20 s: the broker's
+	// NOTIFY_CONSUMER_IDS_CHANGED did it (the bound leaves room for a
+	// loaded machine).
+	if took := time.Since(stopped); took > 5*time.Second {
+		t.Errorf("the survivor took over all queues after %v, want within 5s", took)
 	}
 }
 
