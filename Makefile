@@ -15,7 +15,7 @@ STATICCHECK   ?= $(shell $(GO) env GOPATH)/bin/staticcheck
 test: test-unit test-race
 
 # The RocketMQ client keeps broadcasting consumers' offsets in files under
-# $$HOME/.rocketmq_client_go unless this variable names another directory: the
+# $HOME/.rocketmq_client_go unless this variable names another directory: the
 # tests' go in a temporary one, removed afterwards.
 test-unit:
 	@dir=$$(mktemp -d); echo "$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./..."; \
