@@ -93,12 +93,15 @@
 //
 // ErrTopicNotExist tells an unknown topic from an unreachable broker. It is
 // permanent when the name servers confirm that neither the topic nor TBW102
-// has a route while they list a broker: the brokers do not create topics on
-// first send (autoCreateTopicEnable=false), so only an operator creating the
+// has a route while they list brokers, and every listed master broker says
+// in its configuration (GET_BROKER_CONFIG) that it does not create topics on
+// first send (autoCreateTopicEnable=false): only an operator creating the
 // topic helps and a retry would wait in vain. With no broker registered (all
-// stopped) nothing has a route, and the error stays retryable. A
-// TOPIC_NOT_EXIST answer for a topic that has a route (being created or
-// deleted) also matches ErrBrokerUnavailable and stays retryable.
+// stopped) nothing has a route, and the error stays retryable; so it does
+// while a broker that creates topics, or that does not answer, is listed
+// before its routes are, as a RocketMQ 5.x broker that has just started can
+// be. A TOPIC_NOT_EXIST answer for a topic that has a route (being created
+// or deleted) also matches ErrBrokerUnavailable and stays retryable.
 //
 // SendError.Accepted lists the UUIDs of the messages of a failed
 // multi-message Publish that the broker confirmed; middleware/retry and

@@ -80,13 +80,16 @@ var (
 	// and the broker will not create it. When the name servers say that
 	// neither the topic nor the default topic TBW102 (through which brokers
 	// with autoCreateTopicEnable create topics on first send) has a route
-	// while a broker is registered, topic creation is disabled and the error
-	// is permanent: only an operator creating the topic changes the outcome,
-	// and nothing was sent. With no broker registered it stays retryable. When a
-	// broker answers TOPIC_NOT_EXIST although a route exists (a topic being
-	// created or deleted), the error also matches ErrBrokerUnavailable and is
-	// worth retrying. It lets callers tell an unknown topic from an
-	// unreachable broker.
+	// while brokers are registered, and every registered master's
+	// configuration says autoCreateTopicEnable=false, topic creation is
+	// disabled and the error is permanent: only an operator creating the
+	// topic changes the outcome, and nothing was sent. With no broker
+	// registered, or a registered broker that creates topics or does not
+	// answer (one that has just started, listed before its routes), it stays
+	// retryable. When a broker answers TOPIC_NOT_EXIST although a route
+	// exists (a topic being created or deleted), the error also matches
+	// ErrBrokerUnavailable and is worth retrying. It lets callers tell an
+	// unknown topic from an unreachable broker.
 	ErrTopicNotExist = errors.New("rocketmq: topic does not exist")
 )
 

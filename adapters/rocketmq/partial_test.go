@@ -185,6 +185,31 @@ func TestPublisher_unknown_topic_without_auto_creation_is_a_permanent_ErrTopicNo
 	}
 }
 
+// A broker that has just started can be listed by the name server before its
+// routes are, TBW102's included (RocketMQ 5.x registers in steps). That
+// broker creates topics (autoCreateTopicEnable=true in its configuration),
+// so a send in that moment is retryable, not a permanent ErrTopicNotExist
+// that would poison a relayed message. The route queries answering
+// TOPIC_NOT_EXIST stand for that moment.
+func TestPublisher_no_route_from_a_listed_broker_that_creates_topics_is_retryable(t *testing.T) {
+	b := newBroker(t, rocketmqtest.Config{})
+	pub := newPublisher(t, b, rocketmq.PublisherConfig{SendTimeout: 2 * time.Second})
+	topic := newTopic()
+	b.Fail(rocketmqtest.CodeGetRouteInfoByTopic, rocketmqtest.RespTopicNotExist, -1)
+	err := pub.Publish(topic, newMsg("x"))
+	if err == nil || !rocketmq.IsRetryable(err) || policy.IsPermanent(err) {
+		t.Fatalf("Publish = %v, want a retryable error", err)
+	}
+	if n := len(b.Messages(topic)); n != 0 {
+		t.Fatalf("broker stored %d messages while no route was known", n)
+	}
+	// Once the routes are there, the same publisher sends.
+	b.Fail(rocketmqtest.CodeGetRouteInfoByTopic, rocketmqtest.RespTopicNotExist, 0)
+	if err := pub.Publish(topic, newMsg("y")); err != nil {
+		t.Fatalf("Publish once routes answer: %v", err)
+	}
+}
+
 func TestPublisher_TOPIC_NOT_EXIST_for_a_routed_topic_is_retryable(t *testing.T) {
 	b := newBroker(t, rocketmqtest.Config{})
 	pub := newPublisher(t, b, rocketmq.PublisherConfig{})

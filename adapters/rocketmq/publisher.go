@@ -442,19 +442,35 @@ func (p *Publisher) topicCreationDisabled(ctx context.Context, topic string) boo
 	}
 	// With every broker stopped the name servers know no route at all,
 	// TBW102's included: that is an outage, not brokers that do not create
-	// topics.
-	return brokersRegistered(ctx, p.cfg.NameServers)
-}
-
-// brokersRegistered reports whether a name server lists a master broker.
-func brokersRegistered(ctx context.Context, nameServers []string) bool {
-	for _, ns := range nameServers {
-		code, body, err := invokeNameServer(ctx, ns, reqGetBrokerClusterInfo, nil)
-		if err == nil && code == 0 && len(masterAddrs(body)) > 0 {
-			return true
+	// topics. A broker that has just started can be listed before its routes
+	// are (RocketMQ 5.x): what decides is each broker's own
+	// autoCreateTopicEnable, and a broker that does not answer leaves the
+	// question open (retryable).
+	masters := registeredMasters(ctx, p.cfg.NameServers)
+	if len(masters) == 0 {
+		return false
+	}
+	for _, addr := range masters {
+		info, err := brokerTimers(ctx, addr)
+		if err != nil || info.createsTopics {
+			return false
 		}
 	}
-	return false
+	return true
+}
+
+// registeredMasters returns the master brokers the first answering name
+// server lists.
+func registeredMasters(ctx context.Context, nameServers []string) []string {
+	for _, ns := range nameServers {
+		code, body, err := invokeNameServer(ctx, ns, reqGetBrokerClusterInfo, nil)
+		if err == nil && code == 0 {
+			if addrs := masterAddrs(body); len(addrs) > 0 {
+				return addrs
+			}
+		}
+	}
+	return nil
 }
 
 // noRouteAnywhere reports whether every name server answered that the topic

@@ -46,12 +46,14 @@ const (
 	timerProbeTimeout = 3 * time.Second
 )
 
-// brokerTimerInfo is what a broker's configuration says about delays.
+// brokerTimerInfo is what a broker's configuration says about delays, and
+// whether it creates topics on first send.
 type brokerTimerInfo struct {
-	timers    bool            // timerWheelEnable=true
-	precision time.Duration   // timerPrecisionMs
-	levels    []time.Duration // messageDelayLevel, level 1 first
-	at        time.Time
+	timers        bool            // timerWheelEnable=true
+	precision     time.Duration   // timerPrecisionMs
+	levels        []time.Duration // messageDelayLevel, level 1 first
+	createsTopics bool            // autoCreateTopicEnable=true
+	at            time.Time
 }
 
 var timerInfos = struct {
@@ -94,6 +96,8 @@ func parseBrokerConfig(body string) brokerTimerInfo {
 		switch k {
 		case "timerWheelEnable":
 			info.timers = v == "true"
+		case "autoCreateTopicEnable":
+			info.createsTopics = v == "true"
 		case "timerPrecisionMs":
 			if ms, err := strconv.Atoi(v); err == nil && ms > 0 {
 				info.precision = time.Duration(ms) * time.Millisecond

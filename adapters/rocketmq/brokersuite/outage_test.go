@@ -16,6 +16,7 @@ import (
 	"github.com/reliamq/reliamq/middleware/fallback"
 	"github.com/reliamq/reliamq/middleware/retry"
 	"github.com/reliamq/reliamq/pkg/policy"
+	"github.com/reliamq/reliamq/pkg/queue"
 )
 
 func newRetry(t *testing.T, inner message.Publisher) *retry.Publisher {
@@ -99,8 +100,13 @@ func TestOutage_fallback_stores_while_the_brokers_are_down_and_the_relay_deliver
 		if !ok {
 			s, _ := st.Stats(context.Background(), "")
 			rs, _ := relay.Stats(context.Background())
-			t.Fatalf("%v after %v (lost: %s); fallback %+v; store %+v; relay %+v",
-				c, caughtUp.Round(time.Millisecond), l.lostLabels(), fb.Stats(), s, rs)
+			var poisoned []string
+			rows, _ := st.List(context.Background(), queue.Filter{Queue: "poison"})
+			for _, r := range rows {
+				poisoned = append(poisoned, fmt.Sprintf("%s: %s", r.Payload, r.LastError))
+			}
+			t.Fatalf("%v after %v (lost: %s); fallback %+v; store %+v; relay %+v; poisoned rows %q",
+				c, caughtUp.Round(time.Millisecond), l.lostLabels(), fb.Stats(), s, rs, poisoned)
 		}
 
 		deadline := time.Now().Add(30 * time.Second)

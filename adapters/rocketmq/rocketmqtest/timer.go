@@ -102,7 +102,8 @@ func (b *Broker) handleBrokerConfig() *wire.Command {
 	for i, d := range b.cfg.DelayLevels {
 		levels[i] = formatLevel(time.Duration(float64(d) * b.cfg.DelayScale))
 	}
-	fmt.Fprintf(&sb, "messageDelayLevel=%s\nmaxMessageSize=%d\n", strings.Join(levels, " "), b.cfg.MaxMessageSize)
+	fmt.Fprintf(&sb, "messageDelayLevel=%s\nmaxMessageSize=%d\nautoCreateTopicEnable=%t\n",
+		strings.Join(levels, " "), b.cfg.MaxMessageSize, !b.cfg.DisableAutoCreateTopics)
 	if !b.cfg.DisableTimerMessages {
 		fmt.Fprintf(&sb, "timerWheelEnable=true\ntimerPrecisionMs=%d\ntimerMaxDelaySec=%d\n",
 			b.cfg.TimerPrecision.Milliseconds(), int64(b.cfg.TimerMaxDelay/time.Second))
