@@ -14,7 +14,7 @@ import (
 // clusters run with autoCreateTopicEnable=true.
 func TestBrokerConfig_of_the_real_brokers_tells_that_they_create_topics(t *testing.T) {
 	for _, srv := range []servicetest.RocketMQServer{servicetest.RocketMQ494, servicetest.RocketMQ520} {
-		t.Run(srv.Name, func(t *testing.T) {
+		t.Run(srv.Version, func(t *testing.T) {
 			c := srv.Cluster(t)
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
