@@ -45,7 +45,7 @@ func TestDelayLevels_hold_each_message_for_its_level(t *testing.T) {
 			}
 		}
 		for range warmUp {
-			m := receive(t, msgs, 30*time.Second)
+			m := receive(t, msgs, patience)
 			m.Ack()
 			if !warmUp[m.UUID] {
 				t.Fatalf("delivered %s before the delayed messages were sent, not an undelayed one", m.UUID)
@@ -63,7 +63,7 @@ func TestDelayLevels_hold_each_message_for_its_level(t *testing.T) {
 		}
 		var order []int
 		for len(order) < len(levels) {
-			m := receive(t, msgs, 30*time.Second)
+			m := receive(t, msgs, patience)
 			waited := time.Since(start)
 			m.Ack()
 			level, ok := levels[m.UUID]
@@ -119,12 +119,12 @@ func TestBrokerRetry_redelivers_with_reconsume_count_and_stable_ids(t *testing.T
 			}
 		}
 
-		first := receive(t, msgs, 30*time.Second)
+		first := receive(t, msgs, patience)
 		check(first, 0)
 		nacked := time.Now()
 		first.Nack()
 
-		second := receive(t, msgs, 30*time.Second)
+		second := receive(t, msgs, patience)
 		if waited := time.Since(nacked); waited < delayOf(3)-timerSlack {
 			t.Errorf("first redelivery after %v, want the broker's level 3 (%v)", waited, delayOf(3))
 		}
@@ -136,13 +136,13 @@ func TestBrokerRetry_redelivers_with_reconsume_count_and_stable_ids(t *testing.T
 			t.Fatalf("Publish marker: %v", err)
 		}
 
-		third := receive(t, msgs, 30*time.Second)
+		third := receive(t, msgs, patience)
 		if third.UUID == marker.UUID {
 			t.Fatalf("the level 3 marker came before the redelivery at level 1")
 		}
 		check(third, 2)
 		third.Ack()
-		if m := receive(t, msgs, 30*time.Second); m.UUID != marker.UUID {
+		if m := receive(t, msgs, patience); m.UUID != marker.UUID {
 			t.Errorf("after the acked redelivery got %s (reconsume %s), want the marker",
 				m.UUID, m.Metadata.Get(metadata.ReconsumeTimes))
 		} else {
@@ -183,7 +183,7 @@ func TestBrokerRetry_moves_the_message_to_the_DLQ_after_MaxReconsumeTimes(t *tes
 		}
 
 		var reconsumes []string
-		deadline := time.After(60 * time.Second)
+		deadline := time.After(90 * time.Second)
 		for {
 			select {
 			case m := <-msgs:
@@ -202,14 +202,14 @@ func TestBrokerRetry_moves_the_message_to_the_DLQ_after_MaxReconsumeTimes(t *tes
 					t.Fatalf("DLQ delivered %s %q, want %s poison", d.UUID, d.Payload, poison.UUID)
 				}
 			case <-deadline:
-				t.Fatalf("poison not in the DLQ after 60s; consumed with reconsume times %v", reconsumes)
+				t.Fatalf("poison not in the DLQ after 90s; consumed with reconsume times %v", reconsumes)
 			}
 			break
 		}
 		if fmt.Sprint(reconsumes) != "[0 1 2]" {
 			t.Errorf("poison consumed with reconsume times %v, want [0 1 2] (MaxReconsumeTimes 2)", reconsumes)
 		}
-		c := l.waitDelivered(t, 30*time.Second)
+		c := l.waitDelivered(t, patience)
 		t.Logf("good messages: %v", c)
 		// Nothing of the poison message comes back to the group.
 		select {

@@ -73,6 +73,13 @@ func subscribe(t testing.TB, s *rocketmq.Subscriber, topic string) <-chan *messa
 	return msgs
 }
 
+// patience bounds the wait for a message the test expects: a bound on
+// liveness, not on speed. Delivery normally takes milliseconds, but when a
+// pull's answer never comes the v2.1.2 client sends the next pull only after
+// its 30 s timeout and 3 s more; on 5.2.0 under CI load a message once missed
+// a 30 s bound by 3 s.
+const patience = 60 * time.Second
+
 func receive(t testing.TB, msgs <-chan *message.Message, timeout time.Duration) *message.Message {
 	t.Helper()
 	select {
