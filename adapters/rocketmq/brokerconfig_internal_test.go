@@ -23,7 +23,7 @@ func TestBrokerConfig_of_the_real_brokers_tells_that_they_create_topics(t *testi
 				t.Fatalf("name server lists masters %v, want %d", masters, len(c.Brokers))
 			}
 			for _, addr := range masters {
-				info, err := brokerTimers(ctx, addr)
+				info, err := readBrokerConfig(ctx, addr)
 				if err != nil {
 					t.Fatalf("GET_BROKER_CONFIG from %s: %v", addr, err)
 				}

@@ -451,7 +451,7 @@ func (p *Publisher) topicCreationDisabled(ctx context.Context, topic string) boo
 		return false
 	}
 	for _, addr := range masters {
-		info, err := brokerTimers(ctx, addr)
+		info, err := readBrokerConfig(ctx, addr)
 		if err != nil || info.createsTopics {
 			return false
 		}

@@ -39,16 +39,16 @@ var ErrTimerUnsupported = errors.New("rocketmq: the broker has no timer messages
 const (
 	reqGetBrokerConfig = 26
 	reqSendMessage     = 10
-	// timerInfoTTL is how long a broker's timer settings are trusted: a
+	// brokerConfigTTL is how long a broker's configuration is trusted: a
 	// broker upgraded or reconfigured is seen within it.
-	timerInfoTTL = time.Minute
+	brokerConfigTTL = time.Minute
 	// timerProbeTimeout bounds one GET_BROKER_CONFIG or timer retry send.
 	timerProbeTimeout = 3 * time.Second
 )
 
-// brokerTimerInfo is what a broker's configuration says about delays, and
+// brokerConfig is what a broker's configuration says about delays, and
 // whether it creates topics on first send.
-type brokerTimerInfo struct {
+type brokerConfig struct {
 	timers        bool            // timerWheelEnable=true
 	precision     time.Duration   // timerPrecisionMs
 	levels        []time.Duration // messageDelayLevel, level 1 first
@@ -56,38 +56,38 @@ type brokerTimerInfo struct {
 	at            time.Time
 }
 
-var timerInfos = struct {
+var brokerConfigs = struct {
 	sync.Mutex
-	m map[string]brokerTimerInfo
-}{m: map[string]brokerTimerInfo{}}
+	m map[string]brokerConfig
+}{m: map[string]brokerConfig{}}
 
-// brokerTimers returns the timer settings of the broker at addr, from a
-// cache of timerInfoTTL.
-func brokerTimers(ctx context.Context, addr string) (brokerTimerInfo, error) {
-	timerInfos.Lock()
-	info, ok := timerInfos.m[addr]
-	timerInfos.Unlock()
-	if ok && time.Since(info.at) < timerInfoTTL {
+// readBrokerConfig returns what the configuration of the broker at addr
+// says, from a cache of brokerConfigTTL.
+func readBrokerConfig(ctx context.Context, addr string) (brokerConfig, error) {
+	brokerConfigs.Lock()
+	info, ok := brokerConfigs.m[addr]
+	brokerConfigs.Unlock()
+	if ok && time.Since(info.at) < brokerConfigTTL {
 		return info, nil
 	}
 	resp, body, err := invokeRemoting(ctx, addr, reqGetBrokerConfig, nil, nil)
 	if err != nil {
-		return brokerTimerInfo{}, err
+		return brokerConfig{}, err
 	}
 	if resp.Code != 0 {
-		return brokerTimerInfo{}, fmt.Errorf("broker %s answered GET_BROKER_CONFIG with code %d: %s", addr, resp.Code, resp.Remark)
+		return brokerConfig{}, fmt.Errorf("broker %s answered GET_BROKER_CONFIG with code %d: %s", addr, resp.Code, resp.Remark)
 	}
 	info = parseBrokerConfig(string(body))
 	info.at = time.Now()
-	timerInfos.Lock()
-	timerInfos.m[addr] = info
-	timerInfos.Unlock()
+	brokerConfigs.Lock()
+	brokerConfigs.m[addr] = info
+	brokerConfigs.Unlock()
 	return info, nil
 }
 
 // parseBrokerConfig reads the key=value lines of a GET_BROKER_CONFIG answer.
-func parseBrokerConfig(body string) brokerTimerInfo {
-	info := brokerTimerInfo{precision: time.Second}
+func parseBrokerConfig(body string) brokerConfig {
+	info := brokerConfig{precision: time.Second}
 	for _, line := range strings.Split(body, "\n") {
 		k, v, ok := strings.Cut(strings.TrimSpace(line), "=")
 		if !ok {
@@ -171,7 +171,7 @@ func (p *Publisher) checkTimers(topic string, msgs []*message.Message) error {
 		}
 	}
 	for _, addr := range addrs {
-		info, err := brokerTimers(ctx, addr)
+		info, err := readBrokerConfig(ctx, addr)
 		if err != nil {
 			return fmt.Errorf("%w: check timer support of broker %s: %v", ErrBrokerUnavailable, addr, err)
 		}
@@ -221,7 +221,7 @@ func (sub *subscription) retryByTimer(ext *primitive.MessageExt, msg *message.Me
 	if slices.Contains(addrs, ext.StoreHost) {
 		addr = ext.StoreHost
 	}
-	info, err := brokerTimers(ctx, addr)
+	info, err := readBrokerConfig(ctx, addr)
 	if err != nil || !info.timers {
 		sub.timerFallback("the broker has no timer messages", err)
 		return false
